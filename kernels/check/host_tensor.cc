@@ -1,0 +1,80 @@
+#include "kernels/check/host_tensor.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace om {
+
+HostTensor::HostTensor(std::string name, DType dtype, Shape shape)
+    : name_(std::move(name)),
+      dtype_(dtype),
+      shape_(shape),
+      buffer_(Buffer::Allocate(Device::Cpu(), static_cast<size_t>(shape.numel()) * dtype_size(dtype), name_.c_str())) {
+  buffer_.Zero();
+}
+
+TensorView HostTensor::view() { return make_view(buffer_.data(), dtype_, shape_, Device::Cpu(), name_.c_str()); }
+ConstTensorView HostTensor::view() const {
+  return make_view(static_cast<const void*>(buffer_.data()), dtype_, shape_, Device::Cpu(), name_.c_str());
+}
+
+double HostTensor::get(int64_t i) const {
+  OM_CHECK(i >= 0 && i < numel(), "HostTensor '%s': index %ld out of range %ld", name_.c_str(), static_cast<long>(i),
+           static_cast<long>(numel()));
+  const void* p = buffer_.data();
+  switch (dtype_) {
+    case DType::kF32: return static_cast<const float*>(p)[i];
+    case DType::kF64: return static_cast<const double*>(p)[i];
+    case DType::kBF16: return bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DType::kI32: return static_cast<const int32_t*>(p)[i];
+    case DType::kI64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::kU16: return static_cast<const uint16_t*>(p)[i];
+    case DType::kU32: return static_cast<const uint32_t*>(p)[i];
+  }
+  return 0.0;
+}
+
+void HostTensor::set(int64_t i, double v) {
+  OM_CHECK(i >= 0 && i < numel(), "HostTensor '%s': index %ld out of range %ld", name_.c_str(), static_cast<long>(i),
+           static_cast<long>(numel()));
+  void* p = buffer_.data();
+  switch (dtype_) {
+    case DType::kF32: static_cast<float*>(p)[i] = static_cast<float>(v); return;
+    case DType::kF64: static_cast<double*>(p)[i] = v; return;
+    case DType::kBF16: static_cast<uint16_t*>(p)[i] = float_to_bf16_bits(static_cast<float>(v)); return;
+    case DType::kI32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); return;
+    case DType::kI64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); return;
+    case DType::kU16: static_cast<uint16_t*>(p)[i] = static_cast<uint16_t>(v); return;
+    case DType::kU32: static_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); return;
+  }
+}
+
+double HostTensor::max_abs() const {
+  double m = 0.0;
+  for (int64_t i = 0; i < numel(); ++i) m = std::max(m, std::fabs(get(i)));
+  return m;
+}
+
+HostTensor HostTensor::Converted(DType dtype, std::string name) const {
+  HostTensor out(name.empty() ? name_ : std::move(name), dtype, shape_);
+  if (dtype == dtype_) {
+    std::memcpy(out.buffer_.data(), buffer_.data(), buffer_.size());
+  } else {
+    for (int64_t i = 0; i < numel(); ++i) out.set(i, get(i));
+  }
+  return out;
+}
+
+void HostTensor::FillNormal(const Rng& rng, uint64_t offset, double stddev) {
+  for (int64_t i = 0; i < numel(); ++i) set(i, stddev * rng.NormalDouble(offset + static_cast<uint64_t>(i)));
+}
+
+void HostTensor::FillUniform(const Rng& rng, uint64_t offset, double lo, double hi) {
+  for (int64_t i = 0; i < numel(); ++i) set(i, lo + (hi - lo) * rng.UniformDouble(offset + static_cast<uint64_t>(i)));
+}
+
+void HostTensor::Fill(double value) {
+  for (int64_t i = 0; i < numel(); ++i) set(i, value);
+}
+
+}  // namespace om

@@ -1,0 +1,33 @@
+// Shared vocabulary of the op API: gradient modes, argument validation and the device switch helper.
+// Every op validates its arguments once, in kernels/<op>.cc, before dispatching to a backend; the
+// messages name the op and the tensor ("rmsnorm_forward: 'inp' is f32 (2, 5) but expected (2, 8)").
+#pragma once
+
+#include "core/check.h"
+#include "core/device.h"
+#include "core/tensor.h"
+
+namespace om {
+
+// How an op writes its output: overwrite (=) or accumulate (+=). Parameter gradients accumulate,
+// activation gradients overwrite (kernels/README.md).
+enum class WriteMode : uint8_t { kOverwrite, kAccumulate };
+
+// OM_CHECKs that `t` is non-null, contiguous, of `dtype` and `shape`.
+void check_tensor(const char* op, const ConstTensorView& t, DType dtype, const Shape& shape);
+// OM_CHECKs that `t` lives on ctx.device.
+void check_device(const char* op, const ExecContext& ctx, const ConstTensorView& t);
+// OM_CHECKs that the CPU reference supports `dtype` (f32 production, f64 for gradient checks).
+void check_cpu_float(const char* op, const ConstTensorView& t);
+
+// Fatal: `op` was asked to run on CUDA, but this build has no CUDA or the op has no CUDA kernel yet.
+[[noreturn]] void no_cuda_kernel(const char* op);
+
+}  // namespace om
+
+// Inside an op's device switch: the CUDA call in CUDA builds, a clear fatal error otherwise.
+#if OM_WITH_CUDA
+#define OM_CUDA_OP(op_name, call) call
+#else
+#define OM_CUDA_OP(op_name, call) ::om::no_cuda_kernel(op_name)
+#endif
