@@ -49,11 +49,12 @@ inline void require_ok(const CheckList& results) {
   }
 }
 
-// The machine's fp32 FMA peak in GFLOP/s: OM_FP32_PEAK_GFLOPS if set, else the figure measured on
-// the development machine with bench/kernels/fma_peak (2 cores, AVX-512: see bench/results/).
+// The machine's fp32 FMA peak in GFLOP/s: OM_FP32_PEAK_GFLOPS if set, else 445, measured on the
+// development machine (2 cores, AVX-512) by bench/kernels/fma_peak_bench: 12 independent register-only
+// FMA chains per core (bench/results/2026-11-28_cpu-2core_matmul.md). Set the variable elsewhere.
 inline double fp32_peak_gflops() {
   if (const char* s = std::getenv("OM_FP32_PEAK_GFLOPS")) return std::atof(s);
-  return 345.0;
+  return 445.0;
 }
 
 }  // namespace om::bench

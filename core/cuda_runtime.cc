@@ -44,6 +44,9 @@ void cuda_memset_zero(void* ptr, size_t bytes, int device_index) {
 
 void cuda_memcpy(void* dst, const void* src, size_t bytes) {
   OM_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
+  // cudaMemcpy from pageable host memory may return before the DMA lands on the device; copy_bytes
+  // promises a completed copy, visible to kernels on any stream (blocking or not).
+  OM_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 int cuda_device_count() {

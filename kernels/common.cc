@@ -24,6 +24,11 @@ void check_cpu_float(const char* op, const ConstTensorView& t) {
            std::string(dtype_name(t.dtype)).c_str());
 }
 
+void check_cuda_float(const char* op, const ConstTensorView& t) {
+  OM_CHECK(t.dtype == DType::kBF16 || t.dtype == DType::kF32, "%s: CUDA kernels take bf16 or f32 activations; '%s' is %s",
+           op, t.name, std::string(dtype_name(t.dtype)).c_str());
+}
+
 void no_cuda_kernel(const char* op) {
   fatal_error("device == cuda",
               format_message("%s: %s; run with --device cpu", op,

@@ -20,6 +20,9 @@ void check_device(const char* op, const ExecContext& ctx, const ConstTensorView&
 // OM_CHECKs that the CPU reference supports `dtype` (f32 production, f64 for gradient checks).
 void check_cpu_float(const char* op, const ConstTensorView& t);
 
+// OM_CHECKs that a CUDA activation tensor is bf16 (production) or f32 (tests, small models).
+void check_cuda_float(const char* op, const ConstTensorView& t);
+
 // Fatal: `op` was asked to run on CUDA, but this build has no CUDA or the op has no CUDA kernel yet.
 [[noreturn]] void no_cuda_kernel(const char* op);
 

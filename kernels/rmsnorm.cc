@@ -23,7 +23,7 @@ void rmsnorm_forward(const ExecContext& ctx, const RmsNormForwardArgs& a) {
     check_device(op, ctx, t);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.inp); return cpu::rmsnorm_forward(a);
-    case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::rmsnorm_forward(a, ctx.stream)); return;
+    case DeviceKind::kCuda: check_cuda_float(op, a.inp); OM_CUDA_OP(op, cuda::rmsnorm_forward(a, ctx.stream)); return;
   }
 }
 
@@ -41,7 +41,7 @@ void rmsnorm_backward(const ExecContext& ctx, const RmsNormBackwardArgs& a) {
     check_device(op, ctx, t);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.inp); return cpu::rmsnorm_backward(a);
-    case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::rmsnorm_backward(a, ctx.stream)); return;
+    case DeviceKind::kCuda: check_cuda_float(op, a.inp); OM_CUDA_OP(op, cuda::rmsnorm_backward(a, ctx.stream)); return;
   }
 }
 

@@ -30,4 +30,10 @@ Tolerance for_finite_difference(double h, double loss_scale) {
                    format_message("finite differences: h=%.0e, loss scale %.3g", h, loss_scale)};
 }
 
+Tolerance for_naive_reference(double naive_max_err) {
+  return Tolerance{kNaiveFactor * naive_max_err, 0.0,
+                   format_message("rule 3: %.0f * max|naive - ref| = %.0f * %.3g", kNaiveFactor, kNaiveFactor,
+                                  naive_max_err)};
+}
+
 }  // namespace om

@@ -40,4 +40,16 @@ inline constexpr double kFdCurvature = 10.0;
 inline constexpr double kFdStep = 1e-4;
 Tolerance for_finite_difference(double h, double loss_scale);
 
+// Rule 3 (relative to a same-precision naive reference, STYLE.md §8). A kernel whose output is
+// rounded to a low-precision dtype (bf16: 8 significant bits) is dominated by that final rounding,
+// which rule 2's bound for the f32 arithmetic inside does not cover; it is judged against a naive
+// implementation with the same output precision instead:
+//   max|kernel - ref_f64| <= kNaiveFactor * max|naive - ref_f64|
+// where naive is the CPU reference run on the same (already rounded) inputs with its output
+// rounded to the dtype, and ref_f64 the f64 CPU reference. The factor 2 leaves room for the
+// kernel's own f32 rounding on top of the output rounding that both share (flash-attention's rule).
+// As a Tolerance: atol = kNaiveFactor * naive_max_err, rtol = 0.
+inline constexpr double kNaiveFactor = 2.0;
+Tolerance for_naive_reference(double naive_max_err);
+
 }  // namespace om

@@ -1,0 +1,55 @@
+#include "kernels/attention.h"
+
+namespace om {
+namespace {
+
+// Batch, time, heads and head dim read off qkv (B, T, 3*H*D); OM_CHECKs that they are consistent.
+struct AttentionDims {
+  int64_t B, T, H, D;
+};
+
+AttentionDims attention_dims(const char* op, const ConstTensorView& qkv, int64_t n_heads) {
+  OM_CHECK(qkv.ndim() == 3, "%s: '%s' must be (B, T, 3*H*D), got %s", op, qkv.name, qkv.shape.ToString().c_str());
+  OM_CHECK(n_heads > 0, "%s: n_heads must be positive, got %ld", op, static_cast<long>(n_heads));
+  const int64_t width = qkv.dim(2);
+  OM_CHECK(width > 0 && width % (3 * n_heads) == 0, "%s: '%s' last dim %ld is not 3*H*D with H=%ld", op, qkv.name,
+           static_cast<long>(width), static_cast<long>(n_heads));
+  check_tensor(op, qkv, qkv.dtype, qkv.shape);  // non-null and contiguous
+  return {qkv.dim(0), qkv.dim(1), n_heads, width / (3 * n_heads)};
+}
+
+}  // namespace
+
+void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& a) {
+  constexpr const char* op = "attention_forward";
+  const auto [B, T, H, D] = attention_dims(op, a.qkv, a.n_heads);
+  check_tensor(op, a.out, a.qkv.dtype, {B, T, H * D});
+  check_tensor(op, a.lse, a.qkv.dtype, {B, H, T});
+  check_device(op, ctx, a.out);
+  check_device(op, ctx, a.lse);
+  check_device(op, ctx, a.qkv);
+  if (!a.probs.empty()) {  // optional: only the evaluator asks for the full probability matrix
+    check_tensor(op, a.probs, a.qkv.dtype, {B, H, T, T});
+    check_device(op, ctx, a.probs);
+  }
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.qkv); return cpu::attention_forward(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& a) {
+  constexpr const char* op = "attention_backward";
+  const auto [B, T, H, D] = attention_dims(op, a.qkv, a.n_heads);
+  check_tensor(op, a.dqkv, a.qkv.dtype, {B, T, 3 * H * D});
+  check_tensor(op, a.dout, a.qkv.dtype, {B, T, H * D});
+  check_tensor(op, a.out, a.qkv.dtype, {B, T, H * D});
+  check_tensor(op, a.lse, a.qkv.dtype, {B, H, T});
+  for (const ConstTensorView& t : {ConstTensorView(a.dqkv), a.dout, a.qkv, a.out, a.lse}) check_device(op, ctx, t);
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.qkv); return cpu::attention_backward(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+}  // namespace om

@@ -1,0 +1,54 @@
+// Causal multi-head self-attention with softmax or softmax-1 (PAPER.md "softmax-1").
+//   s_ij = q_i · k_j / sqrt(D)  for key j <= query i (causal), per batch row b and head h
+//   softmax:   p_ij = exp(s_ij) / sum_j exp(s_ij)
+//   softmax-1: p_ij = exp(s_ij) / (1 + sum_j exp(s_ij))   (a row may sum to < 1: "attend to nothing")
+//   out_i = sum_j p_ij v_j;   lse_i = log of the row's denominator, so p_ij = exp(s_ij - lse_i).
+// The backward recomputes p from q, k and lse (no T x T matrix is stored between the passes).
+// Stateless; a call may run concurrently with calls on other tensors.
+// REQUIRES: all float tensors of one call share one dtype (CPU: f32 or f64; no CUDA kernel yet);
+//           qkv's last dimension is 3*H*D with H = n_heads > 0.
+#pragma once
+
+#include "kernels/common.h"
+
+namespace om {
+
+enum class AttentionKind : uint8_t {
+  kSoftmax,   // exp(s) / sum exp(s)
+  kSoftmax1,  // exp(s) / (1 + sum exp(s)); stable form m = max(0, max s): exp(s - m) / (exp(-m) + sum exp(s - m))
+};
+
+struct AttentionForwardArgs {
+  TensorView out;       // (B, T, H*D)    written (=); head h at [h*D, (h+1)*D)
+  TensorView lse;       // (B, H, T)      written (=); saved for backward. softmax: log sum_j exp(s_ij),
+                        //                softmax-1: log(1 + sum_j exp(s_ij)), j <= i
+  TensorView probs;     // (B, H, T, T)   optional (data == nullptr: not requested); written (=): p_ij,
+                        //                0 above the diagonal. For the first-token attention metrics.
+  ConstTensorView qkv;  // (B, T, 3*H*D)  per token q | k | v, each H*D with head h at [h*D, (h+1)*D);
+                        //                RoPE already applied to q and k
+  int64_t n_heads = 0;  // H: the heads local to this tensor-parallel rank
+  AttentionKind kind = AttentionKind::kSoftmax;
+};
+
+struct AttentionBackwardArgs {
+  TensorView dqkv;       // (B, T, 3*H*D)  written (=): dq | dk | dv in qkv's layout
+  ConstTensorView dout;  // (B, T, H*D)
+  ConstTensorView qkv;   // (B, T, 3*H*D)  the forward input
+  ConstTensorView out;   // (B, T, H*D)    the forward output
+  ConstTensorView lse;   // (B, H, T)      from the forward
+  int64_t n_heads = 0;   // H
+  AttentionKind kind = AttentionKind::kSoftmax;
+};
+
+void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& args);
+void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& args);
+
+namespace cpu {
+void attention_forward(const AttentionForwardArgs& args);
+void attention_backward(const AttentionBackwardArgs& args);
+}  // namespace cpu
+
+// No cuda:: functions yet: the flash-style CUDA kernel comes later, and until then a kCuda context
+// ends in no_cuda_kernel("attention_forward" / "attention_backward").
+
+}  // namespace om

@@ -1,0 +1,121 @@
+#include "kernels/cross_entropy.h"
+
+#include <initializer_list>
+
+namespace om {
+namespace {
+
+// Statistics (row_max, sum_exp, target_logit, losses): the logits dtype on the CPU, f32 on CUDA.
+DType stat_dtype(const ExecContext& ctx, const ConstTensorView& logits) {
+  return ctx.device.kind == DeviceKind::kCuda ? DType::kF32 : logits.dtype;
+}
+
+void check_logits(const char* op, const ConstTensorView& logits) {
+  OM_CHECK(logits.ndim() == 2, "%s: '%s' must be (N, Vl), got %s", op, logits.name, logits.shape.ToString().c_str());
+}
+
+void check_shard(const char* op, const VocabShard& s) {
+  OM_CHECK(s.vocab_size >= 1 && s.vocab_start >= 0, "%s: invalid vocab shard (vocab_start %ld, vocab_size %ld)", op,
+           static_cast<long>(s.vocab_start), static_cast<long>(s.vocab_size));
+}
+
+void check_devices(const char* op, const ExecContext& ctx, std::initializer_list<ConstTensorView> ts) {
+  for (const ConstTensorView& t : ts) check_device(op, ctx, t);
+}
+
+}  // namespace
+
+void cross_entropy_row_max(const ExecContext& ctx, const CrossEntropyRowMaxArgs& a) {
+  constexpr const char* op = "cross_entropy_row_max";
+  check_logits(op, a.logits);
+  check_shard(op, a.shard);
+  const int64_t N = a.logits.dim(0), Vl = a.logits.dim(1);
+  check_tensor(op, a.logits, a.logits.dtype, {N, Vl});
+  check_tensor(op, a.row_max, stat_dtype(ctx, a.logits), {N});
+  check_devices(op, ctx, {a.row_max, a.logits});
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_row_max(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+void cross_entropy_sum_exp(const ExecContext& ctx, const CrossEntropySumExpArgs& a) {
+  constexpr const char* op = "cross_entropy_sum_exp";
+  check_logits(op, a.logits);
+  check_shard(op, a.shard);
+  const int64_t N = a.logits.dim(0), Vl = a.logits.dim(1);
+  check_tensor(op, a.logits, a.logits.dtype, {N, Vl});
+  check_tensor(op, a.sum_exp, stat_dtype(ctx, a.logits), {N});
+  check_tensor(op, a.row_max, stat_dtype(ctx, a.logits), {N});
+  check_devices(op, ctx, {a.sum_exp, a.logits, a.row_max});
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_sum_exp(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+void cross_entropy_target_logit(const ExecContext& ctx, const CrossEntropyTargetLogitArgs& a) {
+  constexpr const char* op = "cross_entropy_target_logit";
+  check_logits(op, a.logits);
+  check_shard(op, a.shard);
+  const int64_t N = a.logits.dim(0), Vl = a.logits.dim(1);
+  check_tensor(op, a.logits, a.logits.dtype, {N, Vl});
+  check_tensor(op, a.target_logit, stat_dtype(ctx, a.logits), {N});
+  check_tensor(op, a.targets, DType::kI32, {N});
+  check_devices(op, ctx, {a.target_logit, a.logits, a.targets});
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_target_logit(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+void cross_entropy_loss(const ExecContext& ctx, const CrossEntropyLossArgs& a) {
+  constexpr const char* op = "cross_entropy_loss";
+  OM_CHECK(a.row_max.ndim() == 1, "%s: '%s' must be (N), got %s", op, a.row_max.name,
+           a.row_max.shape.ToString().c_str());
+  const int64_t N = a.row_max.dim(0);
+  const DType dt = a.row_max.dtype;
+  for (const ConstTensorView& t : {ConstTensorView(a.losses), a.row_max, a.sum_exp, a.target_logit})
+    check_tensor(op, t, dt, {N});
+  check_tensor(op, a.targets, DType::kI32, {N});
+  check_devices(op, ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.targets});
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.row_max); return cpu::cross_entropy_loss(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+// Device-independent: the single-shard composition of the pieces, each validating its own tensors.
+void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs& a) {
+  constexpr const char* op = "cross_entropy_forward";
+  check_logits(op, a.logits);
+  check_shard(op, a.shard);
+  OM_CHECK(a.shard.vocab_start == 0 && a.logits.dim(1) >= a.shard.vocab_size,
+           "%s: '%s' %s must cover the whole vocabulary (vocab_start 0, vocab_size %ld, got vocab_start %ld); "
+           "a vocab-parallel shard composes the cross_entropy_* pieces with all-reduces instead",
+           op, a.logits.name, a.logits.shape.ToString().c_str(), static_cast<long>(a.shard.vocab_size),
+           static_cast<long>(a.shard.vocab_start));
+  cross_entropy_row_max(ctx, {a.row_max, a.logits, a.shard});
+  cross_entropy_sum_exp(ctx, {a.sum_exp, a.logits, a.row_max, a.shard});
+  cross_entropy_target_logit(ctx, {a.target_logit, a.logits, a.targets, a.shard});
+  cross_entropy_loss(ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.targets});
+}
+
+void cross_entropy_backward(const ExecContext& ctx, const CrossEntropyBackwardArgs& a) {
+  constexpr const char* op = "cross_entropy_backward";
+  check_logits(op, a.logits);
+  check_shard(op, a.shard);
+  const int64_t N = a.logits.dim(0), Vl = a.logits.dim(1);
+  check_tensor(op, a.logits, a.logits.dtype, {N, Vl});
+  check_tensor(op, a.dlogits, a.logits.dtype, {N, Vl});
+  check_tensor(op, a.targets, DType::kI32, {N});
+  check_tensor(op, a.row_max, stat_dtype(ctx, a.logits), {N});
+  check_tensor(op, a.sum_exp, stat_dtype(ctx, a.logits), {N});
+  check_devices(op, ctx, {a.dlogits, a.logits, a.targets, a.row_max, a.sum_exp});
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_backward(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+}  // namespace om

@@ -1,0 +1,100 @@
+// Cross-entropy over the vocabulary, built from the pieces vocab-parallel cross-entropy needs
+// (DESIGN.md "Tensor parallel"): each tp rank holds logits for a contiguous vocab slice, and the row
+// max, the sum of exponentials and the target logit are all-reduced, so full-vocab logits are never
+// gathered. For one row with global logits x, target t and padding excluded:
+//   loss = log(sum_j exp(x_j - m)) + m - x_t          m = max_j x_j
+//   dx_j = (exp(x_j - m) / sum_exp - [j == t]) * dloss
+// Per shard (tp rank), in this order:
+//   cross_entropy_row_max        -> row_max      all-reduce MAX
+//   cross_entropy_sum_exp        -> sum_exp      (given the GLOBAL row_max) all-reduce SUM
+//   cross_entropy_target_logit   -> target_logit all-reduce SUM (only the owning shard is non-zero)
+//   cross_entropy_loss           -> losses       (same on every shard)
+//   cross_entropy_backward       -> dlogits      (per shard, from the global row_max and sum_exp)
+// cross_entropy_forward composes the first four for a single shard covering the whole vocabulary.
+// REQUIRES: logits and statistics share one dtype (CPU: f32 or f64); targets are i32 global ids in
+// [0, vocab_size) or kIgnoreTarget (the CPU reference OM_CHECKs this).
+#pragma once
+
+#include "kernels/common.h"
+
+namespace om {
+
+// Targets equal to this are masked: no loss, no gradient (padding positions of a sequence).
+inline constexpr int32_t kIgnoreTarget = -1;
+
+// The columns of a logits tensor (N, Vl) are the global ids [vocab_start, vocab_start + Vl). Ids
+// >= vocab_size are padding (the vocabulary is padded to a multiple of 128·tp) and are excluded
+// from the max, the sum of exponentials and the gradient. A shard may consist of padding only.
+struct VocabShard {
+  int64_t vocab_start = 0;  // global id of column 0
+  int64_t vocab_size = 0;   // true (unpadded) vocabulary size V, >= 1
+};
+
+struct CrossEntropyRowMaxArgs {
+  TensorView row_max;      // (N)      written; max over this shard's non-padding columns
+                           //          (-inf if the shard is all padding)
+  ConstTensorView logits;  // (N, Vl)
+  VocabShard shard;
+};
+
+struct CrossEntropySumExpArgs {
+  TensorView sum_exp;       // (N)      written; sum over non-padding columns of exp(x - row_max)
+  ConstTensorView logits;   // (N, Vl)
+  ConstTensorView row_max;  // (N)      the GLOBAL row max (after the all-reduce MAX)
+  VocabShard shard;
+};
+
+struct CrossEntropyTargetLogitArgs {
+  TensorView target_logit;  // (N)      written; logits[n, t - vocab_start], 0 when the target
+                            //          is ignored or not in this shard
+  ConstTensorView logits;   // (N, Vl)
+  ConstTensorView targets;  // (N)      i32 global ids or kIgnoreTarget
+  VocabShard shard;
+};
+
+struct CrossEntropyLossArgs {
+  TensorView losses;             // (N)  written; log(sum_exp) + row_max - target_logit, 0 if ignored
+  ConstTensorView row_max;       // (N)  global
+  ConstTensorView sum_exp;       // (N)  global
+  ConstTensorView target_logit;  // (N)  global
+  ConstTensorView targets;       // (N)  i32
+};
+
+// One shard covering the whole vocabulary (vocab_start 0, Vl >= vocab_size).
+struct CrossEntropyForwardArgs {
+  TensorView losses;        // (N)      written
+  TensorView row_max;       // (N)      written; saved for backward
+  TensorView sum_exp;       // (N)      written; saved for backward
+  TensorView target_logit;  // (N)      written
+  ConstTensorView logits;   // (N, Vl)
+  ConstTensorView targets;  // (N)      i32
+  VocabShard shard;
+};
+
+struct CrossEntropyBackwardArgs {
+  TensorView dlogits;       // (N, Vl)  written (=); 0 on padding columns and ignored rows
+  ConstTensorView logits;   // (N, Vl)
+  ConstTensorView targets;  // (N)      i32
+  ConstTensorView row_max;  // (N)      global
+  ConstTensorView sum_exp;  // (N)      global
+  VocabShard shard;
+  float dloss = 1.0f;       // d(total loss)/d(losses[n]) for every row, e.g. 1/(non-ignored count)
+};
+
+void cross_entropy_row_max(const ExecContext& ctx, const CrossEntropyRowMaxArgs& args);
+void cross_entropy_sum_exp(const ExecContext& ctx, const CrossEntropySumExpArgs& args);
+void cross_entropy_target_logit(const ExecContext& ctx, const CrossEntropyTargetLogitArgs& args);
+void cross_entropy_loss(const ExecContext& ctx, const CrossEntropyLossArgs& args);
+void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs& args);
+void cross_entropy_backward(const ExecContext& ctx, const CrossEntropyBackwardArgs& args);
+
+// No CUDA kernel yet: on a CUDA context every entry point is a clear fatal error.
+namespace cpu {
+void cross_entropy_row_max(const CrossEntropyRowMaxArgs& args);
+void cross_entropy_sum_exp(const CrossEntropySumExpArgs& args);
+void cross_entropy_target_logit(const CrossEntropyTargetLogitArgs& args);
+void cross_entropy_loss(const CrossEntropyLossArgs& args);
+void cross_entropy_backward(const CrossEntropyBackwardArgs& args);
+}  // namespace cpu
+
+}  // namespace om

@@ -1,0 +1,83 @@
+// Small helpers shared by the CUDA kernels in kernels/cuda/: the stream handle, f32 loads and
+// stores of bf16/f32 elements, deterministic warp and block sums, and the launch check.
+// Kernels compute in f32 whatever the element type (kernels/README.md, "Precision").
+// REQUIRES: included only from .cu files.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdlib>
+
+#include "core/cuda_check.h"
+#include "core/device.h"
+#include "core/dtype.h"
+
+namespace om {
+
+// Lets TensorView::data_as<__nv_bfloat16>() check the dtype like any other element type.
+template <>
+struct DTypeOf<__nv_bfloat16> {
+  static constexpr DType value = DType::kBF16;
+};
+
+namespace cuda {
+
+inline constexpr int kWarpSize = 32;
+inline constexpr unsigned kFullWarpMask = 0xffffffffu;
+
+inline cudaStream_t to_cuda_stream(Stream stream) { return static_cast<cudaStream_t>(stream.handle); }
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// OM_SYNC_DEBUG=1 (STYLE.md §5): synchronize after every launch so an asynchronous fault is
+// reported at the kernel that caused it. Read once per process.
+inline bool sync_debug() {
+  static const bool on = [] {
+    const char* v = std::getenv("OM_SYNC_DEBUG");
+    return v != nullptr && v[0] != '\0' && v[0] != '0';
+  }();
+  return on;
+}
+
+__device__ __forceinline__ float load_f32(const float* p) { return *p; }
+__device__ __forceinline__ float load_f32(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void store_f32(float* p, float v) { *p = v; }
+// Round to nearest even, the same rounding as the host's float_to_bf16_bits (core/dtype.h).
+__device__ __forceinline__ void store_f32(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
+// Sum over the 32 lanes of a warp; every lane returns the same bits (a butterfly: at each step a
+// lane and its partner add the same two values, and IEEE addition is commutative).
+// REQUIRES: all 32 lanes active.
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullWarpMask, v, offset);
+  return v;
+}
+
+// Sum over the whole block in a fixed order (warp sums, then the warp totals in warp order), so
+// the result is bit-identical from run to run; every thread returns it.
+// REQUIRES: blockDim.x a multiple of 32 and <= 1024; every thread of the block calls it;
+// `scratch` is __shared__ float[32] and may be reused by the next call.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int nwarps = blockDim.x / kWarpSize;
+  v = warp_sum(v);
+  __syncthreads();  // a previous call's readers are done with scratch
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  // Every warp reduces the same warp totals in the same order, so no broadcast is needed.
+  return warp_sum(lane < nwarps ? scratch[lane] : 0.0f);
+}
+
+}  // namespace cuda
+}  // namespace om
+
+// After every kernel launch (STYLE.md §5): OM_CUDA_CHECK(cudaGetLastError()) catches a bad launch
+// configuration at once; with OM_SYNC_DEBUG=1 the stream is also synchronized so a fault inside the
+// kernel is reported here, at the statement that launched it.
+#define OM_CUDA_CHECK_KERNEL(stream)                                       \
+  do {                                                                     \
+    OM_CUDA_CHECK(cudaGetLastError());                                     \
+    if (::om::cuda::sync_debug()) OM_CUDA_CHECK(cudaStreamSynchronize(stream)); \
+  } while (0)

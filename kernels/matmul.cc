@@ -1,0 +1,35 @@
+#include "kernels/matmul.h"
+
+namespace om {
+namespace {
+
+bool overlaps(const ConstTensorView& x, const ConstTensorView& y) {
+  const char* xp = static_cast<const char*>(x.data);
+  const char* yp = static_cast<const char*>(y.data);
+  return x.nbytes() > 0 && y.nbytes() > 0 && xp < yp + y.nbytes() && yp < xp + x.nbytes();
+}
+
+}  // namespace
+
+void matmul(const ExecContext& ctx, const MatmulArgs& args) {
+  constexpr const char* op = "matmul";
+  OM_CHECK(args.a.ndim() == 2, "%s: 'a' ('%s') must be 2-D, got %s", op, args.a.name, args.a.shape.ToString().c_str());
+  OM_CHECK(args.b.ndim() == 2, "%s: 'b' ('%s') must be 2-D, got %s", op, args.b.name, args.b.shape.ToString().c_str());
+  // M and K come from a; N from b; b must then agree on K and c on (M, N).
+  const bool ta = args.trans_a == Transpose::kYes, tb = args.trans_b == Transpose::kYes;
+  const int64_t M = ta ? args.a.dim(1) : args.a.dim(0), K = ta ? args.a.dim(0) : args.a.dim(1);
+  const int64_t N = tb ? args.b.dim(0) : args.b.dim(1);
+  check_tensor(op, args.a, args.a.dtype, args.a.shape);
+  check_tensor(op, args.b, args.a.dtype, tb ? Shape{N, K} : Shape{K, N});
+  check_tensor(op, args.c, args.a.dtype, {M, N});
+  for (const ConstTensorView& t : {ConstTensorView(args.c), args.a, args.b}) check_device(op, ctx, t);
+  // The GEMM reads a and b while it writes c; an overlap would read partly written results.
+  OM_CHECK(!overlaps(args.c, args.a) && !overlaps(args.c, args.b),
+           "%s: output '%s' overlaps an input ('%s' or '%s')", op, args.c.name, args.a.name, args.b.name);
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, args.a); return cpu::matmul(args);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+}  // namespace om

@@ -1,0 +1,40 @@
+// Matrix multiply: c (=|+=) op(a) · op(b), op(x) = x or xᵀ. Every linear layer runs through it.
+// All tensors are row-major, contiguous and 2-D; one dtype per call (CPU: f32 or f64).
+//
+// A Linear layer with weight W [out, in] computes y = x·Wᵀ. With N = B·T rows, C = in, O = out:
+//   forward   y  (N, O) =  x (N, C) · W (O, C)ᵀ       {c=y,  a=x,  b=W,  trans_b=kYes, kOverwrite}
+//   backward  dx (N, C) =  dy (N, O) · W (O, C)       {c=dx, a=dy, b=W,                kOverwrite}
+//             dW (O, C) += dy (N, O)ᵀ · x (N, C)      {c=dW, a=dy, b=x,  trans_a=kYes, kAccumulate}
+// (activation gradients overwrite, parameter gradients accumulate: kernels/README.md).
+//
+// CPU: f32 through oneDNN's dnnl_sgemm on fixed tiles of c (deterministic for any OpenMP thread
+// count; kernels/cpu/matmul.cc says why), f64 through a plain loop (the gradient-check path).
+// CUDA: no kernel yet (the kCuda case is a clear fatal error).
+// REQUIRES: c does not alias a or b. K = 0 is allowed (c = 0, or c unchanged when accumulating).
+#pragma once
+
+#include "kernels/common.h"
+
+namespace om {
+
+enum class Transpose : uint8_t {
+  kNo,   // use the tensor as stored
+  kYes,  // use its transpose
+};
+
+struct MatmulArgs {
+  TensorView c;                            // (M, N)   written (=), or accumulated (+=) with kAccumulate
+  ConstTensorView a;                       // (M, K), or (K, M) with trans_a = kYes
+  ConstTensorView b;                       // (K, N), or (N, K) with trans_b = kYes
+  Transpose trans_a = Transpose::kNo;
+  Transpose trans_b = Transpose::kNo;
+  WriteMode mode = WriteMode::kOverwrite;  // kAccumulate: c += op(a)·op(b)
+};
+
+void matmul(const ExecContext& ctx, const MatmulArgs& args);
+
+namespace cpu {
+void matmul(const MatmulArgs& args);
+}  // namespace cpu
+
+}  // namespace om

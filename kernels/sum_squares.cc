@@ -1,0 +1,17 @@
+#include "kernels/sum_squares.h"
+
+namespace om {
+
+void sum_squares(const ExecContext& ctx, const SumSquaresArgs& a) {
+  constexpr const char* op = "sum_squares";
+  check_tensor(op, a.out, DType::kF64, {1});
+  check_tensor(op, a.x, a.x.dtype, a.x.shape);  // any shape: non-null unless empty, contiguous
+  check_device(op, ctx, a.out);
+  check_device(op, ctx, a.x);
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.x); return cpu::sum_squares(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+}  // namespace om

@@ -1,0 +1,126 @@
+// AdamW: the long-double reference check (kernels/check/adamw_check.cc) plus the optimizer's own
+// facts: decoupled decay, Adam's sign-like first step, grad_scale, determinism, argument errors.
+#include <omp.h>
+
+#include <cmath>
+
+#include "kernels/adamw.h"
+#include "kernels/check/checks.h"
+#include "tests/support/test_support.h"
+
+namespace om {
+namespace {
+
+struct AdamState {
+  HostTensor p, m, v;
+  AdamState(DType dt, int64_t n) : p("param", dt, {n}), m("m", dt, {n}), v("v", dt, {n}) {}
+  AdamWArgs args(const HostTensor& grad, float lr, int64_t step) {
+    AdamWArgs a{p.view(), m.view(), v.view(), grad.view()};
+    a.lr = lr;
+    a.step = step;
+    return a;
+  }
+};
+
+TEST(AdamW, MatchesLongDoubleReferenceOverTenSteps) { expect_all_ok(check_adamw()); }
+
+TEST(AdamW, DecoupledDecayShrinksParamsExactlyWithZeroGradient) {
+  // lr * wd = 1/4 and integer params: p * 3/4 per step is exact in f64 for these 10 steps, so
+  // "exactly (1 - lr*wd)" is a bit-exact statement. The moments stay zero: decay never enters them.
+  const int64_t n = 6;
+  AdamState s(DType::kF64, n);
+  HostTensor g("grad", DType::kF64, {n});
+  for (int64_t i = 0; i < n; ++i) s.p.set(i, 1024.0 * static_cast<double>(i - 2));
+  HostTensor want = s.p.Clone("want");
+  for (int64_t k = 1; k <= 10; ++k) {
+    AdamWArgs a = s.args(g, 0.5f, k);
+    a.weight_decay = 0.5f;
+    adamw_update({}, a);
+    for (int64_t i = 0; i < n; ++i) want.set(i, want.get(i) * 0.75);
+    expect_all_ok({compare_tensors("adamw step " + std::to_string(k), "param * (1 - lr wd)", s.p, want, exact())});
+  }
+  EXPECT_EQ(s.m.max_abs(), 0.0);
+  EXPECT_EQ(s.v.max_abs(), 0.0);
+}
+
+TEST(AdamW, FirstStepMovesEachParamByLrTimesSignOfGradient) {
+  // At step 1, mh = g and vh = g^2, so with eps = 0 the step is lr * g/|g| = lr * sign(g) whatever
+  // the gradient's magnitude (here 1e-6 .. 1e3).
+  const int64_t n = 512;
+  const float lr = 1e-3f;
+  AdamState s(DType::kF64, n);
+  s.p.FillNormal(Rng(9, "adamw/p"), 0, 1.0);
+  HostTensor g("grad", DType::kF64, {n}), want("p - lr sign(g)", DType::kF64, {n});
+  const Rng sign(9, "adamw/sign"), mag(9, "adamw/mag");
+  for (int64_t i = 0; i < n; ++i) {
+    const double gs = sign.UniformDouble(i) < 0.5 ? -1.0 : 1.0;
+    g.set(i, gs * std::pow(10.0, -6.0 + 9.0 * mag.UniformDouble(i)));
+    want.set(i, s.p.get(i) - static_cast<double>(lr) * gs);
+  }
+  AdamWArgs a = s.args(g, lr, 1);
+  a.eps = 0.0f;
+  adamw_update({}, a);
+  // g/|g| passes through at most 16 roundings on its way to u = mh / sqrt(vh) (m, v, the two bias
+  // corrections of a few ulp each, two divides, sqrt), so the step is off by <= 16 eps * lr (atol,
+  // written as rule 2 with 16 terms of size lr); the final subtraction from p rounds once (rtol).
+  expect_all_ok({compare_tensors("adamw step 1 eps=0 f64", "param vs p - lr sign(g)", s.p, want,
+                                 for_reduction(DType::kF64, 16, lr))});
+}
+
+TEST(AdamW, GradScaleHalfEqualsHalvingTheGradient) {
+  const int64_t n = 300;
+  AdamState a(DType::kF32, n), b(DType::kF32, n);
+  a.p.FillNormal(Rng(10, "adamw/p"), 0, 1.0);
+  b.p = a.p.Clone();
+  for (int64_t k = 1; k <= 3; ++k) {
+    HostTensor g("grad", DType::kF32, {n}), half("grad / 2", DType::kF32, {n});
+    g.FillNormal(Rng(10, "adamw/g"), static_cast<uint64_t>(k) * n, 1.0);
+    for (int64_t i = 0; i < n; ++i) half.set(i, 0.5 * g.get(i));  // exact: a power-of-two scale
+    AdamWArgs sa = a.args(g, 1e-2f, k);
+    sa.grad_scale = 0.5f;
+    sa.weight_decay = 0.1f;
+    AdamWArgs sb = b.args(half, 1e-2f, k);
+    sb.weight_decay = 0.1f;
+    adamw_update({}, sa);
+    adamw_update({}, sb);
+  }
+  expect_all_ok({compare_tensors("adamw grad_scale", "param", a.p, b.p, exact()),
+                 compare_tensors("adamw grad_scale", "m", a.m, b.m, exact()),
+                 compare_tensors("adamw grad_scale", "v", a.v, b.v, exact())});
+}
+
+TEST(AdamW, BitIdenticalForAnyThreadCount) {
+  const int64_t n = 100003;
+  HostTensor g("grad", DType::kF32, {n});
+  g.FillNormal(Rng(12, "adamw/g"), 0, 1.0);
+  AdamState one(DType::kF32, n), two(DType::kF32, n);
+  one.p.FillNormal(Rng(12, "adamw/p"), 0, 1.0);
+  two.p = one.p.Clone();
+  const int saved = omp_get_max_threads();
+  for (int64_t k = 1; k <= 2; ++k) {
+    omp_set_num_threads(1);
+    adamw_update({}, one.args(g, 1e-3f, k));
+    omp_set_num_threads(2);
+    adamw_update({}, two.args(g, 1e-3f, k));
+  }
+  omp_set_num_threads(saved);
+  expect_all_ok({compare_tensors("adamw 1 vs 2 threads", "param", one.p, two.p, exact()),
+                 compare_tensors("adamw 1 vs 2 threads", "v", one.v, two.v, exact())});
+}
+
+TEST(AdamWDeathTest, MismatchedMomentIsNamed) {
+  HostTensor p("layers.0.attn.q.weight", DType::kF32, {8}), m("layers.0.attn.q.weight.m", DType::kF32, {8}),
+      v("layers.0.attn.q.weight.v", DType::kF32, {7}), g("layers.0.attn.q.weight.grad", DType::kF32, {8});
+  EXPECT_DEATH(adamw_update({}, {p.view(), m.view(), v.view(), g.view(), 1e-3f}),
+               "adamw_update: 'layers.0.attn.q.weight.v' has shape \\(7\\) but expected \\(8\\)");
+}
+
+TEST(AdamWDeathTest, StepZeroIsRejected) {
+  HostTensor p("p", DType::kF32, {4}), m("m", DType::kF32, {4}), v("v", DType::kF32, {4}), g("g", DType::kF32, {4});
+  AdamWArgs a{p.view(), m.view(), v.view(), g.view(), 1e-3f};
+  a.step = 0;
+  EXPECT_DEATH(adamw_update({}, a), "step is 0; it is 1-based");
+}
+
+}  // namespace
+}  // namespace om
