@@ -14,7 +14,7 @@ PACKAGES=(
   libboost-program-options-dev               # command-line and config-file options
   libopenblas-dev libdnnl-dev                # CPU GEMM candidates (oneDNN is the one used; bench/results)
   libsentencepiece-dev sentencepiece         # tokenizer library and spm_train
-  nlohmann-json3-dev                         # manifests, metrics, reports
+  nlohmann-json3-dev zlib1g-dev              # manifests, metrics, reports; gzip JSON lines
   libgtest-dev libgmock-dev libbenchmark-dev # tests and benchmarks
 )
 

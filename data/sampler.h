@@ -1,0 +1,38 @@
+// GptSampler: the training order (DESIGN.md invariant 4). The dataset's documents, concatenated in
+// order, form one token stream; sample s of an epoch is the window of T+1 tokens starting at
+// s·T (inputs = first T, targets = last T). Each epoch visits its samples in a permutation that is
+// a pure function of (seed, epoch). So the k-th sample of the run — and therefore every batch — is a
+// function of (seed, k) only: the same under any dp/tp layout and after any resume.
+// Batches (Megatron's sampler): the global batch of step i holds samples [i·G, (i+1)·G) with
+// G = micro_batch · accumulation · dp; micro-batch m of dp rank r takes rows
+// [m·mb·dp + r·mb, m·mb·dp + (r+1)·mb) of it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "data/indexed_dataset.h"
+
+namespace om {
+
+class GptSampler {
+ public:
+  // REQUIRES: the dataset holds at least T+1 tokens. The dataset must outlive the sampler.
+  GptSampler(const IndexedDataset& dataset, int64_t seq_length, uint64_t seed);
+
+  int64_t samples_per_epoch() const;
+  // The k-th sample of the run (k >= 0, any epoch): T+1 tokens into out.
+  void Sample(int64_t k, std::span<int32_t> out) const;
+  // Fills tokens and targets (each mb·T int32, row-major (mb, T)) for micro-batch `micro` of dp rank
+  // `dp_rank` in the global batch that starts at sample `consumed`.
+  void MicroBatch(int64_t consumed, int64_t micro, int64_t micro_batch, int64_t dp_rank, int64_t dp_size,
+                  std::span<int32_t> tokens, std::span<int32_t> targets) const;
+
+ private:
+  const IndexedDataset* dataset_;
+  int64_t seq_length_;
+  uint64_t seed_;
+  // ... implementation-defined (document offsets for locating a stream position) ...
+};
+
+}  // namespace om
