@@ -6,10 +6,12 @@
 // Batches (Megatron's sampler): the global batch of step i holds samples [i·G, (i+1)·G) with
 // G = micro_batch · accumulation · dp; micro-batch m of dp rank r takes rows
 // [m·mb·dp + r·mb, m·mb·dp + (r+1)·mb) of it.
+// Thread safety: every method is const and keeps no cache; share one sampler between threads.
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "data/indexed_dataset.h"
 
@@ -29,10 +31,20 @@ class GptSampler {
                   std::span<int32_t> tokens, std::span<int32_t> targets) const;
 
  private:
+  // Position of sample i of the epoch's shuffled order (a bijection on [0, samples_per_epoch)).
+  int64_t PermutedIndex(int64_t epoch, int64_t i) const;
+  // Copies stream tokens [start, start + out.size()) into out, across document boundaries.
+  void ReadStream(int64_t start, std::span<int32_t> out) const;
+
   const IndexedDataset* dataset_;
   int64_t seq_length_;
   uint64_t seed_;
-  // ... implementation-defined (document offsets for locating a stream position) ...
+  int64_t samples_per_epoch_;
+  // document_starts_[d] = stream position of document d's first token; [num_documents] = num_tokens.
+  std::vector<int64_t> document_starts_;
+  // The permutation is a Feistel network on [0, 2^(2·feistel_half_bits_)) restricted to
+  // [0, samples_per_epoch) by cycle walking (sampler.cc explains why not a stored shuffle).
+  int feistel_half_bits_;
 };
 
 }  // namespace om

@@ -5,9 +5,11 @@ namespace om {
 std::span<const KernelCheck> all_kernel_checks() {
   // In the order a forward pass meets the ops, then the optimizer's.
   static const KernelCheck kChecks[] = {
-      {"embedding", check_embedding},         {"rmsnorm", check_rmsnorm}, {"matmul", check_matmul},
-      {"rope", check_rope},                   {"attention", check_attention}, {"swiglu", check_swiglu},
-      {"cross_entropy", check_cross_entropy}, {"adamw", check_adamw},     {"sum_squares", check_sum_squares},
+      {"embedding", check_embedding},   {"rmsnorm", check_rmsnorm},
+      {"matmul", check_matmul},         {"rope", check_rope},
+      {"attention", check_attention},   {"residual", check_residual},
+      {"swiglu", check_swiglu},         {"cross_entropy", check_cross_entropy},
+      {"adamw", check_adamw},           {"sum_squares", check_sum_squares},
   };
   return kChecks;
 }

@@ -19,6 +19,7 @@ CheckList check_swiglu();
 CheckList check_cross_entropy();
 CheckList check_adamw();
 CheckList check_sum_squares();
+CheckList check_residual();
 
 struct KernelCheck {
   const char* op;

@@ -1,0 +1,192 @@
+#include "launch/train_options.h"
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+#include <vector>
+
+namespace om {
+namespace po = boost::program_options;
+namespace {
+
+// Megatron's long names for flags we spell shorter (DESIGN.md "Programs").
+struct Alias {
+  const char* megatron;
+  const char* ours;
+};
+constexpr Alias kAliases[] = {
+    {"tensor-model-parallel-size", "tp"},
+    {"data-parallel-size", "dp"},
+};
+
+std::string canonical(const std::string& key) {
+  for (const Alias& a : kAliases)
+    if (key == a.megatron) return a.ours;
+  return key;
+}
+
+po::options_description make_options(TrainOptions* o, std::string* config_file) {
+  po::options_description model("Model");
+  model.add_options()
+      ("model", po::value(&o->model)->default_value(o->model),
+       "preset: tiny, small (CPU); llama-60m, llama-130m, llama-350m, llama-1b")
+      ("attention", po::value(&o->attention)->default_value(o->attention), "softmax | softmax1")
+      ("norm", po::value(&o->norm)->default_value(o->norm), "rmsnorm | rmsnorm-s (one shared gain)")
+      ("vocab-size", po::value(&o->vocab_size)->default_value(o->vocab_size),
+       "tokenizer vocabulary; 0 = from the dataset's metadata (PREFIX.json)")
+      ("seq-length", po::value(&o->seq_length)->default_value(o->seq_length), "tokens per sequence; 0 = preset's");
+  po::options_description parallel("Parallelism");
+  parallel.add_options()
+      ("tp", po::value(&o->tp)->default_value(o->tp),
+       "tensor-parallel size (alias --tensor-model-parallel-size)")
+      ("dp", po::value(&o->dp)->default_value(o->dp), "data-parallel size (alias --data-parallel-size)");
+  po::options_description batch("Batch and schedule");
+  batch.add_options()
+      ("micro-batch-size", po::value(&o->micro_batch_size)->default_value(o->micro_batch_size),
+       "sequences per micro-batch per data-parallel rank")
+      ("global-batch-size", po::value(&o->global_batch_size)->default_value(o->global_batch_size),
+       "sequences per optimizer step (micro-batch x accumulation x dp); 0 = micro-batch x dp")
+      ("train-iters", po::value(&o->train_iters)->default_value(o->train_iters), "optimizer steps")
+      ("lr", po::value(&o->lr)->default_value(o->lr), "peak learning rate")
+      ("min-lr", po::value(&o->min_lr)->default_value(o->min_lr), "learning rate at the end of the cosine decay")
+      ("lr-warmup-iters", po::value(&o->lr_warmup_iters)->default_value(o->lr_warmup_iters),
+       "linear warm-up steps")
+      ("lr-decay-iters", po::value(&o->lr_decay_iters)->default_value(o->lr_decay_iters),
+       "steps of warm-up + cosine decay; 0 = --train-iters");
+  po::options_description optim("Optimizer");
+  optim.add_options()
+      ("optimizer", po::value(&o->optimizer)->default_value(o->optimizer), "adamw")
+      ("clip-grad", po::value(&o->clip_grad)->default_value(o->clip_grad), "max global gradient norm; 0 = off")
+      ("weight-decay", po::value(&o->weight_decay)->default_value(o->weight_decay),
+       "decoupled weight decay (matrices only, not norm gains)")
+      ("adam-beta1", po::value(&o->adam_beta1)->default_value(o->adam_beta1), "Adam beta1")
+      ("adam-beta2", po::value(&o->adam_beta2)->default_value(o->adam_beta2), "Adam beta2")
+      ("adam-eps", po::value(&o->adam_eps)->default_value(o->adam_eps), "Adam epsilon")
+      ("seed", po::value(&o->seed)->default_value(o->seed), "seed of initialisation and data order");
+  po::options_description data("Data");
+  data.add_options()
+      ("data-path", po::value(&o->data_path), "prefix of the training set (PREFIX.bin/.idx/.json from ortho_data)")
+      ("valid-data-path", po::value(&o->valid_data_path), "prefix of the held-out set for validation loss")
+      ("eval-interval", po::value(&o->eval_interval)->default_value(o->eval_interval),
+       "validation every N steps (also after the last); 0 = only after the last")
+      ("eval-iters", po::value(&o->eval_iters)->default_value(o->eval_iters), "global batches per validation");
+  po::options_description out("Logging and output");
+  out.add_options()
+      ("log-interval", po::value(&o->log_interval)->default_value(o->log_interval), "log every N steps")
+      ("save", po::value(&o->save), "run directory: metrics.jsonl is written there")
+      ("log-dir", po::value(&o->log_dir), "directory for metrics.jsonl (when --save is not given)")
+      ("peak-tflops", po::value(&o->peak_tflops)->default_value(o->peak_tflops),
+       "device peak for MFU in TFLOP/s; 0 = the built-in figure for the device");
+  po::options_description runtime("Runtime");
+  runtime.add_options()
+      ("device", po::value(&o->device)->default_value(o->device), "cpu")
+      ("threads", po::value(&o->threads)->default_value(o->threads), "OpenMP threads; 0 = OMP_NUM_THREADS or all")
+      ("config", po::value(config_file), "read flags from FILE (lines `name = value`; the command line wins)")
+      ("help,h", "show this help");
+  po::options_description all("ortho_megatron: train a Llama model\n\nUsage: ortho_megatron --data-path PREFIX "
+                              "[flags]   (or mpirun -np N ortho_megatron ...)");
+  all.add(model).add(parallel).add(batch).add(optim).add(data).add(out).add(runtime);
+  return all;
+}
+
+// The command line with Megatron aliases renamed: "--tensor-model-parallel-size 2" and
+// "--tensor-model-parallel-size=2" both become our flag.
+std::vector<std::string> canonical_args(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) == 0) {
+      const size_t eq = a.find('=');
+      const std::string key = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+      a = "--" + canonical(key) + (eq == std::string::npos ? "" : a.substr(eq));
+    }
+    args.push_back(a);
+  }
+  return args;
+}
+
+// Renames Megatron aliases to our names in a config file's options, and turns what is left unrecognised
+// into an error naming the flag.
+Status canonicalise(po::parsed_options* parsed, const std::string& path) {
+  for (po::option& opt : parsed->options) {
+    if (!opt.unregistered) continue;
+    const std::string key = canonical(opt.string_key);
+    if (key == opt.string_key) {
+      return Status::InvalidArgument("unknown flag '" + opt.string_key + "' in --config '" + path +
+                                     "'; run ortho_megatron --help for the list");
+    }
+    opt.string_key = key;
+    opt.unregistered = false;
+  }
+  return Status::Ok();
+}
+
+Status validate(const TrainOptions& o, int world_size) {
+  auto bad = [](const std::string& m) { return Status::InvalidArgument(m); };
+  if (o.data_path.empty())
+    return bad("--data-path is required: the prefix of a dataset made by `ortho_data preprocess` "
+               "(e.g. --data-path data/moby_train)");
+  if (o.tp < 1 || o.dp < 1) return bad(format_message("--tp (%ld) and --dp (%ld) must be >= 1", o.tp, o.dp));
+  if (o.tp * o.dp != world_size)
+    return bad(format_message("--tp (%ld) * --dp (%ld) = %ld but the job has %d rank(s); launch with mpirun -np %ld "
+                              "or change --tp/--dp",
+                              o.tp, o.dp, o.tp * o.dp, world_size, o.tp * o.dp));
+  if (o.micro_batch_size < 1) return bad(format_message("--micro-batch-size must be >= 1, got %ld", o.micro_batch_size));
+  if (o.global_batch_size < 0) return bad("--global-batch-size must be >= 0 (0 = micro-batch x dp)");
+  const int64_t per_step = o.micro_batch_size * o.dp;
+  if (o.global_batch_size % per_step != 0)
+    return bad(format_message("--global-batch-size (%ld) must be a multiple of --micro-batch-size (%ld) x --dp (%ld) "
+                              "= %ld",
+                              o.global_batch_size, o.micro_batch_size, o.dp, per_step));
+  if (o.train_iters < 1) return bad(format_message("--train-iters must be >= 1, got %ld", o.train_iters));
+  if (o.optimizer != "adamw")
+    return bad("--optimizer '" + o.optimizer + "' is not available; this version has: adamw");
+  if (o.clip_grad < 0) return bad("--clip-grad must be >= 0 (0 = off)");
+  if (o.weight_decay < 0) return bad("--weight-decay must be >= 0");
+  if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1)) return bad("--adam-beta1 must be in [0, 1)");
+  if (!(o.adam_beta2 >= 0 && o.adam_beta2 < 1)) return bad("--adam-beta2 must be in [0, 1)");
+  if (!(o.adam_eps > 0)) return bad("--adam-eps must be > 0");
+  if (o.eval_interval < 0) return bad("--eval-interval must be >= 0");
+  if (o.eval_iters < 1) return bad("--eval-iters must be >= 1");
+  if (o.log_interval < 1) return bad("--log-interval must be >= 1");
+  if (o.threads < 0) return bad("--threads must be >= 0 (0 = OMP_NUM_THREADS or all cores)");
+  if (o.peak_tflops < 0) return bad("--peak-tflops must be >= 0");
+  if (o.device != "cpu")
+    return bad("--device '" + o.device + "': this version trains on the CPU only (--device cpu)");
+  if (o.vocab_size < 0 || o.seq_length < 0) return bad("--vocab-size and --seq-length must be >= 0 (0 = default)");
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<ParseOutcome> parse_train_options(int argc, char** argv, int world_size, TrainOptions* out) {
+  TrainOptions o;
+  std::string config_file;
+  po::options_description desc = make_options(&o, &config_file);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(canonical_args(argc, argv)).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return ParseOutcome::kHelpShown;
+    }
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) return Status::NotFound("--config '" + path + "': cannot open the file");
+      po::parsed_options file = po::parse_config_file(in, desc, /*allow_unregistered=*/true);
+      OM_RETURN_IF_ERROR(canonicalise(&file, path));
+      po::store(file, vm);  // values already stored from the command line are kept
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return Status::InvalidArgument(std::string(e.what()) + "; run ortho_megatron --help for the flags");
+  }
+  if (o.global_batch_size == 0) o.global_batch_size = o.micro_batch_size * o.dp;
+  if (o.lr_decay_iters == 0) o.lr_decay_iters = o.train_iters;
+  OM_RETURN_IF_ERROR(validate(o, world_size));
+  *out = o;
+  return ParseOutcome::kRun;
+}
+
+}  // namespace om

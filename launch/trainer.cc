@@ -1,0 +1,203 @@
+#include "launch/trainer.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/log.h"
+#include "core/timer.h"
+#include "data/dataset_info.h"
+#include "optim/grad_clip.h"
+
+namespace om {
+namespace {
+
+// fp32 FMA peak of the 2-core development machine, measured by bench/kernels/fma_peak_bench
+// (bench/results/2026-11-28_cpu-2core_matmul.md), scaled per core. Override with --peak-tflops.
+constexpr double kCpuPeakFlopsPerCore = 222.5e9;
+
+std::string format_eta(double seconds) {
+  const long s = std::lround(std::max(0.0, seconds));
+  return format_message("%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+}
+
+StatusOr<IndexedDataset> open_dataset(const std::string& prefix, const std::string& flag) {
+  StatusOr<IndexedDataset> d = IndexedDataset::Open(prefix);
+  if (!d.ok()) return d.status().WithContext(flag + " '" + prefix + "'");
+  return d;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) {
+  std::unique_ptr<Trainer> t(new Trainer());
+  t->options_ = o;
+  if (o.threads > 0) omp_set_num_threads(o.threads);
+
+  // Model config: preset, then the flags that override it, then the dataset's vocabulary.
+  OM_ASSIGN_OR_RETURN(t->config_, LlamaConfig::Preset(o.model));
+  OM_ASSIGN_OR_RETURN(t->config_.attention, parse_attention_kind(o.attention));
+  OM_ASSIGN_OR_RETURN(t->config_.norm, parse_norm_kind(o.norm));
+  if (o.seq_length > 0) t->config_.seq_length = o.seq_length;
+  OM_ASSIGN_OR_RETURN(DatasetInfo info, read_dataset_info(o.data_path));
+  if (o.vocab_size > 0) {
+    if (o.vocab_size < info.vocab_size) {
+      return Status::InvalidArgument(format_message(
+          "--vocab-size %ld is smaller than the tokenizer vocabulary of --data-path '%s' (%ld); omit --vocab-size",
+          o.vocab_size, o.data_path.c_str(), static_cast<long>(info.vocab_size)));
+    }
+    t->config_.vocab_size = o.vocab_size;
+  } else {
+    t->config_.vocab_size = info.vocab_size;
+  }
+  t->config_.name = o.model;
+  OM_RETURN_IF_ERROR(t->config_.Validate());
+
+  OM_ASSIGN_OR_RETURN(IndexedDataset train, open_dataset(o.data_path, "--data-path"));
+  t->train_data_.emplace(std::move(train));
+  if (t->train_data_->num_tokens() < t->config_.seq_length + 1) {
+    return Status::InvalidArgument(format_message("--data-path '%s' holds %ld tokens, fewer than one sequence of "
+                                                  "--seq-length %ld + 1; use more text or a shorter --seq-length",
+                                                  o.data_path.c_str(), t->train_data_->num_tokens(),
+                                                  t->config_.seq_length));
+  }
+  t->train_sampler_ = std::make_unique<GptSampler>(*t->train_data_, t->config_.seq_length, o.seed);
+  if (!o.valid_data_path.empty()) {
+    OM_ASSIGN_OR_RETURN(DatasetInfo vinfo, read_dataset_info(o.valid_data_path));
+    if (vinfo.vocab_size != info.vocab_size || vinfo.tokenizer_model != info.tokenizer_model) {
+      return Status::FailedPrecondition("--valid-data-path '" + o.valid_data_path + "' was tokenized with '" +
+                                        vinfo.tokenizer_model + "', --data-path with '" + info.tokenizer_model +
+                                        "'; preprocess both with the same tokenizer");
+    }
+    OM_ASSIGN_OR_RETURN(IndexedDataset valid, open_dataset(o.valid_data_path, "--valid-data-path"));
+    if (valid.num_tokens() < t->config_.seq_length + 1) {
+      return Status::InvalidArgument("--valid-data-path '" + o.valid_data_path +
+                                     "' holds fewer tokens than one sequence; use a larger held-out fraction");
+    }
+    t->valid_data_.emplace(std::move(valid));
+    // The held-out order is fixed (seed 0) so every validation sees the same batches.
+    t->valid_sampler_ = std::make_unique<GptSampler>(*t->valid_data_, t->config_.seq_length, 0);
+  }
+
+  t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size);
+  t->model_->Initialize(o.seed);
+  t->optimizer_ = std::make_unique<AdamW>(
+      t->model_->parameters(), AdamWConfig{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay});
+  t->schedule_ = LrSchedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters};
+  OM_RETURN_IF_ERROR(t->schedule_.Validate());
+  const size_t n = static_cast<size_t>(o.micro_batch_size * t->config_.seq_length);
+  t->tokens_.resize(n);
+  t->targets_.resize(n);
+  t->peak_flops_ = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : kCpuPeakFlopsPerCore * omp_get_max_threads();
+
+  const std::string dir = !o.save.empty() ? o.save : o.log_dir;
+  if (!dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Status::IOError("--save/--log-dir '" + dir + "': cannot create the directory: " + ec.message());
+    const std::string path = dir + "/metrics.jsonl";
+    t->metrics_ = std::fopen(path.c_str(), "a");
+    if (t->metrics_ == nullptr) return Status::IOError("cannot open '" + path + "' for appending");
+  }
+
+  OM_LOG_INFO("model %s", t->config_.ToString().c_str());
+  OM_LOG_INFO("data %s: %ld documents, %ld tokens, %ld samples of %ld+1 tokens per epoch", o.data_path.c_str(),
+              t->train_data_->num_documents(), t->train_data_->num_tokens(), t->train_sampler_->samples_per_epoch(),
+              t->config_.seq_length);
+  OM_LOG_INFO("batch: global %ld = micro %ld x accumulation %ld x dp %ld; %ld steps, lr %g -> %g, warm-up %ld",
+              o.global_batch_size, o.micro_batch_size, o.accumulation_steps(), o.dp, o.train_iters, o.lr, o.min_lr,
+              o.lr_warmup_iters);
+  OM_LOG_INFO("memory %.1f MiB (parameters, gradients, activations); %d threads; MFU against %.1f GFLOP/s %s",
+              static_cast<double>(t->model_->memory_bytes()) / (1 << 20), omp_get_max_threads(),
+              t->peak_flops_ / 1e9, o.peak_tflops > 0 ? "(--peak-tflops)" : "(fp32 FMA peak measured per core x threads)");
+  return t;
+}
+
+Trainer::~Trainer() {
+  if (metrics_) std::fclose(metrics_);
+}
+
+StatusOr<StepStats> Trainer::TrainStep() {
+  Timer timer;
+  const int64_t accumulation = options_.accumulation_steps();
+  const int64_t T = config_.seq_length, mb = options_.micro_batch_size;
+  model_->ZeroGrad();
+  double loss = 0.0;
+  for (int64_t micro = 0; micro < accumulation; ++micro) {
+    train_sampler_->MicroBatch(consumed_samples_, micro, mb, /*dp_rank=*/0, options_.dp, tokens_, targets_);
+    const ConstTensorView tok = make_view(tokens_.data(), DType::kI32, {mb, T}, Device::Cpu(), "batch.tokens");
+    const ConstTensorView tgt = make_view(targets_.data(), DType::kI32, {mb, T}, Device::Cpu(), "batch.targets");
+    loss += model_->Forward(tok, tgt) / static_cast<double>(accumulation);
+    model_->Backward(1.0f / static_cast<float>(accumulation));
+  }
+  const double norm = global_grad_norm(model_->parameters());
+  if (!std::isfinite(loss) || !std::isfinite(norm)) {
+    return Status::FailedPrecondition(format_message(
+        "step %ld: loss %g, gradient norm %g are not finite; no update was applied. Lower --lr, set --clip-grad, "
+        "or check the data",
+        step_ + 1, loss, norm));
+  }
+  const float lr = schedule_.At(step_);
+  optimizer_->Step(lr, clip_coefficient(norm, options_.clip_grad));
+  consumed_samples_ += options_.global_batch_size;
+  ++step_;
+  return StepStats{step_, loss, norm, lr, timer.Seconds()};
+}
+
+double Trainer::Validate() {
+  const int64_t T = config_.seq_length, mb = options_.micro_batch_size;
+  const int64_t accumulation = options_.accumulation_steps();
+  double sum = 0.0;
+  int64_t count = 0;
+  for (int64_t batch = 0; batch < options_.eval_iters; ++batch) {
+    for (int64_t micro = 0; micro < accumulation; ++micro) {
+      valid_sampler_->MicroBatch(batch * options_.global_batch_size, micro, mb, 0, options_.dp, tokens_, targets_);
+      const ConstTensorView tok = make_view(tokens_.data(), DType::kI32, {mb, T}, Device::Cpu(), "valid.tokens");
+      const ConstTensorView tgt = make_view(targets_.data(), DType::kI32, {mb, T}, Device::Cpu(), "valid.targets");
+      sum += model_->Forward(tok, tgt);
+      ++count;
+    }
+  }
+  return sum / static_cast<double>(count);
+}
+
+void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> val_loss) {
+  const double tokens = static_cast<double>(options_.global_batch_size * config_.seq_length);
+  const double tokens_per_s = tokens / s.seconds;
+  const double flops = config_.flops_per_token() * tokens_per_s;  // achieved FLOP/s
+  const double mfu = flops / peak_flops_;
+  const double eta = s.seconds * static_cast<double>(options_.train_iters - s.step);
+  if (s.step % options_.log_interval == 0 || s.step == options_.train_iters || val_loss) {
+    OM_LOG_INFO("step %6ld/%ld | loss %.4f | lr %.3e | grad-norm %.3f | %.0f tok/s | %.3f TFLOP/s | MFU %.1f%% | "
+                "mem %.0f MiB | ETA %s%s",
+                s.step, options_.train_iters, s.loss, s.lr, s.grad_norm, tokens_per_s, flops / 1e12, 100 * mfu,
+                static_cast<double>(model_->memory_bytes()) / (1 << 20), format_eta(eta).c_str(),
+                val_loss ? format_message(" | val loss %.4f", *val_loss).c_str() : "");
+  }
+  if (metrics_) {
+    std::fprintf(metrics_,
+                 "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f, "
+                 "\"tflops\": %.6f, \"mfu\": %.6f, \"elapsed_s\": %.3f%s}\n",
+                 s.step, s.loss, s.lr, s.grad_norm, tokens_per_s, flops / 1e12, mfu, elapsed_s,
+                 val_loss ? format_message(", \"val_loss\": %.6f", *val_loss).c_str() : "");
+    std::fflush(metrics_);
+  }
+}
+
+Status Trainer::Run() {
+  Timer total;
+  for (int64_t i = 0; i < options_.train_iters; ++i) {
+    OM_ASSIGN_OR_RETURN(StepStats s, TrainStep());
+    std::optional<double> val;
+    const bool last = s.step == options_.train_iters;
+    if (valid_sampler_ && (last || (options_.eval_interval > 0 && s.step % options_.eval_interval == 0))) {
+      val = Validate();
+    }
+    Log(s, total.Seconds(), val);
+  }
+  OM_LOG_INFO("done: %ld steps, %ld samples in %.1f s", step_, consumed_samples_, total.Seconds());
+  return Status::Ok();
+}
+
+}  // namespace om

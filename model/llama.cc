@@ -1,0 +1,288 @@
+// Llama: construction (arena layout), initialisation and the forward pass (model/llama.h).
+// The backward is in llama_backward.cc.
+//
+// Forward, per layer i with x = the residual stream (B·T, C):
+//   attn_norm = RMSNorm(x)                 qkv = attn_norm · Wqkvᵀ          RoPE(q, k) in place
+//   attn_out  = attention(qkv)             x_mid = x + attn_out · Woᵀ
+//   mlp_norm  = RMSNorm(x_mid)             gate_up = mlp_norm · Wguᵀ        swiglu = silu(gate) ⊙ up
+//   x_next    = x_mid + swiglu · Wdownᵀ
+// then final RMSNorm, logits = final_norm · Wlmᵀ (B·T, Vp) and the cross-entropy over the first V
+// columns. The output projections write straight into the next residual buffer and the residual
+// add runs in place (out aliasing a), so no (B·T, C) temporary is needed.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/residual.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+#include "model/llama.h"
+
+namespace om {
+namespace {
+
+// Parameters in memory, in the order of Llama::parameters(): the embedding, six per layer, the
+// final norm and the LM head. Llama builds w_ and g_ from these indices.
+constexpr int64_t kPerLayer = 6;
+
+// A block of rows of an in-memory parameter that holds one logical tensor (or all of it).
+struct InitBlock {
+  std::string logical;  // logical name, without the "init/" prefix of its RNG stream
+  int64_t row0 = 0;     // first memory row
+  int64_t rows = 0;     // logical rows
+  double stddev = 0.0;  // N(0, stddev)
+};
+
+// Writes `fill` everywhere (0 for padding rows, 1 for norm gains), then each block's draws. The
+// values are built on the host and copied once, so this works for parameters on any device.
+template <typename T>
+void init_tensor(const TensorView& dst, const std::vector<InitBlock>& blocks, uint64_t seed, T fill) {
+  std::vector<T> host(static_cast<size_t>(dst.numel()), fill);
+  const int64_t cols = dst.ndim() == 2 ? dst.dim(1) : 1;
+  for (const InitBlock& b : blocks) {
+    OM_CHECK(b.row0 + b.rows <= dst.dim(0), "init of '%s': rows [%ld, %ld) exceed %s", b.logical.c_str(),
+             static_cast<long>(b.row0), static_cast<long>(b.row0 + b.rows), dst.ToString().c_str());
+    // Offset 0: element (r, c) of the logical tensor is draw r·cols + c of its own stream.
+    Rng(seed, "init/" + b.logical)
+        .FillNormal(host.data() + b.row0 * cols, b.rows * cols, 0, T(0), static_cast<T>(b.stddev));
+  }
+  copy_bytes(dst.data, dst.device, host.data(), Device::Cpu(), dst.nbytes());
+}
+
+// Sum of a float tensor in double, in element order (deterministic), read back to the host.
+template <typename T>
+double host_sum(const ConstTensorView& v) {
+  std::vector<T> host(static_cast<size_t>(v.numel()));
+  copy_bytes(host.data(), Device::Cpu(), v.data, v.device, v.nbytes());
+  double s = 0.0;
+  for (T x : host) s += static_cast<double>(x);
+  return s;
+}
+
+}  // namespace
+
+TensorView Llama::First(const TensorView& v, int64_t B) {
+  OM_CHECK(B >= 0 && B <= v.dim(0), "'%s' %s has no first %ld rows", v.name, v.shape.ToString().c_str(),
+           static_cast<long>(B));
+  TensorView out = v;  // dim 0 is outermost, so the first B rows are a contiguous prefix
+  out.shape.dims[0] = B;
+  return out;
+}
+
+TensorView Llama::Rows(const TensorView& v, int64_t B) {
+  TensorView f = First(v, B);
+  const int64_t rows = B * v.dim(1);
+  return v.ndim() == 2 ? reshape(f, Shape{rows}) : reshape(f, Shape{rows, f.numel() / std::max<int64_t>(rows, 1)});
+}
+
+TensorView Llama::Scratch(const TensorView& flat, Shape shape, const char* name) {
+  OM_CHECK(shape.numel() <= flat.numel(), "scratch '%s' %s does not fit '%s' %s", name, shape.ToString().c_str(),
+           flat.name, flat.shape.ToString().c_str());
+  return make_view(flat.data, flat.dtype, shape, flat.device, name);
+}
+
+Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, DType dtype)
+    : config_(config), max_micro_batch_(max_micro_batch), device_(device), dtype_(dtype), ctx_{device} {
+  const Status valid = config.Validate();
+  OM_CHECK(valid.ok(), "Llama: %s", valid.ToString().c_str());
+  OM_CHECK(max_micro_batch >= 1, "Llama: max_micro_batch %ld must be >= 1", static_cast<long>(max_micro_batch));
+  OM_CHECK(dtype == DType::kF32 || dtype == DType::kF64, "Llama: dtype %s; the model runs in f32 (or f64 for checks)",
+           std::string(dtype_name(dtype)).c_str());
+  const int64_t C = config.hidden, F = config.ffn, L = config.n_layers, Vp = config.padded_vocab();
+  const Shape norm = config.norm == NormKind::kRmsNormS ? Shape{1} : Shape{C};
+
+  struct Spec {
+    std::string name;
+    Shape shape;
+    bool weight_decay;
+  };
+  std::vector<Spec> specs = {{"embed.weight", {Vp, C}, true}};
+  for (int64_t i = 0; i < L; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    specs.push_back({p + "attn_norm.weight", norm, false});
+    specs.push_back({p + "attn.qkv.weight", {3 * C, C}, true});
+    specs.push_back({p + "attn.o.weight", {C, C}, true});
+    specs.push_back({p + "mlp_norm.weight", norm, false});
+    specs.push_back({p + "mlp.gate_up.weight", {2 * F, C}, true});
+    specs.push_back({p + "mlp.down.weight", {C, F}, true});
+  }
+  specs.push_back({"final_norm.weight", norm, false});
+  specs.push_back({"lm_head.weight", {Vp, C}, true});
+
+  size_t bytes = 0;
+  for (const Spec& s : specs) bytes += Arena::BytesFor(dtype, s.shape);
+  param_arena_ = Arena(device, bytes, "parameters");
+  grad_arena_ = Arena(device, bytes, "gradients");
+  for (const Spec& s : specs) {
+    params_.push_back({s.name, param_arena_.Carve(s.name, dtype, s.shape),
+                       grad_arena_.Carve(s.name + ".grad", dtype, s.shape), s.weight_decay});
+  }
+
+  for (Tensors* t : {&w_, &g_}) {
+    auto view = [&](int64_t k) { return t == &w_ ? params_[k].value : params_[k].grad; };
+    t->embed = view(0);
+    for (int64_t i = 0; i < L; ++i) {
+      const int64_t k = 1 + kPerLayer * i;
+      t->layers.push_back({view(k), view(k + 1), view(k + 2), view(k + 3), view(k + 4), view(k + 5)});
+    }
+    t->final_norm = view(1 + kPerLayer * L);
+    t->lm_head = view(2 + kPerLayer * L);
+  }
+
+  size_t act_bytes = 0;
+  LayoutActivations([&](std::string_view, DType dt, Shape s) {
+    act_bytes += Arena::BytesFor(dt, s);
+    return TensorView{};
+  });
+  act_arena_ = Arena(device, act_bytes, "activations");
+  LayoutActivations([&](std::string_view name, DType dt, Shape s) { return act_arena_.Carve(name, dt, s); });
+}
+
+template <typename CarveFn>
+void Llama::LayoutActivations(CarveFn&& carve) {
+  const int64_t Bm = max_micro_batch_, T = config_.seq_length, C = config_.hidden, F = config_.ffn,
+                H = config_.n_heads, Vp = config_.padded_vocab();
+  const DType dt = dtype_;
+  act_.tokens = carve("tokens", DType::kI32, Shape{Bm, T});
+  act_.targets = carve("targets", DType::kI32, Shape{Bm, T});
+  act_.layers.assign(static_cast<size_t>(config_.n_layers), LayerActivations{});
+  for (int64_t i = 0; i < config_.n_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    LayerActivations& a = act_.layers[i];
+    a.x = carve(p + "x", dt, Shape{Bm, T, C});
+    a.attn_norm = carve(p + "attn_norm", dt, Shape{Bm, T, C});
+    a.attn_rstd = carve(p + "attn_rstd", dt, Shape{Bm, T});
+    a.qkv = carve(p + "qkv", dt, Shape{Bm, T, 3 * C});
+    a.attn_out = carve(p + "attn_out", dt, Shape{Bm, T, C});
+    a.lse = carve(p + "lse", dt, Shape{Bm, H, T});
+    a.x_mid = carve(p + "x_mid", dt, Shape{Bm, T, C});
+    a.mlp_norm = carve(p + "mlp_norm", dt, Shape{Bm, T, C});
+    a.mlp_rstd = carve(p + "mlp_rstd", dt, Shape{Bm, T});
+    a.gate_up = carve(p + "gate_up", dt, Shape{Bm, T, 2 * F});
+    a.swiglu = carve(p + "swiglu", dt, Shape{Bm, T, F});
+  }
+  act_.x_out = carve("x_out", dt, Shape{Bm, T, C});
+  act_.final_norm = carve("final_norm", dt, Shape{Bm, T, C});
+  act_.final_rstd = carve("final_rstd", dt, Shape{Bm, T});
+  act_.logits = carve("logits", dt, Shape{Bm, T, Vp});
+  act_.row_max = carve("row_max", dt, Shape{Bm, T});
+  act_.sum_exp = carve("sum_exp", dt, Shape{Bm, T});
+  act_.target_logit = carve("target_logit", dt, Shape{Bm, T});
+  act_.losses = carve("losses", dt, Shape{Bm, T});
+  act_.dx = carve("dx", dt, Shape{Bm, T, C});
+  act_.dwide = carve("dwide", dt, Shape{Bm * T * std::max(3 * C, 2 * F)});
+  act_.dnarrow = carve("dnarrow", dt, Shape{Bm * T * std::max(C, F)});
+  act_.dlogits = carve("dlogits", dt, Shape{Bm, T, Vp});
+}
+
+void Llama::Initialize(uint64_t seed) {
+  const int64_t C = config_.hidden, F = config_.ffn, V = config_.vocab_size;
+  const double s = 0.02, s_out = 0.02 / std::sqrt(2.0 * static_cast<double>(config_.n_layers));
+  auto init = [&](const TensorView& dst, const std::vector<InitBlock>& blocks, double fill) {
+    if (dtype_ == DType::kF64) return init_tensor<double>(dst, blocks, seed, fill);
+    init_tensor<float>(dst, blocks, seed, static_cast<float>(fill));
+  };
+  init(w_.embed, {{"embed.weight", 0, V, s}}, 0.0);
+  for (int64_t i = 0; i < config_.n_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    const LayerTensors& w = w_.layers[i];
+    init(w.attn_norm, {}, 1.0);
+    init(w.qkv, {{p + "attn.q.weight", 0, C, s}, {p + "attn.k.weight", C, C, s}, {p + "attn.v.weight", 2 * C, C, s}},
+         0.0);
+    init(w.o, {{p + "attn.o.weight", 0, C, s_out}}, 0.0);
+    init(w.mlp_norm, {}, 1.0);
+    init(w.gate_up, {{p + "mlp.gate.weight", 0, F, s}, {p + "mlp.up.weight", F, F, s}}, 0.0);
+    init(w.down, {{p + "mlp.down.weight", 0, C, s_out}}, 0.0);
+  }
+  init(w_.final_norm, {}, 1.0);
+  init(w_.lm_head, {{"lm_head.weight", 0, V, s}}, 0.0);
+}
+
+double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
+  constexpr const char* op = "Llama::Forward";
+  const int64_t T = config_.seq_length;
+  OM_CHECK(tokens.ndim() == 2 && tokens.dim(0) >= 1 && tokens.dim(0) <= max_micro_batch_ && tokens.dim(1) == T,
+           "%s: tokens %s must be (B, T) with 1 <= B <= max_micro_batch %ld and T = seq_length %ld", op,
+           tokens.ToString().c_str(), static_cast<long>(max_micro_batch_), static_cast<long>(T));
+  const int64_t B = tokens.dim(0), N = B * T;
+  check_tensor(op, tokens, DType::kI32, {B, T});
+  check_tensor(op, targets, DType::kI32, {B, T});
+
+  // Own copies: backward needs them after the caller's batch buffers have moved on.
+  TensorView ids = First(act_.tokens, B), tgt = First(act_.targets, B);
+  copy_bytes(ids.data, device_, tokens.data, tokens.device, tokens.nbytes());
+  copy_bytes(tgt.data, device_, targets.data, targets.device, targets.nbytes());
+  std::vector<int32_t> host_targets(static_cast<size_t>(N));
+  copy_bytes(host_targets.data(), Device::Cpu(), targets.data, targets.device, targets.nbytes());
+  target_count_ = 0;
+  for (int32_t t : host_targets) target_count_ += t != kIgnoreTarget;
+  batch_ = B;
+
+  embedding_forward(ctx_, {Rows(act_.layers[0].x, B), reshape(ids, Shape{N}), w_.embed, 0});
+  for (int64_t i = 0; i < config_.n_layers; ++i) ForwardLayer(i, B);
+
+  const TensorView x_out = Rows(act_.x_out, B), final_norm = Rows(act_.final_norm, B);
+  const TensorView logits = Rows(act_.logits, B), losses = Rows(act_.losses, B);
+  rmsnorm_forward(ctx_, {final_norm, Rows(act_.final_rstd, B), x_out, w_.final_norm, config_.norm, config_.norm_eps});
+  matmul(ctx_, {logits, final_norm, w_.lm_head, Transpose::kNo, Transpose::kYes});
+  // The padding columns [V, Vp) of the logits are excluded from the max, the sum and the gradient.
+  cross_entropy_forward(ctx_, {losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B), Rows(act_.target_logit, B),
+                               logits, reshape(tgt, Shape{N}), VocabShard{0, config_.vocab_size}});
+  if (target_count_ == 0) return 0.0;
+  const double sum = dtype_ == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);
+  return sum / static_cast<double>(target_count_);
+}
+
+void Llama::ForwardLayer(int64_t i, int64_t B) {
+  const int64_t T = config_.seq_length, H = config_.n_heads, D = config_.head_dim();
+  const LayerActivations& a = act_.layers[i];
+  const LayerTensors& w = w_.layers[i];
+  const TensorView x = Rows(a.x, B), x_mid = Rows(a.x_mid, B), attn_norm = Rows(a.attn_norm, B),
+                   mlp_norm = Rows(a.mlp_norm, B), attn_out = Rows(a.attn_out, B), swiglu = Rows(a.swiglu, B),
+                   gate_up = Rows(a.gate_up, B), qkv = First(a.qkv, B);
+  // The next layer's input, or the final norm's.
+  const TensorView x_next = Rows(i + 1 < config_.n_layers ? act_.layers[i + 1].x : act_.x_out, B);
+
+  rmsnorm_forward(ctx_, {attn_norm, Rows(a.attn_rstd, B), x, w.attn_norm, config_.norm, config_.norm_eps});
+  matmul(ctx_, {Rows(a.qkv, B), attn_norm, w.qkv, Transpose::kNo, Transpose::kYes});
+  // qkv as (B, T, 3H, D): heads [0, H) are q, [H, 2H) k, [2H, 3H) v; RoPE rotates the first 2H.
+  rope_forward(ctx_, {reshape(qkv, Shape{B, T, 3 * H, D}), 2 * H, config_.rope_theta});
+  attention_forward(ctx_, {First(a.attn_out, B), First(a.lse, B), TensorView{}, qkv, H, config_.attention});
+  matmul(ctx_, {x_mid, attn_out, w.o, Transpose::kNo, Transpose::kYes});
+  residual_forward(ctx_, {x_mid, x_mid, x});
+
+  rmsnorm_forward(ctx_, {mlp_norm, Rows(a.mlp_rstd, B), x_mid, w.mlp_norm, config_.norm, config_.norm_eps});
+  matmul(ctx_, {gate_up, mlp_norm, w.gate_up, Transpose::kNo, Transpose::kYes});
+  swiglu_forward(ctx_, {swiglu, gate_up});
+  matmul(ctx_, {x_next, swiglu, w.down, Transpose::kNo, Transpose::kYes});
+  residual_forward(ctx_, {x_next, x_next, x_mid});
+}
+
+void Llama::ZeroGrad() {
+  for (const Parameter& p : params_) {
+    if (device_.kind == DeviceKind::kCpu) {
+      std::memset(p.grad.data, 0, p.grad.nbytes());
+    } else {
+      device_memory::cuda_memset_zero(p.grad.data, p.grad.nbytes(), device_.index);
+    }
+  }
+}
+
+ConstTensorView Llama::logits() const {
+  OM_CHECK(batch_ > 0, "Llama::logits: no Forward has run yet");
+  return First(act_.logits, batch_);
+}
+
+size_t Llama::memory_bytes() const {
+  return param_arena_.capacity() + grad_arena_.capacity() + act_arena_.capacity();
+}
+
+}  // namespace om

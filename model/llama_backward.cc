@@ -1,0 +1,82 @@
+// Llama backward (model/llama.h): the forward of llama.cc in reverse, op by op. Parameter gradients
+// accumulate (+=) into the gradient arena; activation gradients overwrite (=) the scratch below.
+//
+// Scratch (activation arena, sized for max_micro_batch) and why sharing it is safe:
+//   dx       (B·T, C)            gradient of the residual stream, running from the loss down to the
+//                                embedding; each block adds its branch's input gradient in place.
+//   dwide    (B·T, max(3C, 2F))  dqkv in the attention block, dgate_up in the MLP block, and in both the
+//                                norm's input gradient, written only after dqkv / dgate_up has been
+//                                consumed by the matmul that produced the norm's output gradient.
+//   dnarrow  (B·T, max(C, F))    dattn / dswiglu (consumed by attention / swiglu backward), then the
+//                                norm's output gradient (written by the matmul that reads dwide).
+//   dlogits  (B·T, Vp)           its own buffer: the cross-entropy backward reads the logits.
+// Every op below reads and writes distinct buffers, except the residual adds (dx += ..., out aliasing
+// a, which residual_forward allows).
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/residual.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+#include "model/llama.h"
+
+namespace om {
+
+void Llama::Backward(float loss_scale) {
+  OM_CHECK(batch_ > 0, "Llama::Backward: no Forward has run yet");
+  const int64_t B = batch_, N = B * config_.seq_length, C = config_.hidden;
+  // d(mean loss)/d(loss of row n) = 1 / (non-ignored targets); ignored rows get no gradient anyway.
+  const float dloss = target_count_ > 0 ? loss_scale / static_cast<float>(target_count_) : 0.0f;
+  const TensorView dlogits = Rows(act_.dlogits, B), logits = Rows(act_.logits, B);
+  const TensorView final_norm = Rows(act_.final_norm, B), dx = Rows(act_.dx, B);
+  const TensorView dnorm = Scratch(act_.dnarrow, {N, C}, "dfinal_norm");
+  cross_entropy_backward(ctx_, {dlogits, logits, Rows(act_.targets, B), Rows(act_.row_max, B), Rows(act_.sum_exp, B),
+                                VocabShard{0, config_.vocab_size}, dloss});
+  matmul(ctx_, {dnorm, dlogits, w_.lm_head});
+  matmul(ctx_, {g_.lm_head, dlogits, final_norm, Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  rmsnorm_backward(ctx_, {dx, g_.final_norm, dnorm, Rows(act_.x_out, B), w_.final_norm, Rows(act_.final_rstd, B),
+                          config_.norm});
+  for (int64_t i = config_.n_layers - 1; i >= 0; --i) BackwardLayer(i, B);
+  embedding_backward(ctx_, {g_.embed, dx, Rows(act_.tokens, B), 0});
+}
+
+// On entry dx = dL/dx_next (the layer's output); on exit dx = dL/dx (its input).
+void Llama::BackwardLayer(int64_t i, int64_t B) {
+  const int64_t T = config_.seq_length, N = B * T, C = config_.hidden, F = config_.ffn, H = config_.n_heads,
+                D = config_.head_dim();
+  const LayerActivations& a = act_.layers[i];
+  const LayerTensors& w = w_.layers[i];
+  const LayerTensors& g = g_.layers[i];
+  const TensorView dx = Rows(act_.dx, B);
+  const TensorView dnorm = Scratch(act_.dnarrow, {N, C}, "dnorm");
+  const TensorView dnorm_in = Scratch(act_.dwide, {N, C}, "dnorm_in");
+
+  // MLP block: x_next = x_mid + swiglu(mlp_norm · Wguᵀ) · Wdownᵀ.
+  const TensorView dswiglu = Scratch(act_.dnarrow, {N, F}, "dswiglu");
+  const TensorView dgate_up = Scratch(act_.dwide, {N, 2 * F}, "dgate_up");
+  matmul(ctx_, {dswiglu, dx, w.down});
+  matmul(ctx_, {g.down, dx, Rows(a.swiglu, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  swiglu_backward(ctx_, {dgate_up, dswiglu, Rows(a.gate_up, B)});
+  matmul(ctx_, {dnorm, dgate_up, w.gate_up});
+  matmul(ctx_, {g.gate_up, dgate_up, Rows(a.mlp_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  rmsnorm_backward(ctx_, {dnorm_in, g.mlp_norm, dnorm, Rows(a.x_mid, B), w.mlp_norm, Rows(a.mlp_rstd, B), config_.norm});
+  residual_forward(ctx_, {dx, dx, dnorm_in});  // dx = dL/dx_mid: the skip path plus the MLP branch
+
+  // Attention block: x_mid = x + attention(RoPE(attn_norm · Wqkvᵀ)) · Woᵀ.
+  const TensorView dattn = Scratch(act_.dnarrow, {B, T, C}, "dattn_out");
+  const TensorView dqkv = Scratch(act_.dwide, {B, T, 3 * C}, "dqkv");
+  matmul(ctx_, {reshape(dattn, Shape{N, C}), dx, w.o});
+  matmul(ctx_, {g.o, dx, Rows(a.attn_out, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  attention_backward(ctx_, {dqkv, dattn, First(a.qkv, B), First(a.attn_out, B), First(a.lse, B), H, config_.attention});
+  // RoPE is a rotation: its backward rotates dq and dk back (heads [0, 2H) of (B, T, 3H, D)); dv is untouched.
+  rope_backward(ctx_, {reshape(dqkv, Shape{B, T, 3 * H, D}), 2 * H, config_.rope_theta});
+  const TensorView dqkv_rows = reshape(dqkv, Shape{N, 3 * C});
+  matmul(ctx_, {dnorm, dqkv_rows, w.qkv});
+  matmul(ctx_, {g.qkv, dqkv_rows, Rows(a.attn_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  rmsnorm_backward(ctx_, {dnorm_in, g.attn_norm, dnorm, Rows(a.x, B), w.attn_norm, Rows(a.attn_rstd, B), config_.norm});
+  residual_forward(ctx_, {dx, dx, dnorm_in});  // dx = dL/dx: the skip path plus the attention branch
+}
+
+}  // namespace om

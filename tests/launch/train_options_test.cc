@@ -1,0 +1,98 @@
+// ortho_megatron's flags: help, aliases, config files and the errors for bad input.
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "launch/train_options.h"
+#include "tests/support/test_support.h"
+
+namespace om {
+namespace {
+
+struct Parsed {
+  StatusOr<ParseOutcome> outcome;
+  TrainOptions options;
+  std::string out;  // what was printed to stdout
+};
+
+Parsed parse(std::vector<std::string> args, int world_size = 1) {
+  args.insert(args.begin(), "ortho_megatron");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  std::ostringstream captured;
+  std::streambuf* saved = std::cout.rdbuf(captured.rdbuf());
+  TrainOptions o;
+  StatusOr<ParseOutcome> r = parse_train_options(static_cast<int>(argv.size()), argv.data(), world_size, &o);
+  std::cout.rdbuf(saved);
+  return Parsed{std::move(r), o, captured.str()};
+}
+
+void expect_error_mentions(const Parsed& p, const std::string& text) {
+  ASSERT_FALSE(p.outcome.ok()) << "expected an error mentioning " << text;
+  EXPECT_NE(p.outcome.status().message().find(text), std::string::npos) << p.outcome.status().ToString();
+}
+
+TEST(TrainOptions, HelpListsEveryFlag) {
+  Parsed p = parse({"--help"});
+  ASSERT_TRUE(p.outcome.ok());
+  EXPECT_EQ(p.outcome.value(), ParseOutcome::kHelpShown);
+  for (const char* flag :
+       {"--model", "--attention", "--norm", "--vocab-size", "--seq-length", "--tp", "--dp", "--micro-batch-size",
+        "--global-batch-size", "--train-iters", "--lr", "--min-lr", "--lr-warmup-iters", "--lr-decay-iters",
+        "--optimizer", "--clip-grad", "--weight-decay", "--adam-beta1", "--adam-beta2", "--adam-eps", "--seed",
+        "--data-path", "--valid-data-path", "--eval-interval", "--eval-iters", "--log-interval", "--save",
+        "--log-dir", "--peak-tflops", "--device", "--threads", "--config", "--help",
+        "tensor-model-parallel-size", "data-parallel-size"}) {
+    EXPECT_NE(p.out.find(flag), std::string::npos) << flag << " missing from --help";
+  }
+  for (const char* group : {"Model:", "Parallelism:", "Batch and schedule:", "Optimizer:", "Data:"})
+    EXPECT_NE(p.out.find(group), std::string::npos) << group;
+}
+
+TEST(TrainOptions, DefaultsAndDerivedValues) {
+  Parsed p = parse({"--data-path", "d", "--micro-batch-size", "4", "--train-iters", "50"});
+  ASSERT_TRUE(p.outcome.ok()) << p.outcome.status().ToString();
+  EXPECT_EQ(p.options.global_batch_size, 4);  // micro x dp
+  EXPECT_EQ(p.options.lr_decay_iters, 50);    // = train iters
+  EXPECT_EQ(p.options.accumulation_steps(), 1);
+  Parsed q = parse({"--data-path", "d", "--micro-batch-size", "4", "--global-batch-size", "12"});
+  ASSERT_TRUE(q.outcome.ok());
+  EXPECT_EQ(q.options.accumulation_steps(), 3);
+}
+
+TEST(TrainOptions, MegatronAliases) {
+  Parsed p = parse({"--data-path", "d", "--tensor-model-parallel-size", "2", "--data-parallel-size=4"}, 8);
+  ASSERT_TRUE(p.outcome.ok()) << p.outcome.status().ToString();
+  EXPECT_EQ(p.options.tp, 2);
+  EXPECT_EQ(p.options.dp, 4);
+}
+
+TEST(TrainOptions, ConfigFileWithCommandLineWinning) {
+  const std::string path = ::testing::TempDir() + "/train.cfg";
+  std::ofstream(path) << "data-path = from_file\nlr = 0.01\ntensor-model-parallel-size = 1\ntrain-iters = 7\n";
+  Parsed p = parse({"--config", path, "--lr", "0.002"});
+  ASSERT_TRUE(p.outcome.ok()) << p.outcome.status().ToString();
+  EXPECT_EQ(p.options.data_path, "from_file");
+  EXPECT_FLOAT_EQ(p.options.lr, 0.002f);
+  EXPECT_EQ(p.options.train_iters, 7);
+  std::ofstream(path) << "data-path = x\nbogus-flag = 1\n";
+  expect_error_mentions(parse({"--config", path}), "bogus-flag");
+  expect_error_mentions(parse({"--config", "/nonexistent/cfg"}), "--config '/nonexistent/cfg'");
+}
+
+TEST(TrainOptions, BadInputNamesTheFlag) {
+  expect_error_mentions(parse({"--data-path", "d", "--bogus", "1"}), "--bogus");
+  expect_error_mentions(parse({}), "--data-path");
+  expect_error_mentions(parse({"--data-path", "d", "--micro-batch-size", "4", "--global-batch-size", "10"}),
+                        "--global-batch-size (10) must be a multiple of --micro-batch-size (4)");
+  expect_error_mentions(parse({"--data-path", "d", "--tp", "2"}), "--tp (2) * --dp (1) = 2 but the job has 1 rank");
+  expect_error_mentions(parse({"--data-path", "d", "--train-iters", "0"}), "--train-iters");
+  expect_error_mentions(parse({"--data-path", "d", "--lr", "abc"}), "lr");
+  expect_error_mentions(parse({"--data-path", "d", "--optimizer", "sgd"}), "--optimizer 'sgd'");
+  expect_error_mentions(parse({"--data-path", "d", "--device", "cuda"}), "--device 'cuda'");
+  expect_error_mentions(parse({"--data-path", "d", "--adam-beta2", "1"}), "--adam-beta2");
+}
+
+}  // namespace
+}  // namespace om
