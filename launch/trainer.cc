@@ -56,6 +56,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) {
 
   OM_ASSIGN_OR_RETURN(IndexedDataset train, open_dataset(o.data_path, "--data-path"));
   t->train_data_.emplace(std::move(train));
+  OM_RETURN_IF_ERROR(verify_dataset_info(o.data_path, info, *t->train_data_));
   if (t->train_data_->num_tokens() < t->config_.seq_length + 1) {
     return Status::InvalidArgument(format_message("--data-path '%s' holds %ld tokens, fewer than one sequence of "
                                                   "--seq-length %ld + 1; use more text or a shorter --seq-length",
@@ -65,12 +66,13 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) {
   t->train_sampler_ = std::make_unique<GptSampler>(*t->train_data_, t->config_.seq_length, o.seed);
   if (!o.valid_data_path.empty()) {
     OM_ASSIGN_OR_RETURN(DatasetInfo vinfo, read_dataset_info(o.valid_data_path));
-    if (vinfo.vocab_size != info.vocab_size || vinfo.tokenizer_model != info.tokenizer_model) {
+    if (vinfo.vocab_size != info.vocab_size || vinfo.tokenizer_fnv1a64 != info.tokenizer_fnv1a64) {
       return Status::FailedPrecondition("--valid-data-path '" + o.valid_data_path + "' was tokenized with '" +
-                                        vinfo.tokenizer_model + "', --data-path with '" + info.tokenizer_model +
-                                        "'; preprocess both with the same tokenizer");
+                                        vinfo.tokenizer_model + "', --data-path '" + o.data_path + "' with '" +
+                                        info.tokenizer_model + "' (different files); preprocess both with one tokenizer");
     }
     OM_ASSIGN_OR_RETURN(IndexedDataset valid, open_dataset(o.valid_data_path, "--valid-data-path"));
+    OM_RETURN_IF_ERROR(verify_dataset_info(o.valid_data_path, vinfo, valid));
     if (valid.num_tokens() < t->config_.seq_length + 1) {
       return Status::InvalidArgument("--valid-data-path '" + o.valid_data_path +
                                      "' holds fewer tokens than one sequence; use a larger held-out fraction");

@@ -1,0 +1,174 @@
+// The training loop end to end on a small synthetic dataset: the loss falls, metrics.jsonl is
+// written, runs are reproducible, accumulation matches one big micro-batch, bad data is refused.
+#include <omp.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "data/dataset_info.h"
+#include "data/indexed_dataset.h"
+#include "launch/trainer.h"
+#include "tests/support/test_support.h"
+
+namespace om {
+namespace {
+
+constexpr int32_t kVocab = 64;
+
+// Documents of a repeating pattern (period 8, offset by the document index): learnable in a few
+// dozen steps by the `tiny` preset at T = 32.
+std::string make_dataset(const std::string& name, int64_t docs, int64_t doc_len) {
+  const std::string prefix = ::testing::TempDir() + "/" + name;
+  StatusOr<IndexedDatasetBuilder> b = IndexedDatasetBuilder::Create(prefix, DType::kU16);
+  OM_CHECK(b.ok(), "%s", b.status().ToString().c_str());
+  for (int64_t d = 0; d < docs; ++d) {
+    std::vector<int32_t> tokens;
+    for (int64_t i = 0; i < doc_len; ++i) tokens.push_back(static_cast<int32_t>(3 + (d + i) % 8));
+    tokens.push_back(2);  // end of document
+    OM_CHECK(b->AddDocument(tokens).ok(), "AddDocument");
+  }
+  OM_CHECK(b->Finish().ok(), "Finish");
+  DatasetInfo info;
+  info.split = "train";
+  info.tokenizer_model = "synthetic";
+  info.vocab_size = kVocab;
+  info.eod_id = 2;
+  info.num_documents = docs;
+  info.num_tokens = docs * (doc_len + 1);
+  info.token_dtype = DType::kU16;
+  OM_CHECK(write_dataset_info(prefix, info).ok(), "write_dataset_info");
+  return prefix;
+}
+
+TrainOptions small_options(const std::string& data) {
+  TrainOptions o;
+  o.model = "tiny";
+  o.attention = "softmax1";
+  o.seq_length = 32;
+  o.data_path = data;
+  o.micro_batch_size = 4;
+  o.global_batch_size = 4;
+  o.train_iters = 40;
+  o.lr = 3e-3f;
+  o.min_lr = 3e-4f;
+  o.lr_warmup_iters = 4;
+  o.lr_decay_iters = 40;
+  return o;
+}
+
+std::vector<StepStats> train(const TrainOptions& o, int64_t steps) {
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  OM_CHECK(t.ok(), "%s", t.status().ToString().c_str());
+  std::vector<StepStats> out;
+  for (int64_t i = 0; i < steps; ++i) {
+    StatusOr<StepStats> s = t.value()->TrainStep();
+    OM_CHECK(s.ok(), "%s", s.status().ToString().c_str());
+    out.push_back(s.value());
+  }
+  return out;
+}
+
+TEST(Trainer, LossFallsAndMetricsAreWritten) {
+  TrainOptions o = small_options(make_dataset("falls", 40, 200));
+  o.valid_data_path = make_dataset("falls_valid", 4, 100);
+  o.eval_interval = 20;
+  o.eval_iters = 1;
+  o.log_dir = ::testing::TempDir() + "/falls_run";
+  std::filesystem::remove_all(o.log_dir);
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_TRUE(t.value()->Run().ok());
+  std::ifstream in(o.log_dir + "/metrics.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 40u);
+  for (const char* field : {"\"step\"", "\"loss\"", "\"lr\"", "\"grad_norm\"", "\"tokens_per_s\"", "\"tflops\"",
+                            "\"mfu\"", "\"elapsed_s\""})
+    EXPECT_NE(lines[0].find(field), std::string::npos) << field;
+  EXPECT_EQ(lines[0].find("val_loss"), std::string::npos);
+  EXPECT_NE(lines[19].find("\"val_loss\""), std::string::npos);  // step 20
+  EXPECT_NE(lines[39].find("\"val_loss\""), std::string::npos);  // the last step
+  auto loss_of = [](const std::string& l) { return std::stod(l.substr(l.find("\"loss\": ") + 8)); };
+  const double first = loss_of(lines[0]), last = loss_of(lines[39]);
+  EXPECT_NEAR(first, std::log(kVocab), 0.2);  // at initialisation: ~ ln V
+  EXPECT_LT(last, 0.5) << "first " << first;  // a period-8 pattern is easy to learn
+  EXPECT_LT(t.value()->Validate(), 0.5);
+}
+
+TEST(Trainer, SameSeedSameLossesOnAnyThreadCount) {
+  const TrainOptions o = small_options(make_dataset("repro", 20, 200));
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::vector<StepStats> a = train(o, 5);
+  omp_set_num_threads(2);
+  const std::vector<StepStats> b = train(o, 5);
+  omp_set_num_threads(saved);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].loss, b[i].loss) << "step " << i + 1;
+    EXPECT_EQ(a[i].grad_norm, b[i].grad_norm) << "step " << i + 1;
+  }
+  TrainOptions other = o;
+  other.seed = o.seed + 1;
+  EXPECT_NE(train(other, 1)[0].loss, a[0].loss);
+}
+
+TEST(Trainer, AccumulationMatchesOneLargeMicroBatch) {
+  // Global batch 8 as one micro-batch of 8, or as 2 x 4 accumulated: the same samples, so the
+  // first step's loss and gradient norm agree up to f32 summation order. Bound (rule 2): the loss
+  // is a mean of 8·32 per-token losses of size <= ~ln V, the norm a sum over ~5M squared
+  // gradient elements; both reorder one level of a sum -> 2·eps·|value| is ample, eps = 2^-23.
+  TrainOptions one = small_options(make_dataset("accum", 20, 200));
+  one.micro_batch_size = 8;
+  one.global_batch_size = 8;
+  TrainOptions two = one;
+  two.micro_batch_size = 4;
+  const StepStats a = train(one, 1)[0], b = train(two, 1)[0];
+  const double eps = std::ldexp(1.0, -23);
+  EXPECT_NEAR(a.loss, b.loss, 8 * eps * a.loss);
+  EXPECT_NEAR(a.grad_norm, b.grad_norm, 64 * eps * a.grad_norm);
+}
+
+TEST(Trainer, NonFiniteLossStopsWithoutUpdating) {
+  const TrainOptions o = small_options(make_dataset("nan", 20, 200));
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  ASSERT_TRUE(t.ok());
+  const Parameter& p = t.value()->model().parameters()[1];  // layers.0.attn_norm.weight
+  p.value.data_as<float>()[0] = NAN;
+  StatusOr<StepStats> s = t.value()->TrainStep();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("step 1"), std::string::npos) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("no update was applied"), std::string::npos);
+  EXPECT_TRUE(std::isnan(p.value.data_as<float>()[0]));
+  EXPECT_EQ(p.value.data_as<float>()[1], 1.0f);  // untouched
+}
+
+TEST(Trainer, BadDataIsAStatusNamingTheFlag) {
+  TrainOptions o = small_options("/nonexistent/prefix");
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("/nonexistent/prefix"), std::string::npos) << t.status().ToString();
+
+  o = small_options(make_dataset("short", 1, 10));  // 11 tokens < T + 1
+  t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("--seq-length"), std::string::npos) << t.status().ToString();
+
+  o = small_options(make_dataset("vocab", 20, 200));
+  o.vocab_size = 10;  // smaller than the dataset's 64
+  t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("--vocab-size 10"), std::string::npos) << t.status().ToString();
+
+  o = small_options(make_dataset("model", 20, 200));
+  o.model = "llama-7b";
+  t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("llama-7b"), std::string::npos) << t.status().ToString();
+}
+
+}  // namespace
+}  // namespace om
