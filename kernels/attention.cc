@@ -33,7 +33,10 @@ void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& a) {
     check_device(op, ctx, a.probs);
   }
   switch (ctx.device.kind) {
-    case DeviceKind::kCpu: check_cpu_float(op, a.qkv); return cpu::attention_forward(a);
+    case DeviceKind::kCpu:
+      check_cpu_float(op, a.qkv);
+      // f32 (production) runs the GEMM variant; f64 (the gradient checks) the reference.
+      return a.qkv.dtype == DType::kF32 ? cpu::attention_forward_gemm(a) : cpu::attention_forward(a);
     case DeviceKind::kCuda: no_cuda_kernel(op);
   }
 }
@@ -47,7 +50,9 @@ void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& a) 
   check_tensor(op, a.lse, a.qkv.dtype, {B, H, T});
   for (const ConstTensorView& t : {ConstTensorView(a.dqkv), a.dout, a.qkv, a.out, a.lse}) check_device(op, ctx, t);
   switch (ctx.device.kind) {
-    case DeviceKind::kCpu: check_cpu_float(op, a.qkv); return cpu::attention_backward(a);
+    case DeviceKind::kCpu:
+      check_cpu_float(op, a.qkv);
+      return a.qkv.dtype == DType::kF32 ? cpu::attention_backward_gemm(a) : cpu::attention_backward(a);
     case DeviceKind::kCuda: no_cuda_kernel(op);
   }
 }

@@ -44,8 +44,26 @@ void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& args)
 void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& args);
 
 namespace cpu {
+// The reference (kernels/cpu/attention.cc): f32 or f64 storage, computes in double with scalar loops.
+// attention_forward / attention_backward above send f64 calls here, so the gradient checks run in f64
+// through the reference; its f32 instantiation stays callable (tests, bench) but is not dispatched to.
 void attention_forward(const AttentionForwardArgs& args);
 void attention_backward(const AttentionBackwardArgs& args);
+
+// The per-head GEMM variant (kernels/cpu/attention_gemm.cc), f32 only; the dispatch above sends every
+// f32 call here. Per (b, h): S = q kᵀ / sqrt(D), the causal softmax / softmax-1 of S (same stable
+// formulation as the reference), out = P v, and the backward's dP, dv, dq, dk as matrix products,
+// each through single-threaded dnnl_sgemm calls on blocks of the causal lower triangle, with f32
+// accumulation. Bit-identical for any OpenMP thread count; tested against the f64 reference
+// (kernels/check/attention_check.cc). Uses (T, T) f32 scratch per thread (two in the backward):
+// 256 KiB each at T = 256, meant for the short sequences of CPU training.
+void attention_forward_gemm(const AttentionForwardArgs& args);
+void attention_backward_gemm(const AttentionBackwardArgs& args);
+
+// y[i] = exp(x[i]) for i < n: the branch-free f32 exp (Cody-Waite reduction, degree-7 polynomial)
+// that the GEMM variant's softmax uses, exposed for its accuracy test. At most 1 ulp from the
+// correctly rounded exp for x in [-104, 88]; 0 below -104; x above 88 is treated as 88; NaN stays NaN.
+void exp_cody_waite_f32(const float* x, float* y, int64_t n);
 }  // namespace cpu
 
 // No cuda:: functions yet: the flash-style CUDA kernel comes later, and until then a kCuda context

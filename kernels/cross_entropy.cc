@@ -34,7 +34,10 @@ void cross_entropy_row_max(const ExecContext& ctx, const CrossEntropyRowMaxArgs&
   check_tensor(op, a.row_max, stat_dtype(ctx, a.logits), {N});
   check_devices(op, ctx, {a.row_max, a.logits});
   switch (ctx.device.kind) {
-    case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_row_max(a);
+    case DeviceKind::kCpu:
+      check_cpu_float(op, a.logits);
+      if (a.logits.dtype == DType::kF32) return cpu::cross_entropy_row_max_simd(a);
+      return cpu::cross_entropy_row_max(a);
     case DeviceKind::kCuda: no_cuda_kernel(op);
   }
 }
@@ -49,7 +52,10 @@ void cross_entropy_sum_exp(const ExecContext& ctx, const CrossEntropySumExpArgs&
   check_tensor(op, a.row_max, stat_dtype(ctx, a.logits), {N});
   check_devices(op, ctx, {a.sum_exp, a.logits, a.row_max});
   switch (ctx.device.kind) {
-    case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_sum_exp(a);
+    case DeviceKind::kCpu:
+      check_cpu_float(op, a.logits);
+      if (a.logits.dtype == DType::kF32) return cpu::cross_entropy_sum_exp_simd(a);
+      return cpu::cross_entropy_sum_exp(a);
     case DeviceKind::kCuda: no_cuda_kernel(op);
   }
 }
@@ -113,7 +119,10 @@ void cross_entropy_backward(const ExecContext& ctx, const CrossEntropyBackwardAr
   check_tensor(op, a.sum_exp, stat_dtype(ctx, a.logits), {N});
   check_devices(op, ctx, {a.dlogits, a.logits, a.targets, a.row_max, a.sum_exp});
   switch (ctx.device.kind) {
-    case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_backward(a);
+    case DeviceKind::kCpu:
+      check_cpu_float(op, a.logits);
+      if (a.logits.dtype == DType::kF32) return cpu::cross_entropy_backward_simd(a);
+      return cpu::cross_entropy_backward(a);
     case DeviceKind::kCuda: no_cuda_kernel(op);
   }
 }

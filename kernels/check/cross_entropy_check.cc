@@ -1,6 +1,8 @@
 // Checks for kernels/cross_entropy.h: dlogits against central differences in f64 on a tiny shard
-// with padding and an ignored target (N=6, Vl=11, vocab_size 8), then the f32 kernels against the
-// f64 kernels at a training-like shape (N=64, Vl=8192).
+// with padding and an ignored target (N=6, Vl=11, vocab_size 8), then the f32 kernels (the f32
+// dispatch runs the cpu::*_simd variants) against the f64 reference at a training-like shape
+// (N=64, Vl=8192) and at an odd one (Vl=8136, vocab 8121: 15 padding columns, rows not a multiple
+// of 16 floats long, a partial last block of 9 columns).
 #include "kernels/check/checks.h"
 #include "kernels/cross_entropy.h"
 
@@ -62,24 +64,34 @@ CheckList check_cross_entropy() {
     results.push_back(finite_difference_check("cross_entropy N=6 Vl=11 vocab 8 f64", "dlogits vs central differences",
                                               c.logits, dlogits, loss, scale));
   }
-  {  // f32 kernels against f64 kernels on the same (f32-representable) logits and targets.
-    const int64_t N = 64, Vl = 8192, vocab_size = 8192 - 64;
-    CrossEntropyCase c32(DType::kF32, N, Vl, vocab_size, 2);
-    CrossEntropyCase c64(DType::kF64, N, Vl, vocab_size, 2);
+  // f32 kernels against f64 kernels on the same (f32-representable) logits and targets.
+  struct Shape {
+    int64_t Vl, vocab_size;
+  };
+  for (const Shape& sh : {Shape{8192, 8192}, Shape{8136, 8121}}) {
+    const int64_t N = 64;
+    CrossEntropyCase c32(DType::kF32, N, sh.Vl, sh.vocab_size, 2);
+    CrossEntropyCase c64(DType::kF64, N, sh.Vl, sh.vocab_size, 2);
     c64.logits = c32.logits.Converted(DType::kF64);
     c32.forward();
     c64.forward();
     const HostTensor d32 = c32.backward(), d64 = c64.backward();
-    // Both paths form exp(x - m) and sum it in double (kernels/cpu/cross_entropy.cc), and row_max and
-    // the target logit are copies of inputs, so the f32 path differs only by rounding sum_exp to f32
-    // (relative eps/2, i.e. absolute eps/2 on log(sum_exp): atol = 1 * eps * 1) and by the final
-    // roundings of the outputs (rtol). In dlogits the rounded sum_exp perturbs each probability p by
-    // eps/2 relative, at most eps/2 * dloss absolute (atol = 1 * eps * dloss).
-    const std::string tag = "cross_entropy N=64 Vl=8192";
+    // The row max and the target logit are copies of inputs: exact. sum_exp (f32) has V terms
+    // exp(x - m), each within kExpF32Ulps (terms under FLT_MIN may be flushed: <= V * FLT_MIN, far
+    // below eps), summed in kCrossEntropySimdLanes f32 lanes: rule 4 bounds its relative error,
+    // i.e. the absolute error of log(sum_exp) (abs_sum 1); the loss's own roundings are the rtol.
+    // dlogits = exp(x - m) * fl(dloss / sum_exp), minus dloss on the target: each element carries
+    // sum_exp's relative error plus the exp's ulps and 3 roundings (the factor, the product, the
+    // subtraction), all relative to p * dloss <= dloss: rule 4 with abs_sum dloss, term_ulps + 3.
+    const int64_t V = sh.vocab_size, lanes = cpu::kCrossEntropySimdLanes;
+    const std::string tag = format_message("cross_entropy N=64 Vl=%ld vocab %ld", static_cast<long>(sh.Vl),
+                                           static_cast<long>(V));
+    results.push_back(compare_tensors(tag, "f32 row_max vs f64", c32.row_max, c64.row_max, exact()));
+    results.push_back(compare_tensors(tag, "f32 target_logit vs f64", c32.target_logit, c64.target_logit, exact()));
     results.push_back(compare_tensors(tag, "f32 losses vs f64", c32.losses, c64.losses,
-                                      for_reduction(DType::kF32, 1, 1.0)));
+                                      for_lane_reduction(DType::kF32, V, lanes, 1.0, kExpF32Ulps)));
     results.push_back(compare_tensors(tag, "f32 dlogits vs f64", d32, d64,
-                                      for_reduction(DType::kF32, 1, c64.dloss)));
+                                      for_lane_reduction(DType::kF32, V, lanes, c64.dloss, kExpF32Ulps + 3.0)));
   }
   return results;
 }

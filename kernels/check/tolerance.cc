@@ -36,4 +36,14 @@ Tolerance for_naive_reference(double naive_max_err) {
                                   naive_max_err)};
 }
 
+Tolerance for_lane_reduction(DType dtype, int64_t reduce_len, int64_t lanes, double abs_sum, double term_ulps) {
+  const double eps = dtype_eps(dtype);
+  const double per_lane = std::ceil(static_cast<double>(reduce_len) / static_cast<double>(lanes));
+  const double levels = std::log2(static_cast<double>(lanes));
+  return Tolerance{(per_lane + levels + term_ulps) * eps * abs_sum, kElementwiseUlps * eps,
+                   format_message("rule 4: (%.0f per lane + log2 %ld + %.2f ulp terms) * eps(%s) * %.3g + %.0f ulp",
+                                  per_lane, static_cast<long>(lanes), term_ulps,
+                                  std::string(dtype_name(dtype)).c_str(), abs_sum, kElementwiseUlps)};
+}
+
 }  // namespace om

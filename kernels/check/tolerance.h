@@ -52,4 +52,25 @@ Tolerance for_finite_difference(double h, double loss_scale);
 inline constexpr double kNaiveFactor = 2.0;
 Tolerance for_naive_reference(double naive_max_err);
 
+// Rule 4 (error bound, f32 lane sums; the cross-entropy *_simd variants). A result built from
+// `reduce_len` terms, each computed in f32 to within `term_ulps` ulp (relative error <= term_ulps *
+// eps) and summed in `lanes` f32 partial sums (lane l adds every lanes-th term recursively) that are
+// then combined (in double, or pairwise in f32: log2(lanes) levels) and rounded once:
+//   terms        <= term_ulps * eps * abs_sum
+//   lane sums    <= ceil(reduce_len / lanes) * eps * abs_sum    (gamma_m <= m * eps/2 for m additions;
+//                                                               rounded up to m * eps)
+//   combination  <= log2(lanes) * eps * abs_sum                 (also covers the final rounding)
+//   atol = (ceil(reduce_len / lanes) + log2(lanes) + term_ulps) * eps * abs_sum
+//   rtol = kElementwiseUlps * eps                                (the roundings after the sum)
+// abs_sum is sum |terms| scaled to the compared quantity: 1 for log(sum_exp) (an absolute error of
+// the log is the relative error of the sum), dloss for dlogits = exp(x - m) / sum_exp * dloss.
+// kExpF32Ulps: the f32 exp of kernels/cpu/cross_entropy_simd.cc, measured against std::exp in double:
+// max 1.13 ulp (SSE2), 1.16 ulp (with FMA contraction) over every float in [-104, 88]
+// (bench/kernels/cross_entropy_bench --exp-ulp, bench/results/2026-11-28_cpu-2core_cross_entropy.md),
+// and <= 1.16 ulp for exp(x - m) with m != 0 (one more rounding of the reduced argument) on a dense
+// grid; 1.5 leaves a margin. Results under FLT_MIN may be flushed to 0: an absolute error below
+// FLT_MIN ≈ 1.2e-38 per term, negligible next to eps * abs_sum for any abs_sum >= 1e-20.
+inline constexpr double kExpF32Ulps = 1.5;
+Tolerance for_lane_reduction(DType dtype, int64_t reduce_len, int64_t lanes, double abs_sum, double term_ulps);
+
 }  // namespace om

@@ -1,10 +1,18 @@
-// Causal softmax / softmax-1 attention: the checks (kernels/check/attention_check.cc) plus the op's
-// own facts: the zero-key equivalence, rows that sum below 1 (down to ~0), large-logit stability
-// where the naive "+1" formula fails, probs = exp(s - lse), overwrite, argument errors, determinism.
+// Causal softmax / softmax-1 attention: the checks (kernels/check/attention_check.cc: gradients, and
+// the f32 GEMM variant against the f64 reference) plus the op's own facts: the zero-key equivalence,
+// rows that sum below 1 (down to ~0), large-logit stability where the naive "+1" formula fails,
+// probs = exp(s - lse), overwrite, argument errors, determinism, which CPU path the API runs, and the
+// GEMM variant's exp. Facts stated through the public API run in f64 (the reference) and in f32 (the
+// GEMM variant).
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <iterator>
+#include <string>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -15,6 +23,8 @@ namespace om {
 namespace {
 
 constexpr AttentionKind kBothKinds[] = {AttentionKind::kSoftmax, AttentionKind::kSoftmax1};
+// The public API runs f64 through the reference and f32 through the GEMM variant.
+constexpr DType kCpuDtypes[] = {DType::kF64, DType::kF32};
 
 enum class Part : int { kQ = 0, kK = 1, kV = 2 };
 
@@ -138,43 +148,47 @@ TEST(Attention, Softmax1EqualsSoftmaxWithAPrependedZeroKeyAndValue) {
 }
 
 TEST(Attention, Softmax1RowsSumBelowOneAndSoftmaxRowsSumToOne) {
-  const HostTensor qkv = random_qkv(DType::kF64, 2, 16, 2, 8, 12);
-  const Dims m(qkv, 2);
-  const HostTensor sums1 = row_sums(run_forward(qkv, m.H, AttentionKind::kSoftmax1), m);
-  const HostTensor sums = row_sums(run_forward(qkv, m.H, AttentionKind::kSoftmax), m);
-  HostTensor ones("ones", DType::kF64, sums.shape());
-  ones.Fill(1.0);
-  for (int64_t r = 0; r < sums1.numel(); ++r) EXPECT_LT(sums1.get(r), 1.0) << "softmax-1 row " << r;
-  expect_all_ok({compare_tensors("softmax", "rows sum to 1", sums, ones, prob_tol(DType::kF64, qkv, m))});
+  for (DType dt : kCpuDtypes) {
+    const HostTensor qkv = random_qkv(dt, 2, 16, 2, 8, 12);
+    const Dims m(qkv, 2);
+    const HostTensor sums1 = row_sums(run_forward(qkv, m.H, AttentionKind::kSoftmax1), m);
+    const HostTensor sums = row_sums(run_forward(qkv, m.H, AttentionKind::kSoftmax), m);
+    HostTensor ones("ones", DType::kF64, sums.shape());
+    ones.Fill(1.0);
+    for (int64_t r = 0; r < sums1.numel(); ++r)
+      EXPECT_LT(sums1.get(r), 1.0) << dtype_name(dt) << " softmax-1 row " << r;
+    expect_all_ok({compare_tensors("softmax", "rows sum to 1", sums, ones, prob_tol(dt, qkv, m))});
+  }
 }
 
 TEST(Attention, Softmax1AttendsToNothingWhenEveryScoreIsVeryNegative) {
-  // k_j = (1, ..., 1) and q_i = (-12.5, ...): q·k = -200, scaled by 1/sqrt(16) to exactly -50 for every pair.
-  const int64_t B = 1, T = 16, H = 1, D = 16;
-  HostTensor qkv = random_qkv(DType::kF64, B, T, H, D, 13);  // v stays random
-  const Dims m(qkv, H);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t d = 0; d < D; ++d) {
-      qkv.set(m.qkv(0, t, Part::kQ, 0, d), -12.5);
-      qkv.set(m.qkv(0, t, Part::kK, 0, d), 1.0);
+  for (DType dt : kCpuDtypes) {
+    // k_j = (1, ..., 1) and q_i = (-12.5, ...): q·k = -200, scaled by 1/sqrt(16) to exactly -50 for every pair.
+    const int64_t B = 1, T = 16, H = 1, D = 16;
+    HostTensor qkv = random_qkv(dt, B, T, H, D, 13);  // v stays random
+    const Dims m(qkv, H);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t d = 0; d < D; ++d) {
+        qkv.set(m.qkv(0, t, Part::kQ, 0, d), -12.5);
+        qkv.set(m.qkv(0, t, Part::kK, 0, d), 1.0);
+      }
+    const Forward one = run_forward(qkv, H, AttentionKind::kSoftmax1);
+    const Forward plain = run_forward(qkv, H, AttentionKind::kSoftmax);
+    // Exact row sums from the definition: (i+1) e^-50 / (1 + (i+1) e^-50) ~ 1e-21, i.e. ~0;
+    // ordinary softmax spreads the same row uniformly and sums to 1.
+    HostTensor want1("exact softmax-1 row sums", DType::kF64, {B, H, T}), ones("ones", DType::kF64, {B, H, T});
+    HostTensor zeros("zeros", DType::kF64, one.out.shape());
+    for (int64_t i = 0; i < T; ++i) {
+      const long double e = static_cast<long double>(i + 1) * std::exp(-50.0L);
+      want1.set(i, static_cast<double>(e / (1.0L + e)));
+      ones.set(i, 1.0);
     }
-  const Forward one = run_forward(qkv, H, AttentionKind::kSoftmax1);
-  const Forward plain = run_forward(qkv, H, AttentionKind::kSoftmax);
-  // Exact row sums from the definition: (i+1) e^-50 / (1 + (i+1) e^-50) ~ 1e-21, i.e. ~0;
-  // ordinary softmax spreads the same row uniformly and sums to 1.
-  HostTensor want1("exact softmax-1 row sums", DType::kF64, {B, H, T}), ones("ones", DType::kF64, {B, H, T});
-  HostTensor zeros("zeros", DType::kF64, one.out.shape());
-  for (int64_t i = 0; i < T; ++i) {
-    const long double e = static_cast<long double>(i + 1) * std::exp(-50.0L);
-    want1.set(i, static_cast<double>(e / (1.0L + e)));
-    ones.set(i, 1.0);
+    EXPECT_LT(want1.max_abs(), 1e-20) << "the test's premise: the exact rows are ~0";
+    expect_all_ok(
+        {compare_tensors("softmax-1 scores=-50", "row sums vs exact", row_sums(one, m), want1, prob_tol(dt, qkv, m)),
+         compare_tensors("softmax-1 scores=-50", "out ~ 0", one.out, zeros, out_tol(dt, qkv, m)),
+         compare_tensors("softmax scores=-50", "row sums", row_sums(plain, m), ones, prob_tol(dt, qkv, m))});
   }
-  EXPECT_LT(want1.max_abs(), 1e-20) << "the test's premise: the exact rows are ~0";
-  expect_all_ok(
-      {compare_tensors("softmax-1 scores=-50", "row sums vs exact", row_sums(one, m), want1,
-                       prob_tol(DType::kF64, qkv, m)),
-       compare_tensors("softmax-1 scores=-50", "out ~ 0", one.out, zeros, out_tol(DType::kF64, qkv, m)),
-       compare_tensors("softmax scores=-50", "row sums", row_sums(plain, m), ones, prob_tol(DType::kF64, qkv, m))});
 }
 
 // One head whose scores are all near `level`: q_t = (2 level, 0, 0, 0), k_t = (1 + 0.01 u_t, u'_t, ...),
@@ -192,62 +206,67 @@ HostTensor near_constant_scores(double level, int64_t T) {
 }
 
 TEST(Attention, Softmax1IsExactForLargeLogitsWhereShiftThenAddOneIsWrong) {
-  const int64_t T = 6;
-  const HostTensor qkv = near_constant_scores(60.0, T);
-  const Dims m(qkv, 1);
-  const Forward f = run_forward(qkv, 1, AttentionKind::kSoftmax1);
-  HostTensor exact("exact p (long double)", DType::kF64, f.probs.shape());
-  HostTensor naive("naive p", DType::kF64, f.probs.shape());
-  for (int64_t i = 0; i < T; ++i) {
-    long double denom = 1.0L;  // the definition: exp(x_j) / (1 + sum exp(x)), no shift
-    double mx = -INFINITY;
-    for (int64_t j = 0; j <= i; ++j) {
-      denom += std::exp(static_cast<long double>(score(qkv, m, 0, 0, i, j)));
-      mx = std::max(mx, score(qkv, m, 0, 0, i, j));
+  for (DType dt : kCpuDtypes) {
+    const int64_t T = 6;
+    const HostTensor qkv = near_constant_scores(60.0, T).Converted(dt, "qkv");
+    const Dims m(qkv, 1);
+    const Forward f = run_forward(qkv, 1, AttentionKind::kSoftmax1);
+    HostTensor exact("exact p (long double)", DType::kF64, f.probs.shape());
+    HostTensor naive("naive p", DType::kF64, f.probs.shape());
+    for (int64_t i = 0; i < T; ++i) {
+      long double denom = 1.0L;  // the definition: exp(x_j) / (1 + sum exp(x)), no shift
+      double mx = -INFINITY;
+      for (int64_t j = 0; j <= i; ++j) {
+        denom += std::exp(static_cast<long double>(score(qkv, m, 0, 0, i, j)));
+        mx = std::max(mx, score(qkv, m, 0, 0, i, j));
+      }
+      double naive_denom = 1.0;  // the wrong formula: shift by the max, then add a literal 1
+      for (int64_t j = 0; j <= i; ++j) naive_denom += std::exp(score(qkv, m, 0, 0, i, j) - mx);
+      for (int64_t j = 0; j <= i; ++j) {
+        exact.set(i * T + j,
+                  static_cast<double>(std::exp(static_cast<long double>(score(qkv, m, 0, 0, i, j))) / denom));
+        naive.set(i * T + j, std::exp(score(qkv, m, 0, 0, i, j) - mx) / naive_denom);
+      }
     }
-    double naive_denom = 1.0;  // the wrong formula: shift by the max, then add a literal 1
-    for (int64_t j = 0; j <= i; ++j) naive_denom += std::exp(score(qkv, m, 0, 0, i, j) - mx);
-    for (int64_t j = 0; j <= i; ++j) {
-      exact.set(i * T + j, static_cast<double>(std::exp(static_cast<long double>(score(qkv, m, 0, 0, i, j))) / denom));
-      naive.set(i * T + j, std::exp(score(qkv, m, 0, 0, i, j) - mx) / naive_denom);
-    }
+    const Tolerance tol = prob_tol(dt, qkv, m);
+    expect_all_ok({compare_tensors("softmax-1 scores~60", "kernel p vs exact", f.probs, exact, tol)});
+    const CheckResult wrong = compare_tensors("softmax-1 scores~60", "naive p vs exact", naive, exact, tol);
+    EXPECT_FALSE(wrong.ok()) << wrong.ToString();
+    // Row 0 sees one key: exact p = e^60 / (1 + e^60) ~ 1, naive p = 1 / (1 + 1) = 1/2.
+    EXPECT_GT(wrong.max_err, 0.25) << wrong.ToString();
   }
-  const Tolerance tol = prob_tol(DType::kF64, qkv, m);
-  expect_all_ok({compare_tensors("softmax-1 scores~60", "kernel p vs exact", f.probs, exact, tol)});
-  const CheckResult wrong = compare_tensors("softmax-1 scores~60", "naive p vs exact", naive, exact, tol);
-  EXPECT_FALSE(wrong.ok()) << wrong.ToString();
-  // Row 0 sees one key: exact p = e^60 / (1 + e^60) ~ 1, naive p = 1 / (1 + 1) = 1/2.
-  EXPECT_GT(wrong.max_err, 0.25) << wrong.ToString();
 }
 
 TEST(Attention, Softmax1StaysFiniteAndMatchesSoftmaxBeyondExpOverflow) {
-  const int64_t T = 6;
-  const HostTensor qkv = near_constant_scores(1000.0, T);  // scores in [990, 1010]
-  const Dims m(qkv, 1);
-  ASSERT_TRUE(std::isinf(std::exp(990.0))) << "premise: an unshifted exp overflows double here";
-  const Forward one = run_forward(qkv, 1, AttentionKind::kSoftmax1);
-  const Forward plain = run_forward(qkv, 1, AttentionKind::kSoftmax);
-  for (const HostTensor* t : {&one.out, &one.lse, &one.probs})
-    for (int64_t i = 0; i < t->numel(); ++i) ASSERT_TRUE(std::isfinite(t->get(i))) << t->name() << "[" << i << "]";
-  // The +1 is e^-990 relative to the sum: negligible, so softmax-1 equals softmax within rounding.
-  expect_all_ok(
-      {compare_tensors("softmax-1 vs softmax, scores~1000", "out", one.out, plain.out, out_tol(DType::kF64, qkv, m)),
-       compare_tensors("softmax-1 vs softmax, scores~1000", "lse", one.lse, plain.lse, lse_tol(DType::kF64, qkv, m)),
-       compare_tensors("softmax-1 vs softmax, scores~1000", "probs", one.probs, plain.probs,
-                       prob_tol(DType::kF64, qkv, m))});
+  for (DType dt : kCpuDtypes) {
+    const int64_t T = 6;
+    const HostTensor qkv = near_constant_scores(1000.0, T).Converted(dt, "qkv");  // scores in [990, 1010]
+    const Dims m(qkv, 1);
+    ASSERT_TRUE(std::isinf(std::exp(990.0))) << "premise: an unshifted exp overflows double (and float) here";
+    const Forward one = run_forward(qkv, 1, AttentionKind::kSoftmax1);
+    const Forward plain = run_forward(qkv, 1, AttentionKind::kSoftmax);
+    for (const HostTensor* t : {&one.out, &one.lse, &one.probs})
+      for (int64_t i = 0; i < t->numel(); ++i) ASSERT_TRUE(std::isfinite(t->get(i))) << t->name() << "[" << i << "]";
+    // The +1 is e^-990 relative to the sum: negligible, so softmax-1 equals softmax within rounding.
+    expect_all_ok(
+        {compare_tensors("softmax-1 vs softmax, scores~1000", "out", one.out, plain.out, out_tol(dt, qkv, m)),
+         compare_tensors("softmax-1 vs softmax, scores~1000", "lse", one.lse, plain.lse, lse_tol(dt, qkv, m)),
+         compare_tensors("softmax-1 vs softmax, scores~1000", "probs", one.probs, plain.probs, prob_tol(dt, qkv, m))});
+  }
 }
 
 TEST(Attention, Softmax1StaysFiniteForHugeNegativeLogits) {
   // Scores in [-1010, -990]: the shift m = max(0, max s) = 0 keeps the "+1" term exp(-m) = 1. Shifting by
   // max s alone would need exp(+1000) = inf. Exact: p ~ e^-990 = 0 in double, lse = log(1 + ~0) = 0.
-  const int64_t T = 6;
-  const HostTensor qkv = near_constant_scores(-1000.0, T);
-  const Dims m(qkv, 1);
-  const Forward one = run_forward(qkv, 1, AttentionKind::kSoftmax1);
-  HostTensor zero_p("zeros", DType::kF64, one.probs.shape()), zero_lse("zeros", DType::kF64, one.lse.shape());
-  expect_all_ok(
-      {compare_tensors("softmax-1 scores~-1000", "probs ~ 0", one.probs, zero_p, prob_tol(DType::kF64, qkv, m)),
-       compare_tensors("softmax-1 scores~-1000", "lse ~ 0", one.lse, zero_lse, lse_tol(DType::kF64, qkv, m))});
+  for (DType dt : kCpuDtypes) {
+    const int64_t T = 6;
+    const HostTensor qkv = near_constant_scores(-1000.0, T).Converted(dt, "qkv");
+    const Dims m(qkv, 1);
+    const Forward one = run_forward(qkv, 1, AttentionKind::kSoftmax1);
+    HostTensor zero_p("zeros", DType::kF64, one.probs.shape()), zero_lse("zeros", DType::kF64, one.lse.shape());
+    expect_all_ok({compare_tensors("softmax-1 scores~-1000", "probs ~ 0", one.probs, zero_p, prob_tol(dt, qkv, m)),
+                   compare_tensors("softmax-1 scores~-1000", "lse ~ 0", one.lse, zero_lse, lse_tol(dt, qkv, m))});
+  }
 }
 
 TEST(Attention, ProbsAreExpOfScoreMinusLseAndOutIsProbsTimesV) {
@@ -283,38 +302,129 @@ TEST(Attention, ProbsAreExpOfScoreMinusLseAndOutIsProbsTimesV) {
 }
 
 TEST(Attention, BackwardOverwritesDqkv) {
-  for (AttentionKind kind : kBothKinds) {
-    const HostTensor qkv = random_qkv(DType::kF64, 2, 6, 2, 4, 16);
-    const Dims m(qkv, 2);
-    HostTensor dout("dout", DType::kF64, {m.B, m.T, m.H * m.D});
-    dout.FillNormal(Rng(16, "attention_test/dout"), 0, 1.0);
-    const Forward f = run_forward(qkv, m.H, kind);
-    const HostTensor clean = run_backward(qkv, f, dout, m.H, kind, 0.0);
-    const HostTensor dirty = run_backward(qkv, f, dout, m.H, kind, 123.0);  // garbage an overwrite must replace
-    expect_all_ok({compare_tensors("attention", "dqkv over garbage vs over zeros", dirty, clean, exact())});
-  }
+  for (DType dt : kCpuDtypes)
+    for (AttentionKind kind : kBothKinds) {
+      const HostTensor qkv = random_qkv(dt, 2, 70, 2, 4, 16);  // T = 70: two of the GEMM variant's row blocks
+      const Dims m(qkv, 2);
+      HostTensor dout("dout", dt, {m.B, m.T, m.H * m.D});
+      dout.FillNormal(Rng(16, "attention_test/dout"), 0, 1.0);
+      const Forward f = run_forward(qkv, m.H, kind);
+      const HostTensor clean = run_backward(qkv, f, dout, m.H, kind, 0.0);
+      const HostTensor dirty = run_backward(qkv, f, dout, m.H, kind, 123.0);  // garbage an overwrite must replace
+      expect_all_ok({compare_tensors("attention", "dqkv over garbage vs over zeros", dirty, clean, exact())});
+    }
 }
 
-TEST(Attention, ResultsAreBitIdenticalForOneAndTwoThreads) {
+// The CPU paths, called directly: the f64 reference on f32 storage, and the f32 GEMM variant.
+enum class CpuPath { kReference, kGemm };
+
+Forward run_forward_on(CpuPath path, const HostTensor& qkv, int64_t H, AttentionKind kind) {
+  const Dims m(qkv, H);
+  Forward f{HostTensor("out", qkv.dtype(), {m.B, m.T, H * m.D}), HostTensor("lse", qkv.dtype(), {m.B, H, m.T}),
+            HostTensor("probs", qkv.dtype(), {m.B, H, m.T, m.T})};
+  const AttentionForwardArgs args{f.out.view(), f.lse.view(), f.probs.view(), qkv.cview(), H, kind};
+  path == CpuPath::kGemm ? cpu::attention_forward_gemm(args) : cpu::attention_forward(args);
+  return f;
+}
+
+HostTensor run_backward_on(CpuPath path, const HostTensor& qkv, const Forward& f, const HostTensor& dout, int64_t H,
+                           AttentionKind kind) {
+  HostTensor dqkv("dqkv", qkv.dtype(), qkv.shape());
+  const AttentionBackwardArgs args{dqkv.view(), dout.cview(), qkv.cview(), f.out.cview(), f.lse.cview(), H, kind};
+  path == CpuPath::kGemm ? cpu::attention_backward_gemm(args) : cpu::attention_backward(args);
+  return dqkv;
+}
+
+CheckList bit_identical(const std::string& op, const Forward& got, const HostTensor& got_d, const Forward& want,
+                        const HostTensor& want_d) {
+  return {compare_tensors(op, "out", got.out, want.out, exact()),
+          compare_tensors(op, "lse", got.lse, want.lse, exact()),
+          compare_tensors(op, "probs", got.probs, want.probs, exact()),
+          compare_tensors(op, "dqkv", got_d, want_d, exact())};
+}
+
+TEST(Attention, BothCpuPathsAreBitIdenticalForOneTwoAndThreeThreads) {
+  // T = 150: the GEMM variant's row blocks are 64, 64 and 22 queries; 6 (b, h) pairs over 1 to 3 threads.
   const int64_t H = 3;
-  const HostTensor qkv = random_qkv(DType::kF32, 2, 33, H, 16, 17);
+  const HostTensor qkv = random_qkv(DType::kF32, 2, 150, H, 16, 17);
   const Dims m(qkv, H);
   HostTensor dout("dout", DType::kF32, {m.B, m.T, H * m.D});
   dout.FillNormal(Rng(17, "attention_test/dout"), 0, 1.0);
   const int saved = omp_get_max_threads();
-  for (AttentionKind kind : kBothKinds) {
-    omp_set_num_threads(1);
-    const Forward f1 = run_forward(qkv, H, kind);
-    const HostTensor d1 = run_backward(qkv, f1, dout, H, kind);
-    omp_set_num_threads(2);
-    const Forward f2 = run_forward(qkv, H, kind);
-    const HostTensor d2 = run_backward(qkv, f2, dout, H, kind);
-    expect_all_ok({compare_tensors("attention 1 vs 2 threads", "out", f2.out, f1.out, exact()),
-                   compare_tensors("attention 1 vs 2 threads", "lse", f2.lse, f1.lse, exact()),
-                   compare_tensors("attention 1 vs 2 threads", "probs", f2.probs, f1.probs, exact()),
-                   compare_tensors("attention 1 vs 2 threads", "dqkv", d2, d1, exact())});
-  }
+  for (CpuPath path : {CpuPath::kReference, CpuPath::kGemm})
+    for (AttentionKind kind : kBothKinds) {
+      omp_set_num_threads(1);
+      const Forward f1 = run_forward_on(path, qkv, H, kind);
+      const HostTensor d1 = run_backward_on(path, qkv, f1, dout, H, kind);
+      for (int threads : {2, 3}) {
+        omp_set_num_threads(threads);
+        const Forward f = run_forward_on(path, qkv, H, kind);
+        const HostTensor d = run_backward_on(path, qkv, f, dout, H, kind);
+        expect_all_ok(bit_identical(
+            format_message("attention %s, %d threads vs 1", path == CpuPath::kGemm ? "gemm" : "reference", threads), f,
+            d, f1, d1));
+      }
+    }
   omp_set_num_threads(saved);
+}
+
+TEST(Attention, ApiRunsTheGemmVariantForF32AndTheReferenceForF64) {
+  for (AttentionKind kind : kBothKinds) {
+    const HostTensor qkv32 = random_qkv(DType::kF32, 2, 80, 2, 8, 18);
+    const Dims m(qkv32, 2);
+    HostTensor dout32("dout", DType::kF32, {m.B, m.T, m.H * m.D});
+    dout32.FillNormal(Rng(18, "attention_test/dout"), 0, 1.0);
+    for (DType dt : kCpuDtypes) {
+      const HostTensor qkv = qkv32.Converted(dt, "qkv"), dout = dout32.Converted(dt, "dout");
+      const CpuPath path = dt == DType::kF32 ? CpuPath::kGemm : CpuPath::kReference;
+      const Forward api = run_forward(qkv, m.H, kind);
+      const Forward direct = run_forward_on(path, qkv, m.H, kind);
+      expect_all_ok(bit_identical(format_message("attention API vs cpu:: %s", std::string(dtype_name(dt)).c_str()), api,
+                                  run_backward(qkv, api, dout, m.H, kind), direct,
+                                  run_backward_on(path, qkv, direct, dout, m.H, kind)));
+    }
+    // The premise that makes the f32 comparison mean something: the two paths round differently.
+    const Forward gemm = run_forward_on(CpuPath::kGemm, qkv32, m.H, kind);
+    const Forward ref = run_forward_on(CpuPath::kReference, qkv32, m.H, kind);
+    EXPECT_FALSE(compare_tensors("attention f32", "gemm vs reference out", gemm.out, ref.out, exact()).ok());
+  }
+}
+
+// Distance in units in the last place between two non-negative floats (adjacent floats differ by 1,
+// subnormals included).
+int64_t ulps_apart(float a, float b) {
+  return std::abs(static_cast<int64_t>(std::bit_cast<int32_t>(a)) - std::bit_cast<int32_t>(b));
+}
+
+TEST(Attention, GemmVariantExpIsWithinOneUlpOfTheCorrectlyRoundedExp) {
+  // Every 97th float of [-104, 88] (23 million, of all 2.2e9; a full sweep measured the same 1 ulp),
+  // against exp in double rounded to float. Covers results from the subnormal range up to exp(88).
+  const uint32_t neg = std::bit_cast<uint32_t>(-104.0f) - 0x80000000u;  // floats in [-104, -0]
+  const uint32_t pos = std::bit_cast<uint32_t>(88.0f);                  // floats in [+0, 88]
+  constexpr uint32_t kStride = 97;
+  std::vector<float> x;
+  for (uint64_t k = 0; k <= uint64_t{neg} + pos; k += kStride)
+    x.push_back(
+        std::bit_cast<float>(k <= neg ? 0x80000000u + static_cast<uint32_t>(k) : static_cast<uint32_t>(k - neg)));
+  std::vector<float> y(x.size());
+  cpu::exp_cody_waite_f32(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  int64_t worst = 0;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const int64_t d = ulps_apart(y[i], static_cast<float>(std::exp(static_cast<double>(x[i]))));
+    if (d > worst) worst = d, worst_at = i;
+  }
+  EXPECT_LE(worst, 1) << "at x = " << x[worst_at] << ": " << y[worst_at] << " vs " << std::exp(double{x[worst_at]});
+  // The edges: exp(0) = 1 exactly, exp(-104) and below round to 0, NaN stays NaN, -inf gives 0.
+  const float edges[] = {0.0f, -104.5f, -1e30f, -INFINITY, NAN, -87.0f};
+  float out[std::size(edges)];
+  cpu::exp_cody_waite_f32(edges, out, std::ssize(edges));
+  EXPECT_EQ(out[0], 1.0f);
+  EXPECT_EQ(out[1], 0.0f);
+  EXPECT_EQ(out[2], 0.0f);
+  EXPECT_EQ(out[3], 0.0f);
+  EXPECT_TRUE(std::isnan(out[4]));
+  EXPECT_LE(ulps_apart(out[5], static_cast<float>(std::exp(-87.0))), 1);
 }
 
 TEST(AttentionDeathTest, WrongLseShapeNamesTheTensor) {
@@ -329,6 +439,13 @@ TEST(AttentionDeathTest, QkvWidthNotDivisibleByThreeHeadsNamesTheTensor) {
       dout("dout", DType::kF32, {1, 4, 4}), lse("lse", DType::kF32, {1, 2, 4}), dqkv("dqkv", DType::kF32, {1, 4, 20});
   EXPECT_DEATH(attention_backward({}, {dqkv.view(), dout.cview(), qkv.cview(), out.cview(), lse.cview(), 2}),
                "attention_backward: 'layers.0.attn.qkv' last dim 20 is not 3\\*H\\*D with H=2");
+}
+
+TEST(AttentionDeathTest, GemmVariantRejectsF64) {
+  HostTensor qkv("layers.0.attn.qkv", DType::kF64, {1, 4, 12}), out("out", DType::kF64, {1, 4, 4}),
+      lse("lse", DType::kF64, {1, 1, 4});
+  EXPECT_DEATH(cpu::attention_forward_gemm({out.view(), lse.view(), TensorView{}, qkv.cview(), 1}),
+               "attention_forward_gemm: 'layers.0.attn.qkv' must be f32, got f64");
 }
 
 TEST(AttentionDeathTest, CudaContextHasNoKernelYet) {

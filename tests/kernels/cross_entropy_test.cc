@@ -1,8 +1,16 @@
 // Cross-entropy: gradient checks (kernels/check/cross_entropy_check.cc) plus the op's own facts:
 // the loss is log-softmax, a two-shard (vocab-parallel) composition of the pieces equals the
-// single-shard result, padding and ignored targets are excluded, large logits stay finite.
+// single-shard result, padding and ignored targets are excluded, large logits stay finite, NaN
+// logits give NaN losses. The f32 cpu::*_simd variants (what the f32 dispatch runs): their exp is
+// within kExpF32Ulps on a dense grid, they agree with the f64 reference at every width 1..40, and
+// they are bit-identical for 1, 2 and 3 threads.
+#include <omp.h>
+
 #include <algorithm>
+#include <bit>
+#include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -122,17 +130,23 @@ TEST(CrossEntropy, TwoShardCompositionEqualsSingleShard) {
     cross_entropy_backward({}, {s.dlogits.view(), s.logits.view(), s.targets.view(), row_max.view(),
                                 sum_exp.view(), s.shard, dloss});
 
-  // The max and the target logit are exact (a max, and a sum with exact zeros). sum_exp adds two
-  // f32-rounded partials (reduce_len 2, normalised terms adding to 1): its relative error, i.e. the
-  // absolute error of log(sum_exp), is <= 2 eps; each probability moves by <= 2 eps relative.
+  // The max and the target logit are exact (a max, and a sum with exact zeros). Both sides compute
+  // bit-identical exponentials (same x, same global max), so sum_exp differs only by how they are
+  // added: each side's f32 lane sums err by <= ceil(V/16) * eps/2 relative, and the shards' two
+  // roundings plus the f32 all-reduce add <= 1.5 eps: within rule 4 with term_ulps 0 (ceil(V/16)
+  // + log2 16 eps). That is the absolute error of log(sum_exp), and the relative change of each
+  // probability (the factor and product roundings, <= 2 eps relative, are in the rtol; on the
+  // target, p - 1 can cancel, and its <= 2 eps * dloss fits in the log2 16 eps * dloss of atol).
   const std::string tag = "cross_entropy 2 shards N=8 Vp=256 V=250";
+  const int64_t lanes = cpu::kCrossEntropySimdLanes;
   CheckList r = {compare_tensors(tag, "row_max", row_max, full.row_max, exact()),
                  compare_tensors(tag, "target_logit", target_logit, full.target_logit, exact()),
-                 compare_tensors(tag, "losses vs single shard", losses, full.losses, for_reduction(dt, 2, 1.0))};
+                 compare_tensors(tag, "losses vs single shard", losses, full.losses,
+                                 for_lane_reduction(dt, V, lanes, 1.0, 0.0))};
   for (int64_t s = 0; s < 2; ++s)
     r.push_back(compare_tensors(tag, "shard " + std::to_string(s) + " dlogits vs single shard", shards[s].dlogits,
                                 columns(full.dlogits, s * Vl, (s + 1) * Vl, "dlogits (single shard)"),
-                                for_reduction(dt, 2, dloss)));
+                                for_lane_reduction(dt, V, lanes, dloss, 0.0)));
   expect_all_ok(r);
   for (int64_t n = 0; n < N; ++n) {  // exactly one shard owns each non-ignored target
     const int64_t t = static_cast<int64_t>(full.targets.get(n));
@@ -211,6 +225,147 @@ TEST(CrossEntropy, LargeLogitsGiveFiniteResults) {
   EXPECT_EQ(c.losses.get(2), static_cast<float>(1e4 - c.logits.get(2 * Vl + 3)));
   EXPECT_EQ(c.dlogits.get(1 * Vl + 1), 1.0);   // p = 1 on the max
   EXPECT_EQ(c.dlogits.get(1 * Vl + 6), -1.0);  // p = 0 on the target
+}
+
+TEST(CrossEntropy, NanLogitGivesNanLoss) {
+  for (DType dt : {DType::kF32, DType::kF64}) {
+    const int64_t N = 3, Vl = 40;
+    Ce c(dt, N, Vl, {0, Vl});
+    fill(c, 71, 2.0);
+    c.logits.set(1 * Vl + 17, NAN);  // a diverged model: the loss must say so, not skip the logit
+    c.forward();
+    EXPECT_TRUE(std::isnan(c.losses.get(1))) << dtype_name(dt);
+    EXPECT_TRUE(std::isfinite(c.losses.get(0)) && std::isfinite(c.losses.get(2))) << dtype_name(dt);
+  }
+}
+
+// Units in the last place of e (double) as an f32 result: 2^(exponent - 23), or the subnormal
+// spacing 2^-149 below FLT_MIN.
+double f32_ulp(double e) {
+  if (e < FLT_MIN) return std::ldexp(1.0, -149);
+  int e2 = 0;
+  std::frexp(e, &e2);
+  return std::ldexp(1.0, e2 - 24);
+}
+
+// The simd exp against std::exp in double, at shifts m like the row maxima it sees, over every
+// 257th float of d = x - m in [-104, 88] (every exponent, 32k mantissas per binade: 8.7e6 values
+// per shift; x = fl(m + d), and the reference exp(x - m) formed in double). For e >= FLT_MIN * (1 + 2^-10)
+// the error must be <= kExpF32Ulps (its derivation: kernels/check/tolerance.h); below FLT_MIN the
+// result is 0 (m = 0: x - m is exact) or at most FLT_MIN (the flush threshold applies to the
+// rounded x - m). The bench measures every float (bench/kernels/cross_entropy_bench --exp-ulp).
+TEST(CrossEntropySimd, ExpWithinKExpF32UlpsOnADenseGrid) {
+  constexpr int64_t kChunk = int64_t{1} << 20;
+  constexpr uint32_t kStride = 257;
+  HostTensor x("x", DType::kF32, {kChunk}), y("exp(x - m)", DType::kF32, {kChunk});
+  std::vector<double> want(kChunk);
+  for (float m : {0.0f, -3.3f, 11.827f, 1e4f}) {
+    double worst = 0.0;
+    float worst_d = 0.0f;
+    int64_t count = 0;
+    // d over (0, 88] and then (-0, -104] by bit pattern.
+    const uint32_t ranges[2][2] = {{1u, std::bit_cast<uint32_t>(88.0f)},
+                                   {std::bit_cast<uint32_t>(-0.0f) + 1, std::bit_cast<uint32_t>(-104.0f)}};
+    for (const auto& range : ranges) {
+      for (uint64_t u = range[0]; u <= range[1];) {
+        int64_t len = 0;
+        float* xs = x.data<float>();
+        for (; len < kChunk && u <= range[1]; ++len, u += kStride) {
+          xs[len] = static_cast<float>(static_cast<double>(m) + std::bit_cast<float>(static_cast<uint32_t>(u)));
+          want[len] = std::exp(static_cast<double>(xs[len]) - static_cast<double>(m));
+        }
+        std::fill(xs + len, xs + kChunk, m);
+        cpu::cross_entropy_exp_simd({y.view(), x.view(), m});
+        const float* ys = y.data<float>();
+        for (int64_t i = 0; i < len; ++i) {
+          const double e = want[i], got = ys[i];
+          if (e < FLT_MIN) {
+            ASSERT_LE(got, m == 0.0f ? 0.0 : FLT_MIN) << "x=" << xs[i] << " m=" << m;
+          } else if (e < FLT_MIN * (1.0 + 1.0 / 1024)) {
+            ASSERT_LE(std::fabs(got - e), FLT_MIN) << "x=" << xs[i] << " m=" << m;
+          } else {
+            const double err = std::fabs(got - e) / f32_ulp(e);
+            if (err > worst) worst = err, worst_d = static_cast<float>(static_cast<double>(xs[i]) - m);
+            ++count;
+          }
+        }
+      }
+    }
+    EXPECT_LE(worst, kExpF32Ulps) << "m=" << m << ": worst at x - m = " << worst_d;
+    EXPECT_GT(count, 8'000'000) << "m=" << m;
+    RecordProperty("max_ulp_m" + std::to_string(m), std::to_string(worst));
+  }
+}
+
+// Every width 1..40 (every partial-block size, with and without a full 16-column block) with 3
+// padding columns: row max exact, sum_exp and dlogits within rule 4 of the f64 reference.
+TEST(CrossEntropySimd, AgreesWithTheF64ReferenceAtEveryWidth) {
+  const int64_t N = 5, lanes = cpu::kCrossEntropySimdLanes;
+  for (int64_t V = 1; V <= 40; ++V) {
+    Ce c32(DType::kF32, N, V + 3, {0, V});
+    fill(c32, 81 + V, 4.0, {2});
+    Ce c64(DType::kF64, N, V + 3, {0, V});
+    c64.logits = c32.logits.Converted(DType::kF64);
+    c64.targets = c32.targets.Clone();
+    cpu::cross_entropy_row_max_simd({c32.row_max.view(), c32.logits.view(), c32.shard});
+    cpu::cross_entropy_sum_exp_simd({c32.sum_exp.view(), c32.logits.view(), c32.row_max.view(), c32.shard});
+    cpu::cross_entropy_backward_simd({c32.dlogits.view(), c32.logits.view(), c32.targets.view(), c32.row_max.view(),
+                                      c32.sum_exp.view(), c32.shard, 0.25f});
+    cpu::cross_entropy_row_max({c64.row_max.view(), c64.logits.view(), c64.shard});
+    cpu::cross_entropy_sum_exp({c64.sum_exp.view(), c64.logits.view(), c64.row_max.view(), c64.shard});
+    cpu::cross_entropy_backward({c64.dlogits.view(), c64.logits.view(), c64.targets.view(), c64.row_max.view(),
+                                 c64.sum_exp.view(), c64.shard, 0.25f});
+    // Rule 4 bounds sum_exp's error relative to sum_exp itself (its terms are positive): abs_sum is
+    // the largest row's sum_exp. dlogits as in check_cross_entropy.
+    double max_sum = 0.0;
+    for (int64_t n = 0; n < N; ++n) max_sum = std::max(max_sum, c64.sum_exp.get(n));
+    const std::string tag = "cross_entropy simd V=" + std::to_string(V) + " Vl=" + std::to_string(V + 3);
+    expect_all_ok({compare_tensors(tag, "row_max vs f64", c32.row_max, c64.row_max, exact()),
+                   compare_tensors(tag, "sum_exp vs f64", c32.sum_exp, c64.sum_exp,
+                                   for_lane_reduction(DType::kF32, V, lanes, max_sum, kExpF32Ulps)),
+                   compare_tensors(tag, "dlogits vs f64", c32.dlogits, c64.dlogits,
+                                   for_lane_reduction(DType::kF32, V, lanes, 0.25, kExpF32Ulps + 3.0))});
+  }
+}
+
+// The simd variants on 1, 2 and 3 threads, bit for bit: rows are independent and each row's lanes
+// depend on the column index only. The public f32 entry points must be these variants.
+TEST(CrossEntropySimd, BitIdenticalForAnyThreadCountAndUsedByTheF32Dispatch) {
+  const int64_t N = 37, Vl = 1003, V = 990;
+  Ce c(DType::kF32, N, Vl, {0, V});
+  fill(c, 91, 3.0, {4, 20});
+  auto bits = [](const HostTensor& t) {
+    std::vector<uint32_t> b(static_cast<size_t>(t.numel()));
+    std::memcpy(b.data(), t.data<float>(), b.size() * sizeof(uint32_t));
+    return b;
+  };
+  std::vector<std::vector<uint32_t>> runs;
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    c.row_max.Fill(0.0);
+    c.sum_exp.Fill(0.0);
+    c.dlogits.Fill(0.0);
+    cpu::cross_entropy_row_max_simd({c.row_max.view(), c.logits.view(), c.shard});
+    cpu::cross_entropy_sum_exp_simd({c.sum_exp.view(), c.logits.view(), c.row_max.view(), c.shard});
+    cpu::cross_entropy_backward_simd({c.dlogits.view(), c.logits.view(), c.targets.view(), c.row_max.view(),
+                                      c.sum_exp.view(), c.shard, 0.125f});
+    std::vector<uint32_t> all = bits(c.row_max);
+    for (const HostTensor* t : {&c.sum_exp, &c.dlogits}) {
+      const std::vector<uint32_t> b = bits(*t);
+      all.insert(all.end(), b.begin(), b.end());
+    }
+    runs.push_back(std::move(all));
+  }
+  omp_set_num_threads(saved);
+  EXPECT_TRUE(runs[0] == runs[1]) << "1 vs 2 threads";
+  EXPECT_TRUE(runs[0] == runs[2]) << "1 vs 3 threads";
+
+  const HostTensor simd_sum = c.sum_exp.Clone("sum_exp (simd)"), simd_dlogits = c.dlogits.Clone("dlogits (simd)");
+  c.forward();
+  c.backward(0.125f);
+  expect_all_ok({compare_tensors("cross_entropy f32 dispatch", "sum_exp == simd", c.sum_exp, simd_sum, exact()),
+                 compare_tensors("cross_entropy f32 dispatch", "dlogits == simd", c.dlogits, simd_dlogits, exact())});
 }
 
 TEST(CrossEntropyDeathTest, TargetsOfTheWrongDtypeAreNamed) {
