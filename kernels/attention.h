@@ -59,11 +59,6 @@ void attention_backward(const AttentionBackwardArgs& args);
 // 256 KiB each at T = 256, meant for the short sequences of CPU training.
 void attention_forward_gemm(const AttentionForwardArgs& args);
 void attention_backward_gemm(const AttentionBackwardArgs& args);
-
-// y[i] = exp(x[i]) for i < n: the branch-free f32 exp (Cody-Waite reduction, degree-7 polynomial)
-// that the GEMM variant's softmax uses, exposed for its accuracy test. At most 1 ulp from the
-// correctly rounded exp for x in [-104, 88]; 0 below -104; x above 88 is treated as 88; NaN stays NaN.
-void exp_cody_waite_f32(const float* x, float* y, int64_t n);
 }  // namespace cpu
 
 // No cuda:: functions yet: the flash-style CUDA kernel comes later, and until then a kCuda context

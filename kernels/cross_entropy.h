@@ -81,13 +81,6 @@ struct CrossEntropyBackwardArgs {
   float dloss = 1.0f;       // d(total loss)/d(losses[n]) for every row, e.g. 1/(non-ignored count)
 };
 
-// The f32 exponential of the cpu::*_simd variants on its own (cpu::cross_entropy_exp_simd).
-struct CrossEntropyExpArgs {
-  TensorView out;      // (n)  f32, written; exp(x - shift), 0 where x - shift < ln(FLT_MIN)
-  ConstTensorView x;   // (n)  f32, any shape (flat)
-  float shift = 0.0f;  //      plays the row max: x - shift is formed exactly
-};
-
 void cross_entropy_row_max(const ExecContext& ctx, const CrossEntropyRowMaxArgs& args);
 void cross_entropy_sum_exp(const ExecContext& ctx, const CrossEntropySumExpArgs& args);
 void cross_entropy_target_logit(const ExecContext& ctx, const CrossEntropyTargetLogitArgs& args);
@@ -105,17 +98,15 @@ void cross_entropy_backward(const CrossEntropyBackwardArgs& args);
 
 // Faster f32 variants of the three passes over the N·Vl logits (STYLE.md §2), which the f32 CPU
 // dispatch uses; f64 (gradient checks) stays on the reference. Same contracts as the reference.
-// row_max is the same value; sum_exp and backward compute exp(x - row_max) with an f32 polynomial
-// (<= kExpF32Ulps = 1.5 ulp, measured 1.16; kernels/cpu/cross_entropy_simd.cc), and sum_exp adds
-// in kCrossEntropySimdLanes f32 lanes (column j in lane j mod 16) whose partials are added in double
-// in lane order: bit-identical for any thread count. Error bounds: for_lane_reduction in
+// row_max is the same value; sum_exp and backward compute exp(x - row_max) with the shared f32 exp
+// (cpu::exp_shifted_f32, kernels/cpu/exp_f32.h: <= kExpF32Ulps = 1.5 ulp, measured 1.16), and
+// sum_exp adds in kCrossEntropySimdLanes f32 lanes (column j in lane j mod 16) whose partials are
+// added in double in lane order: bit-identical for any thread count. Error bounds: for_lane_reduction in
 // kernels/check/tolerance.h. REQUIRES: f32 tensors.
-// cross_entropy_exp_simd is that exponential on its own, for measuring its accuracy.
 inline constexpr int64_t kCrossEntropySimdLanes = 16;
 void cross_entropy_row_max_simd(const CrossEntropyRowMaxArgs& args);
 void cross_entropy_sum_exp_simd(const CrossEntropySumExpArgs& args);
 void cross_entropy_backward_simd(const CrossEntropyBackwardArgs& args);
-void cross_entropy_exp_simd(const CrossEntropyExpArgs& args);
 }  // namespace cpu
 
 }  // namespace om

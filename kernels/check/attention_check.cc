@@ -141,7 +141,8 @@ CheckList f32_checks(F32Path path, AttentionKind kind, int64_t B, int64_t T, int
   // E = max(1, S), S the largest sum_d |q_id k_jd| / sqrt(D):
   //   s_ij: sgemm's length-D f32 dot, times the scale    |ds|   <= D E eps
   //   lse_i = m + log sum_j exp(s_ij - m), sum in double |dlse| <= (D + 5) E eps: the error of the
-  //     shift m cancels; each s_ij - m rounds by <= 2 S eps, exp by 1 ulp, then the sum and the log
+  //     shift m cancels; each s_ij - m rounds by <= 2 S eps, exp (kernels/cpu/exp_f32.h) by
+  //     <= kExpF32Ulps = 1.5 ulp, then the sum and the log
   //   p_ij = exp(s_ij - m) / sum (m cancels again)       |dp|   <= 2 (D + 3) E eps p_ij <= 2 n E eps p_ij
   //   a row sum sum_j p_ij                                       <= 2 n E eps
   //   out_i = sum_j p_ij v_j, sgemm over <= T terms      |dout| <= (2 n E + T) eps sum_j p_ij |v_j|

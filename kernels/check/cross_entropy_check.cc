@@ -77,9 +77,10 @@ CheckList check_cross_entropy() {
     c64.forward();
     const HostTensor d32 = c32.backward(), d64 = c64.backward();
     // The row max and the target logit are copies of inputs: exact. sum_exp (f32) has V terms
-    // exp(x - m), each within kExpF32Ulps (terms under FLT_MIN may be flushed: <= V * FLT_MIN, far
-    // below eps), summed in kCrossEntropySimdLanes f32 lanes: rule 4 bounds its relative error,
-    // i.e. the absolute error of log(sum_exp) (abs_sum 1); the loss's own roundings are the rtol.
+    // exp(x - m) (cpu::exp_shifted_f32: x - m exact), each within kExpF32Ulps (terms under FLT_MIN
+    // are flushed: <= V * FLT_MIN, far below eps), summed in kCrossEntropySimdLanes f32 lanes:
+    // rule 4 bounds its relative error, i.e. the absolute error of log(sum_exp) (abs_sum 1); the
+    // loss's own roundings are the rtol.
     // dlogits = exp(x - m) * fl(dloss / sum_exp), minus dloss on the target: each element carries
     // sum_exp's relative error plus the exp's ulps and 3 roundings (the factor, the product, the
     // subtraction), all relative to p * dloss <= dloss: rule 4 with abs_sum dloss, term_ulps + 3.

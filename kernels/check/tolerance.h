@@ -64,12 +64,14 @@ Tolerance for_naive_reference(double naive_max_err);
 //   rtol = kElementwiseUlps * eps                                (the roundings after the sum)
 // abs_sum is sum |terms| scaled to the compared quantity: 1 for log(sum_exp) (an absolute error of
 // the log is the relative error of the sum), dloss for dlogits = exp(x - m) / sum_exp * dloss.
-// kExpF32Ulps: the f32 exp of kernels/cpu/cross_entropy_simd.cc, measured against std::exp in double:
-// max 1.13 ulp (SSE2), 1.16 ulp (with FMA contraction) over every float in [-104, 88]
-// (bench/kernels/cross_entropy_bench --exp-ulp, bench/results/2026-11-28_cpu-2core_cross_entropy.md),
-// and <= 1.16 ulp for exp(x - m) with m != 0 (one more rounding of the reduced argument) on a dense
-// grid; 1.5 leaves a margin. Results under FLT_MIN may be flushed to 0: an absolute error below
-// FLT_MIN ≈ 1.2e-38 per term, negligible next to eps * abs_sum for any abs_sum >= 1e-20.
+// kExpF32Ulps: the shared f32 exp of the CPU row loops (kernels/cpu/exp_f32.h: exp_f32, and
+// exp_shifted_f32 whose x - m is exact), measured against std::exp in double: max 1.13 ulp (SSE2),
+// 1.16 ulp (with FMA contraction) over every float in [-104, 88] (bench/kernels/cross_entropy_bench
+// --exp-ulp), and <= 1.16 ulp for exp(x - m) with m != 0 (one more rounding of the reduced
+// argument) on a dense grid. 1.5 leaves a margin; it is also the bound that "within one float of the
+// correctly rounded value" implies (1 + 0.5 ulp), which the exp keeps too. tests/kernels/exp_f32_test.cc
+// asserts both. Results under FLT_MIN are flushed to 0: an absolute error below FLT_MIN ≈ 1.2e-38
+// per term, negligible next to eps * abs_sum for any abs_sum >= 1e-20.
 inline constexpr double kExpF32Ulps = 1.5;
 Tolerance for_lane_reduction(DType dtype, int64_t reduce_len, int64_t lanes, double abs_sum, double term_ulps);
 

@@ -26,23 +26,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/cpu/exp_f32.h"
 
-// The row loops below are compiled for AVX-512, AVX2 and baseline x86-64, picked once at load time
-// (GCC function multi-versioning): the build itself targets baseline x86-64, where a vectorised exp
-// is only 4 floats wide (measured: the AVX-512 exp is ~6x faster than std::exp, the baseline one
-// ~1.2x). GCC contracts multiply-adds into FMAs in the AVX-512 version, so its exp differs from the
-// others' in the last bit for ~0.1 % of inputs (both within 1 ulp): like oneDNN's sgemm, results are
-// reproducible on one machine for any thread count, not across instruction sets.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define OM_ROW_LOOP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define OM_ROW_LOOP_CLONES
-#endif
+// The row loops below call the shared f32 exp (kernels/cpu/exp_f32.h: branch-free, within 1.5 ulp,
+// 0 below ln(FLT_MIN)) and are multi-versioned with OM_ROW_LOOP_CLONES (AVX-512 / AVX2 + FMA /
+// baseline, picked once at load time). The clones' exps differ in last bits (FMA contraction): like
+// oneDNN's sgemm, results are reproducible on one machine for any thread count, not across
+// instruction sets.
 
 namespace om::cpu {
 namespace {
@@ -57,53 +51,6 @@ constexpr int64_t kBlock = 64;
 // r + kLanes, ...) added in lane order at the end: the order is fixed in the source, whatever the
 // vector width, and the lanes vectorise (a single running sum is a serial chain of dependent adds).
 constexpr int kLanes = 16;
-
-int32_t float_bits(float x) {
-  int32_t i;
-  std::memcpy(&i, &x, sizeof i);
-  return i;
-}
-float bits_float(int32_t i) {
-  float x;
-  std::memcpy(&x, &i, sizeof x);
-  return x;
-}
-// mask ? a : b for an all-ones / all-zeros mask. Written with integer ops: GCC (with the default
-// -ftrapping-math) does not if-convert the float ?: of the exp's clamps and then leaves its loops scalar.
-float select(int32_t mask, float a, float b) { return bits_float((float_bits(a) & mask) | (float_bits(b) & ~mask)); }
-int32_t mask_of(bool c) { return -static_cast<int32_t>(c); }
-
-// exp(x) in f32, branch-free so that loops over it vectorise. Cody-Waite reduction x = n ln2 + r with
-// n = round(x log2 e) and |r| <= ln2/2 (ln2 split in a 15-bit head, so n ln2_hi is exact for |n| < 512,
-// and a tail); exp(r) = 1 + r + r^2 (1/2 + r/6 + ... + r^5/5040), the Taylor series to degree 7
-// (truncation r^8/8! < 5e-9 relative, ~0.1 ulp); then times 2^n as two factors 2^(n/2) 2^(n - n/2),
-// so that results down to the subnormal range round once. x < -104 gives 0 (exp(-104) is below half
-// the smallest subnormal, so 0 is the correctly rounded value); x > 88 is clamped to 88 (exp(88) <
-// FLT_MAX; the attention rows only pass x <= ~0); NaN stays NaN. Measured max error against the
-// correctly rounded exp over every float in [-104, 88]: 1 ulp (tests/kernels/attention_test.cc).
-[[gnu::always_inline]] inline float exp_f32(float x) {
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693145751953125f;          // 0x3f317200: 15 significant bits
-  constexpr float kLn2Lo = 1.42860682030941723212e-6f;  // ln2 - kLn2Hi
-  constexpr float kRound = 12582912.0f;                 // 1.5 * 2^23: t = y + kRound rounds y to an integer
-  constexpr float kLow = -104.0f, kHigh = 88.0f;
-  const int32_t below = mask_of(x < kLow);
-  const float xc = select(mask_of(x > kHigh), kHigh, select(below, kLow, x));
-  const float t = xc * kLog2e + kRound;
-  const float n = t - kRound;
-  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  const float e_r = (r * r * p + r) + 1.0f;
-  const int32_t ni = float_bits(t) - float_bits(kRound);  // n as an integer, in [-150, 127]
-  const int32_t n1 = ni / 2, n2 = ni - n1;                // 2^n1 and 2^n2 are normal floats
-  const float y = e_r * bits_float((n1 + 127) << 23) * bits_float((n2 + 127) << 23);
-  return select(below, 0.0f, y);
-}
 
 // max(init, x[0], ..., x[n-1]). Exact in any order, so the reduction may be vectorised (written as
 // m > x ? m : x, which GCC maps to maxps; a NaN score makes its row NaN through exp in any case).
@@ -237,15 +184,7 @@ void backward_pair(const Head& m, const float* q, const float* dout, const float
   }
 }
 
-// exp_cody_waite_f32's loop, multi-versioned like the kernels' row loops, so that the exp test
-// measures the code the kernels run.
-OM_ROW_LOOP_CLONES void exp_loop(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = exp_f32(x[i]);
-}
-
 }  // namespace
-
-void exp_cody_waite_f32(const float* x, float* y, int64_t n) { exp_loop(x, y, n); }
 
 void attention_forward_gemm(const AttentionForwardArgs& a) {
   OM_CHECK(a.qkv.dtype == DType::kF32, "%s: '%s' must be f32, got %s", kForwardOp, a.qkv.name,

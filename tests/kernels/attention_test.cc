@@ -1,17 +1,14 @@
 // Causal softmax / softmax-1 attention: the checks (kernels/check/attention_check.cc: gradients, and
 // the f32 GEMM variant against the f64 reference) plus the op's own facts: the zero-key equivalence,
 // rows that sum below 1 (down to ~0), large-logit stability where the naive "+1" formula fails,
-// probs = exp(s - lse), overwrite, argument errors, determinism, which CPU path the API runs, and the
-// GEMM variant's exp. Facts stated through the public API run in f64 (the reference) and in f32 (the
-// GEMM variant).
+// probs = exp(s - lse), overwrite, argument errors, determinism and which CPU path the API runs.
+// Facts stated through the public API run in f64 (the reference) and in f32 (the GEMM variant). The
+// GEMM variant's exp is the shared one, tested in tests/kernels/exp_f32_test.cc.
 #include <omp.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -388,43 +385,6 @@ TEST(Attention, ApiRunsTheGemmVariantForF32AndTheReferenceForF64) {
     const Forward ref = run_forward_on(CpuPath::kReference, qkv32, m.H, kind);
     EXPECT_FALSE(compare_tensors("attention f32", "gemm vs reference out", gemm.out, ref.out, exact()).ok());
   }
-}
-
-// Distance in units in the last place between two non-negative floats (adjacent floats differ by 1,
-// subnormals included).
-int64_t ulps_apart(float a, float b) {
-  return std::abs(static_cast<int64_t>(std::bit_cast<int32_t>(a)) - std::bit_cast<int32_t>(b));
-}
-
-TEST(Attention, GemmVariantExpIsWithinOneUlpOfTheCorrectlyRoundedExp) {
-  // Every 97th float of [-104, 88] (23 million, of all 2.2e9; a full sweep measured the same 1 ulp),
-  // against exp in double rounded to float. Covers results from the subnormal range up to exp(88).
-  const uint32_t neg = std::bit_cast<uint32_t>(-104.0f) - 0x80000000u;  // floats in [-104, -0]
-  const uint32_t pos = std::bit_cast<uint32_t>(88.0f);                  // floats in [+0, 88]
-  constexpr uint32_t kStride = 97;
-  std::vector<float> x;
-  for (uint64_t k = 0; k <= uint64_t{neg} + pos; k += kStride)
-    x.push_back(
-        std::bit_cast<float>(k <= neg ? 0x80000000u + static_cast<uint32_t>(k) : static_cast<uint32_t>(k - neg)));
-  std::vector<float> y(x.size());
-  cpu::exp_cody_waite_f32(x.data(), y.data(), static_cast<int64_t>(x.size()));
-  int64_t worst = 0;
-  size_t worst_at = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const int64_t d = ulps_apart(y[i], static_cast<float>(std::exp(static_cast<double>(x[i]))));
-    if (d > worst) worst = d, worst_at = i;
-  }
-  EXPECT_LE(worst, 1) << "at x = " << x[worst_at] << ": " << y[worst_at] << " vs " << std::exp(double{x[worst_at]});
-  // The edges: exp(0) = 1 exactly, exp(-104) and below round to 0, NaN stays NaN, -inf gives 0.
-  const float edges[] = {0.0f, -104.5f, -1e30f, -INFINITY, NAN, -87.0f};
-  float out[std::size(edges)];
-  cpu::exp_cody_waite_f32(edges, out, std::ssize(edges));
-  EXPECT_EQ(out[0], 1.0f);
-  EXPECT_EQ(out[1], 0.0f);
-  EXPECT_EQ(out[2], 0.0f);
-  EXPECT_EQ(out[3], 0.0f);
-  EXPECT_TRUE(std::isnan(out[4]));
-  EXPECT_LE(ulps_apart(out[5], static_cast<float>(std::exp(-87.0))), 1);
 }
 
 TEST(AttentionDeathTest, WrongLseShapeNamesTheTensor) {

@@ -1,0 +1,85 @@
+// Comm: blocking collectives over a fixed group of ranks (the world, a tp group or a dp group),
+// with one virtual call per collective and none per element. Backends: MpiComm (CPU tensors,
+// parallel/mpi_comm.h); NcclComm (CUDA tensors) plugs in behind the same interface.
+// Contract for every collective: all ranks of the group call it in the same order with the same
+// dtype and shapes (a rank's count differing is undefined behaviour in the backend, as in MPI/NCCL).
+// Tensors are contiguous and on the backend's device. A zero-element call is a no-op on every backend.
+// Ownership: a Comm owns its backend communicator (see the backend); it is neither copyable nor
+// movable (ProcessGroups holds Comms by pointer) and not thread-safe: one collective at a time.
+//
+// Bytes sent (bytes_sent / reset_bytes): each collective adds the bytes this rank sends under the
+// ring algorithm (the model NCCL uses and nccl-tests' busbw reports; n = size(), B = bytes named):
+//   all_reduce(buf)             2(n−1)/n · B,  B = bytes of buf          (reduce-scatter + all-gather rings)
+//   reduce_scatter(in, out)     (n−1)/n  · B,  B = bytes of in (n·out)   (n−1 chunks of out's size)
+//   all_gather(in, out)         (n−1)/n  · B,  B = bytes of out (n·in)   (n−1 chunks of in's size)
+//   broadcast(buf, root)        B on every rank except the ring's last, (root + n − 1) mod n
+//                               (a pipelined chain root → root+1 → …; the last rank only receives)
+//   barrier                     0 (no payload)
+// These are the per-rank link volumes the ZeRO-1 analysis uses (DESIGN.md), so tests can compare a
+// step's traffic with the analytic formula. The counter is a model, not a measurement: a backend may
+// move more or fewer bytes (MpiComm's all_reduce sends exactly the model's bytes when n divides the
+// element count). When n does not divide it, all_reduce counts floor(2(n−1)·B / n).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/tensor.h"
+
+namespace om {
+
+enum class ReduceOp : uint8_t { kSum, kMax };
+std::string_view reduce_op_name(ReduceOp op);  // "sum", "max"
+
+// The cost model above, per rank, in bytes; shared by Comm and by tests/benchmarks.
+uint64_t ring_all_reduce_bytes(uint64_t nbytes, int size);
+uint64_t ring_reduce_scatter_bytes(uint64_t full_nbytes, int size);  // full = the (n·m) input
+uint64_t ring_all_gather_bytes(uint64_t full_nbytes, int size);      // full = the (n·m) output
+uint64_t ring_broadcast_bytes(uint64_t nbytes, int size, int rank, int root);
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+
+  int rank() const { return rank_; }  // this process's rank in the group, 0 ≤ rank < size
+  int size() const { return size_; }
+  const std::string& name() const { return name_; }  // "world", "tp", "dp": in every error message
+
+  // buf ← op over ranks of buf, in place. Every rank receives the same bits (see the backend for
+  // the summation order).
+  void all_reduce(TensorView buf, ReduceOp op);                  // buf: (N) any shape
+  // Rank r receives the sum over ranks of chunk r of `in`, where `in` is size() consecutive chunks
+  // of out.numel() elements. `out` may alias chunk r of `in` (in place), nothing else.
+  void reduce_scatter(ConstTensorView in, TensorView out);       // in: (size·m)  out: (m)
+  // out = concatenation over ranks r = 0..size−1 of rank r's `in`. `in` may alias chunk rank() of
+  // `out` (the in-place form ZeRO uses), nothing else.
+  void all_gather(ConstTensorView in, TensorView out);           // in: (m)  out: (size·m)
+  // buf on every rank ← buf on `root`.
+  void broadcast(TensorView buf, int root);                      // buf: (N)
+  void barrier();
+
+  uint64_t bytes_sent() const { return bytes_sent_; }
+  void reset_bytes() { bytes_sent_ = 0; }
+
+ protected:
+  Comm(std::string name, int rank, int size);
+
+  // Backend hooks, called after the checks above (contiguity, dtype/shape agreement, aliasing,
+  // root range) and never with zero elements. The public methods add the byte counts.
+  virtual void do_all_reduce(TensorView buf, ReduceOp op) = 0;
+  virtual void do_reduce_scatter(ConstTensorView in, TensorView out) = 0;
+  virtual void do_all_gather(ConstTensorView in, TensorView out) = 0;
+  virtual void do_broadcast(TensorView buf, int root) = 0;
+  virtual void do_barrier() = 0;
+
+ private:
+  std::string name_;
+  int rank_ = 0;
+  int size_ = 1;
+  uint64_t bytes_sent_ = 0;
+};
+
+}  // namespace om
