@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/file_util.h"
+
 namespace om {
 namespace {
 
@@ -90,19 +92,7 @@ Status write_dataset_info(const std::string& prefix, const DatasetInfo& info) {
       {"seed", info.seed},
       {"inputs", info.inputs},
   };
-  const std::string path = prefix + ".json", tmp = path + ".tmp";
-  const std::string text = j.dump(2) + "\n";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return Status::IOError("cannot create '" + tmp + "': " + std::strerror(errno));
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    return Status::IOError("cannot write '" + tmp + "' (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status::IOError("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
-  return Status::Ok();
+  return write_file_atomically(prefix + ".json", j.dump(2) + "\n");
 }
 
 StatusOr<DatasetInfo> read_dataset_info(const std::string& prefix) {

@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/file_util.h"
+
 namespace om {
 namespace {
 
@@ -35,22 +37,6 @@ void hard_wrap(std::string_view s, size_t max_bytes, std::vector<std::string>* o
     s.remove_prefix(cut);
   }
   if (!is_blank(s)) out->emplace_back(s);
-}
-
-// Writes `bytes` to path via path.tmp and a rename.
-Status write_file_atomically(const std::string& path, std::string_view bytes) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return Status::IOError("cannot create '" + tmp + "': " + std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    return Status::IOError("cannot write '" + tmp + "' (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status::IOError("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
-  return Status::Ok();
 }
 
 // Adapts a TrainingLineSource to SentencePiece's pull interface. An error from the source ends

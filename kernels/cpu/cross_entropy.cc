@@ -8,26 +8,11 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/cross_entropy_common.h"
 #include "kernels/cross_entropy.h"
 
 namespace om::cpu {
 namespace {
-
-// Padding ids are exactly the tail of a contiguous shard: columns [valid_columns, Vl).
-int64_t valid_columns(const VocabShard& s, int64_t Vl) {
-  return std::clamp<int64_t>(s.vocab_size - s.vocab_start, 0, Vl);
-}
-
-// A target outside [0, vocab_size) that is not kIgnoreTarget is a data bug (a padding id, an id of
-// another tokenizer); fail loudly instead of silently training on garbage. Serial: N ints.
-void check_targets(const char* op, const ConstTensorView& targets, int64_t vocab_size) {
-  const int32_t* t = targets.data_as<const int32_t>();
-  for (int64_t n = 0; n < targets.numel(); ++n) {
-    OM_CHECK(t[n] == kIgnoreTarget || (t[n] >= 0 && t[n] < vocab_size),
-             "%s: '%s'[%ld] = %d is neither a token id in [0, %ld) nor kIgnoreTarget (%d)", op, targets.name,
-             static_cast<long>(n), t[n], static_cast<long>(vocab_size), kIgnoreTarget);
-  }
-}
 
 template <typename T>
 void row_max_impl(const CrossEntropyRowMaxArgs& a) {

@@ -17,6 +17,7 @@
 #include <limits>
 #include <string>
 
+#include "kernels/cpu/cross_entropy_common.h"
 #include "kernels/cpu/exp_f32.h"
 #include "kernels/cross_entropy.h"
 
@@ -34,20 +35,6 @@ namespace {
 // vector, two AVX2 or four SSE ones. The lane of a column depends on j only, never on alignment or
 // threads.
 constexpr int64_t kLanes = kCrossEntropySimdLanes;
-
-// Padding ids are exactly the tail of a contiguous shard: columns [valid_columns, Vl).
-int64_t valid_columns(const VocabShard& s, int64_t Vl) { return std::clamp<int64_t>(s.vocab_size - s.vocab_start, 0, Vl); }
-
-// The reference's target check (kernels/cpu/cross_entropy.cc), same message: a target outside
-// [0, vocab_size) that is not kIgnoreTarget is a data bug.
-void check_targets(const char* op, const ConstTensorView& targets, int64_t vocab_size) {
-  const int32_t* t = targets.data_as<const int32_t>();
-  for (int64_t n = 0; n < targets.numel(); ++n) {
-    OM_CHECK(t[n] == kIgnoreTarget || (t[n] >= 0 && t[n] < vocab_size),
-             "%s: '%s'[%ld] = %d is neither a token id in [0, %ld) nor kIgnoreTarget (%d)", op, targets.name,
-             static_cast<long>(n), t[n], static_cast<long>(vocab_size), kIgnoreTarget);
-  }
-}
 
 void check_f32(const char* op, const ConstTensorView& t) {
   OM_CHECK(t.dtype == DType::kF32, "%s: the simd variant is f32 only; '%s' is %s", op, t.name,
