@@ -1,0 +1,343 @@
+// ZeRO-1 DistributedOptimizer under mpirun (2, 4, 8 ranks). Every rank builds the same parameters,
+// sized so that shards straddle tensors and the flat buffer needs padding at every dp size:
+//   w1 (7, 13) decay | b1 (5) no decay | w2 (3, 4) decay | g (1) no decay     N = 109
+//   dp 2: S = 55, padding 1;  dp 4: S = 28, padding 3;  dp 8: S = 14, padding 3.
+// Each rank's gradient is its own deterministic draw. The reference, computed locally on every rank, is
+// the single-process om::AdamW given the mean gradient, summed in f32 in rank order and multiplied by
+// 1/dp: exactly the arithmetic of MpiComm's reduce_scatter and the optimizer (mpi_comm.h), and
+// adamw_update is element-wise, so parameters are compared bit for bit.
+// Only EXPECTs on values (an ASSERT on one rank would strand the others in a collective).
+#include "optim/distributed_optimizer.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/rng.h"
+#include "kernels/check/host_tensor.h"
+#include "kernels/check/tolerance.h"
+#include "optim/adamw.h"
+#include "optim/grad_clip.h"
+#include "parallel/mpi_comm.h"
+#include "parallel/process_groups.h"
+#include "tests/support/test_support.h"
+
+namespace om {
+namespace {
+
+constexpr uint64_t kSeed = 1234;
+constexpr int kSteps = 5;
+
+struct ParamSpec {
+  const char* name;
+  Shape shape;
+  bool weight_decay;
+};
+
+const std::vector<ParamSpec>& specs() {
+  static const std::vector<ParamSpec> s = {
+      {"w1", Shape{7, 13}, true}, {"b1", Shape{5}, false}, {"w2", Shape{3, 4}, true}, {"g", Shape{1}, false}};
+  return s;
+}
+
+// Values and gradients in two arenas with the model's layout (256-byte gaps between tensors).
+struct TestModel {
+  Arena values, grads;
+  std::vector<Parameter> params;
+  int64_t numel = 0;
+};
+
+// Initial values depend on `tag` only (one tag per model replica), never on the rank.
+TestModel make_model(const std::string& tag) {
+  size_t bytes = 0;
+  for (const ParamSpec& s : specs()) bytes += Arena::BytesFor(DType::kF32, s.shape);
+  TestModel m;
+  m.values = Arena(Device::Cpu(), bytes, "test values");
+  m.grads = Arena(Device::Cpu(), bytes, "test grads");
+  for (const ParamSpec& s : specs()) {
+    Parameter p;
+    p.name = s.name;
+    p.value = m.values.Carve(s.name, DType::kF32, s.shape);
+    p.grad = m.grads.Carve(std::string(s.name) + ".grad", DType::kF32, s.shape);
+    p.weight_decay = s.weight_decay;
+    Rng(kSeed, "init/" + tag + "/" + s.name).FillNormal(p.value.data_as<float>(), p.value.numel(), 0, 0.0f, 0.5f);
+    m.numel += p.value.numel();
+    m.params.push_back(p);
+  }
+  return m;
+}
+
+// Replica `replica`'s gradient of parameter i at `step`: distinct per replica, step and parameter.
+void fill_grad(const std::string& tag, int replica, int step, size_t i, float* out) {
+  const ParamSpec& s = specs()[i];
+  const std::string stream = "grad/" + tag + "/" + s.name + "/step" + std::to_string(step) + "/replica" +
+                             std::to_string(replica);
+  Rng(kSeed, stream).FillNormal(out, s.shape.numel(), 0, 0.0f, 1.0f + static_cast<float>(replica));
+}
+
+void fill_own_grads(TestModel& m, const std::string& tag, int replica, int step) {
+  for (size_t i = 0; i < m.params.size(); ++i) fill_grad(tag, replica, step, i, m.params[i].grad.data_as<float>());
+}
+
+// The mean over `replicas` with the reduce_scatter's rounding: ((g_0 + g_1) + g_2) + … in f32, × 1/n.
+void fill_mean_grads(TestModel& m, const std::string& tag, int replicas, int step) {
+  const float inv = 1.0f / static_cast<float>(replicas);
+  for (size_t i = 0; i < m.params.size(); ++i) {
+    float* acc = m.params[i].grad.data_as<float>();
+    const int64_t n = m.params[i].grad.numel();
+    fill_grad(tag, 0, step, i, acc);
+    std::vector<float> g(static_cast<size_t>(n));
+    for (int r = 1; r < replicas; ++r) {
+      fill_grad(tag, r, step, i, g.data());
+      for (int64_t k = 0; k < n; ++k) acc[k] = acc[k] + g[static_cast<size_t>(k)];
+    }
+    for (int64_t k = 0; k < n; ++k) acc[k] *= inv;
+  }
+}
+
+int64_t count_bit_mismatches(const float* a, const float* b, int64_t n, const std::string& what) {
+  int64_t bad = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    if (std::memcmp(&a[k], &b[k], sizeof(float)) != 0) {
+      if (bad < 3) ADD_FAILURE() << what << ": element " << k << " is " << a[k] << ", expected " << b[k];
+      ++bad;
+    }
+  }
+  return bad;
+}
+
+void expect_params_bitwise_equal(const TestModel& got, const TestModel& want, const std::string& what) {
+  for (size_t i = 0; i < got.params.size(); ++i) {
+    const Parameter& p = got.params[i];
+    EXPECT_EQ(count_bit_mismatches(p.value.data_as<const float>(), want.params[i].value.data_as<const float>(),
+                                   p.value.numel(), what + " " + p.name),
+              0);
+  }
+}
+
+// Every rank of `comm` holds the bits of rank 0 (broadcast rank 0's copy, compare).
+void expect_identical_across_ranks(Comm& comm, const TestModel& m) {
+  for (const Parameter& p : m.params) {
+    HostTensor root("root_copy", DType::kF32, p.value.shape);
+    std::memcpy(root.data<float>(), p.value.data, p.value.nbytes());
+    comm.broadcast(root.view(), 0);
+    EXPECT_EQ(count_bit_mismatches(p.value.data_as<const float>(), root.data<float>(), p.value.numel(),
+                                   "rank " + std::to_string(comm.rank()) + " vs rank 0: " + p.name),
+              0);
+  }
+}
+
+// The norm is Σ g² in f64 summed in another order (per shard, then across ranks) than
+// global_grad_norm (per tensor, in parameter order), on identical f32 gradients. Each f64 sum of N
+// terms is within N·eps64·Σg² of the exact one, and sqrt halves relative errors, so
+// |norm − ref| ≤ N·eps64·norm: rule 2 with reduce_len = N and abs_sum = the norm.
+Tolerance norm_tolerance(int64_t numel, double ref_norm) { return for_reduction(DType::kF64, numel, ref_norm); }
+
+void expect_near_tol(double got, double want, const Tolerance& tol, const std::string& what) {
+  EXPECT_LE(std::fabs(got - want), tol.atol + tol.rtol * std::fabs(want))
+      << what << ": " << got << " vs " << want << " (" << tol.rule << ")";
+}
+
+AdamWConfig test_config() {
+  AdamWConfig c;
+  c.beta1 = 0.9f;
+  c.beta2 = 0.95f;
+  c.eps = 1e-8f;
+  c.weight_decay = 0.1f;
+  return c;
+}
+
+float lr_at(int step) { return 1e-2f / static_cast<float>(step + 1); }
+
+// kSteps of ZeRO-1 over `dp` against the local single-process reference; `tag` names the replica set.
+void run_equivalence(Comm& dp, const std::string& tag) {
+  TestModel dist = make_model(tag), ref = make_model(tag), initial = make_model(tag);
+  DistributedOptimizer opt(dist.params, test_config(), dp);
+  AdamW ref_opt(ref.params, test_config());
+  for (int k = 0; k < kSteps; ++k) {
+    fill_own_grads(dist, tag, dp.rank(), k);
+    fill_mean_grads(ref, tag, dp.size(), k);
+    const double norm = opt.ReduceGradients();
+    const double ref_norm = global_grad_norm(ref.params);
+    expect_near_tol(norm, ref_norm, norm_tolerance(dist.numel, ref_norm), "grad norm at step " + std::to_string(k));
+    EXPECT_EQ(opt.grad_norm(), norm);
+    opt.Step(lr_at(k));
+    ref_opt.Step(lr_at(k));
+    EXPECT_EQ(opt.step(), k + 1);
+    expect_params_bitwise_equal(dist, ref, tag + " step " + std::to_string(k + 1));
+  }
+  // The run moved every parameter (a no-op optimizer would otherwise pass against itself).
+  for (size_t i = 0; i < dist.params.size(); ++i) {
+    const float* now = dist.params[i].value.data_as<const float>();
+    const float* then = initial.params[i].value.data_as<const float>();
+    for (int64_t k = 0; k < dist.params[i].value.numel(); ++k) EXPECT_NE(now[k], then[k]) << dist.params[i].name;
+  }
+  expect_identical_across_ranks(dp, dist);
+}
+
+TEST(DistributedOptimizer, MatchesSingleProcessAdamWOnMeanGradientBitwise) {
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  run_equivalence(dp, "world");
+}
+
+TEST(DistributedOptimizer, DpOfOneIsAdamW) {
+  // MPI_COMM_SELF: one shard holds everything, no padding, nothing sent; the mean is the rank's own
+  // gradient (× 1/1 is exact).
+  MpiComm self(MPI_COMM_SELF, "dp", CommOwnership::kBorrowed);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  TestModel dist = make_model("self"), ref = make_model("self");
+  DistributedOptimizer opt(dist.params, test_config(), self);
+  AdamW ref_opt(ref.params, test_config());
+  EXPECT_EQ(opt.padded_numel(), dist.numel);
+  for (int k = 0; k < kSteps; ++k) {
+    fill_own_grads(dist, "self", rank, k);
+    fill_own_grads(ref, "self", rank, k);
+    opt.ReduceGradients();
+    opt.Step(lr_at(k));
+    ref_opt.Step(lr_at(k));
+    EXPECT_EQ(opt.last_step_bytes_sent(), 0u);
+  }
+  expect_params_bitwise_equal(dist, ref, "dp=1");
+}
+
+TEST(DistributedOptimizer, IndependentDpGroupsOfATpLayout) {
+  // tp = 2: two dp groups step concurrently, each over its own tp-local "replica" (different values
+  // and gradients per tp rank); each must match its own reference. At 2 ranks dp = 1.
+  int world = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  StatusOr<ParallelDims> dims = ParallelDims::Make(2, -1, world);
+  ASSERT_TRUE(dims.ok()) << dims.status().ToString();  // same on every rank
+  StatusOr<ProcessGroups> groups = ProcessGroups::Create(*dims);
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  run_equivalence(groups->dp(), "tp" + std::to_string(groups->tp_rank()));
+}
+
+TEST(DistributedOptimizer, ClippingMatchesSingleProcessNormAndCoefficient) {
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  TestModel dist = make_model("clip"), ref = make_model("clip");
+  DistributedOptimizer opt(dist.params, test_config(), dp);
+  AdamW ref_opt(ref.params, test_config());
+  for (int k = 0; k < kSteps; ++k) {
+    fill_own_grads(dist, "clip", dp.rank(), k);
+    fill_mean_grads(ref, "clip", dp.size(), k);
+    const double ref_norm = global_grad_norm(ref.params);
+    const float max_norm = static_cast<float>(0.5 * ref_norm);  // below the true norm: clipping is on
+    const double norm = opt.ReduceGradients();
+    const float coef = clip_coefficient(norm, max_norm);
+    const float ref_coef = clip_coefficient(ref_norm, max_norm);
+    expect_near_tol(norm, ref_norm, norm_tolerance(dist.numel, ref_norm), "clipped norm");
+    EXPECT_LT(coef, 0.51f);
+    EXPECT_GT(coef, 0.49f);
+    // coef and ref_coef are one f32 rounding each of min(1, max/(norm + 1e-6)) with norms that agree
+    // to ~N·eps64: at most one f32 ulp apart, i.e. rule 2 with one term of size coef.
+    expect_near_tol(coef, ref_coef, for_reduction(DType::kF32, 1, ref_coef), "clip coefficient");
+    // Stepping both with the coefficient the trainer would use keeps the parameters bit-identical.
+    opt.Step(lr_at(k), coef);
+    ref_opt.Step(lr_at(k), coef);
+    expect_params_bitwise_equal(dist, ref, "clipped step " + std::to_string(k + 1));
+  }
+}
+
+TEST(DistributedOptimizer, ShardsCoverEveryElementOnceAndPaddingStaysZero) {
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  const int n = dp.size(), me = dp.rank();
+  TestModel model = make_model("shards");
+  DistributedOptimizer opt(model.params, test_config(), dp);
+  const int64_t N = model.numel, S = opt.shard_size();
+
+  EXPECT_EQ(opt.numel(), N);
+  EXPECT_EQ(opt.padded_numel(), S * n);
+  EXPECT_GE(opt.padded_numel(), N);
+  EXPECT_LT(opt.padded_numel() - N, n);
+  EXPECT_EQ(opt.shard_begin(), static_cast<int64_t>(me) * S);
+
+  // Every rank's (begin, size): contiguous, equal sizes.
+  HostTensor mine("range", DType::kI64, Shape{2});
+  mine.set(0, static_cast<double>(opt.shard_begin()));
+  mine.set(1, static_cast<double>(S));
+  HostTensor all("ranges", DType::kI64, Shape{2 * static_cast<int64_t>(n)});
+  dp.all_gather(mine.cview(), all.view());
+  for (int r = 0; r < n; ++r) {
+    EXPECT_EQ(all.get(2 * r), static_cast<double>(r) * static_cast<double>(S)) << "shard begin of rank " << r;
+    EXPECT_EQ(all.get(2 * r + 1), static_cast<double>(S)) << "shard size of rank " << r;
+  }
+
+  // Pieces: ascending and disjoint inside [0, S), each inside its parameter; over all ranks every
+  // parameter element is in exactly one piece, and within a shard only padding is left uncovered.
+  std::vector<int64_t> flat_offset;
+  int64_t off = 0;
+  for (const Parameter& p : model.params) {
+    flat_offset.push_back(off);
+    off += p.value.numel();
+  }
+  HostTensor count("count", DType::kI32, Shape{N});
+  std::vector<int> covered(static_cast<size_t>(S), 0);
+  int64_t next = 0;
+  for (const ShardPiece& piece : opt.pieces()) {
+    EXPECT_GE(piece.shard_offset, next);
+    EXPECT_GE(piece.numel, 1);
+    EXPECT_LE(piece.shard_offset + piece.numel, S);
+    EXPECT_LE(piece.param_offset + piece.numel, model.params[piece.param_index].value.numel());
+    EXPECT_EQ(flat_offset[piece.param_index] + piece.param_offset, opt.shard_begin() + piece.shard_offset);
+    next = piece.shard_offset + piece.numel;
+    for (int64_t k = 0; k < piece.numel; ++k) {
+      const int64_t flat = flat_offset[piece.param_index] + piece.param_offset + k;
+      count.set(flat, count.get(flat) + 1);
+      covered[static_cast<size_t>(piece.shard_offset + k)] = 1;
+    }
+  }
+  for (int64_t k = 0; k < S; ++k)
+    EXPECT_EQ(covered[static_cast<size_t>(k)] == 1, opt.shard_begin() + k < N) << "shard element " << k;
+  dp.all_reduce(count.view(), ReduceOp::kSum);
+  for (int64_t k = 0; k < N; ++k) EXPECT_EQ(count.get(k), 1.0) << "flat element " << k;
+
+  // Steps with weight decay and non-zero gradients leave the padding of master, m, v and gradient at
+  // 0, and the master shard holds the parameters' current values bit for bit.
+  for (int k = 0; k < 2; ++k) {
+    fill_own_grads(model, "shards", me, k);
+    opt.ReduceGradients();
+    opt.Step(lr_at(k));
+  }
+  const float* master = opt.master_shard().data_as<const float>();
+  const ConstTensorView views[] = {opt.master_shard(), opt.m_shard(), opt.v_shard(), opt.grad_shard()};
+  for (const ConstTensorView& v : views) {
+    const float* x = v.data_as<const float>();
+    for (int64_t k = std::max<int64_t>(0, N - opt.shard_begin()); k < S; ++k)
+      EXPECT_EQ(x[k], 0.0f) << v.name << " padding element " << k;
+  }
+  for (const ShardPiece& piece : opt.pieces()) {
+    const float* value = model.params[piece.param_index].value.data_as<const float>() + piece.param_offset;
+    EXPECT_EQ(count_bit_mismatches(master + piece.shard_offset, value, piece.numel, "master vs value"), 0);
+  }
+}
+
+TEST(DistributedOptimizer, BytesPerStepMatchRingFormulas) {
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  const uint64_t n = static_cast<uint64_t>(dp.size());
+  TestModel model = make_model("bytes");
+  DistributedOptimizer opt(model.params, test_config(), dp);
+  const uint64_t S = static_cast<uint64_t>(opt.shard_size());
+  // Per rank (comm.h ring model, B = padded buffer bytes = n·S·4):
+  //   reduce_scatter (n−1)/n·B = (n−1)·S·4,  all_gather the same,  norm all_reduce ⌊2(n−1)·8/n⌋.
+  const uint64_t expected = 2 * (n - 1) * S * 4 + (2 * (n - 1) * 8) / n;
+  EXPECT_EQ(expected, ring_reduce_scatter_bytes(n * S * 4, static_cast<int>(n)) +
+                          ring_all_gather_bytes(n * S * 4, static_cast<int>(n)) +
+                          ring_all_reduce_bytes(8, static_cast<int>(n)));
+  for (int k = 0; k < 3; ++k) {
+    fill_own_grads(model, "bytes", dp.rank(), k);
+    const uint64_t before = dp.bytes_sent();
+    opt.ReduceGradients();
+    opt.Step(lr_at(k));
+    EXPECT_EQ(dp.bytes_sent() - before, expected) << "step " << k;
+    EXPECT_EQ(opt.last_step_bytes_sent(), expected) << "step " << k;
+  }
+}
+
+}  // namespace
+}  // namespace om
