@@ -1,13 +1,18 @@
 // ortho_megatron: train a Llama model. parse options → init MPI → build → train → close.
 // Exit status: 0 done, 1 a runtime failure (bad data, non-finite loss), 2 a bad flag.
+// Multi-rank (mpirun -np tp·dp ... --tp T --dp D): every rank parses the same flags (so a bad flag
+// fails on every rank alike and they all exit 2); a failure after that may hit one rank only, so it
+// is printed with that rank and host and the whole job is stopped with MPI_Abort (exit 1).
 #include <mpi.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "core/check.h"
 #include "core/log.h"
 #include "launch/train_options.h"
 #include "launch/trainer.h"
+#include "parallel/process_groups.h"
 
 namespace {
 
@@ -22,6 +27,15 @@ struct MpiSession {
   int rank = 0, size = 1;
 };
 
+// Prints the error tagged with rank and host; stops every rank of a multi-rank job (the others may
+// be waiting in a collective), returns `code` for a single process.
+int fail(const MpiSession& mpi, const om::Status& s, int code) {
+  std::fprintf(stderr, "ortho_megatron [%s]: %s\n", om::process_identity().c_str(), s.ToString().c_str());
+  std::fflush(stderr);
+  if (mpi.size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -35,19 +49,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (parsed.value() == om::ParseOutcome::kHelpShown) return 0;
+  // Declared after `mpi`, so the communicators are freed before MPI_Finalize.
+  std::optional<om::ProcessGroups> groups;
   if (mpi.size > 1) {
-    OM_LOG_ERROR("multi-rank training (--tp/--dp > 1) is not implemented in this version; run one process");
-    return 2;
+    om::StatusOr<om::ParallelDims> dims = om::ParallelDims::Make(options.tp, options.dp, mpi.size);
+    if (!dims.ok()) return fail(mpi, dims.status(), 2);
+    om::StatusOr<om::ProcessGroups> created = om::ProcessGroups::Create(*dims);
+    if (!created.ok()) return fail(mpi, created.status(), 2);
+    groups.emplace(std::move(*created));
   }
-  om::StatusOr<std::unique_ptr<om::Trainer>> trainer = om::Trainer::Create(options);
-  if (!trainer.ok()) {
-    OM_LOG_ERROR("%s", trainer.status().ToString().c_str());
-    return 1;
-  }
-  om::Status s = trainer.value()->Run();
-  if (!s.ok()) {
-    OM_LOG_ERROR("%s", s.ToString().c_str());
-    return 1;
-  }
+  om::StatusOr<std::unique_ptr<om::Trainer>> trainer =
+      om::Trainer::Create(options, groups ? &*groups : nullptr);
+  if (!trainer.ok()) return fail(mpi, trainer.status(), 1);
+  const om::Status s = trainer.value()->Run();
+  if (!s.ok()) return fail(mpi, s, 1);
   return 0;
 }

@@ -30,9 +30,24 @@ StatusOr<IndexedDataset> open_dataset(const std::string& prefix, const std::stri
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) {
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) { return Create(o, nullptr); }
+
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, ProcessGroups* groups) {
   std::unique_ptr<Trainer> t(new Trainer());
   t->options_ = o;
+  t->groups_ = groups;
+  if (groups != nullptr) {
+    const ParallelDims& d = groups->dims();
+    if (d.tp != o.tp || d.dp != o.dp) {
+      return Status::InvalidArgument(
+          format_message("--tp %ld --dp %ld do not match the process groups (tp %ld, dp %ld)", o.tp, o.dp,
+                         static_cast<long>(d.tp), static_cast<long>(d.dp)));
+    }
+    t->dp_rank_ = groups->dp_rank();
+  } else if (o.tp * o.dp != 1) {
+    return Status::InvalidArgument(format_message(
+        "--tp %ld --dp %ld need process groups; this entry point trains one process (use --tp 1 --dp 1)", o.tp, o.dp));
+  }
   if (o.threads > 0) omp_set_num_threads(o.threads);
 
   // Model config: preset, then the flags that override it, then the dataset's vocabulary.
@@ -53,6 +68,9 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) {
   }
   t->config_.name = o.model;
   OM_RETURN_IF_ERROR(t->config_.Validate());
+  if (groups != nullptr) {
+    OM_RETURN_IF_ERROR(groups->dims().ValidateModel(t->config_.n_heads, t->config_.ffn, t->config_.vocab_size));
+  }
 
   OM_ASSIGN_OR_RETURN(IndexedDataset train, open_dataset(o.data_path, "--data-path"));
   t->train_data_.emplace(std::move(train));
@@ -82,19 +100,29 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) {
     t->valid_sampler_ = std::make_unique<GptSampler>(*t->valid_data_, t->config_.seq_length, 0);
   }
 
-  t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size);
+  Comm* tp = groups != nullptr && groups->dims().tp > 1 ? &groups->tp() : nullptr;
+  t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, Device::Cpu(), DType::kF32, tp);
   t->model_->Initialize(o.seed);
-  t->optimizer_ = std::make_unique<AdamW>(
-      t->model_->parameters(), AdamWConfig{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay});
+  const AdamWConfig adam{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay};
+  if (t->parallel()) {
+    // ZeRO-1 gives the same parameters as AdamW on the mean gradient (optim/distributed_optimizer.h);
+    // one process keeps plain AdamW (no flat-buffer copies).
+    t->zero1_ = std::make_unique<DistributedOptimizer>(t->model_->parameters(), adam, groups->dp(), tp,
+                                                       t->model_->tp_replicated());
+  } else {
+    t->optimizer_ = std::make_unique<AdamW>(t->model_->parameters(), adam);
+  }
   t->schedule_ = LrSchedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters};
   OM_RETURN_IF_ERROR(t->schedule_.Validate());
   const size_t n = static_cast<size_t>(o.micro_batch_size * t->config_.seq_length);
   t->tokens_.resize(n);
   t->targets_.resize(n);
   t->peak_flops_ = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : kCpuPeakFlopsPerCore * omp_get_max_threads();
+  // The logged throughput is the job's (global batch tokens per second), so MFU is against every rank.
+  if (t->parallel()) t->peak_flops_ *= static_cast<double>(groups->dims().world_size);
 
   const std::string dir = !o.save.empty() ? o.save : o.log_dir;
-  if (!dir.empty()) {
+  if (!dir.empty() && t->is_logger()) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return Status::IOError("--save/--log-dir '" + dir + "': cannot create the directory: " + ec.message());
@@ -103,7 +131,13 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) {
     if (t->metrics_ == nullptr) return Status::IOError("cannot open '" + path + "' for appending");
   }
 
+  if (!t->is_logger()) return t;
   OM_LOG_INFO("model %s", t->config_.ToString().c_str());
+  if (t->parallel()) {
+    OM_LOG_INFO("parallel: tp %ld x dp %ld = %ld ranks; ZeRO-1 optimizer over dp; padded vocabulary %ld",
+                static_cast<long>(groups->dims().tp), static_cast<long>(groups->dims().dp),
+                static_cast<long>(groups->dims().world_size), static_cast<long>(t->model_->padded_vocab()));
+  }
   OM_LOG_INFO("data %s: %ld documents, %ld tokens, %ld samples of %ld+1 tokens per epoch", o.data_path.c_str(),
               t->train_data_->num_documents(), t->train_data_->num_tokens(), t->train_sampler_->samples_per_epoch(),
               t->config_.seq_length);
@@ -112,7 +146,10 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) {
               o.lr_warmup_iters);
   OM_LOG_INFO("memory %.1f MiB (parameters, gradients, activations); %d threads; MFU against %.1f GFLOP/s %s",
               static_cast<double>(t->model_->memory_bytes()) / (1 << 20), omp_get_max_threads(),
-              t->peak_flops_ / 1e9, o.peak_tflops > 0 ? "(--peak-tflops)" : "(fp32 FMA peak measured per core x threads)");
+              t->peak_flops_ / 1e9,
+              o.peak_tflops > 0 ? (t->parallel() ? "(--peak-tflops x ranks)" : "(--peak-tflops)")
+                                : (t->parallel() ? "(fp32 FMA peak measured per core x threads x ranks)"
+                                                 : "(fp32 FMA peak measured per core x threads)"));
   return t;
 }
 
@@ -127,13 +164,16 @@ StatusOr<StepStats> Trainer::TrainStep() {
   model_->ZeroGrad();
   double loss = 0.0;
   for (int64_t micro = 0; micro < accumulation; ++micro) {
-    train_sampler_->MicroBatch(consumed_samples_, micro, mb, /*dp_rank=*/0, options_.dp, tokens_, targets_);
+    train_sampler_->MicroBatch(consumed_samples_, micro, mb, dp_rank_, options_.dp, tokens_, targets_);
     const ConstTensorView tok = make_view(tokens_.data(), DType::kI32, {mb, T}, Device::Cpu(), "batch.tokens");
     const ConstTensorView tgt = make_view(targets_.data(), DType::kI32, {mb, T}, Device::Cpu(), "batch.targets");
     loss += model_->Forward(tok, tgt) / static_cast<double>(accumulation);
     model_->Backward(1.0f / static_cast<float>(accumulation));
   }
-  const double norm = global_grad_norm(model_->parameters());
+  // The global norm counts every logical element once across the world (ZeRO-1: over dp shards and
+  // tp ranks); the loss is the mean over dp replicas of their micro-batch means.
+  const double norm = zero1_ ? zero1_->ReduceGradients() : global_grad_norm(model_->parameters());
+  loss = MeanOverDp(loss);
   if (!std::isfinite(loss) || !std::isfinite(norm)) {
     return Status::FailedPrecondition(format_message(
         "step %ld: loss %g, gradient norm %g are not finite; no update was applied. Lower --lr, set --clip-grad, "
@@ -141,7 +181,12 @@ StatusOr<StepStats> Trainer::TrainStep() {
         step_ + 1, loss, norm));
   }
   const float lr = schedule_.At(step_);
-  optimizer_->Step(lr, clip_coefficient(norm, options_.clip_grad));
+  const float coef = clip_coefficient(norm, options_.clip_grad);
+  if (zero1_) {
+    zero1_->Step(lr, coef);
+  } else {
+    optimizer_->Step(lr, coef);
+  }
   consumed_samples_ += options_.global_batch_size;
   ++step_;
   return StepStats{step_, loss, norm, lr, timer.Seconds()};
@@ -154,14 +199,22 @@ double Trainer::Validate() {
   int64_t count = 0;
   for (int64_t batch = 0; batch < options_.eval_iters; ++batch) {
     for (int64_t micro = 0; micro < accumulation; ++micro) {
-      valid_sampler_->MicroBatch(batch * options_.global_batch_size, micro, mb, 0, options_.dp, tokens_, targets_);
+      valid_sampler_->MicroBatch(batch * options_.global_batch_size, micro, mb, dp_rank_, options_.dp, tokens_,
+                                 targets_);
       const ConstTensorView tok = make_view(tokens_.data(), DType::kI32, {mb, T}, Device::Cpu(), "valid.tokens");
       const ConstTensorView tgt = make_view(targets_.data(), DType::kI32, {mb, T}, Device::Cpu(), "valid.targets");
       sum += model_->Forward(tok, tgt);
       ++count;
     }
   }
-  return sum / static_cast<double>(count);
+  return MeanOverDp(sum / static_cast<double>(count));
+}
+
+double Trainer::MeanOverDp(double value) {
+  if (groups_ == nullptr || groups_->dims().dp == 1) return value;
+  double v = value;
+  groups_->dp().all_reduce(make_view(&v, DType::kF64, Shape{1}, Device::Cpu(), "loss"), ReduceOp::kSum);
+  return v / static_cast<double>(groups_->dims().dp);
 }
 
 void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> val_loss) {
@@ -170,6 +223,7 @@ void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> va
   const double flops = config_.flops_per_token() * tokens_per_s;  // achieved FLOP/s
   const double mfu = flops / peak_flops_;
   const double eta = s.seconds * static_cast<double>(options_.train_iters - s.step);
+  if (!is_logger()) return;
   if (s.step % options_.log_interval == 0 || s.step == options_.train_iters || val_loss) {
     OM_LOG_INFO("step %6ld/%ld | loss %.4f | lr %.3e | grad-norm %.3f | %.0f tok/s | %.3f TFLOP/s | MFU %.1f%% | "
                 "mem %.0f MiB | ETA %s%s",
@@ -198,7 +252,7 @@ Status Trainer::Run() {
     }
     Log(s, total.Seconds(), val);
   }
-  OM_LOG_INFO("done: %ld steps, %ld samples in %.1f s", step_, consumed_samples_, total.Seconds());
+  if (is_logger()) OM_LOG_INFO("done: %ld steps, %ld samples in %.1f s", step_, consumed_samples_, total.Seconds());
   return Status::Ok();
 }
 

@@ -4,6 +4,13 @@
 // A non-finite loss or gradient norm stops the run with a Status naming the step (nothing is
 // half-written: metrics lines are flushed as they are produced).
 // RAII: the metrics file is flushed and closed on every exit path.
+// Parallel (DESIGN.md "Tensor parallel", "ZeRO-1"): given ProcessGroups for a tp·dp layout, the model is
+// this rank's tp part (Llama with the tp Comm), the optimizer is the ZeRO-1 DistributedOptimizer over
+// the dp group (its grad norm also all-reduced over tp, norm gains counted once), dp rank d trains on
+// rows [d·mb, (d+1)·mb) of each micro-batch slice (all tp ranks of a replica read the same rows), and
+// the logged loss is the mean over dp. Rank 0 alone logs and writes metrics.jsonl. Every step is then
+// collective over the world. Without ProcessGroups (or with world size 1) the single-process AdamW
+// path runs, unchanged.
 #pragma once
 
 #include <cstdio>
@@ -15,7 +22,9 @@
 #include "launch/train_options.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
+#include "optim/distributed_optimizer.h"
 #include "optim/lr_schedule.h"
+#include "parallel/process_groups.h"
 
 namespace om {
 
@@ -29,6 +38,10 @@ class Trainer {
  public:
   // Opens the data, checks it against the model config, builds everything. Bad input → Status.
   static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options);
+  // The same on a tp·dp layout: `groups` (not owned; must outlive the Trainer; nullptr = one process)
+  // must match options.tp and options.dp. InvalidArgument when the model does not split over --tp.
+  // Collective over the world when groups is given.
+  static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups);
   ~Trainer();
 
   Status Run();
@@ -43,11 +56,18 @@ class Trainer {
  private:
   Trainer() = default;
   void Log(const StepStats& s, double elapsed_s, std::optional<double> val_loss);
+  // Mean of a per-rank value over the dp group (the value itself without dp).
+  double MeanOverDp(double value);
+  bool parallel() const { return groups_ != nullptr && groups_->dims().world_size > 1; }
+  bool is_logger() const { return groups_ == nullptr || groups_->rank() == 0; }
 
   TrainOptions options_;
   LlamaConfig config_;
   std::unique_ptr<Llama> model_;
-  std::unique_ptr<AdamW> optimizer_;
+  ProcessGroups* groups_ = nullptr;
+  std::unique_ptr<AdamW> optimizer_;                 // one process
+  std::unique_ptr<DistributedOptimizer> zero1_;      // tp·dp > 1
+  int64_t dp_rank_ = 0;
   LrSchedule schedule_;
   std::optional<IndexedDataset> train_data_, valid_data_;
   std::unique_ptr<GptSampler> train_sampler_, valid_sampler_;

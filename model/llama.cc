@@ -9,6 +9,9 @@
 // then final RMSNorm, logits = final_norm · Wlmᵀ (B·T, Vp) and the cross-entropy over the first V
 // columns. The output projections write straight into the next residual buffer and the residual
 // add runs in place (out aliasing a), so no (B·T, C) temporary is needed.
+// With a tp Comm (model/llama.h): the embedding is vocab-parallel, the O and down outputs are
+// all-reduced (reduce_from_tp_region) before their residual add, attention runs on the Hl local heads,
+// and the loss is the vocab-parallel cross-entropy over this rank's Vl logit columns.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -25,6 +28,8 @@
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "model/llama.h"
+#include "parallel/parallel_dims.h"
+#include "parallel/tensor_parallel.h"
 
 namespace om {
 namespace {
@@ -33,12 +38,18 @@ namespace {
 // final norm and the LM head. Llama builds w_ and g_ from these indices.
 constexpr int64_t kPerLayer = 6;
 
-// A block of rows of an in-memory parameter that holds one logical tensor (or all of it).
+// A block of rows of an in-memory parameter that holds one logical tensor, or this tp rank's part
+// of it: memory element (row0 + i, j) is logical element (logical_row0 + i, col0 + j) of a logical
+// tensor with logical_cols columns (0: as many as the memory tensor), i.e. draw
+// (logical_row0 + i)·logical_cols + col0 + j of its stream.
 struct InitBlock {
-  std::string logical;  // logical name, without the "init/" prefix of its RNG stream
-  int64_t row0 = 0;     // first memory row
-  int64_t rows = 0;     // logical rows
-  double stddev = 0.0;  // N(0, stddev)
+  std::string logical;       // logical name, without the "init/" prefix of its RNG stream
+  int64_t row0 = 0;          // first memory row
+  int64_t rows = 0;          // rows in this block
+  double stddev = 0.0;       // N(0, stddev)
+  int64_t logical_row0 = 0;  // logical row of memory row row0
+  int64_t logical_cols = 0;  // columns of the logical tensor; 0 = the memory tensor's
+  int64_t col0 = 0;          // logical column of memory column 0
 };
 
 // Writes `fill` everywhere (0 for padding rows, 1 for norm gains), then each block's draws. The
@@ -50,9 +61,19 @@ void init_tensor(const TensorView& dst, const std::vector<InitBlock>& blocks, ui
   for (const InitBlock& b : blocks) {
     OM_CHECK(b.row0 + b.rows <= dst.dim(0), "init of '%s': rows [%ld, %ld) exceed %s", b.logical.c_str(),
              static_cast<long>(b.row0), static_cast<long>(b.row0 + b.rows), dst.ToString().c_str());
-    // Offset 0: element (r, c) of the logical tensor is draw r·cols + c of its own stream.
-    Rng(seed, "init/" + b.logical)
-        .FillNormal(host.data() + b.row0 * cols, b.rows * cols, 0, T(0), static_cast<T>(b.stddev));
+    // Element (r, c) of the logical tensor is draw r·logical_cols + c of its own stream, so a rank
+    // draws only the indices it holds (contiguous when it holds whole logical rows).
+    const Rng rng(seed, "init/" + b.logical);
+    const int64_t lcols = b.logical_cols > 0 ? b.logical_cols : cols;
+    if (lcols == cols && b.col0 == 0) {
+      rng.FillNormal(host.data() + b.row0 * cols, b.rows * cols, static_cast<uint64_t>(b.logical_row0 * cols), T(0),
+                     static_cast<T>(b.stddev));
+      continue;
+    }
+    for (int64_t i = 0; i < b.rows; ++i) {
+      rng.FillNormal(host.data() + (b.row0 + i) * cols, cols,
+                     static_cast<uint64_t>((b.logical_row0 + i) * lcols + b.col0), T(0), static_cast<T>(b.stddev));
+    }
   }
   copy_bytes(dst.data, dst.device, host.data(), Device::Cpu(), dst.nbytes());
 }
@@ -89,14 +110,27 @@ TensorView Llama::Scratch(const TensorView& flat, Shape shape, const char* name)
   return make_view(flat.data, flat.dtype, shape, flat.device, name);
 }
 
-Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, DType dtype)
-    : config_(config), max_micro_batch_(max_micro_batch), device_(device), dtype_(dtype), ctx_{device} {
+Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, DType dtype, Comm* tp)
+    : config_(config), max_micro_batch_(max_micro_batch), device_(device), dtype_(dtype), ctx_{device}, tp_(tp) {
   const Status valid = config.Validate();
   OM_CHECK(valid.ok(), "Llama: %s", valid.ToString().c_str());
   OM_CHECK(max_micro_batch >= 1, "Llama: max_micro_batch %ld must be >= 1", static_cast<long>(max_micro_batch));
   OM_CHECK(dtype == DType::kF32 || dtype == DType::kF64, "Llama: dtype %s; the model runs in f32 (or f64 for checks)",
            std::string(dtype_name(dtype)).c_str());
-  const int64_t C = config.hidden, F = config.ffn, L = config.n_layers, Vp = config.padded_vocab();
+  if (tp_ != nullptr) {
+    tp_size_ = tp_->size();
+    tp_rank_ = tp_->rank();
+    ParallelDims dims;
+    dims.tp = tp_size_;
+    dims.world_size = tp_size_;
+    const Status split = dims.ValidateModel(config.n_heads, config.ffn, config.vocab_size);
+    OM_CHECK(split.ok(), "Llama: %s", split.ToString().c_str());
+    padded_vocab_ = dims.padded_vocab(config.vocab_size);
+  } else {
+    padded_vocab_ = config.padded_vocab();
+  }
+  const int64_t C = config.hidden, L = config.n_layers, tp_n = tp_size_;
+  const int64_t Cl = C / tp_n, Fl = config.ffn / tp_n, Vl = padded_vocab_ / tp_n;
   const Shape norm = config.norm == NormKind::kRmsNormS ? Shape{1} : Shape{C};
 
   struct Spec {
@@ -104,18 +138,18 @@ Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, 
     Shape shape;
     bool weight_decay;
   };
-  std::vector<Spec> specs = {{"embed.weight", {Vp, C}, true}};
+  std::vector<Spec> specs = {{"embed.weight", {Vl, C}, true}};
   for (int64_t i = 0; i < L; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     specs.push_back({p + "attn_norm.weight", norm, false});
-    specs.push_back({p + "attn.qkv.weight", {3 * C, C}, true});
-    specs.push_back({p + "attn.o.weight", {C, C}, true});
+    specs.push_back({p + "attn.qkv.weight", {3 * Cl, C}, true});
+    specs.push_back({p + "attn.o.weight", {C, Cl}, true});
     specs.push_back({p + "mlp_norm.weight", norm, false});
-    specs.push_back({p + "mlp.gate_up.weight", {2 * F, C}, true});
-    specs.push_back({p + "mlp.down.weight", {C, F}, true});
+    specs.push_back({p + "mlp.gate_up.weight", {2 * Fl, C}, true});
+    specs.push_back({p + "mlp.down.weight", {C, Fl}, true});
   }
   specs.push_back({"final_norm.weight", norm, false});
-  specs.push_back({"lm_head.weight", {Vp, C}, true});
+  specs.push_back({"lm_head.weight", {Vl, C}, true});
 
   size_t bytes = 0;
   for (const Spec& s : specs) bytes += Arena::BytesFor(dtype, s.shape);
@@ -148,8 +182,9 @@ Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, 
 
 template <typename CarveFn>
 void Llama::LayoutActivations(CarveFn&& carve) {
-  const int64_t Bm = max_micro_batch_, T = config_.seq_length, C = config_.hidden, F = config_.ffn,
-                H = config_.n_heads, Vp = config_.padded_vocab();
+  // Local extents of this tp rank (tp = 1: the full ones).
+  const int64_t Bm = max_micro_batch_, T = config_.seq_length, C = config_.hidden, tp_n = tp_size_;
+  const int64_t Cl = C / tp_n, F = config_.ffn / tp_n, H = config_.n_heads / tp_n, Vp = padded_vocab_ / tp_n;
   const DType dt = dtype_;
   act_.tokens = carve("tokens", DType::kI32, Shape{Bm, T});
   act_.targets = carve("targets", DType::kI32, Shape{Bm, T});
@@ -160,8 +195,8 @@ void Llama::LayoutActivations(CarveFn&& carve) {
     a.x = carve(p + "x", dt, Shape{Bm, T, C});
     a.attn_norm = carve(p + "attn_norm", dt, Shape{Bm, T, C});
     a.attn_rstd = carve(p + "attn_rstd", dt, Shape{Bm, T});
-    a.qkv = carve(p + "qkv", dt, Shape{Bm, T, 3 * C});
-    a.attn_out = carve(p + "attn_out", dt, Shape{Bm, T, C});
+    a.qkv = carve(p + "qkv", dt, Shape{Bm, T, 3 * Cl});
+    a.attn_out = carve(p + "attn_out", dt, Shape{Bm, T, Cl});
     a.lse = carve(p + "lse", dt, Shape{Bm, H, T});
     a.x_mid = carve(p + "x_mid", dt, Shape{Bm, T, C});
     a.mlp_norm = carve(p + "mlp_norm", dt, Shape{Bm, T, C});
@@ -178,32 +213,39 @@ void Llama::LayoutActivations(CarveFn&& carve) {
   act_.target_logit = carve("target_logit", dt, Shape{Bm, T});
   act_.losses = carve("losses", dt, Shape{Bm, T});
   act_.dx = carve("dx", dt, Shape{Bm, T, C});
-  act_.dwide = carve("dwide", dt, Shape{Bm * T * std::max(3 * C, 2 * F)});
+  // dwide also holds a norm's (N, C) input gradient: 3·Cl < C when tp > 3.
+  act_.dwide = carve("dwide", dt, Shape{Bm * T * std::max({3 * Cl, 2 * F, C})});
   act_.dnarrow = carve("dnarrow", dt, Shape{Bm * T * std::max(C, F)});
   act_.dlogits = carve("dlogits", dt, Shape{Bm, T, Vp});
 }
 
 void Llama::Initialize(uint64_t seed) {
-  const int64_t C = config_.hidden, F = config_.ffn, V = config_.vocab_size;
+  const int64_t C = config_.hidden, F = config_.ffn, V = config_.vocab_size, r = tp_rank_;
+  const int64_t Cl = C / tp_size_, Fl = F / tp_size_, Vl = padded_vocab_ / tp_size_;
+  // This rank's vocabulary rows [r·Vl, (r+1)·Vl) hold logical rows below V; the rest is padding (0).
+  const int64_t vocab_rows = std::clamp<int64_t>(V - r * Vl, 0, Vl);
   const double s = 0.02, s_out = 0.02 / std::sqrt(2.0 * static_cast<double>(config_.n_layers));
   auto init = [&](const TensorView& dst, const std::vector<InitBlock>& blocks, double fill) {
     if (dtype_ == DType::kF64) return init_tensor<double>(dst, blocks, seed, fill);
     init_tensor<float>(dst, blocks, seed, static_cast<float>(fill));
   };
-  init(w_.embed, {{"embed.weight", 0, V, s}}, 0.0);
+  init(w_.embed, {{"embed.weight", 0, vocab_rows, s, r * Vl}}, 0.0);
   for (int64_t i = 0; i < config_.n_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     const LayerTensors& w = w_.layers[i];
     init(w.attn_norm, {}, 1.0);
-    init(w.qkv, {{p + "attn.q.weight", 0, C, s}, {p + "attn.k.weight", C, C, s}, {p + "attn.v.weight", 2 * C, C, s}},
+    init(w.qkv,
+         {{p + "attn.q.weight", 0, Cl, s, r * Cl},
+          {p + "attn.k.weight", Cl, Cl, s, r * Cl},
+          {p + "attn.v.weight", 2 * Cl, Cl, s, r * Cl}},
          0.0);
-    init(w.o, {{p + "attn.o.weight", 0, C, s_out}}, 0.0);
+    init(w.o, {{p + "attn.o.weight", 0, C, s_out, 0, C, r * Cl}}, 0.0);
     init(w.mlp_norm, {}, 1.0);
-    init(w.gate_up, {{p + "mlp.gate.weight", 0, F, s}, {p + "mlp.up.weight", F, F, s}}, 0.0);
-    init(w.down, {{p + "mlp.down.weight", 0, C, s_out}}, 0.0);
+    init(w.gate_up, {{p + "mlp.gate.weight", 0, Fl, s, r * Fl}, {p + "mlp.up.weight", Fl, Fl, s, r * Fl}}, 0.0);
+    init(w.down, {{p + "mlp.down.weight", 0, C, s_out, 0, F, r * Fl}}, 0.0);
   }
   init(w_.final_norm, {}, 1.0);
-  init(w_.lm_head, {{"lm_head.weight", 0, V, s}}, 0.0);
+  init(w_.lm_head, {{"lm_head.weight", 0, vocab_rows, s, r * Vl}}, 0.0);
 }
 
 double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
@@ -226,23 +268,34 @@ double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
   for (int32_t t : host_targets) target_count_ += t != kIgnoreTarget;
   batch_ = B;
 
-  embedding_forward(ctx_, {Rows(act_.layers[0].x, B), reshape(ids, Shape{N}), w_.embed, 0});
+  if (tp_ != nullptr) {
+    vocab_parallel_embedding_forward(ctx_, *tp_, {Rows(act_.layers[0].x, B), reshape(ids, Shape{N}), w_.embed});
+  } else {
+    embedding_forward(ctx_, {Rows(act_.layers[0].x, B), reshape(ids, Shape{N}), w_.embed, 0});
+  }
   for (int64_t i = 0; i < config_.n_layers; ++i) ForwardLayer(i, B);
 
   const TensorView x_out = Rows(act_.x_out, B), final_norm = Rows(act_.final_norm, B);
   const TensorView logits = Rows(act_.logits, B), losses = Rows(act_.losses, B);
   rmsnorm_forward(ctx_, {final_norm, Rows(act_.final_rstd, B), x_out, w_.final_norm, config_.norm, config_.norm_eps});
+  if (tp_ != nullptr) copy_to_tp_region_forward(*tp_, final_norm);
   matmul(ctx_, {logits, final_norm, w_.lm_head, Transpose::kNo, Transpose::kYes});
   // The padding columns [V, Vp) of the logits are excluded from the max, the sum and the gradient.
-  cross_entropy_forward(ctx_, {losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B), Rows(act_.target_logit, B),
-                               logits, reshape(tgt, Shape{N}), VocabShard{0, config_.vocab_size}});
+  if (tp_ != nullptr) {
+    vocab_parallel_cross_entropy_forward(ctx_, *tp_, {losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B),
+                                                      Rows(act_.target_logit, B), logits, reshape(tgt, Shape{N}),
+                                                      config_.vocab_size});
+  } else {
+    cross_entropy_forward(ctx_, {losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B), Rows(act_.target_logit, B),
+                                 logits, reshape(tgt, Shape{N}), VocabShard{0, config_.vocab_size}});
+  }
   if (target_count_ == 0) return 0.0;
   const double sum = dtype_ == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);
   return sum / static_cast<double>(target_count_);
 }
 
 void Llama::ForwardLayer(int64_t i, int64_t B) {
-  const int64_t T = config_.seq_length, H = config_.n_heads, D = config_.head_dim();
+  const int64_t T = config_.seq_length, H = config_.n_heads / tp_size_, D = config_.head_dim();
   const LayerActivations& a = act_.layers[i];
   const LayerTensors& w = w_.layers[i];
   const TensorView x = Rows(a.x, B), x_mid = Rows(a.x_mid, B), attn_norm = Rows(a.attn_norm, B),
@@ -252,17 +305,21 @@ void Llama::ForwardLayer(int64_t i, int64_t B) {
   const TensorView x_next = Rows(i + 1 < config_.n_layers ? act_.layers[i + 1].x : act_.x_out, B);
 
   rmsnorm_forward(ctx_, {attn_norm, Rows(a.attn_rstd, B), x, w.attn_norm, config_.norm, config_.norm_eps});
+  if (tp_ != nullptr) copy_to_tp_region_forward(*tp_, attn_norm);
   matmul(ctx_, {Rows(a.qkv, B), attn_norm, w.qkv, Transpose::kNo, Transpose::kYes});
   // qkv as (B, T, 3H, D): heads [0, H) are q, [H, 2H) k, [2H, 3H) v; RoPE rotates the first 2H.
   rope_forward(ctx_, {reshape(qkv, Shape{B, T, 3 * H, D}), 2 * H, config_.rope_theta});
   attention_forward(ctx_, {First(a.attn_out, B), First(a.lse, B), TensorView{}, qkv, H, config_.attention});
   matmul(ctx_, {x_mid, attn_out, w.o, Transpose::kNo, Transpose::kYes});
+  if (tp_ != nullptr) reduce_from_tp_region_forward(*tp_, x_mid);  // sum of the ranks' head groups
   residual_forward(ctx_, {x_mid, x_mid, x});
 
   rmsnorm_forward(ctx_, {mlp_norm, Rows(a.mlp_rstd, B), x_mid, w.mlp_norm, config_.norm, config_.norm_eps});
+  if (tp_ != nullptr) copy_to_tp_region_forward(*tp_, mlp_norm);
   matmul(ctx_, {gate_up, mlp_norm, w.gate_up, Transpose::kNo, Transpose::kYes});
   swiglu_forward(ctx_, {swiglu, gate_up});
   matmul(ctx_, {x_next, swiglu, w.down, Transpose::kNo, Transpose::kYes});
+  if (tp_ != nullptr) reduce_from_tp_region_forward(*tp_, x_next);
   residual_forward(ctx_, {x_next, x_next, x_mid});
 }
 
@@ -274,6 +331,12 @@ void Llama::ZeroGrad() {
       device_memory::cuda_memset_zero(p.grad.data, p.grad.nbytes(), device_.index);
     }
   }
+}
+
+std::vector<bool> Llama::tp_replicated() const {
+  std::vector<bool> out;
+  for (const Parameter& p : params_) out.push_back(p.value.ndim() == 1);  // exactly the norm gains
+  return out;
 }
 
 ConstTensorView Llama::logits() const {

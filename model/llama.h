@@ -1,5 +1,17 @@
 // Llama: parameters, gradients and activations of one (single-process) Llama model, with a
-// hand-written forward and backward over the kernels/ ops. Parallelism-agnostic (STYLE.md §14).
+// hand-written forward and backward over the kernels/ ops.
+//
+// Tensor parallelism (DESIGN.md "Tensor parallel"): given a tp Comm of size tp > 1, this object is one
+// tp rank's part of the model, with r = tp rank, Cl = C/tp, Fl = F/tp, Hl = H/tp local heads and
+// Vp = V padded to a multiple of 128·tp (ParallelDims::padded_vocab), Vl = Vp/tp:
+//   qkv (3·Cl, C) rows [q_r; k_r; v_r] (whole heads)   o    (C, Cl)  columns [r·Cl, (r+1)·Cl)
+//   gate_up (2·Fl, C) rows [gate_r; up_r]              down (C, Fl)  columns [r·Fl, (r+1)·Fl)
+//   embed, lm_head (Vl, C) logical rows [r·Vl, (r+1)·Vl)           norms replicated
+// Forward and backward call parallel/tensor_parallel.h: copy_to_tp_region before qkv, gate_up and the
+// LM head (backward: all-reduce of the norm's output gradient), reduce_from_tp_region after o and
+// down, the vocab-parallel embedding and cross-entropy. Norm gains' gradients are identical on every
+// tp rank by construction. Without a tp Comm (nullptr) the model is the single-process one and runs
+// only kernels/ ops. Every Forward/Backward is then collective over tp.
 //
 // Memory: three arenas sized once at construction — parameters (f32, or the constructor's dtype),
 // gradients (same layout), activations (for max_micro_batch sequences of T tokens). In memory q/k/v
@@ -17,8 +29,10 @@
 // with s = 0.02, or 0.02 / sqrt(2·L) computed in double. Fused tensors hold logical rows at an
 // offset: row r of q / k / v is memory row r / C + r / 2C + r of qkv; row r of gate / up is memory
 // row r / F + r of gate_up; embed / lm_head rows [0, V) are the logical rows, rows [V, Vp) are zero.
-// A tensor-parallel rank that owns logical rows [r0, r1) draws exactly those indices and so holds the
-// same bits as the single-process model.
+// A tensor-parallel rank draws exactly the indices of the logical elements it holds (rows of q_r at
+// logical row r·Cl + i; element (i, j) of its o / down slice at logical (i, r·Cl + j) resp.
+// (i, r·Fl + j)), without generating the full tensor, and so holds the same bits as the
+// single-process model.
 // Thread safety: one thread drives a Llama; the ops inside use OpenMP.
 #pragma once
 
@@ -29,6 +43,7 @@
 #include "core/arena.h"
 #include "core/parameter.h"
 #include "model/llama_config.h"
+#include "parallel/comm.h"
 
 namespace om {
 
@@ -36,8 +51,10 @@ class Llama {
  public:
   // REQUIRES: config.Validate().ok(), max_micro_batch >= 1. `dtype` is the dtype of every arena
   // (parameters, gradients, activations): kF32 for training, kF64 for the whole-model gradient check.
+  // `tp`: the tensor-parallel group (not owned, must outlive the model), or nullptr for one process.
+  // With tp: REQUIRES n_heads and ffn divisible by tp->size() (ParallelDims::ValidateModel).
   Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device = Device::Cpu(),
-        DType dtype = DType::kF32);
+        DType dtype = DType::kF32, Comm* tp = nullptr);
 
   void Initialize(uint64_t seed);
 
@@ -57,41 +74,48 @@ class Llama {
   const LlamaConfig& config() const { return config_; }
   int64_t max_micro_batch() const { return max_micro_batch_; }
   DType dtype() const { return dtype_; }
+  int tp_size() const { return tp_size_; }
+  int tp_rank() const { return tp_rank_; }
+  int64_t padded_vocab() const { return padded_vocab_; }  // Vp (all tp ranks together)
+  int64_t local_vocab() const { return padded_vocab_ / tp_size_; }  // Vl: rows of embed / lm_head here
+  // Per parameters() entry: true when the tensor is replicated on every tp rank (the norm gains), so
+  // a global gradient norm counts it on one tp rank only.
+  std::vector<bool> tp_replicated() const;
   // Bytes held by the parameter, gradient and activation arenas.
   size_t memory_bytes() const;
 
-  // The logits (B, T, Vp) of the last Forward (padding columns included): for tests and probes.
+  // The logits (B, T, Vl) of the last Forward (this tp rank's vocabulary columns, padding included).
   ConstTensorView logits() const;
 
  private:
   // One layer's weights, or their gradients (same shapes): views into param_arena_ / grad_arena_.
   struct LayerTensors {
     TensorView attn_norm;  // (C) or (1)
-    TensorView qkv;        // (3C, C)   rows [q; k; v]
-    TensorView o;          // (C, C)
+    TensorView qkv;        // (3Cl, C)  rows [q; k; v] (tp = 1: Cl = C, Fl = F, Hl = H)
+    TensorView o;          // (C, Cl)
     TensorView mlp_norm;   // (C) or (1)
-    TensorView gate_up;    // (2F, C)   rows [gate; up]
-    TensorView down;       // (C, F)
+    TensorView gate_up;    // (2Fl, C)  rows [gate; up]
+    TensorView down;       // (C, Fl)
   };
   struct Tensors {
-    TensorView embed;       // (Vp, C)
+    TensorView embed;       // (Vl, C)
     std::vector<LayerTensors> layers;
     TensorView final_norm;  // (C) or (1)
-    TensorView lm_head;     // (Vp, C)
+    TensorView lm_head;     // (Vl, C)
   };
   // What backward needs from one layer's forward; every view has max_micro_batch rows in dim 0.
   struct LayerActivations {
     TensorView x;          // (Bm, T, C)    the layer's input (residual stream)
     TensorView attn_norm;  // (Bm, T, C)    RMSNorm(x)
     TensorView attn_rstd;  // (Bm, T)
-    TensorView qkv;        // (Bm, T, 3C)   after RoPE on q and k
-    TensorView attn_out;   // (Bm, T, C)    attention output, before the O projection
-    TensorView lse;        // (Bm, H, T)
+    TensorView qkv;        // (Bm, T, 3Cl)  after RoPE on q and k
+    TensorView attn_out;   // (Bm, T, Cl)   attention output, before the O projection
+    TensorView lse;        // (Bm, Hl, T)
     TensorView x_mid;      // (Bm, T, C)    x + O(attention): the MLP block's input
     TensorView mlp_norm;   // (Bm, T, C)
     TensorView mlp_rstd;   // (Bm, T)
-    TensorView gate_up;    // (Bm, T, 2F)
-    TensorView swiglu;     // (Bm, T, F)
+    TensorView gate_up;    // (Bm, T, 2Fl)
+    TensorView swiglu;     // (Bm, T, Fl)
   };
   struct Activations {
     TensorView tokens;        // (Bm, T)      i32 copy of the last Forward's tokens
@@ -100,13 +124,13 @@ class Llama {
     TensorView x_out;         // (Bm, T, C)   output of the last layer
     TensorView final_norm;    // (Bm, T, C)
     TensorView final_rstd;    // (Bm, T)
-    TensorView logits;        // (Bm, T, Vp)
+    TensorView logits;        // (Bm, T, Vl)
     TensorView row_max, sum_exp, target_logit, losses;  // (Bm, T) cross-entropy statistics
     // Backward scratch (llama_backward.cc says which gradient lives where, and why sharing is safe).
     TensorView dx;            // (Bm, T, C)            gradient of the residual stream
-    TensorView dwide;         // (Bm·T·max(3C, 2F))    dqkv | dgate_up | a norm's dinp
-    TensorView dnarrow;       // (Bm·T·max(C, F))      dattn | dswiglu | a norm's dout
-    TensorView dlogits;       // (Bm, T, Vp)
+    TensorView dwide;         // (Bm·T·max(3Cl, 2Fl, C)) dqkv | dgate_up | a norm's dinp
+    TensorView dnarrow;       // (Bm·T·max(C, Fl))     dattn | dswiglu | a norm's dout
+    TensorView dlogits;       // (Bm, T, Vl)
   };
 
   // Carves every activation view through `carve`: once to size the arena, once to fill act_.
@@ -126,6 +150,9 @@ class Llama {
   Device device_;
   DType dtype_;
   ExecContext ctx_;
+  Comm* tp_ = nullptr;         // tensor-parallel group, or nullptr
+  int tp_size_ = 1, tp_rank_ = 0;
+  int64_t padded_vocab_ = 0;   // Vp
   Arena param_arena_, grad_arena_, act_arena_;
   std::vector<Parameter> params_;
   Tensors w_, g_;            // weights and their gradients

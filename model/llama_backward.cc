@@ -12,6 +12,11 @@
 //   dlogits  (B·T, Vp)           its own buffer: the cross-entropy backward reads the logits.
 // Every op below reads and writes distinct buffers, except the residual adds (dx += ..., out aliasing
 // a, which residual_forward allows).
+// Tensor parallel (tp Comm set): each norm's output gradient is a partial sum over the ranks' column
+// shards (LM head, qkv, gate_up), so copy_to_tp_region_backward all-reduces it before the norm's
+// backward; the row-parallel O / down backward and the vocab-parallel cross-entropy and embedding
+// backward are local. Everything after the all-reduce is replicated, so the norm gains' gradients are
+// identical on every tp rank.
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
@@ -21,6 +26,7 @@
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "model/llama.h"
+#include "parallel/tensor_parallel.h"
 
 namespace om {
 
@@ -32,20 +38,31 @@ void Llama::Backward(float loss_scale) {
   const TensorView dlogits = Rows(act_.dlogits, B), logits = Rows(act_.logits, B);
   const TensorView final_norm = Rows(act_.final_norm, B), dx = Rows(act_.dx, B);
   const TensorView dnorm = Scratch(act_.dnarrow, {N, C}, "dfinal_norm");
-  cross_entropy_backward(ctx_, {dlogits, logits, Rows(act_.targets, B), Rows(act_.row_max, B), Rows(act_.sum_exp, B),
-                                VocabShard{0, config_.vocab_size}, dloss});
+  if (tp_ != nullptr) {
+    vocab_parallel_cross_entropy_backward(ctx_, *tp_, {dlogits, logits, Rows(act_.targets, B), Rows(act_.row_max, B),
+                                                       Rows(act_.sum_exp, B), config_.vocab_size, dloss});
+  } else {
+    cross_entropy_backward(ctx_, {dlogits, logits, Rows(act_.targets, B), Rows(act_.row_max, B),
+                                  Rows(act_.sum_exp, B), VocabShard{0, config_.vocab_size}, dloss});
+  }
   matmul(ctx_, {dnorm, dlogits, w_.lm_head});
+  if (tp_ != nullptr) copy_to_tp_region_backward(*tp_, dnorm);
   matmul(ctx_, {g_.lm_head, dlogits, final_norm, Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
   rmsnorm_backward(ctx_, {dx, g_.final_norm, dnorm, Rows(act_.x_out, B), w_.final_norm, Rows(act_.final_rstd, B),
                           config_.norm});
   for (int64_t i = config_.n_layers - 1; i >= 0; --i) BackwardLayer(i, B);
-  embedding_backward(ctx_, {g_.embed, dx, Rows(act_.tokens, B), 0});
+  if (tp_ != nullptr) {
+    vocab_parallel_embedding_backward(ctx_, *tp_, {g_.embed, dx, Rows(act_.tokens, B)});
+  } else {
+    embedding_backward(ctx_, {g_.embed, dx, Rows(act_.tokens, B), 0});
+  }
 }
 
 // On entry dx = dL/dx_next (the layer's output); on exit dx = dL/dx (its input).
 void Llama::BackwardLayer(int64_t i, int64_t B) {
-  const int64_t T = config_.seq_length, N = B * T, C = config_.hidden, F = config_.ffn, H = config_.n_heads,
-                D = config_.head_dim();
+  // Local extents of this tp rank (tp = 1: the full ones); C stays the full hidden size.
+  const int64_t T = config_.seq_length, N = B * T, C = config_.hidden, Cl = C / tp_size_, F = config_.ffn / tp_size_,
+                H = config_.n_heads / tp_size_, D = config_.head_dim();
   const LayerActivations& a = act_.layers[i];
   const LayerTensors& w = w_.layers[i];
   const LayerTensors& g = g_.layers[i];
@@ -60,20 +77,22 @@ void Llama::BackwardLayer(int64_t i, int64_t B) {
   matmul(ctx_, {g.down, dx, Rows(a.swiglu, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
   swiglu_backward(ctx_, {dgate_up, dswiglu, Rows(a.gate_up, B)});
   matmul(ctx_, {dnorm, dgate_up, w.gate_up});
+  if (tp_ != nullptr) copy_to_tp_region_backward(*tp_, dnorm);
   matmul(ctx_, {g.gate_up, dgate_up, Rows(a.mlp_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
   rmsnorm_backward(ctx_, {dnorm_in, g.mlp_norm, dnorm, Rows(a.x_mid, B), w.mlp_norm, Rows(a.mlp_rstd, B), config_.norm});
   residual_forward(ctx_, {dx, dx, dnorm_in});  // dx = dL/dx_mid: the skip path plus the MLP branch
 
   // Attention block: x_mid = x + attention(RoPE(attn_norm · Wqkvᵀ)) · Woᵀ.
-  const TensorView dattn = Scratch(act_.dnarrow, {B, T, C}, "dattn_out");
-  const TensorView dqkv = Scratch(act_.dwide, {B, T, 3 * C}, "dqkv");
-  matmul(ctx_, {reshape(dattn, Shape{N, C}), dx, w.o});
+  const TensorView dattn = Scratch(act_.dnarrow, {B, T, Cl}, "dattn_out");
+  const TensorView dqkv = Scratch(act_.dwide, {B, T, 3 * Cl}, "dqkv");
+  matmul(ctx_, {reshape(dattn, Shape{N, Cl}), dx, w.o});
   matmul(ctx_, {g.o, dx, Rows(a.attn_out, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
   attention_backward(ctx_, {dqkv, dattn, First(a.qkv, B), First(a.attn_out, B), First(a.lse, B), H, config_.attention});
   // RoPE is a rotation: its backward rotates dq and dk back (heads [0, 2H) of (B, T, 3H, D)); dv is untouched.
   rope_backward(ctx_, {reshape(dqkv, Shape{B, T, 3 * H, D}), 2 * H, config_.rope_theta});
-  const TensorView dqkv_rows = reshape(dqkv, Shape{N, 3 * C});
+  const TensorView dqkv_rows = reshape(dqkv, Shape{N, 3 * Cl});
   matmul(ctx_, {dnorm, dqkv_rows, w.qkv});
+  if (tp_ != nullptr) copy_to_tp_region_backward(*tp_, dnorm);
   matmul(ctx_, {g.qkv, dqkv_rows, Rows(a.attn_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
   rmsnorm_backward(ctx_, {dnorm_in, g.attn_norm, dnorm, Rows(a.x, B), w.attn_norm, Rows(a.attn_rstd, B), config_.norm});
   residual_forward(ctx_, {dx, dx, dnorm_in});  // dx = dL/dx: the skip path plus the attention branch

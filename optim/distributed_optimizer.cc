@@ -21,8 +21,16 @@ TensorView f32_view(const Buffer& b, int64_t offset, int64_t n, const char* name
 
 }  // namespace
 
-DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, const AdamWConfig& config, Comm& dp)
-    : params_(params.begin(), params.end()), config_(config), dp_(&dp) {
+DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, const AdamWConfig& config, Comm& dp,
+                                           Comm* tp, std::vector<bool> tp_replicated)
+    : params_(params.begin(), params.end()),
+      config_(config),
+      dp_(&dp),
+      tp_(tp),
+      tp_replicated_(std::move(tp_replicated)) {
+  OM_CHECK(tp_ == nullptr || tp_replicated_.size() == params_.size(),
+           "DistributedOptimizer: tp_replicated has %zu entries for %zu parameters", tp_replicated_.size(),
+           params_.size());
   OM_CHECK(!params_.empty(), "DistributedOptimizer: no parameters to optimise");
   flat_offset_.reserve(params_.size());
   for (const Parameter& p : params_) {
@@ -105,8 +113,18 @@ double DistributedOptimizer::ReduceGradients() {
   // one. The padding is zero and adds nothing.
   norm_sq_.Zero();
   const TensorView sum_sq = make_view(norm_sq_.data(), DType::kF64, Shape{1}, Device::Cpu(), "zero1.grad_norm_sq");
-  sum_squares(ExecContext{Device::Cpu(), Stream{}}, {sum_sq, shard});
+  const ExecContext cpu{Device::Cpu(), Stream{}};
+  if (tp_ != nullptr && tp_->size() > 1 && tp_->rank() != 0) {
+    // Replicated parameters (norm gains) are counted by tp_rank 0 alone.
+    for (const ShardPiece& piece : pieces_) {
+      if (tp_replicated_[piece.param_index]) continue;
+      sum_squares(cpu, {sum_sq, f32_view(flat_grad_, shard_begin_ + piece.shard_offset, piece.numel, "zero1.grad")});
+    }
+  } else {
+    sum_squares(cpu, {sum_sq, shard});
+  }
   dp_->all_reduce(sum_sq, ReduceOp::kSum);
+  if (tp_ != nullptr && tp_->size() > 1) tp_->all_reduce(sum_sq, ReduceOp::kSum);
   grad_norm_ = std::sqrt(*static_cast<const double*>(norm_sq_.data()));
 
   reduced_ = true;

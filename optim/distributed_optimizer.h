@@ -34,9 +34,11 @@
 // Later changes: the model's gradient arena becomes the flat gradient buffer (drops the copy in step 1
 // and 4 bytes), and with bf16 compute on the GPU the flat parameter buffer is the model's bf16
 // parameters: 2 + 4 + 12/dp = 6 + 12/dp bytes (DESIGN.md).
-// Tensor parallelism (later): one DistributedOptimizer per tp rank over its tp-local parameters and its
-// dp group; the norm's partial sum is then all-reduced over dp and over tp, with parameters
-// replicated across tp (norm gains) counted on tp_rank 0 only, so each logical element counts once.
+// Tensor parallelism: one DistributedOptimizer per tp rank over its tp-local parameters and its dp
+// group, given the tp Comm and which parameters are replicated over tp (the norm gains,
+// Llama::tp_replicated). Step 3 then adds the squares of replicated parameters' pieces on tp_rank 0
+// only and all-reduces the partial sum over dp and then over tp, so each logical element counts once
+// in the world. Without a tp Comm (or tp size 1) the norm is as above.
 //
 // REQUIRES: params non-empty, f32, contiguous, on the CPU (MpiComm), grad shaped like value, and the
 // same list (names, shapes, order, values) on every dp rank; every dp rank calls ReduceGradients and
@@ -66,13 +68,16 @@ struct ShardPiece {
 class DistributedOptimizer {
  public:
   // Copies this rank's shard of the parameters into the master weights; m = v = 0.
-  DistributedOptimizer(std::span<const Parameter> params, const AdamWConfig& config, Comm& dp);
+  // `tp` (optional, must outlive the optimizer): the tensor-parallel group; `tp_replicated` has one
+  // entry per parameter (true: the same tensor on every tp rank) and is required when tp is given.
+  DistributedOptimizer(std::span<const Parameter> params, const AdamWConfig& config, Comm& dp, Comm* tp = nullptr,
+                       std::vector<bool> tp_replicated = {});
 
   DistributedOptimizer(const DistributedOptimizer&) = delete;
   DistributedOptimizer& operator=(const DistributedOptimizer&) = delete;
 
-  // Steps 1–3 above; collective over dp. Returns the global gradient norm of the mean gradient
-  // (also grad_norm()). Leaves every Parameter untouched.
+  // Steps 1–3 above; collective over dp (and over tp when given). Returns the global gradient norm of
+  // the mean gradient (also grad_norm()). Leaves every Parameter untouched.
   double ReduceGradients();
   // Steps 4–5; collective over dp. `grad_scale` multiplies the mean gradient (the clip coefficient;
   // 1 without clipping). REQUIRES: ReduceGradients was called since the last Step. Increments step()
@@ -104,6 +109,8 @@ class DistributedOptimizer {
   std::vector<int64_t> flat_offset_;  // (params) first flat element of each parameter
   AdamWConfig config_;
   Comm* dp_;
+  Comm* tp_ = nullptr;
+  std::vector<bool> tp_replicated_;  // (params), with tp_
 
   int64_t numel_ = 0, padded_numel_ = 0, shard_begin_ = 0, shard_size_ = 0;
   std::vector<ShardPiece> pieces_;

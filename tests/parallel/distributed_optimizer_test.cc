@@ -218,6 +218,44 @@ TEST(DistributedOptimizer, IndependentDpGroupsOfATpLayout) {
   run_equivalence(groups->dp(), "tp" + std::to_string(groups->tp_rank()));
 }
 
+TEST(DistributedOptimizer, TpNormCountsEveryLogicalElementOnce) {
+  // tp = 2 with the tp Comm: b1 and g are replicated over tp (identical gradients on both tp ranks,
+  // like the model's norm gains), w1 and w2 are tp-local (different per tp rank). The world's norm²
+  // is Σ_t ‖mean_d g_local(t, d)‖² + ‖mean_d g_replicated(d)‖²: replicated ones counted once.
+  // Integer gradients in [-3, 3]: the dp means (sum of ≤ 4 integers × 1/dp, dp a power of two) and
+  // every square and sum are exact in f32/f64, so the norm must match bit for bit.
+  int world = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  StatusOr<ParallelDims> dims = ParallelDims::Make(2, -1, world);
+  ASSERT_TRUE(dims.ok()) << dims.status().ToString();  // same on every rank
+  StatusOr<ProcessGroups> groups = ProcessGroups::Create(*dims);
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  const int tp_rank = groups->tp_rank(), dp_rank = groups->dp_rank(), dp = static_cast<int>(dims->dp);
+  const std::vector<bool> replicated = {false, true, false, true};  // w1, b1, w2, g
+  auto grad = [&](size_t i, int t, int d, int64_t k) {
+    const Rng rng(kSeed, std::string("tpnorm/") + specs()[i].name + "/tp" + std::to_string(replicated[i] ? 0 : t) +
+                             "/dp" + std::to_string(d));
+    return std::floor(-3.0 + 7.0 * rng.UniformDouble(static_cast<uint64_t>(k)));
+  };
+  TestModel m = make_model("tpnorm");
+  for (size_t i = 0; i < m.params.size(); ++i) {
+    float* g = m.params[i].grad.data_as<float>();
+    for (int64_t k = 0; k < m.params[i].grad.numel(); ++k) g[k] = static_cast<float>(grad(i, tp_rank, dp_rank, k));
+  }
+  DistributedOptimizer opt(m.params, AdamWConfig{}, groups->dp(), &groups->tp(), replicated);
+  double want_sq = 0.0;
+  for (size_t i = 0; i < m.params.size(); ++i) {
+    for (int t = 0; t < (replicated[i] ? 1 : 2); ++t) {
+      for (int64_t k = 0; k < m.params[i].grad.numel(); ++k) {
+        double sum = 0.0;
+        for (int d = 0; d < dp; ++d) sum += grad(i, t, d, k);
+        want_sq += (sum / dp) * (sum / dp);
+      }
+    }
+  }
+  EXPECT_EQ(opt.ReduceGradients(), std::sqrt(want_sq)) << "tp_rank " << tp_rank << " dp_rank " << dp_rank;
+}
+
 TEST(DistributedOptimizer, ClippingMatchesSingleProcessNormAndCoefficient) {
   MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
   TestModel dist = make_model("clip"), ref = make_model("clip");

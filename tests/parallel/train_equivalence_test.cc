@@ -1,0 +1,174 @@
+// DESIGN.md invariant 3, end to end: the Trainer on the 8 ranks as tp2·dp4, tp4·dp2 and tp1·dp8
+// (Llama with the tp Comm, ZeRO-1 over dp, dp-sharded micro-batches) follows the loss and gradient-norm
+// curve of the single-process Trainer (tp1·dp1, run on every rank alone, no communicator) for 20 steps.
+// Setup: the synthetic dataset of tests/launch/trainer_test.cc (vocabulary 64, so Vp = 128·tp differs
+// per layout), the `tiny` preset (H = 4) at --seq-length 32, global batch 8, micro-batch 1 (so
+// accumulation 8/dp differs per layout too), clipping and weight decay on.
+// Only EXPECTs: an ASSERT failing on one rank would leave the others in a collective.
+#include <mpi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/check.h"
+#include "core/timer.h"
+#include "data/dataset_info.h"
+#include "data/indexed_dataset.h"
+#include "kernels/check/tolerance.h"
+#include "launch/trainer.h"
+#include "parallel/process_groups.h"
+#include "tests/support/test_support.h"
+
+namespace om {
+namespace {
+
+constexpr int32_t kVocab = 64;
+constexpr int64_t kSteps = 20;
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+
+// Rank 0 writes the dataset (documents of a period-8 pattern, as trainer_test.cc), then all wait.
+std::string shared_dataset() {
+  const std::string prefix = ::testing::TempDir() + "/om_train_equivalence";
+  if (world_rank() == 0) {
+    StatusOr<IndexedDatasetBuilder> b = IndexedDatasetBuilder::Create(prefix, DType::kU16);
+    OM_CHECK(b.ok(), "%s", b.status().ToString().c_str());
+    const int64_t docs = 40, doc_len = 200;
+    for (int64_t d = 0; d < docs; ++d) {
+      std::vector<int32_t> tokens;
+      for (int64_t i = 0; i < doc_len; ++i) tokens.push_back(static_cast<int32_t>(3 + (d + i) % 8));
+      tokens.push_back(2);
+      OM_CHECK(b->AddDocument(tokens).ok(), "AddDocument");
+    }
+    OM_CHECK(b->Finish().ok(), "Finish");
+    DatasetInfo info;
+    info.split = "train";
+    info.tokenizer_model = "synthetic";
+    info.vocab_size = kVocab;
+    info.eod_id = 2;
+    info.num_documents = docs;
+    info.num_tokens = docs * (doc_len + 1);
+    info.token_dtype = DType::kU16;
+    OM_CHECK(write_dataset_info(prefix, info).ok(), "write_dataset_info");
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return prefix;
+}
+
+TrainOptions options(const std::string& data, int64_t tp, int64_t dp) {
+  TrainOptions o;
+  o.model = "tiny";
+  o.attention = "softmax1";
+  o.seq_length = 32;
+  o.data_path = data;
+  o.tp = tp;
+  o.dp = dp;
+  o.micro_batch_size = 1;
+  o.global_batch_size = 8;
+  o.train_iters = kSteps;
+  o.lr = 1e-3f;
+  o.min_lr = 1e-4f;
+  o.lr_warmup_iters = 4;
+  o.lr_decay_iters = kSteps;
+  o.clip_grad = 1.0f;
+  o.weight_decay = 0.1f;
+  o.threads = 1;
+  return o;
+}
+
+std::vector<StepStats> train(const TrainOptions& o, ProcessGroups* groups) {
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o, groups);
+  OM_CHECK(t.ok(), "%s", t.status().ToString().c_str());
+  std::vector<StepStats> out;
+  for (int64_t i = 0; i < kSteps; ++i) {
+    StatusOr<StepStats> s = t.value()->TrainStep();
+    OM_CHECK(s.ok(), "%s", s.status().ToString().c_str());
+    out.push_back(*s);
+  }
+  return out;
+}
+
+// Tolerance. Every layout computes the same f32 functions; only the summation order differs (tp
+// partial sums + all-reduce, dp means of micro-batch means, accumulation over 8/dp micro-batches,
+// ZeRO-1's sharded norm). At step 1 the parameters are bit-identical (llama_tp_test), so a value v
+// (the loss, or the gradient norm: a root of a sum of squares of the same gradients) differs by
+// re-associated f32 reductions: rule 2 (kernels/check/tolerance.h) with the reduction chain of
+// llama_tp_test, R = 2·(L·(3C + T + F) + C + Vp) = 2·(4·(768 + 32 + 688) + 256 + 128·tp) ≈ 12.6k,
+// and Σ|terms| bounded by 1 + |v|: atol = R·eps32·(1 + |v|) ≈ 1.5e-3·(1 + |v|).
+// Later steps feed the differences back through AdamW. In a stable regime (lr 1e-3 here: the loss
+// falls smoothly from 4.08 to 0.04) they stay at the step-1 level: measured max relative difference
+// ~2e-6 over 20 steps for every layout, 3 orders below the bound, so the step-1 bound is used for
+// every step. (At lr 3e-3 the tiny model's loss spikes at step 4 and the differences are amplified
+// to ~0.5% by step 16: chaotic divergence, not a bug, hence the stable lr.)
+// This bound does not resolve a small share of the norm (e.g. norm gains counted on every tp rank
+// moves it by ~1% late in training, inside atol); that counting is tested exactly in
+// distributed_optimizer_test (TpNormCountsEveryLogicalElementOnce).
+Tolerance step_tolerance(const LlamaConfig& c, int64_t padded_vocab, double value) {
+  const int64_t R = 2 * (c.n_layers * (3 * c.hidden + c.seq_length + c.ffn) + c.hidden + padded_vocab);
+  return for_reduction(DType::kF32, R, 1.0 + std::abs(value));
+}
+
+TEST(TrainEquivalence, EveryLayoutFollowsTheSingleProcessCurve) {
+  int n = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &n);
+  ASSERT_EQ(n, 8) << "run under mpirun -np 8";  // the same on every rank
+  const std::string data = shared_dataset();
+  Timer timer;
+  const std::vector<StepStats> reference = train(options(data, 1, 1), nullptr);
+  const double reference_s = timer.Seconds();
+
+  for (int64_t tp : {2, 4, 1}) {
+    const int64_t dp = n / tp;
+    StatusOr<ProcessGroups> groups = ProcessGroups::Create(ParallelDims::Make(tp, dp, n).value());
+    OM_CHECK(groups.ok(), "%s", groups.status().ToString().c_str());
+    Timer layout_timer;
+    const std::vector<StepStats> got = train(options(data, tp, dp), &*groups);
+    const std::string layout = "tp" + std::to_string(tp) + "·dp" + std::to_string(dp);
+    if (world_rank() == 0) {
+      std::printf("%s: %ld steps in %.2f s (tp1·dp1 alone: %.2f s)\n", layout.c_str(), static_cast<long>(kSteps),
+                  layout_timer.Seconds(), reference_s);
+    }
+    LlamaConfig c = LlamaConfig::Preset("tiny").value();
+    c.seq_length = 32;
+    CheckList results;
+    double worst_loss = 0, worst_norm = 0;
+    for (int64_t i = 0; i < kSteps; ++i) {
+      const std::string step = layout + " step " + std::to_string(i + 1);
+      HostTensor g("loss", DType::kF64, {1}), w("loss", DType::kF64, {1});
+      HostTensor gn("grad_norm", DType::kF64, {1}), wn("grad_norm", DType::kF64, {1});
+      g.set(0, got[i].loss);
+      w.set(0, reference[i].loss);
+      gn.set(0, got[i].grad_norm);
+      wn.set(0, reference[i].grad_norm);
+      worst_loss = std::max(worst_loss, std::abs(got[i].loss - reference[i].loss));
+      worst_norm = std::max(worst_norm, std::abs(got[i].grad_norm - reference[i].grad_norm));
+      if (world_rank() == 0 && std::getenv("OM_EQUIV_VERBOSE")) {
+        std::printf("  step %2ld loss %.6f %.6f norm %.6f %.6f\n", static_cast<long>(i + 1), got[i].loss,
+                    reference[i].loss, got[i].grad_norm, reference[i].grad_norm);
+      }
+      results.push_back(
+          compare_tensors(step, "loss vs tp1·dp1", g, w, step_tolerance(c, 128 * tp, reference[i].loss)));
+      results.push_back(compare_tensors(step, "grad norm vs tp1·dp1", gn, wn,
+                                        step_tolerance(c, 128 * tp, reference[i].grad_norm)));
+    }
+    if (world_rank() == 0) {
+      std::printf("%s: max |loss diff| %.3e, max |grad-norm diff| %.3e over %ld steps; loss %.4f -> %.4f\n",
+                  layout.c_str(), worst_loss, worst_norm, static_cast<long>(kSteps), reference[0].loss,
+                  reference[kSteps - 1].loss);
+    }
+    expect_all_ok(results);
+    // The model learns: the curve being compared is not flat.
+    EXPECT_LT(got.back().loss, 0.5 * got.front().loss) << layout;
+  }
+}
+
+}  // namespace
+}  // namespace om
