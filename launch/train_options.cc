@@ -121,7 +121,9 @@ Status canonicalise(po::parsed_options* parsed, const std::string& path) {
   return Status::Ok();
 }
 
-Status validate(const TrainOptions& o, int world_size) {
+}  // namespace
+
+Status validate_train_options(const TrainOptions& o, int world_size) {
   auto bad = [](const std::string& m) { return Status::InvalidArgument(m); };
   if (o.data_path.empty())
     return bad("--data-path is required: the prefix of a dataset made by `ortho_data preprocess` "
@@ -157,7 +159,6 @@ Status validate(const TrainOptions& o, int world_size) {
   return Status::Ok();
 }
 
-}  // namespace
 
 StatusOr<ParseOutcome> parse_train_options(int argc, char** argv, int world_size, TrainOptions* out) {
   TrainOptions o;
@@ -184,7 +185,7 @@ StatusOr<ParseOutcome> parse_train_options(int argc, char** argv, int world_size
   }
   if (o.global_batch_size == 0) o.global_batch_size = o.micro_batch_size * o.dp;
   if (o.lr_decay_iters == 0) o.lr_decay_iters = o.train_iters;
-  OM_RETURN_IF_ERROR(validate(o, world_size));
+  OM_RETURN_IF_ERROR(validate_train_options(o, world_size));
   *out = o;
   return ParseOutcome::kRun;
 }

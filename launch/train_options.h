@@ -54,6 +54,10 @@ struct TrainOptions {
   int64_t accumulation_steps() const { return global_batch_size / (micro_batch_size * dp); }
 };
 
+// The checks parse_train_options applies after parsing (each error names its flag); also for
+// TrainOptions built in code. `world_size` is the number of MPI ranks (tp * dp must equal it).
+Status validate_train_options(const TrainOptions& o, int world_size);
+
 enum class ParseOutcome : uint8_t { kRun, kHelpShown };
 
 // Parses argv (and --config). On --help prints the grouped help to stdout and returns kHelpShown.

@@ -44,10 +44,8 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
                          static_cast<long>(d.tp), static_cast<long>(d.dp)));
     }
     t->dp_rank_ = groups->dp_rank();
-  } else if (o.tp * o.dp != 1) {
-    return Status::InvalidArgument(format_message(
-        "--tp %ld --dp %ld need process groups; this entry point trains one process (use --tp 1 --dp 1)", o.tp, o.dp));
   }
+  OM_RETURN_IF_ERROR(validate_train_options(o, groups != nullptr ? static_cast<int>(groups->dims().world_size) : 1));
   if (o.threads > 0) omp_set_num_threads(o.threads);
 
   // Model config: preset, then the flags that override it, then the dataset's vocabulary.

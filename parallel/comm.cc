@@ -1,5 +1,6 @@
 #include "parallel/comm.h"
 
+#include <chrono>
 #include <utility>
 
 #include "core/check.h"
@@ -28,6 +29,21 @@ void check_alias(const Comm& comm, const char* op, const void* big, size_t big_b
            "(only that in-place form is allowed)",
            comm.name().c_str(), op, index);
 }
+
+// Adds the wall time of its scope to `seconds` (Comm::seconds_in_collectives).
+class ScopedSeconds {
+ public:
+  explicit ScopedSeconds(double& seconds) : seconds_(seconds), start_(std::chrono::steady_clock::now()) {}
+  ~ScopedSeconds() {
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  ScopedSeconds(const ScopedSeconds&) = delete;
+  ScopedSeconds& operator=(const ScopedSeconds&) = delete;
+
+ private:
+  double& seconds_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 }  // namespace
 
@@ -63,7 +79,10 @@ Comm::Comm(std::string name, int rank, int size) : name_(std::move(name)), rank_
 void Comm::all_reduce(TensorView buf, ReduceOp op) {
   check_contiguous(*this, "all_reduce", buf.ToString(), buf.is_contiguous());
   if (buf.numel() == 0) return;
-  do_all_reduce(buf, op);
+  {
+    ScopedSeconds timed(seconds_);
+    do_all_reduce(buf, op);
+  }
   bytes_sent_ += ring_all_reduce_bytes(buf.nbytes(), size_);
 }
 
@@ -75,7 +94,10 @@ void Comm::reduce_scatter(ConstTensorView in, TensorView out) {
            in.ToString().c_str(), size_, out.ToString().c_str());
   if (out.numel() == 0) return;
   check_alias(*this, "reduce_scatter", in.data, in.nbytes(), out.data, out.nbytes(), rank_);
-  do_reduce_scatter(in, out);
+  {
+    ScopedSeconds timed(seconds_);
+    do_reduce_scatter(in, out);
+  }
   bytes_sent_ += ring_reduce_scatter_bytes(in.nbytes(), size_);
 }
 
@@ -87,7 +109,10 @@ void Comm::all_gather(ConstTensorView in, TensorView out) {
            out.ToString().c_str(), size_, in.ToString().c_str());
   if (in.numel() == 0) return;
   check_alias(*this, "all_gather", out.data, out.nbytes(), in.data, in.nbytes(), rank_);
-  do_all_gather(in, out);
+  {
+    ScopedSeconds timed(seconds_);
+    do_all_gather(in, out);
+  }
   bytes_sent_ += ring_all_gather_bytes(out.nbytes(), size_);
 }
 
@@ -95,10 +120,16 @@ void Comm::broadcast(TensorView buf, int root) {
   check_contiguous(*this, "broadcast", buf.ToString(), buf.is_contiguous());
   OM_CHECK(root >= 0 && root < size_, "Comm '%s' broadcast: root %d outside size %d", name_.c_str(), root, size_);
   if (buf.numel() == 0) return;
-  do_broadcast(buf, root);
+  {
+    ScopedSeconds timed(seconds_);
+    do_broadcast(buf, root);
+  }
   bytes_sent_ += ring_broadcast_bytes(buf.nbytes(), size_, rank_, root);
 }
 
-void Comm::barrier() { do_barrier(); }
+void Comm::barrier() {
+  ScopedSeconds timed(seconds_);
+  do_barrier();
+}
 
 }  // namespace om

@@ -63,6 +63,11 @@ class Comm {
 
   uint64_t bytes_sent() const { return bytes_sent_; }
   void reset_bytes() { bytes_sent_ = 0; }
+  // Cumulative wall time (steady clock) this rank spent inside the backend hooks since the last
+  // reset: transfer plus waiting for the slowest rank; checks and zero-element calls not counted.
+  // For benchmarks (a step's communication share, bench/parallel/); it changes no behaviour.
+  double seconds_in_collectives() const { return seconds_; }
+  void reset_seconds() { seconds_ = 0.0; }
 
  protected:
   Comm(std::string name, int rank, int size);
@@ -80,6 +85,7 @@ class Comm {
   int rank_ = 0;
   int size_ = 1;
   uint64_t bytes_sent_ = 0;
+  double seconds_ = 0.0;
 };
 
 }  // namespace om

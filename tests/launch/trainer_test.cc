@@ -163,6 +163,18 @@ TEST(Trainer, BadDataIsAStatusNamingTheFlag) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("--vocab-size 10"), std::string::npos) << t.status().ToString();
 
+  o = small_options(make_dataset("batch", 20, 200));
+  o.global_batch_size = 6;  // not a multiple of micro-batch 4 x dp 1
+  t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("--global-batch-size (6)"), std::string::npos) << t.status().ToString();
+
+  o = small_options(make_dataset("layout", 20, 200));
+  o.tp = 2;  // one process cannot hold tp 2
+  t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("--tp (2)"), std::string::npos) << t.status().ToString();
+
   o = small_options(make_dataset("model", 20, 200));
   o.model = "llama-7b";
   t = Trainer::Create(o);

@@ -1,0 +1,74 @@
+// NcclComm: the Comm backend for CUDA tensors (f32, bf16, f64, i32, i64) over an NCCL communicator.
+// CUDA builds only (OM_WITH_CUDA): include from CUDA-only .cc files.
+//
+// Construction is collective over an MPI communicator: rank 0 makes the ncclUniqueId, MPI_Bcast
+// hands it to the others, and every rank calls ncclCommInitRank for its own CUDA device. The NCCL
+// group therefore has the MPI group's ranks and size (the world, a tp or a dp group).
+//
+// Determinism: NCCL reduces with its own algorithms (ring or tree, chosen by message size, group
+// size and topology), so sums are NOT folded in rank order. For a given algorithm and inputs every
+// rank receives the same bits, but the bits differ from MpiComm's ((x_0 + x_1) + x_2) + … and may
+// change with the NCCL version, the message size or NCCL_ALGO. The CPU path (MpiComm) is the
+// reference; CUDA results are compared with it under a reduction tolerance, never bit for bit.
+// Copies (all_gather, broadcast) and max are exact and order-independent.
+//
+// Synchronous semantics, like MpiComm: each collective is enqueued on the comm's stream, and the
+// stream is synchronized before the call returns, so the result is readable by any stream afterwards.
+// The stream is created blocking (not cudaStreamNonBlocking), so it waits for work already issued to
+// the legacy default stream; work on other non-blocking streams must be synchronized by the caller
+// before the collective. (Asynchronous collectives overlapping compute come with the CUDA trainer.)
+//
+// Ownership: owns the ncclComm_t (ncclCommDestroy) and the cudaStream_t (cudaStreamDestroy); the MPI
+// communicator is only borrowed for the id exchange. Not copyable or movable, not thread-safe.
+// Failures: NCCL and CUDA errors are fatal through OM_NCCL_CHECK / OM_CUDA_CHECK with rank and host;
+// a tensor on another device (a CPU tensor, or another GPU) or of an unsupported dtype is an OM_CHECK
+// naming the tensor.
+// REQUIRES: MPI initialised; `device` visible and distinct per rank on a host (NCCL rejects two ranks
+// of one communicator on the same GPU).
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include <string>
+
+#include "core/buffer.h"
+#include "core/check.h"
+#include "core/device.h"
+#include "parallel/comm.h"
+
+// Fatal on any NCCL result but ncclSuccess; the message names rank, host, the call and NCCL's text.
+#define OM_NCCL_CHECK(expr) OM_CHECK_GEN(expr, ncclSuccess, ncclGetErrorString)
+
+namespace om {
+
+class NcclComm final : public Comm {
+ public:
+  // Collective over every rank of `mpi_comm`; `device` must be a CUDA device (OM_CHECK).
+  NcclComm(MPI_Comm mpi_comm, Device device, std::string name);
+  ~NcclComm() override;
+
+  Device device() const { return device_; }
+  ncclComm_t handle() const { return comm_; }
+  // The stream the collectives run on (idle whenever a collective has returned).
+  Stream stream() const { return Stream{stream_}; }
+
+ private:
+  void do_all_reduce(TensorView buf, ReduceOp op) override;
+  void do_reduce_scatter(ConstTensorView in, TensorView out) override;
+  void do_all_gather(ConstTensorView in, TensorView out) override;
+  void do_broadcast(TensorView buf, int root) override;
+  void do_barrier() override;
+
+  // Makes device_ current and waits for the enqueued collective: the synchronous contract above.
+  void activate() const;
+  void finish() const;
+
+  Device device_;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  Buffer barrier_word_;  // one int32 on device_, the payload of barrier()'s all_reduce
+};
+
+}  // namespace om
