@@ -9,18 +9,6 @@
 namespace om {
 namespace {
 
-int query_rank(MPI_Comm comm) {
-  int r = 0;
-  OM_MPI_CHECK(MPI_Comm_rank(comm, &r));
-  return r;
-}
-
-int query_size(MPI_Comm comm) {
-  int n = 0;
-  OM_MPI_CHECK(MPI_Comm_size(comm, &n));
-  return n;
-}
-
 // The MPI datatype of a tensor; rejects devices and dtypes this backend does not handle.
 MPI_Datatype mpi_type(const Comm& comm, const char* op, const BasicTensorView<const void*>& t) {
   OM_CHECK(t.device.kind == DeviceKind::kCpu, "MpiComm '%s' %s: tensor '%s' is on %s; MpiComm moves CPU tensors only",
@@ -85,6 +73,18 @@ void reduce_in_rank_order(DType dtype, const void* chunks, int n, int64_t m, Red
 
 }  // namespace
 
+int mpi_comm_rank(MPI_Comm comm) {
+  int r = 0;
+  OM_MPI_CHECK(MPI_Comm_rank(comm, &r));
+  return r;
+}
+
+int mpi_comm_size(MPI_Comm comm) {
+  int n = 0;
+  OM_MPI_CHECK(MPI_Comm_size(comm, &n));
+  return n;
+}
+
 std::string mpi_error_string(int code) {
   char text[MPI_MAX_ERROR_STRING] = {};
   int len = 0;
@@ -93,7 +93,7 @@ std::string mpi_error_string(int code) {
 }
 
 MpiComm::MpiComm(MPI_Comm comm, std::string name, CommOwnership ownership)
-    : Comm(std::move(name), query_rank(comm), query_size(comm)), comm_(comm), ownership_(ownership) {
+    : Comm(std::move(name), mpi_comm_rank(comm), mpi_comm_size(comm)), comm_(comm), ownership_(ownership) {
   // Errors come back as codes (and so through OM_MPI_CHECK with rank and host) instead of MPI's own
   // abort. Only on communicators we own: a borrowed one (MPI_COMM_WORLD) keeps its handler.
   if (ownership_ == CommOwnership::kOwned) OM_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));

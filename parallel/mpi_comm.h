@@ -28,6 +28,9 @@ namespace om {
 
 // MPI_Error_string of an MPI return code, with the code: "MPI_ERR_COMM: invalid communicator (5)".
 std::string mpi_error_string(int code);
+// This process's rank in `comm` and the number of ranks in it (OM_MPI_CHECKed).
+int mpi_comm_rank(MPI_Comm comm);
+int mpi_comm_size(MPI_Comm comm);
 
 }  // namespace om
 

@@ -8,18 +8,6 @@
 namespace om {
 namespace {
 
-int query_rank(MPI_Comm comm) {
-  int r = 0;
-  OM_MPI_CHECK(MPI_Comm_rank(comm, &r));
-  return r;
-}
-
-int query_size(MPI_Comm comm) {
-  int n = 0;
-  OM_MPI_CHECK(MPI_Comm_size(comm, &n));
-  return n;
-}
-
 // The NCCL datatype of a tensor; rejects tensors off the comm's device and dtypes NCCL does not
 // reduce here. Runs before any CUDA call, so a misuse fails with this message alone.
 ncclDataType_t nccl_type(const NcclComm& comm, const char* op, const BasicTensorView<const void*>& t) {
@@ -49,7 +37,7 @@ size_t to_count(int64_t n) { return static_cast<size_t>(n); }
 }  // namespace
 
 NcclComm::NcclComm(MPI_Comm mpi_comm, Device device, std::string name)
-    : Comm(std::move(name), query_rank(mpi_comm), query_size(mpi_comm)), device_(device) {
+    : Comm(std::move(name), mpi_comm_rank(mpi_comm), mpi_comm_size(mpi_comm)), device_(device) {
   OM_CHECK(device.kind == DeviceKind::kCuda, "NcclComm '%s': device %s is not a CUDA device", this->name().c_str(),
            device_name(device).c_str());
   OM_CUDA_CHECK(cudaSetDevice(device_.index));

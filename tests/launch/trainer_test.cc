@@ -11,36 +11,18 @@
 #include "data/dataset_info.h"
 #include "data/indexed_dataset.h"
 #include "launch/trainer.h"
+#include "tests/support/synthetic_dataset.h"
 #include "tests/support/test_support.h"
 
 namespace om {
 namespace {
 
-constexpr int32_t kVocab = 64;
+constexpr int32_t kVocab = kSyntheticVocab;
 
-// Documents of a repeating pattern (period 8, offset by the document index): learnable in a few
-// dozen steps by the `tiny` preset at T = 32.
+// The synthetic period-8 dataset (tests/support/synthetic_dataset.h): learnable in a few dozen
+// steps by the `tiny` preset at T = 32.
 std::string make_dataset(const std::string& name, int64_t docs, int64_t doc_len) {
-  const std::string prefix = ::testing::TempDir() + "/" + name;
-  StatusOr<IndexedDatasetBuilder> b = IndexedDatasetBuilder::Create(prefix, DType::kU16);
-  OM_CHECK(b.ok(), "%s", b.status().ToString().c_str());
-  for (int64_t d = 0; d < docs; ++d) {
-    std::vector<int32_t> tokens;
-    for (int64_t i = 0; i < doc_len; ++i) tokens.push_back(static_cast<int32_t>(3 + (d + i) % 8));
-    tokens.push_back(2);  // end of document
-    OM_CHECK(b->AddDocument(tokens).ok(), "AddDocument");
-  }
-  OM_CHECK(b->Finish().ok(), "Finish");
-  DatasetInfo info;
-  info.split = "train";
-  info.tokenizer_model = "synthetic";
-  info.vocab_size = kVocab;
-  info.eod_id = 2;
-  info.num_documents = docs;
-  info.num_tokens = docs * (doc_len + 1);
-  info.token_dtype = DType::kU16;
-  OM_CHECK(write_dataset_info(prefix, info).ok(), "write_dataset_info");
-  return prefix;
+  return write_synthetic_dataset(::testing::TempDir() + "/" + name, docs, doc_len);
 }
 
 TrainOptions small_options(const std::string& data) {

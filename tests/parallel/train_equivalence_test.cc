@@ -21,12 +21,12 @@
 #include "kernels/check/tolerance.h"
 #include "launch/trainer.h"
 #include "parallel/process_groups.h"
+#include "tests/support/synthetic_dataset.h"
 #include "tests/support/test_support.h"
 
 namespace om {
 namespace {
 
-constexpr int32_t kVocab = 64;
 constexpr int64_t kSteps = 20;
 
 int world_rank() {
@@ -35,30 +35,10 @@ int world_rank() {
   return r;
 }
 
-// Rank 0 writes the dataset (documents of a period-8 pattern, as trainer_test.cc), then all wait.
+// Rank 0 writes the synthetic dataset (tests/support/synthetic_dataset.h), then all wait.
 std::string shared_dataset() {
   const std::string prefix = ::testing::TempDir() + "/om_train_equivalence";
-  if (world_rank() == 0) {
-    StatusOr<IndexedDatasetBuilder> b = IndexedDatasetBuilder::Create(prefix, DType::kU16);
-    OM_CHECK(b.ok(), "%s", b.status().ToString().c_str());
-    const int64_t docs = 40, doc_len = 200;
-    for (int64_t d = 0; d < docs; ++d) {
-      std::vector<int32_t> tokens;
-      for (int64_t i = 0; i < doc_len; ++i) tokens.push_back(static_cast<int32_t>(3 + (d + i) % 8));
-      tokens.push_back(2);
-      OM_CHECK(b->AddDocument(tokens).ok(), "AddDocument");
-    }
-    OM_CHECK(b->Finish().ok(), "Finish");
-    DatasetInfo info;
-    info.split = "train";
-    info.tokenizer_model = "synthetic";
-    info.vocab_size = kVocab;
-    info.eod_id = 2;
-    info.num_documents = docs;
-    info.num_tokens = docs * (doc_len + 1);
-    info.token_dtype = DType::kU16;
-    OM_CHECK(write_dataset_info(prefix, info).ok(), "write_dataset_info");
-  }
+  if (world_rank() == 0) write_synthetic_dataset(prefix, 40, 200);
   MPI_Barrier(MPI_COMM_WORLD);
   return prefix;
 }
