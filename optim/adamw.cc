@@ -9,6 +9,19 @@
 
 namespace om {
 
+AdamWArgs make_adamw_args(const AdamWConfig& config, bool weight_decay, TensorView param, TensorView m, TensorView v,
+                          ConstTensorView grad, float lr, int64_t step, float grad_scale) {
+  AdamWArgs args{param, m, v, grad};
+  args.lr = lr;
+  args.beta1 = config.beta1;
+  args.beta2 = config.beta2;
+  args.eps = config.eps;
+  args.weight_decay = weight_decay ? config.weight_decay : 0.0f;
+  args.step = step;
+  args.grad_scale = grad_scale;
+  return args;
+}
+
 AdamW::AdamW(std::span<const Parameter> params, const AdamWConfig& config, Device device)
     : params_(params.begin(), params.end()), config_(config), device_(device) {
   size_t bytes = 0;
@@ -39,16 +52,7 @@ void AdamW::Step(float lr, float grad_scale) {
   const ExecContext ctx{device_, Stream{}};
   for (size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = params_[i];
-    AdamWArgs args{p.value, m_[i], v_[i], p.grad};
-    args.lr = lr;
-    args.beta1 = config_.beta1;
-    args.beta2 = config_.beta2;
-    args.eps = config_.eps;
-    // Megatron's rule: matrices decay, norm gains (1-D) do not; the model marks which is which.
-    args.weight_decay = p.weight_decay ? config_.weight_decay : 0.0f;
-    args.step = step_;
-    args.grad_scale = grad_scale;
-    adamw_update(ctx, args);
+    adamw_update(ctx, make_adamw_args(config_, p.weight_decay, p.value, m_[i], v_[i], p.grad, lr, step_, grad_scale));
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/arena.h"
 #include "core/parameter.h"
+#include "kernels/adamw.h"
 
 namespace om {
 
@@ -18,6 +19,12 @@ struct AdamWConfig {
   float eps = 1e-8f;
   float weight_decay = 0.0f;
 };
+
+// The kernel arguments (kernels/adamw.h) of one AdamW step of `config` on (param, m, v, grad), the
+// t-th step (t >= 1). Decoupled weight decay only when `weight_decay` (Megatron: matrices decay, norm
+// gains do not; Parameter::weight_decay says which). Shared by AdamW and the ZeRO-1 optimizer.
+AdamWArgs make_adamw_args(const AdamWConfig& config, bool weight_decay, TensorView param, TensorView m, TensorView v,
+                          ConstTensorView grad, float lr, int64_t step, float grad_scale);
 
 class AdamW {
  public:

@@ -143,18 +143,11 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
   const ExecContext ctx{Device::Cpu(), Stream{}};
   for (const ShardPiece& piece : pieces_) {
     const Parameter& p = params_[piece.param_index];
-    AdamWArgs args{f32_view(state_, piece.shard_offset, piece.numel, p.name.c_str()),
-                   f32_view(state_, shard_size_ + piece.shard_offset, piece.numel, "zero1.exp_avg"),
-                   f32_view(state_, 2 * shard_size_ + piece.shard_offset, piece.numel, "zero1.exp_avg_sq"),
-                   f32_view(flat_grad_, shard_begin_ + piece.shard_offset, piece.numel, "zero1.grad")};
-    args.lr = lr;
-    args.beta1 = config_.beta1;
-    args.beta2 = config_.beta2;
-    args.eps = config_.eps;
-    args.weight_decay = p.weight_decay ? config_.weight_decay : 0.0f;
-    args.step = step_;
-    args.grad_scale = grad_scale;
-    adamw_update(ctx, args);
+    const TensorView master = f32_view(state_, piece.shard_offset, piece.numel, p.name.c_str());
+    const TensorView m = f32_view(state_, shard_size_ + piece.shard_offset, piece.numel, "zero1.exp_avg");
+    const TensorView v = f32_view(state_, 2 * shard_size_ + piece.shard_offset, piece.numel, "zero1.exp_avg_sq");
+    const TensorView grad = f32_view(flat_grad_, shard_begin_ + piece.shard_offset, piece.numel, "zero1.grad");
+    adamw_update(ctx, make_adamw_args(config_, p.weight_decay, master, m, v, grad, lr, step_, grad_scale));
   }
 
   // 5. Every rank's updated shard → every rank's flat parameters → the model's tensors.
