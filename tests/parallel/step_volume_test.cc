@@ -21,7 +21,7 @@
 #include "launch/trainer.h"
 #include "parallel/comm.h"
 #include "parallel/process_groups.h"
-#include "tests/support/synthetic_dataset.h"
+#include "tests/support/mpi_support.h"
 
 namespace om {
 namespace {
@@ -31,18 +31,9 @@ constexpr int64_t kSeq = 32, kGlobal = 8;
 // Micro-batch 2 where the global batch allows (accumulation ≥ 1), else 1 (dp 8).
 int64_t micro_batch(int64_t dp) { return std::min<int64_t>(2, kGlobal / dp); }
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-// Rank 0 writes the synthetic dataset (tests/support/synthetic_dataset.h), then all wait.
+// Rank 0 writes the synthetic dataset, then all ranks use it.
 std::string shared_dataset() {
-  const std::string prefix = ::testing::TempDir() + "/om_step_volume";
-  if (world_rank() == 0) write_synthetic_dataset(prefix, 40, 200);
-  MPI_Barrier(MPI_COMM_WORLD);
-  return prefix;
+  return shared_synthetic_dataset(::testing::TempDir() + "/om_step_volume", 40, 200);
 }
 
 TrainOptions options(const std::string& data, int64_t tp, int64_t dp) {
@@ -151,7 +142,7 @@ TEST(StepVolume, BytesSentPerStepEqualTheAnalyticVolume) {
                                                     << groups->dp().rank();
       EXPECT_EQ(groups->world().bytes_sent(), 0u) << layout << ": a step uses only the tp and dp groups";
     }
-    if (world_rank() == 0) {
+    if (mpi_world_rank() == 0) {
       std::printf("%s: per step tp %llu B (A = %ld micro-batches of N = %ld), dp %llu B (n = %ld parameters)\n",
                   layout.c_str(), static_cast<unsigned long long>(want.tp),
                   static_cast<long>(kGlobal / (micro_batch(dp) * dp)), static_cast<long>(micro_batch(dp) * kSeq),

@@ -21,7 +21,7 @@
 #include "kernels/check/tolerance.h"
 #include "launch/trainer.h"
 #include "parallel/process_groups.h"
-#include "tests/support/synthetic_dataset.h"
+#include "tests/support/mpi_support.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -29,18 +29,9 @@ namespace {
 
 constexpr int64_t kSteps = 20;
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-// Rank 0 writes the synthetic dataset (tests/support/synthetic_dataset.h), then all wait.
+// Rank 0 writes the synthetic dataset, then all ranks use it.
 std::string shared_dataset() {
-  const std::string prefix = ::testing::TempDir() + "/om_train_equivalence";
-  if (world_rank() == 0) write_synthetic_dataset(prefix, 40, 200);
-  MPI_Barrier(MPI_COMM_WORLD);
-  return prefix;
+  return shared_synthetic_dataset(::testing::TempDir() + "/om_train_equivalence", 40, 200);
 }
 
 TrainOptions options(const std::string& data, int64_t tp, int64_t dp) {
@@ -112,7 +103,7 @@ TEST(TrainEquivalence, EveryLayoutFollowsTheSingleProcessCurve) {
     Timer layout_timer;
     const std::vector<StepStats> got = train(options(data, tp, dp), &*groups);
     const std::string layout = "tp" + std::to_string(tp) + "·dp" + std::to_string(dp);
-    if (world_rank() == 0) {
+    if (mpi_world_rank() == 0) {
       std::printf("%s: %ld steps in %.2f s (tp1·dp1 alone: %.2f s)\n", layout.c_str(), static_cast<long>(kSteps),
                   layout_timer.Seconds(), reference_s);
     }
@@ -130,7 +121,7 @@ TEST(TrainEquivalence, EveryLayoutFollowsTheSingleProcessCurve) {
       wn.set(0, reference[i].grad_norm);
       worst_loss = std::max(worst_loss, std::abs(got[i].loss - reference[i].loss));
       worst_norm = std::max(worst_norm, std::abs(got[i].grad_norm - reference[i].grad_norm));
-      if (world_rank() == 0 && std::getenv("OM_EQUIV_VERBOSE")) {
+      if (mpi_world_rank() == 0 && std::getenv("OM_EQUIV_VERBOSE")) {
         std::printf("  step %2ld loss %.6f %.6f norm %.6f %.6f\n", static_cast<long>(i + 1), got[i].loss,
                     reference[i].loss, got[i].grad_norm, reference[i].grad_norm);
       }
@@ -139,7 +130,7 @@ TEST(TrainEquivalence, EveryLayoutFollowsTheSingleProcessCurve) {
       results.push_back(compare_tensors(step, "grad norm vs tp1·dp1", gn, wn,
                                         step_tolerance(c, 128 * tp, reference[i].grad_norm)));
     }
-    if (world_rank() == 0) {
+    if (mpi_world_rank() == 0) {
       std::printf("%s: max |loss diff| %.3e, max |grad-norm diff| %.3e over %ld steps; loss %.4f -> %.4f\n",
                   layout.c_str(), worst_loss, worst_norm, static_cast<long>(kSteps), reference[0].loss,
                   reference[kSteps - 1].loss);
