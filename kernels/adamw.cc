@@ -2,6 +2,18 @@
 
 namespace om {
 
+namespace {
+
+void check_betas(const char* op, float beta1, float beta2, int64_t step) {
+  OM_CHECK(step >= 1, "%s: step is %ld; it is 1-based (the bias correction divides by 1 - beta^step)", op,
+           static_cast<long>(step));
+  OM_CHECK(beta1 >= 0.0f && beta1 < 1.0f && beta2 >= 0.0f && beta2 < 1.0f,
+           "%s: betas must lie in [0, 1), got beta1 %g beta2 %g", op, static_cast<double>(beta1),
+           static_cast<double>(beta2));
+}
+
+}  // namespace
+
 void adamw_update(const ExecContext& ctx, const AdamWArgs& a) {
   constexpr const char* op = "adamw_update";
   const Shape shape = a.param.shape;
@@ -9,13 +21,35 @@ void adamw_update(const ExecContext& ctx, const AdamWArgs& a) {
     check_tensor(op, t, a.param.dtype, shape);
     check_device(op, ctx, t);
   }
-  OM_CHECK(a.step >= 1, "%s: step is %ld; it is 1-based (the bias correction divides by 1 - beta^step)", op,
-           static_cast<long>(a.step));
-  OM_CHECK(a.beta1 >= 0.0f && a.beta1 < 1.0f && a.beta2 >= 0.0f && a.beta2 < 1.0f,
-           "%s: betas must lie in [0, 1), got beta1 %g beta2 %g", op, static_cast<double>(a.beta1),
-           static_cast<double>(a.beta2));
+  check_betas(op, a.beta1, a.beta2, a.step);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.param); return cpu::adamw_update(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+
+void adam_direction(const ExecContext& ctx, const AdamDirectionArgs& a) {
+  constexpr const char* op = "adam_direction";
+  const Shape shape = a.direction.shape;
+  for (const ConstTensorView& t : {ConstTensorView(a.direction), ConstTensorView(a.m), ConstTensorView(a.v), a.grad}) {
+    check_tensor(op, t, a.direction.dtype, shape);
+    check_device(op, ctx, t);
+  }
+  check_betas(op, a.beta1, a.beta2, a.step);
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.direction); return cpu::adam_direction(a);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+void adam_apply(const ExecContext& ctx, const AdamApplyArgs& a) {
+  constexpr const char* op = "adam_apply";
+  check_tensor(op, a.direction, a.param.dtype, a.param.shape);
+  check_device(op, ctx, a.param);
+  check_device(op, ctx, a.direction);
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, a.param); return cpu::adam_apply(a);
     case DeviceKind::kCuda: no_cuda_kernel(op);
   }
 }

@@ -3,8 +3,15 @@
 //   g  = grad_scale * grad                  (grad_scale: the clipping coefficient, 1 without clipping)
 //   m  = b1 m + (1 - b1) g                   v  = b2 v + (1 - b2) g²
 //   mh = m / (1 - b1^step)                   vh = v / (1 - b2^step)
-//   param -= lr * (mh / (sqrt(vh) + eps) + weight_decay * param)
+//   u  = mh / (sqrt(vh) + eps)                (rounded to the param dtype once)
+//   param -= lr * (u + weight_decay * param)
 // Element-wise, so bit-identical for any thread count and any split of the shard.
+//
+// OrthoAdam (optim/orthoadam.h) runs the same step in two halves around its rotations:
+//   adam_direction  m, v from the (rotated) gradient; writes u, rounded to the dtype
+//   adam_apply      param -= lr * (u + weight_decay * param), u the direction rotated back
+// with the same arithmetic as adamw_update, so adam_direction then adam_apply on the same u equals
+// adamw_update bit for bit (the identity rotation test relies on it).
 // REQUIRES: param, m, v and grad share one shape and dtype (CPU: f32, or f64 for checks); step >= 1;
 // beta1, beta2 in [0, 1).
 #pragma once
@@ -25,9 +32,29 @@ struct AdamWArgs {
 
 void adamw_update(const ExecContext& ctx, const AdamWArgs& args);
 
-// No CUDA kernel yet: on a CUDA context adamw_update is a clear fatal error.
+struct AdamDirectionArgs {
+  TensorView direction;    // (n)  out: u; may alias grad (in place)
+  TensorView m;            // (n)  first moment, updated in place
+  TensorView v;            // (n)  second moment, updated in place
+  ConstTensorView grad;    // (n)
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  int64_t step = 1;
+  float grad_scale = 1.0f;
+};
+void adam_direction(const ExecContext& ctx, const AdamDirectionArgs& args);
+
+struct AdamApplyArgs {
+  TensorView param;          // (n)  updated in place
+  ConstTensorView direction; // (n)  u
+  float lr = 0.0f, weight_decay = 0.0f;
+};
+void adam_apply(const ExecContext& ctx, const AdamApplyArgs& args);
+
+// No CUDA kernels yet: on a CUDA context these are a clear fatal error.
 namespace cpu {
 void adamw_update(const AdamWArgs& args);
+void adam_direction(const AdamDirectionArgs& args);
+void adam_apply(const AdamApplyArgs& args);
 }  // namespace cpu
 
 }  // namespace om

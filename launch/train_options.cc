@@ -5,6 +5,8 @@
 #include <iostream>
 #include <vector>
 
+#include "optim/orthoadam.h"
+
 namespace om {
 namespace po = boost::program_options;
 namespace {
@@ -55,7 +57,13 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
        "steps of warm-up + cosine decay; 0 = --train-iters");
   po::options_description optim("Optimizer");
   optim.add_options()
-      ("optimizer", po::value(&o->optimizer)->default_value(o->optimizer), "adamw")
+      ("optimizer", po::value(&o->optimizer)->default_value(o->optimizer),
+       "adamw | orthoadam (Adam in a fixed random orthogonal basis per optimizer unit)")
+      ("ortho-block", po::value(&o->ortho_block)->default_value(o->ortho_block),
+       "B: optimizer units are <= B rows of a parameter (ZeRO shards whole units); OrthoAdam's column "
+       "blocks are <= B wide")
+      ("ortho-transform", po::value(&o->ortho_transform)->default_value(o->ortho_transform),
+       "OrthoAdam's rotations: haar | identity (= AdamW) | signed-permutation (= AdamW up to rounding)")
       ("clip-grad", po::value(&o->clip_grad)->default_value(o->clip_grad), "max global gradient norm; 0 = off")
       ("weight-decay", po::value(&o->weight_decay)->default_value(o->weight_decay),
        "decoupled weight decay (matrices only, not norm gains)")
@@ -141,8 +149,10 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
                               "= %ld",
                               o.global_batch_size, o.micro_batch_size, o.dp, per_step));
   if (o.train_iters < 1) return bad(format_message("--train-iters must be >= 1, got %ld", o.train_iters));
-  if (o.optimizer != "adamw")
-    return bad("--optimizer '" + o.optimizer + "' is not available; this version has: adamw");
+  OM_RETURN_IF_ERROR(parse_optimizer_kind(o.optimizer).status());
+  OM_RETURN_IF_ERROR(parse_ortho_transform(o.ortho_transform).status());
+  if (o.ortho_block < 1)
+    return bad(format_message("--ortho-block must be >= 1, got %ld (default %ld)", o.ortho_block, kDefaultOrthoBlock));
   if (o.clip_grad < 0) return bad("--clip-grad must be >= 0 (0 = off)");
   if (o.weight_decay < 0) return bad("--weight-decay must be >= 0");
   if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1)) return bad("--adam-beta1 must be in [0, 1)");

@@ -26,7 +26,9 @@ struct TrainOptions {
   int64_t global_batch_size = 0;       // 0: micro_batch_size * dp (no accumulation)
   int64_t train_iters = 100;
   // Optimizer
-  std::string optimizer = "adamw";
+  std::string optimizer = "adamw";     // adamw | orthoadam
+  int64_t ortho_block = 1024;          // B: optimizer unit rows and OrthoAdam's column-block width
+  std::string ortho_transform = "haar";  // haar | identity | signed-permutation (tests, ablations)
   float lr = 1e-3f;
   float min_lr = 1e-4f;
   int64_t lr_warmup_iters = 0;

@@ -101,15 +101,21 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   Comm* tp = groups != nullptr && groups->dims().tp > 1 ? &groups->tp() : nullptr;
   t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, Device::Cpu(), DType::kF32, tp);
   t->model_->Initialize(o.seed);
-  const AdamWConfig adam{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay};
+  OptimizerConfig opt;
+  opt.adam = AdamWConfig{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay};
+  OM_ASSIGN_OR_RETURN(opt.kind, parse_optimizer_kind(o.optimizer));
+  OM_ASSIGN_OR_RETURN(opt.transform, parse_ortho_transform(o.ortho_transform));
+  opt.block = o.ortho_block;
+  opt.seed = o.seed;
+  Comm* dp = nullptr;
   if (t->parallel()) {
-    // ZeRO-1 gives the same parameters as AdamW on the mean gradient (optim/distributed_optimizer.h);
-    // one process keeps plain AdamW (no flat-buffer copies).
-    t->zero1_ = std::make_unique<DistributedOptimizer>(t->model_->parameters(), adam, groups->dp(), tp,
-                                                       t->model_->tp_replicated());
+    dp = &groups->dp();
   } else {
-    t->optimizer_ = std::make_unique<AdamW>(t->model_->parameters(), adam);
+    t->local_dp_ = std::make_unique<LocalComm>("dp");
+    dp = t->local_dp_.get();
   }
+  t->optimizer_ = std::make_unique<DistributedOptimizer>(t->model_->parameters(), opt, *dp, tp,
+                                                         t->model_->tp_replicated());
   t->schedule_ = LrSchedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters};
   OM_RETURN_IF_ERROR(t->schedule_.Validate());
   const size_t n = static_cast<size_t>(o.micro_batch_size * t->config_.seq_length);
@@ -131,6 +137,17 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
 
   if (!t->is_logger()) return t;
   OM_LOG_INFO("model %s", t->config_.ToString().c_str());
+  const DistributedOptimizer& op = *t->optimizer_;
+  OM_LOG_INFO("optimizer %s%s: %zu units of <= %ld rows; %.1f MiB of state on this rank (master, m, v%s)",
+              std::string(optimizer_kind_name(opt.kind)).c_str(),
+              opt.kind == OptimizerKind::kOrthoAdam
+                  ? (" (" + std::string(ortho_transform_name(opt.transform)) + " rotations)").c_str()
+                  : "",
+              op.units().size(), static_cast<long>(opt.block),
+              static_cast<double>(3 * op.shard_size() * 4 + op.rotation_bytes()) / (1 << 20),
+              op.rotation_bytes() > 0 ? format_message(", %.1f MiB rotations", static_cast<double>(op.rotation_bytes()) /
+                                                                                   (1 << 20)).c_str()
+                                      : "");
   if (t->parallel()) {
     OM_LOG_INFO("parallel: tp %ld x dp %ld = %ld ranks; ZeRO-1 optimizer over dp; padded vocabulary %ld",
                 static_cast<long>(groups->dims().tp), static_cast<long>(groups->dims().dp),
@@ -170,7 +187,7 @@ StatusOr<StepStats> Trainer::TrainStep() {
   }
   // The global norm counts every logical element once across the world (ZeRO-1: over dp shards and
   // tp ranks); the loss is the mean over dp replicas of their micro-batch means.
-  const double norm = zero1_ ? zero1_->ReduceGradients() : global_grad_norm(model_->parameters());
+  const double norm = optimizer_->ReduceGradients();
   loss = MeanOverDp(loss);
   if (!std::isfinite(loss) || !std::isfinite(norm)) {
     return Status::FailedPrecondition(format_message(
@@ -180,11 +197,7 @@ StatusOr<StepStats> Trainer::TrainStep() {
   }
   const float lr = schedule_.At(step_);
   const float coef = clip_coefficient(norm, options_.clip_grad);
-  if (zero1_) {
-    zero1_->Step(lr, coef);
-  } else {
-    optimizer_->Step(lr, coef);
-  }
+  optimizer_->Step(lr, coef);
   consumed_samples_ += options_.global_batch_size;
   ++step_;
   return StepStats{step_, loss, norm, lr, timer.Seconds()};

@@ -9,8 +9,8 @@
 // the dp group (its grad norm also all-reduced over tp, norm gains counted once), dp rank d trains on
 // rows [d·mb, (d+1)·mb) of each micro-batch slice (all tp ranks of a replica read the same rows), and
 // the logged loss is the mean over dp. Rank 0 alone logs and writes metrics.jsonl. Every step is then
-// collective over the world. Without ProcessGroups (or with world size 1) the single-process AdamW
-// path runs, unchanged.
+// collective over the world. Without ProcessGroups (or with world size 1) the same optimizer runs
+// over a LocalComm (dp = 1), so AdamW and OrthoAdam (--optimizer) take one code path in every layout.
 #pragma once
 
 #include <cstdio>
@@ -21,9 +21,9 @@
 #include "data/sampler.h"
 #include "launch/train_options.h"
 #include "model/llama.h"
-#include "optim/adamw.h"
 #include "optim/distributed_optimizer.h"
 #include "optim/lr_schedule.h"
+#include "parallel/local_comm.h"
 #include "parallel/process_groups.h"
 
 namespace om {
@@ -65,8 +65,8 @@ class Trainer {
   LlamaConfig config_;
   std::unique_ptr<Llama> model_;
   ProcessGroups* groups_ = nullptr;
-  std::unique_ptr<AdamW> optimizer_;                 // one process
-  std::unique_ptr<DistributedOptimizer> zero1_;      // tp·dp > 1
+  std::unique_ptr<LocalComm> local_dp_;              // the dp group of a single-process run
+  std::unique_ptr<DistributedOptimizer> optimizer_;  // ZeRO-1 over dp (dp = 1: local_dp_)
   int64_t dp_rank_ = 0;
   LrSchedule schedule_;
   std::optional<IndexedDataset> train_data_, valid_data_;

@@ -38,41 +38,27 @@ namespace {
 // final norm and the LM head. Llama builds w_ and g_ from these indices.
 constexpr int64_t kPerLayer = 6;
 
-// A block of rows of an in-memory parameter that holds one logical tensor, or this tp rank's part
-// of it: memory element (row0 + i, j) is logical element (logical_row0 + i, col0 + j) of a logical
-// tensor with logical_cols columns (0: as many as the memory tensor), i.e. draw
-// (logical_row0 + i)·logical_cols + col0 + j of its stream.
-struct InitBlock {
-  std::string logical;       // logical name, without the "init/" prefix of its RNG stream
-  int64_t row0 = 0;          // first memory row
-  int64_t rows = 0;          // rows in this block
-  double stddev = 0.0;       // N(0, stddev)
-  int64_t logical_row0 = 0;  // logical row of memory row row0
-  int64_t logical_cols = 0;  // columns of the logical tensor; 0 = the memory tensor's
-  int64_t col0 = 0;          // logical column of memory column 0
-};
-
-// Writes `fill` everywhere (0 for padding rows, 1 for norm gains), then each block's draws. The
-// values are built on the host and copied once, so this works for parameters on any device.
-template <typename T>
-void init_tensor(const TensorView& dst, const std::vector<InitBlock>& blocks, uint64_t seed, T fill) {
+// Writes `fill` everywhere (0 for padding rows, 1 for norm gains), then, unless `fill_only`, each
+// logical block's draws with standard deviation stddev(block). Element (r, c) of a logical tensor
+// with Cl columns is draw r·Cl + c of its own stream Rng(seed, "init/" + name), so a rank draws only
+// the indices it holds (contiguous when it holds whole logical rows). The values are built on the
+// host and copied once, so this works for parameters on any device.
+template <typename T, typename StddevFn>
+void init_tensor(const Parameter& p, uint64_t seed, T fill, bool fill_only, StddevFn&& stddev) {
+  const TensorView& dst = p.value;
   std::vector<T> host(static_cast<size_t>(dst.numel()), fill);
-  const int64_t cols = dst.ndim() == 2 ? dst.dim(1) : 1;
-  for (const InitBlock& b : blocks) {
-    OM_CHECK(b.row0 + b.rows <= dst.dim(0), "init of '%s': rows [%ld, %ld) exceed %s", b.logical.c_str(),
-             static_cast<long>(b.row0), static_cast<long>(b.row0 + b.rows), dst.ToString().c_str());
-    // Element (r, c) of the logical tensor is draw r·logical_cols + c of its own stream, so a rank
-    // draws only the indices it holds (contiguous when it holds whole logical rows).
-    const Rng rng(seed, "init/" + b.logical);
-    const int64_t lcols = b.logical_cols > 0 ? b.logical_cols : cols;
+  const int64_t cols = p.cols();
+  for (const LogicalBlock& b : fill_only ? std::vector<LogicalBlock>{} : p.blocks) {
+    const Rng rng(seed, "init/" + b.name);
+    const int64_t lcols = b.shape.ndim == 2 ? b.shape[1] : 1;
+    const T s = static_cast<T>(stddev(b));
     if (lcols == cols && b.col0 == 0) {
-      rng.FillNormal(host.data() + b.row0 * cols, b.rows * cols, static_cast<uint64_t>(b.logical_row0 * cols), T(0),
-                     static_cast<T>(b.stddev));
+      rng.FillNormal(host.data() + b.row0 * cols, b.rows * cols, static_cast<uint64_t>(b.logical_row0 * cols), T(0), s);
       continue;
     }
     for (int64_t i = 0; i < b.rows; ++i) {
-      rng.FillNormal(host.data() + (b.row0 + i) * cols, cols,
-                     static_cast<uint64_t>((b.logical_row0 + i) * lcols + b.col0), T(0), static_cast<T>(b.stddev));
+      rng.FillNormal(host.data() + (b.row0 + i) * cols, cols, static_cast<uint64_t>((b.logical_row0 + i) * lcols + b.col0),
+                     T(0), s);
     }
   }
   copy_bytes(dst.data, dst.device, host.data(), Device::Cpu(), dst.nbytes());
@@ -133,23 +119,45 @@ Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, 
   const int64_t Cl = C / tp_n, Fl = config.ffn / tp_n, Vl = padded_vocab_ / tp_n;
   const Shape norm = config.norm == NormKind::kRmsNormS ? Shape{1} : Shape{C};
 
+  // The logical blocks (core/parameter.h) of each memory tensor on tp rank r: q_r, k_r, v_r are
+  // logical rows [r·Cl, (r+1)·Cl) of q, k, v; o and down hold columns r·Cl and r·Fl onwards; this
+  // rank's vocabulary rows [r·Vl, (r+1)·Vl) hold logical rows below V, the rest is padding.
+  const int64_t F = config.ffn, V = config.vocab_size, r = tp_rank_;
+  const int64_t vocab_rows = std::clamp<int64_t>(V - r * Vl, 0, Vl);
+  auto vocab_blocks = [&](const std::string& name) {
+    return vocab_rows > 0 ? std::vector<LogicalBlock>{{name, {V, C}, 0, vocab_rows, r * Vl, 0}}
+                          : std::vector<LogicalBlock>{};
+  };
+  auto norm_blocks = [&](const std::string& name) {
+    return std::vector<LogicalBlock>{{name, norm, 0, norm[0], 0, 0}};
+  };
   struct Spec {
     std::string name;
     Shape shape;
     bool weight_decay;
+    std::vector<LogicalBlock> blocks;
   };
-  std::vector<Spec> specs = {{"embed.weight", {Vl, C}, true}};
+  std::vector<Spec> specs = {{"embed.weight", {Vl, C}, true, vocab_blocks("embed.weight")}};
   for (int64_t i = 0; i < L; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    specs.push_back({p + "attn_norm.weight", norm, false});
-    specs.push_back({p + "attn.qkv.weight", {3 * Cl, C}, true});
-    specs.push_back({p + "attn.o.weight", {C, Cl}, true});
-    specs.push_back({p + "mlp_norm.weight", norm, false});
-    specs.push_back({p + "mlp.gate_up.weight", {2 * Fl, C}, true});
-    specs.push_back({p + "mlp.down.weight", {C, Fl}, true});
+    specs.push_back({p + "attn_norm.weight", norm, false, norm_blocks(p + "attn_norm.weight")});
+    specs.push_back({p + "attn.qkv.weight",
+                     {3 * Cl, C},
+                     true,
+                     {{p + "attn.q.weight", {C, C}, 0, Cl, r * Cl, 0},
+                      {p + "attn.k.weight", {C, C}, Cl, Cl, r * Cl, 0},
+                      {p + "attn.v.weight", {C, C}, 2 * Cl, Cl, r * Cl, 0}}});
+    specs.push_back({p + "attn.o.weight", {C, Cl}, true, {{p + "attn.o.weight", {C, C}, 0, C, 0, r * Cl}}});
+    specs.push_back({p + "mlp_norm.weight", norm, false, norm_blocks(p + "mlp_norm.weight")});
+    specs.push_back({p + "mlp.gate_up.weight",
+                     {2 * Fl, C},
+                     true,
+                     {{p + "mlp.gate.weight", {F, C}, 0, Fl, r * Fl, 0},
+                      {p + "mlp.up.weight", {F, C}, Fl, Fl, r * Fl, 0}}});
+    specs.push_back({p + "mlp.down.weight", {C, Fl}, true, {{p + "mlp.down.weight", {C, F}, 0, C, 0, r * Fl}}});
   }
-  specs.push_back({"final_norm.weight", norm, false});
-  specs.push_back({"lm_head.weight", {Vl, C}, true});
+  specs.push_back({"final_norm.weight", norm, false, norm_blocks("final_norm.weight")});
+  specs.push_back({"lm_head.weight", {Vl, C}, true, vocab_blocks("lm_head.weight")});
 
   size_t bytes = 0;
   for (const Spec& s : specs) bytes += Arena::BytesFor(dtype, s.shape);
@@ -157,7 +165,7 @@ Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, 
   grad_arena_ = Arena(device, bytes, "gradients");
   for (const Spec& s : specs) {
     params_.push_back({s.name, param_arena_.Carve(s.name, dtype, s.shape),
-                       grad_arena_.Carve(s.name + ".grad", dtype, s.shape), s.weight_decay});
+                       grad_arena_.Carve(s.name + ".grad", dtype, s.shape), s.weight_decay, s.blocks});
   }
 
   for (Tensors* t : {&w_, &g_}) {
@@ -220,32 +228,21 @@ void Llama::LayoutActivations(CarveFn&& carve) {
 }
 
 void Llama::Initialize(uint64_t seed) {
-  const int64_t C = config_.hidden, F = config_.ffn, V = config_.vocab_size, r = tp_rank_;
-  const int64_t Cl = C / tp_size_, Fl = F / tp_size_, Vl = padded_vocab_ / tp_size_;
-  // This rank's vocabulary rows [r·Vl, (r+1)·Vl) hold logical rows below V; the rest is padding (0).
-  const int64_t vocab_rows = std::clamp<int64_t>(V - r * Vl, 0, Vl);
+  // N(0, 0.02) for matrices, times 1/sqrt(2·L) for the output projections (attn.o, mlp.down); norm
+  // gains 1; padding 0. The standard deviations are computed in double.
   const double s = 0.02, s_out = 0.02 / std::sqrt(2.0 * static_cast<double>(config_.n_layers));
-  auto init = [&](const TensorView& dst, const std::vector<InitBlock>& blocks, double fill) {
-    if (dtype_ == DType::kF64) return init_tensor<double>(dst, blocks, seed, fill);
-    init_tensor<float>(dst, blocks, seed, static_cast<float>(fill));
+  auto stddev = [&](const LogicalBlock& b) {
+    const bool out = b.name.ends_with(".attn.o.weight") || b.name.ends_with(".mlp.down.weight");
+    return out ? s_out : s;
   };
-  init(w_.embed, {{"embed.weight", 0, vocab_rows, s, r * Vl}}, 0.0);
-  for (int64_t i = 0; i < config_.n_layers; ++i) {
-    const std::string p = "layers." + std::to_string(i) + ".";
-    const LayerTensors& w = w_.layers[i];
-    init(w.attn_norm, {}, 1.0);
-    init(w.qkv,
-         {{p + "attn.q.weight", 0, Cl, s, r * Cl},
-          {p + "attn.k.weight", Cl, Cl, s, r * Cl},
-          {p + "attn.v.weight", 2 * Cl, Cl, s, r * Cl}},
-         0.0);
-    init(w.o, {{p + "attn.o.weight", 0, C, s_out, 0, C, r * Cl}}, 0.0);
-    init(w.mlp_norm, {}, 1.0);
-    init(w.gate_up, {{p + "mlp.gate.weight", 0, Fl, s, r * Fl}, {p + "mlp.up.weight", Fl, Fl, s, r * Fl}}, 0.0);
-    init(w.down, {{p + "mlp.down.weight", 0, C, s_out, 0, F, r * Fl}}, 0.0);
+  for (const Parameter& p : params_) {
+    const bool gain = !p.weight_decay;  // norm gains: filled with 1, no draws
+    if (dtype_ == DType::kF64) {
+      init_tensor<double>(p, seed, gain ? 1.0 : 0.0, gain, stddev);
+    } else {
+      init_tensor<float>(p, seed, gain ? 1.0f : 0.0f, gain, stddev);
+    }
   }
-  init(w_.final_norm, {}, 1.0);
-  init(w_.lm_head, {{"lm_head.weight", 0, vocab_rows, s, r * Vl}}, 0.0);
 }
 
 double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {

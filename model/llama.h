@@ -19,6 +19,11 @@
 // `layers.{i}.mlp.gate_up.weight` (2·F, C) with rows [gate; up]; the embedding and LM head have
 // padded_vocab() rows.
 //
+// Every Parameter carries its logical blocks (core/parameter.h): which memory rows hold which rows
+// and columns of which logical tensor (q/k/v of the fused qkv, this tp rank's slice, no block for
+// vocabulary padding rows). Initialisation, the optimizer units (optim/optimizer_units.h) and
+// checkpoints work in those logical coordinates.
+//
 // Initialisation is a pure function of (seed, LOGICAL parameter name, logical element index):
 // each logical tensor of DESIGN.md "Conventions" (embed.weight, layers.{i}.attn.q.weight, ...) draws
 // from Rng(seed, "init/" + logical name) at its row-major element index; N(0, 0.02) for matrices,

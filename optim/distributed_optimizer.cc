@@ -1,4 +1,4 @@
-// ZeRO-1 AdamW over the dp group (optim/distributed_optimizer.h).
+// ZeRO-1 AdamW / OrthoAdam over the dp group (optim/distributed_optimizer.h).
 #include "optim/distributed_optimizer.h"
 
 #include <algorithm>
@@ -12,6 +12,7 @@ namespace om {
 namespace {
 
 constexpr size_t kF32 = sizeof(float);
+const ExecContext kCpu{Device::Cpu(), Stream{}};
 
 float* f32_at(const Buffer& b, int64_t offset) { return static_cast<float*>(b.data()) + offset; }
 
@@ -21,8 +22,8 @@ TensorView f32_view(const Buffer& b, int64_t offset, int64_t n, const char* name
 
 }  // namespace
 
-DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, const AdamWConfig& config, Comm& dp,
-                                           Comm* tp, std::vector<bool> tp_replicated)
+DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, const OptimizerConfig& config,
+                                           Comm& dp, Comm* tp, std::vector<bool> tp_replicated)
     : params_(params.begin(), params.end()),
       config_(config),
       dp_(&dp),
@@ -32,7 +33,6 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
            "DistributedOptimizer: tp_replicated has %zu entries for %zu parameters", tp_replicated_.size(),
            params_.size());
   OM_CHECK(!params_.empty(), "DistributedOptimizer: no parameters to optimise");
-  flat_offset_.reserve(params_.size());
   for (const Parameter& p : params_) {
     OM_CHECK(p.value.dtype == DType::kF32 && p.grad.dtype == DType::kF32,
              "DistributedOptimizer: parameter '%s' must be f32 with an f32 gradient (got %s, %s)", p.name.c_str(),
@@ -43,85 +43,107 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
              "DistributedOptimizer: parameter '%s' and its gradient must be contiguous", p.name.c_str());
     OM_CHECK(p.value.device == Device::Cpu() && p.grad.device == Device::Cpu(),
              "DistributedOptimizer: parameter '%s' must live on the CPU (the MPI backend's device)", p.name.c_str());
-    flat_offset_.push_back(numel_);
-    numel_ += p.value.numel();
+  }
+  units_ = make_units(params_, config_.block);
+  plan_ = assign_units(units_, dp.size());
+  for (size_t u = 0; u < units_.size(); ++u) {
+    numel_ += units_[u].numel();
+    if (plan_.owner[u] == dp.rank()) local_.push_back(u);
   }
   OM_CHECK(numel_ > 0, "DistributedOptimizer: the parameters hold no elements");
 
-  const int64_t n = dp.size();
-  shard_size_ = (numel_ + n - 1) / n;
-  padded_numel_ = shard_size_ * n;
-  shard_begin_ = shard_size_ * dp.rank();
-  const int64_t shard_end = shard_begin_ + shard_size_;
-
-  // The pieces: the intersection of [shard_begin, shard_end) with each parameter's flat range.
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const int64_t lo = std::max(shard_begin_, flat_offset_[i]);
-    const int64_t hi = std::min(shard_end, flat_offset_[i] + params_[i].value.numel());
-    if (lo < hi) pieces_.push_back({i, lo - flat_offset_[i], lo - shard_begin_, hi - lo});
-  }
-
-  // Zeroed once: the gradient padding stays 0 forever (step 1 writes only parameter ranges), and so
-  // do m = v = 0 initially and the master padding (never in a piece).
-  flat_grad_ = Buffer::Allocate(Device::Cpu(), static_cast<size_t>(padded_numel_) * kF32, "zero1 flat grad");
+  // Zeroed once: the gradient padding stays 0 forever (step 1 writes only units), and so do m = v = 0
+  // initially and the master padding (in no unit).
+  const int64_t S = plan_.shard_size, total = padded_numel();
+  flat_grad_ = Buffer::Allocate(Device::Cpu(), static_cast<size_t>(total) * kF32, "zero1 flat grad");
   flat_grad_.Zero();
-  flat_param_ = Buffer::Allocate(Device::Cpu(), static_cast<size_t>(padded_numel_) * kF32, "zero1 flat param");
+  flat_param_ = Buffer::Allocate(Device::Cpu(), static_cast<size_t>(total) * kF32, "zero1 flat param");
   flat_param_.Zero();
-  state_ = Buffer::Allocate(Device::Cpu(), 3 * static_cast<size_t>(shard_size_) * kF32, "zero1 master|m|v");
+  state_ = Buffer::Allocate(Device::Cpu(), 3 * static_cast<size_t>(S) * kF32, "zero1 master|m|v");
   state_.Zero();
   norm_sq_ = Buffer::Allocate(Device::Cpu(), sizeof(double), "zero1 grad norm sq");
 
-  for (const ShardPiece& piece : pieces_) {
-    const Parameter& p = params_[piece.param_index];
-    copy_bytes(f32_at(state_, piece.shard_offset), Device::Cpu(),
-               static_cast<const float*>(p.value.data) + piece.param_offset, Device::Cpu(),
-               static_cast<size_t>(piece.numel) * kF32);
+  for (size_t u : local_) {
+    const OptimizerUnit& unit = units_[u];
+    copy_bytes(f32_at(state_, plan_.offset[u]), Device::Cpu(),
+               static_cast<const float*>(params_[unit.param].value.data) + unit.param_offset(), Device::Cpu(),
+               static_cast<size_t>(unit.numel()) * kF32);
+  }
+
+  if (config_.kind != OptimizerKind::kOrthoAdam) return;
+  // The rotations of this rank's units: offsets first, then drawn in parallel (each unit's matrices
+  // depend only on the unit, so which thread draws them does not matter).
+  std::vector<int64_t> rot_offset(local_.size() + 1, 0);
+  for (size_t k = 0; k < local_.size(); ++k) {
+    rot_offset[k + 1] = rot_offset[k] + rotation_numel(units_[local_[k]], config_.block);
+  }
+  rotations_ = Buffer::Allocate(Device::Cpu(), static_cast<size_t>(rot_offset.back()) * kF32, "orthoadam rotations");
+  rotation_units_.resize(local_.size());
+  const int64_t n_local = static_cast<int64_t>(local_.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t k = 0; k < n_local; ++k) {
+    const OptimizerUnit& unit = units_[local_[k]];
+    const UnitRotation rot = unit_rotation(config_, unit);
+    int64_t at = rot_offset[k];
+    auto store = [&](const std::vector<double>& q, int64_t n) {
+      float* dst = f32_at(rotations_, at);
+      for (size_t i = 0; i < q.size(); ++i) dst[i] = static_cast<float>(q[i]);
+      const ConstTensorView view = make_view(dst, DType::kF32, Shape{n, n}, Device::Cpu(), "orthoadam.q");
+      at += n * n;
+      return view;
+    };
+    RotationUnit& ru = rotation_units_[k];
+    ru.x = make_view(f32_at(flat_grad_, dp.rank() * S + plan_.offset[local_[k]]), DType::kF32,
+                     Shape{unit.rows, unit.cols}, Device::Cpu(), "orthoadam.unit");
+    ru.q_r = store(rot.q_r, unit.rows);
+    for (size_t b = 0; b < rot.widths.size(); ++b) ru.q_c.push_back(store(rot.q_c[b], rot.widths[b]));
   }
 }
 
-ConstTensorView DistributedOptimizer::master_shard() const {
-  return f32_view(state_, 0, shard_size_, "zero1.master");
+TensorView DistributedOptimizer::ShardView(int64_t which, int64_t offset, int64_t n, const char* name) const {
+  return f32_view(state_, which * plan_.shard_size + offset, n, name);
 }
-ConstTensorView DistributedOptimizer::m_shard() const {
-  return f32_view(state_, shard_size_, shard_size_, "zero1.exp_avg");
+
+TensorView DistributedOptimizer::GradView(int64_t offset, int64_t n) const {
+  return f32_view(flat_grad_, dp_->rank() * plan_.shard_size + offset, n, "zero1.grad");
 }
-ConstTensorView DistributedOptimizer::v_shard() const {
-  return f32_view(state_, 2 * shard_size_, shard_size_, "zero1.exp_avg_sq");
-}
-ConstTensorView DistributedOptimizer::grad_shard() const {
-  return f32_view(flat_grad_, shard_begin_, shard_size_, "zero1.grad");
-}
+
+ConstTensorView DistributedOptimizer::master_shard() const { return ShardView(0, 0, plan_.shard_size, "zero1.master"); }
+ConstTensorView DistributedOptimizer::m_shard() const { return ShardView(1, 0, plan_.shard_size, "zero1.exp_avg"); }
+ConstTensorView DistributedOptimizer::v_shard() const { return ShardView(2, 0, plan_.shard_size, "zero1.exp_avg_sq"); }
+ConstTensorView DistributedOptimizer::grad_shard() const { return GradView(0, plan_.shard_size); }
 
 double DistributedOptimizer::ReduceGradients() {
   const uint64_t bytes_before = dp_->bytes_sent();
-  // 1. Parameter gradients → flat buffer. The copy disappears once the model's gradient arena is
-  // this buffer (no alignment gaps); until then it is one pass over the gradients.
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Parameter& p = params_[i];
-    copy_bytes(f32_at(flat_grad_, flat_offset_[i]), Device::Cpu(), p.grad.data, Device::Cpu(), p.grad.nbytes());
+  // 1. Unit gradients → flat buffer (every rank fills every shard: reduce_scatter sums them all).
+  for (size_t u = 0; u < units_.size(); ++u) {
+    const OptimizerUnit& unit = units_[u];
+    copy_bytes(f32_at(flat_grad_, plan_.flat_offset(u)), Device::Cpu(),
+               static_cast<const float*>(params_[unit.param].grad.data) + unit.param_offset(), Device::Cpu(),
+               static_cast<size_t>(unit.numel()) * kF32);
   }
 
   // 2. Sum over replicas into this rank's chunk (in place), then the mean. Multiplying by the f32
   // reciprocal (exact for power-of-two dp) is the documented rounding the tests reproduce.
-  const TensorView shard = f32_view(flat_grad_, shard_begin_, shard_size_, "zero1.grad");
-  dp_->reduce_scatter(f32_view(flat_grad_, 0, padded_numel_, "zero1.flat_grad"), shard);
+  const int64_t S = plan_.shard_size;
+  const TensorView shard = GradView(0, S);
+  dp_->reduce_scatter(f32_view(flat_grad_, 0, padded_numel(), "zero1.flat_grad"), shard);
   const float inv_dp = 1.0f / static_cast<float>(dp_->size());
-  float* g = f32_at(flat_grad_, shard_begin_);
-  for (int64_t k = 0; k < shard_size_; ++k) g[k] *= inv_dp;
+  float* g = shard.data_as<float>();
+  for (int64_t k = 0; k < S; ++k) g[k] *= inv_dp;
 
-  // 3. Each element lives in exactly one shard, so the shards' sums of squares add up to the global
-  // one. The padding is zero and adds nothing.
+  // 3. Each unit lives in exactly one shard, so the shards' sums of squares add up to the global one.
+  // The padding is zero and adds nothing.
   norm_sq_.Zero();
   const TensorView sum_sq = make_view(norm_sq_.data(), DType::kF64, Shape{1}, Device::Cpu(), "zero1.grad_norm_sq");
-  const ExecContext cpu{Device::Cpu(), Stream{}};
   if (tp_ != nullptr && tp_->size() > 1 && tp_->rank() != 0) {
     // Replicated parameters (norm gains) are counted by tp_rank 0 alone.
-    for (const ShardPiece& piece : pieces_) {
-      if (tp_replicated_[piece.param_index]) continue;
-      sum_squares(cpu, {sum_sq, f32_view(flat_grad_, shard_begin_ + piece.shard_offset, piece.numel, "zero1.grad")});
+    for (size_t u : local_) {
+      if (tp_replicated_[units_[u].param]) continue;
+      sum_squares(kCpu, {sum_sq, GradView(plan_.offset[u], units_[u].numel())});
     }
   } else {
-    sum_squares(cpu, {sum_sq, shard});
+    sum_squares(kCpu, {sum_sq, shard});
   }
   dp_->all_reduce(sum_sq, ReduceOp::kSum);
   if (tp_ != nullptr && tp_->size() > 1) tp_->all_reduce(sum_sq, ReduceOp::kSum);
@@ -138,23 +160,44 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
   reduced_ = false;
   const uint64_t bytes_before = dp_->bytes_sent();
   ++step_;
+  const AdamWConfig& a = config_.adam;
+  auto decay = [&](const OptimizerUnit& unit) { return params_[unit.param].weight_decay ? a.weight_decay : 0.0f; };
 
-  // 4. AdamW on every piece of the shard; the padding is in no piece and never changes.
-  const ExecContext ctx{Device::Cpu(), Stream{}};
-  for (const ShardPiece& piece : pieces_) {
-    const Parameter& p = params_[piece.param_index];
-    const TensorView master = f32_view(state_, piece.shard_offset, piece.numel, p.name.c_str());
-    const TensorView m = f32_view(state_, shard_size_ + piece.shard_offset, piece.numel, "zero1.exp_avg");
-    const TensorView v = f32_view(state_, 2 * shard_size_ + piece.shard_offset, piece.numel, "zero1.exp_avg_sq");
-    const TensorView grad = f32_view(flat_grad_, shard_begin_ + piece.shard_offset, piece.numel, "zero1.grad");
-    adamw_update(ctx, make_adamw_args(config_, p.weight_decay, master, m, v, grad, lr, step_, grad_scale));
+  // 4. The update of every unit of the shard; the padding is in no unit and never changes.
+  if (config_.kind == OptimizerKind::kAdamW) {
+    for (size_t u : local_) {
+      const OptimizerUnit& unit = units_[u];
+      const Parameter& p = params_[unit.param];
+      const int64_t off = plan_.offset[u], n = unit.numel();
+      adamw_update(kCpu, make_adamw_args(a, p.weight_decay, ShardView(0, off, n, p.name.c_str()),
+                                         ShardView(1, off, n, "zero1.exp_avg"), ShardView(2, off, n, "zero1.exp_avg_sq"),
+                                         GradView(off, n), lr, step_, grad_scale));
+    }
+  } else {
+    const int64_t S = plan_.shard_size;
+    const TensorView g = GradView(0, S);
+    block_rotate(kCpu, rotation_units_, RotateDirection::kForward);  // G̃ = Q_r G Q_cᵀ
+    AdamDirectionArgs d{g, ShardView(1, 0, S, "zero1.exp_avg"), ShardView(2, 0, S, "zero1.exp_avg_sq"), g};
+    d.beta1 = a.beta1;
+    d.beta2 = a.beta2;
+    d.eps = a.eps;
+    d.step = step_;
+    d.grad_scale = grad_scale;
+    adam_direction(kCpu, d);                                          // Ũ, in place
+    block_rotate(kCpu, rotation_units_, RotateDirection::kInverse);  // U = Q_rᵀ Ũ Q_c
+    for (size_t u : local_) {
+      const OptimizerUnit& unit = units_[u];
+      const int64_t off = plan_.offset[u], n = unit.numel();
+      adam_apply(kCpu, {ShardView(0, off, n, params_[unit.param].name.c_str()), GradView(off, n), lr, decay(unit)});
+    }
   }
 
   // 5. Every rank's updated shard → every rank's flat parameters → the model's tensors.
-  dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel_, "zero1.flat_param"));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Parameter& p = params_[i];
-    copy_bytes(p.value.data, Device::Cpu(), f32_at(flat_param_, flat_offset_[i]), Device::Cpu(), p.value.nbytes());
+  dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel(), "zero1.flat_param"));
+  for (size_t u = 0; u < units_.size(); ++u) {
+    const OptimizerUnit& unit = units_[u];
+    copy_bytes(static_cast<float*>(params_[unit.param].value.data) + unit.param_offset(), Device::Cpu(),
+               f32_at(flat_param_, plan_.flat_offset(u)), Device::Cpu(), static_cast<size_t>(unit.numel()) * kF32);
   }
   step_bytes_ = dp_->bytes_sent() - bytes_before;
 }

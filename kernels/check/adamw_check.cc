@@ -75,7 +75,7 @@ CheckList check_adamw() {
                    want_v = to_tensor(ref.v, "v (reference)");
 
   // Error bound (rule 2). Each state element follows a recurrence x_k = c * x_{k-1} + t_k (m: c = b1,
-  // v: c = b2, param: c ~ 1 - lr*wd) evaluated with at most 5 roundings of eps/2 of its operands per
+  // v: c = b2, param: c ~ 1 - lr*wd) evaluated with at most 6 roundings of eps/2 of its operands per
   // step (<= 3 eps * (|c x| + |t|)), and older errors are scaled by |c| <= 1, so after K steps the
   // error is <= 3K * eps * max_k (|c x_{k-1}| + |t_k|): m_terms and v_terms. param's terms are
   // |p| <= p_max and lr * (|u| + wd |p|); each u_k also inherits the errors of m and v, at most

@@ -9,7 +9,8 @@ std::span<const KernelCheck> all_kernel_checks() {
       {"matmul", check_matmul},         {"rope", check_rope},
       {"attention", check_attention},   {"residual", check_residual},
       {"swiglu", check_swiglu},         {"cross_entropy", check_cross_entropy},
-      {"adamw", check_adamw},           {"sum_squares", check_sum_squares},
+      {"adamw", check_adamw},           {"block_rotate", check_block_rotate},
+      {"sum_squares", check_sum_squares},
   };
   return kChecks;
 }

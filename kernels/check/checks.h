@@ -18,6 +18,7 @@ CheckList check_attention();
 CheckList check_swiglu();
 CheckList check_cross_entropy();
 CheckList check_adamw();
+CheckList check_block_rotate();
 CheckList check_sum_squares();
 CheckList check_residual();
 

@@ -1,6 +1,6 @@
 // CPU reference for AdamW (kernels/adamw.h). Templated on the float type (f32 production, f64 for
-// checks). Each element is updated in double and the new param, m and v are rounded to T once, so
-// the f32 path's only errors are those three roundings per step.
+// checks). Each element is updated in double; the direction u and the new param, m and v are each
+// rounded to T once, so the f32 path's only errors are those four roundings per step.
 #include <cmath>
 
 #include "kernels/adamw.h"
@@ -15,6 +15,26 @@ double bias_correction(double beta, int64_t step) {
   return -std::expm1(static_cast<double>(step) * std::log1p(-(1.0 - beta)));
 }
 
+// The moments and the direction of one element, in double: returns u = mh / (sqrt(vh) + eps) and
+// leaves the new moments in mi, vi. Shared by the fused and the split kernels so they agree bit for
+// bit.
+struct Moments {
+  double b1, b2, eps, scale, bc1, bc2;
+  double Direction(double g, double& mi, double& vi) const {
+    const double gi = scale * g;
+    mi = b1 * mi + (1.0 - b1) * gi;
+    vi = b2 * vi + (1.0 - b2) * gi * gi;
+    return (mi / bc1) / (std::sqrt(vi / bc2) + eps);
+  }
+};
+
+// Decoupled decay: wd * param is added to the Adam direction u (already rounded to T), not to the
+// gradient, so it never enters the moments.
+template <typename T>
+T apply_one(double pi, T u, double lr, double wd) {
+  return static_cast<T>(pi - lr * (static_cast<double>(u) + wd * pi));
+}
+
 template <typename T>
 void update_impl(const AdamWArgs& a) {
   const int64_t n = a.param.numel();
@@ -22,20 +42,46 @@ void update_impl(const AdamWArgs& a) {
   T* m = a.m.data_as<T>();
   T* v = a.v.data_as<T>();
   const T* g = a.grad.data_as<const T>();
-  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, eps = a.eps, wd = a.weight_decay, scale = a.grad_scale;
-  const double bc1 = bias_correction(b1, a.step), bc2 = bias_correction(b2, a.step);
+  const double lr = a.lr, wd = a.weight_decay;
+  const Moments mo{a.beta1, a.beta2, a.eps, a.grad_scale, bias_correction(a.beta1, a.step),
+                   bias_correction(a.beta2, a.step)};
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const double gi = scale * static_cast<double>(g[i]);
-    const double mi = b1 * m[i] + (1.0 - b1) * gi;
-    const double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
-    const double pi = p[i];
-    // Decoupled decay: wd * param is added to the Adam direction, not to the gradient, so it
-    // never enters the moments.
-    p[i] = static_cast<T>(pi - lr * ((mi / bc1) / (std::sqrt(vi / bc2) + eps) + wd * pi));
+    double mi = m[i], vi = v[i];
+    const T u = static_cast<T>(mo.Direction(static_cast<double>(g[i]), mi, vi));
+    p[i] = apply_one<T>(p[i], u, lr, wd);
     m[i] = static_cast<T>(mi);
     v[i] = static_cast<T>(vi);
   }
+}
+
+template <typename T>
+void direction_impl(const AdamDirectionArgs& a) {
+  const int64_t n = a.direction.numel();
+  T* u = a.direction.data_as<T>();
+  T* m = a.m.data_as<T>();
+  T* v = a.v.data_as<T>();
+  const T* g = a.grad.data_as<const T>();  // may alias u: element i is read before it is written
+  const Moments mo{a.beta1, a.beta2, a.eps, a.grad_scale, bias_correction(a.beta1, a.step),
+                   bias_correction(a.beta2, a.step)};
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    double mi = m[i], vi = v[i];
+    const double ui = mo.Direction(static_cast<double>(g[i]), mi, vi);
+    u[i] = static_cast<T>(ui);
+    m[i] = static_cast<T>(mi);
+    v[i] = static_cast<T>(vi);
+  }
+}
+
+template <typename T>
+void apply_impl(const AdamApplyArgs& a) {
+  const int64_t n = a.param.numel();
+  T* p = a.param.data_as<T>();
+  const T* u = a.direction.data_as<const T>();
+  const double lr = a.lr, wd = a.weight_decay;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) p[i] = apply_one<T>(p[i], u[i], lr, wd);
 }
 
 }  // namespace
@@ -43,6 +89,16 @@ void update_impl(const AdamWArgs& a) {
 void adamw_update(const AdamWArgs& a) {
   if (a.param.dtype == DType::kF64) return update_impl<double>(a);
   update_impl<float>(a);
+}
+
+void adam_direction(const AdamDirectionArgs& a) {
+  if (a.direction.dtype == DType::kF64) return direction_impl<double>(a);
+  direction_impl<float>(a);
+}
+
+void adam_apply(const AdamApplyArgs& a) {
+  if (a.param.dtype == DType::kF64) return apply_impl<double>(a);
+  apply_impl<float>(a);
 }
 
 }  // namespace om::cpu

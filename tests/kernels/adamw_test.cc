@@ -108,6 +108,59 @@ TEST(AdamW, BitIdenticalForAnyThreadCount) {
                  compare_tensors("adamw 1 vs 2 threads", "v", one.v, two.v, exact())});
 }
 
+TEST(AdamW, DirectionThenApplyEqualsFusedUpdateBitForBit) {
+  // OrthoAdam's two halves (kernels/adamw.h) with identity rotations must be adamw_update exactly:
+  // same moments, same direction rounding, same parameter update. Three copies of one state run
+  // 10 steps: fused; split with a separate direction buffer; split with the direction written over
+  // (a copy of) the gradient. f32 with weight decay, grad_scale != 1 and gradients of magnitude
+  // 1e-6 .. 10, so some elements have sqrt(vh) near eps and others far above it.
+  const int64_t n = 4099;  // not a multiple of any vector width
+  const float lr = 1e-2f, wd = 0.1f, scale = 0.75f;
+  AdamState fused(DType::kF32, n), split(DType::kF32, n), in_place(DType::kF32, n);
+  fused.p.FillNormal(Rng(13, "adamw/p"), 0, 1.0);
+  split.p = fused.p.Clone();
+  in_place.p = fused.p.Clone();
+  const HostTensor p0 = fused.p.Clone("p0");
+  const Rng noise(13, "adamw/g"), mag(13, "adamw/mag");
+  for (int64_t k = 1; k <= 10; ++k) {
+    HostTensor g("grad", DType::kF32, {n});
+    for (int64_t i = 0; i < n; ++i)
+      g.set(i, std::pow(10.0, -6.0 + 7.0 * mag.UniformDouble(i)) * noise.NormalDouble(static_cast<uint64_t>(k * n + i)));
+
+    AdamWArgs fa = fused.args(g, lr, k);
+    fa.weight_decay = wd;
+    fa.grad_scale = scale;
+    adamw_update({}, fa);
+
+    HostTensor u("direction", DType::kF32, {n});
+    AdamDirectionArgs da{u.view(), split.m.view(), split.v.view(), g.view()};
+    da.step = k;
+    da.grad_scale = scale;
+    adam_direction({}, da);
+    adam_apply({}, {split.p.view(), u.view(), lr, wd});
+
+    HostTensor gu = g.Clone("grad, then direction");  // direction aliases grad
+    AdamDirectionArgs ia{gu.view(), in_place.m.view(), in_place.v.view(), gu.view()};
+    ia.step = k;
+    ia.grad_scale = scale;
+    adam_direction({}, ia);
+    adam_apply({}, {in_place.p.view(), gu.view(), lr, wd});
+
+    const std::string step = "adamw step " + std::to_string(k);
+    expect_all_ok({compare_tensors(step, "split param vs fused", split.p, fused.p, exact()),
+                   compare_tensors(step, "split m vs fused", split.m, fused.m, exact()),
+                   compare_tensors(step, "split v vs fused", split.v, fused.v, exact()),
+                   compare_tensors(step, "in-place direction vs separate", gu, u, exact()),
+                   compare_tensors(step, "in-place param vs fused", in_place.p, fused.p, exact()),
+                   compare_tensors(step, "in-place m vs fused", in_place.m, fused.m, exact()),
+                   compare_tensors(step, "in-place v vs fused", in_place.v, fused.v, exact())});
+  }
+  // The steps moved every parameter (lr * |u| ~ 1e-2 per step), so "equal" above is not "untouched".
+  int64_t moved = 0;
+  for (int64_t i = 0; i < n; ++i) moved += fused.p.get(i) != p0.get(i);
+  EXPECT_EQ(moved, n);
+}
+
 TEST(AdamWDeathTest, MismatchedMomentIsNamed) {
   HostTensor p("layers.0.attn.q.weight", DType::kF32, {8}), m("layers.0.attn.q.weight.m", DType::kF32, {8}),
       v("layers.0.attn.q.weight.v", DType::kF32, {7}), g("layers.0.attn.q.weight.grad", DType::kF32, {8});

@@ -1,11 +1,13 @@
-// ZeRO-1 DistributedOptimizer under mpirun (2, 4, 8 ranks). Every rank builds the same parameters,
-// sized so that shards straddle tensors and the flat buffer needs padding at every dp size:
+// ZeRO-1 DistributedOptimizer under mpirun (2, 4, 8 ranks). Every rank builds the same parameters:
 //   w1 (7, 13) decay | b1 (5) no decay | w2 (3, 4) decay | g (1) no decay     N = 109
-//   dp 2: S = 55, padding 1;  dp 4: S = 28, padding 3;  dp 8: S = 14, padding 3.
+// With block B = 3 the optimizer units are w1 rows [0,3) [3,6) [6,7) (39, 39, 13 elements), b1 [0,3)
+// [3,5) (3, 2), w2 (12), g (1): seven units of unequal size, so shards are uneven and padded and some
+// ranks own nothing at dp 8.
 // Each rank's gradient is its own deterministic draw. The reference, computed locally on every rank, is
-// the single-process om::AdamW given the mean gradient, summed in f32 in rank order and multiplied by
-// 1/dp: exactly the arithmetic of MpiComm's reduce_scatter and the optimizer (mpi_comm.h), and
-// adamw_update is element-wise, so parameters are compared bit for bit.
+// the single-process optimizer (om::AdamW, or for OrthoAdam the same optimizer over a LocalComm) given
+// the mean gradient, summed in f32 in rank order and multiplied by 1/dp: exactly the arithmetic of
+// MpiComm's reduce_scatter and the optimizer (mpi_comm.h); the Adam kernels are element-wise and each
+// unit is rotated by one thread, so parameters are compared bit for bit.
 // Only EXPECTs on values (an ASSERT on one rank would strand the others in a collective).
 #include "optim/distributed_optimizer.h"
 
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,7 @@
 #include "kernels/check/tolerance.h"
 #include "optim/adamw.h"
 #include "optim/grad_clip.h"
+#include "parallel/local_comm.h"
 #include "parallel/mpi_comm.h"
 #include "parallel/process_groups.h"
 #include "tests/support/test_support.h"
@@ -65,6 +69,7 @@ TestModel make_model(const std::string& tag) {
     p.value = m.values.Carve(s.name, DType::kF32, s.shape);
     p.grad = m.grads.Carve(std::string(s.name) + ".grad", DType::kF32, s.shape);
     p.weight_decay = s.weight_decay;
+    p.blocks = {whole_tensor_block(s.name, s.shape)};
     Rng(kSeed, "init/" + tag + "/" + s.name).FillNormal(p.value.data_as<float>(), p.value.numel(), 0, 0.0f, 0.5f);
     m.numel += p.value.numel();
     m.params.push_back(p);
@@ -143,22 +148,46 @@ void expect_near_tol(double got, double want, const Tolerance& tol, const std::s
       << what << ": " << got << " vs " << want << " (" << tol.rule << ")";
 }
 
-AdamWConfig test_config() {
-  AdamWConfig c;
-  c.beta1 = 0.9f;
-  c.beta2 = 0.95f;
-  c.eps = 1e-8f;
-  c.weight_decay = 0.1f;
+constexpr int64_t kBlock = 3;
+
+OptimizerConfig test_config(OptimizerKind kind = OptimizerKind::kAdamW) {
+  OptimizerConfig c;
+  c.adam.beta1 = 0.9f;
+  c.adam.beta2 = 0.95f;
+  c.adam.eps = 1e-8f;
+  c.adam.weight_decay = 0.1f;
+  c.kind = kind;
+  c.block = kBlock;
+  c.seed = kSeed;
   return c;
 }
+
+// The single-process reference: AdamW itself, or OrthoAdam over a LocalComm (dp = 1).
+struct Reference {
+  LocalComm local{"dp"};
+  std::unique_ptr<AdamW> adamw;
+  std::unique_ptr<DistributedOptimizer> ortho;
+  Reference(TestModel& m, const OptimizerConfig& c) {
+    if (c.kind == OptimizerKind::kAdamW) {
+      adamw = std::make_unique<AdamW>(m.params, c.adam);
+    } else {
+      ortho = std::make_unique<DistributedOptimizer>(m.params, c, local);
+    }
+  }
+  void Step(float lr, float coef = 1.0f) {
+    if (adamw) return adamw->Step(lr, coef);
+    ortho->ReduceGradients();
+    ortho->Step(lr, coef);
+  }
+};
 
 float lr_at(int step) { return 1e-2f / static_cast<float>(step + 1); }
 
 // kSteps of ZeRO-1 over `dp` against the local single-process reference; `tag` names the replica set.
-void run_equivalence(Comm& dp, const std::string& tag) {
+void run_equivalence(Comm& dp, const std::string& tag, OptimizerKind kind) {
   TestModel dist = make_model(tag), ref = make_model(tag), initial = make_model(tag);
-  DistributedOptimizer opt(dist.params, test_config(), dp);
-  AdamW ref_opt(ref.params, test_config());
+  DistributedOptimizer opt(dist.params, test_config(kind), dp);
+  Reference ref_opt(ref, test_config(kind));
   for (int k = 0; k < kSteps; ++k) {
     fill_own_grads(dist, tag, dp.rank(), k);
     fill_mean_grads(ref, tag, dp.size(), k);
@@ -182,7 +211,13 @@ void run_equivalence(Comm& dp, const std::string& tag) {
 
 TEST(DistributedOptimizer, MatchesSingleProcessAdamWOnMeanGradientBitwise) {
   MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
-  run_equivalence(dp, "world");
+  run_equivalence(dp, "world", OptimizerKind::kAdamW);
+}
+
+TEST(DistributedOptimizer, OrthoAdamMatchesSingleProcessOrthoAdamBitwise) {
+  // Whichever rank owns a unit rotates it with the same matrices and the same single-threaded GEMMs.
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  run_equivalence(dp, "world-ortho", OptimizerKind::kOrthoAdam);
 }
 
 TEST(DistributedOptimizer, DpOfOneIsAdamW) {
@@ -193,7 +228,7 @@ TEST(DistributedOptimizer, DpOfOneIsAdamW) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   TestModel dist = make_model("self"), ref = make_model("self");
   DistributedOptimizer opt(dist.params, test_config(), self);
-  AdamW ref_opt(ref.params, test_config());
+  AdamW ref_opt(ref.params, test_config().adam);
   EXPECT_EQ(opt.padded_numel(), dist.numel);
   for (int k = 0; k < kSteps; ++k) {
     fill_own_grads(dist, "self", rank, k);
@@ -215,7 +250,8 @@ TEST(DistributedOptimizer, IndependentDpGroupsOfATpLayout) {
   ASSERT_TRUE(dims.ok()) << dims.status().ToString();  // same on every rank
   StatusOr<ProcessGroups> groups = ProcessGroups::Create(*dims);
   ASSERT_TRUE(groups.ok()) << groups.status().ToString();
-  run_equivalence(groups->dp(), "tp" + std::to_string(groups->tp_rank()));
+  run_equivalence(groups->dp(), "tp" + std::to_string(groups->tp_rank()), OptimizerKind::kAdamW);
+  run_equivalence(groups->dp(), "ortho-tp" + std::to_string(groups->tp_rank()), OptimizerKind::kOrthoAdam);
 }
 
 TEST(DistributedOptimizer, TpNormCountsEveryLogicalElementOnce) {
@@ -242,7 +278,7 @@ TEST(DistributedOptimizer, TpNormCountsEveryLogicalElementOnce) {
     float* g = m.params[i].grad.data_as<float>();
     for (int64_t k = 0; k < m.params[i].grad.numel(); ++k) g[k] = static_cast<float>(grad(i, tp_rank, dp_rank, k));
   }
-  DistributedOptimizer opt(m.params, AdamWConfig{}, groups->dp(), &groups->tp(), replicated);
+  DistributedOptimizer opt(m.params, test_config(), groups->dp(), &groups->tp(), replicated);
   double want_sq = 0.0;
   for (size_t i = 0; i < m.params.size(); ++i) {
     for (int t = 0; t < (replicated[i] ? 1 : 2); ++t) {
@@ -260,7 +296,7 @@ TEST(DistributedOptimizer, ClippingMatchesSingleProcessNormAndCoefficient) {
   MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
   TestModel dist = make_model("clip"), ref = make_model("clip");
   DistributedOptimizer opt(dist.params, test_config(), dp);
-  AdamW ref_opt(ref.params, test_config());
+  AdamW ref_opt(ref.params, test_config().adam);
   for (int k = 0; k < kSteps; ++k) {
     fill_own_grads(dist, "clip", dp.rank(), k);
     fill_mean_grads(ref, "clip", dp.size(), k);
@@ -282,56 +318,45 @@ TEST(DistributedOptimizer, ClippingMatchesSingleProcessNormAndCoefficient) {
   }
 }
 
-TEST(DistributedOptimizer, ShardsCoverEveryElementOnceAndPaddingStaysZero) {
+TEST(DistributedOptimizer, ShardsAreWholeUnitsCoveringEveryElementOnceAndBalanced) {
   MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
   const int n = dp.size(), me = dp.rank();
   TestModel model = make_model("shards");
-  DistributedOptimizer opt(model.params, test_config(), dp);
+  DistributedOptimizer opt(model.params, test_config(OptimizerKind::kOrthoAdam), dp);
   const int64_t N = model.numel, S = opt.shard_size();
+  const std::vector<OptimizerUnit>& units = opt.units();
+  const ShardPlan& plan = opt.plan();
 
+  EXPECT_EQ(units.size(), 7u);
   EXPECT_EQ(opt.numel(), N);
   EXPECT_EQ(opt.padded_numel(), S * n);
-  EXPECT_GE(opt.padded_numel(), N);
-  EXPECT_LT(opt.padded_numel() - N, n);
-  EXPECT_EQ(opt.shard_begin(), static_cast<int64_t>(me) * S);
+  // Balance: the largest shard exceeds the smallest by at most one (the largest) unit.
+  int64_t largest_unit = 0;
+  for (const OptimizerUnit& u : units) largest_unit = std::max(largest_unit, u.numel());
+  const auto [lo, hi] = std::minmax_element(plan.load.begin(), plan.load.end());
+  EXPECT_LE(*hi - *lo, largest_unit);
+  EXPECT_EQ(S, *hi);
 
-  // Every rank's (begin, size): contiguous, equal sizes.
-  HostTensor mine("range", DType::kI64, Shape{2});
-  mine.set(0, static_cast<double>(opt.shard_begin()));
-  mine.set(1, static_cast<double>(S));
-  HostTensor all("ranges", DType::kI64, Shape{2 * static_cast<int64_t>(n)});
-  dp.all_gather(mine.cview(), all.view());
-  for (int r = 0; r < n; ++r) {
-    EXPECT_EQ(all.get(2 * r), static_cast<double>(r) * static_cast<double>(S)) << "shard begin of rank " << r;
-    EXPECT_EQ(all.get(2 * r + 1), static_cast<double>(S)) << "shard size of rank " << r;
-  }
-
-  // Pieces: ascending and disjoint inside [0, S), each inside its parameter; over all ranks every
-  // parameter element is in exactly one piece, and within a shard only padding is left uncovered.
-  std::vector<int64_t> flat_offset;
+  // Every parameter element lies in exactly one unit of exactly one rank (counted over the world);
+  // this rank's units are disjoint, inside [0, S), and the rest of the shard is padding.
+  std::vector<int64_t> param_offset;
   int64_t off = 0;
   for (const Parameter& p : model.params) {
-    flat_offset.push_back(off);
+    param_offset.push_back(off);
     off += p.value.numel();
   }
   HostTensor count("count", DType::kI32, Shape{N});
   std::vector<int> covered(static_cast<size_t>(S), 0);
-  int64_t next = 0;
-  for (const ShardPiece& piece : opt.pieces()) {
-    EXPECT_GE(piece.shard_offset, next);
-    EXPECT_GE(piece.numel, 1);
-    EXPECT_LE(piece.shard_offset + piece.numel, S);
-    EXPECT_LE(piece.param_offset + piece.numel, model.params[piece.param_index].value.numel());
-    EXPECT_EQ(flat_offset[piece.param_index] + piece.param_offset, opt.shard_begin() + piece.shard_offset);
-    next = piece.shard_offset + piece.numel;
-    for (int64_t k = 0; k < piece.numel; ++k) {
-      const int64_t flat = flat_offset[piece.param_index] + piece.param_offset + k;
+  for (size_t u : opt.local_units()) {
+    EXPECT_EQ(plan.owner[u], me);
+    EXPECT_LE(units[u].rows, kBlock);
+    EXPECT_LE(plan.offset[u] + units[u].numel(), S);
+    for (int64_t k = 0; k < units[u].numel(); ++k) {
+      const int64_t flat = param_offset[units[u].param] + units[u].param_offset() + k;
       count.set(flat, count.get(flat) + 1);
-      covered[static_cast<size_t>(piece.shard_offset + k)] = 1;
+      EXPECT_EQ(covered[static_cast<size_t>(plan.offset[u] + k)]++, 0) << "shard element " << plan.offset[u] + k;
     }
   }
-  for (int64_t k = 0; k < S; ++k)
-    EXPECT_EQ(covered[static_cast<size_t>(k)] == 1, opt.shard_begin() + k < N) << "shard element " << k;
   dp.all_reduce(count.view(), ReduceOp::kSum);
   for (int64_t k = 0; k < N; ++k) EXPECT_EQ(count.get(k), 1.0) << "flat element " << k;
 
@@ -346,12 +371,14 @@ TEST(DistributedOptimizer, ShardsCoverEveryElementOnceAndPaddingStaysZero) {
   const ConstTensorView views[] = {opt.master_shard(), opt.m_shard(), opt.v_shard(), opt.grad_shard()};
   for (const ConstTensorView& v : views) {
     const float* x = v.data_as<const float>();
-    for (int64_t k = std::max<int64_t>(0, N - opt.shard_begin()); k < S; ++k)
-      EXPECT_EQ(x[k], 0.0f) << v.name << " padding element " << k;
+    for (int64_t k = 0; k < S; ++k)
+      if (covered[static_cast<size_t>(k)] == 0) {
+        EXPECT_EQ(x[k], 0.0f) << v.name << " padding element " << k;
+      }
   }
-  for (const ShardPiece& piece : opt.pieces()) {
-    const float* value = model.params[piece.param_index].value.data_as<const float>() + piece.param_offset;
-    EXPECT_EQ(count_bit_mismatches(master + piece.shard_offset, value, piece.numel, "master vs value"), 0);
+  for (size_t u : opt.local_units()) {
+    const float* value = model.params[units[u].param].value.data_as<const float>() + units[u].param_offset();
+    EXPECT_EQ(count_bit_mismatches(master + plan.offset[u], value, units[u].numel(), "master vs value"), 0);
   }
 }
 

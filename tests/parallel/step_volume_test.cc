@@ -19,6 +19,7 @@
 #include "data/dataset_info.h"
 #include "data/indexed_dataset.h"
 #include "launch/trainer.h"
+#include "optim/optimizer_units.h"
 #include "parallel/comm.h"
 #include "parallel/process_groups.h"
 #include "tests/support/mpi_support.h"
@@ -84,20 +85,21 @@ struct StepVolume {
 //   all_reduce of the f64 norm partial                  ar(8, dp)
 //   all_gather of the updated flat parameters (P f32)   ag(4·P, dp)
 //   Trainer::MeanOverDp of the f64 loss                 ar(8, dp)
-//   P = ceil(n / dp)·dp, n = this tp rank's parameter count
+//   P = dp·S, S the largest dp shard of whole optimizer units (optim/optimizer_units.h: ShardPlan of
+//     this tp rank's units, which cover its parameters except vocabulary padding rows)
+//   n = this tp rank's parameter count (padding included; checked against the model)
 //     = Vp·C/tp (embed) + L·(2C + 3C·C/tp + C·C/tp + 2F·C/tp + F·C/tp) + C + Vp·C/tp (lm_head)
 //   ⇒ dp = rs(4P, dp) + ag(4P, dp) + 2·ar(8, dp)
 // A tp or dp group of size 1 sends nothing (every formula has the factor n − 1).
-StepVolume analytic_step_volume(const LlamaConfig& c, int64_t padded_vocab, int64_t tp, int64_t dp) {
-  const int64_t N = micro_batch(dp) * c.seq_length, C = c.hidden, F = c.ffn, L = c.n_layers;
+StepVolume analytic_step_volume(const LlamaConfig& c, int64_t tp, int64_t dp, int64_t shard_size) {
+  const int64_t N = micro_batch(dp) * c.seq_length, C = c.hidden, L = c.n_layers;
   const int64_t A = kGlobal / (micro_batch(dp) * dp);
   const int t = static_cast<int>(tp), d = static_cast<int>(dp);
   StepVolume v;
   const uint64_t per_micro = static_cast<uint64_t>(4 * L + 2) * ring_all_reduce_bytes(4 * N * C, t) +
                              3 * ring_all_reduce_bytes(4 * N, t);
   v.tp = static_cast<uint64_t>(A) * per_micro + ring_all_reduce_bytes(8, t);
-  const int64_t n = 2 * padded_vocab * C / tp + L * (2 * C + (3 * C * C + C * C + 3 * F * C) / tp) + C;
-  const int64_t P = (n + dp - 1) / dp * dp;
+  const int64_t P = shard_size * dp;
   v.dp = ring_reduce_scatter_bytes(4 * P, d) + ring_all_gather_bytes(4 * P, d) + 2 * ring_all_reduce_bytes(8, d);
   return v;
 }
@@ -121,7 +123,21 @@ TEST(StepVolume, BytesSentPerStepEqualTheAnalyticVolume) {
     int64_t local_numel = 0;
     for (const Parameter& p : model.parameters()) local_numel += p.value.numel();
     const LlamaConfig& c = trainer.value()->config();
-    const StepVolume want = analytic_step_volume(c, model.padded_vocab(), tp, dp);
+    // The units and their balanced shards: every parameter element except padding rows, S within one
+    // unit of the even split.
+    const std::vector<OptimizerUnit> units = make_units(model.parameters(), kDefaultOrthoBlock);
+    const ShardPlan plan = assign_units(units, static_cast<int>(dp));
+    int64_t unit_numel = 0, largest = 0;
+    for (const OptimizerUnit& u : units) {
+      unit_numel += u.numel();
+      largest = std::max(largest, u.numel());
+    }
+    const int64_t padding_rows = model.local_vocab() - std::clamp<int64_t>(c.vocab_size - groups->tp_rank() *
+                                                                              model.local_vocab(), 0, model.local_vocab());
+    EXPECT_EQ(unit_numel, local_numel - 2 * padding_rows * c.hidden) << layout;
+    EXPECT_GE(plan.shard_size * dp, unit_numel) << layout;
+    EXPECT_LE(plan.shard_size, (unit_numel + dp - 1) / dp + largest) << layout;
+    const StepVolume want = analytic_step_volume(c, tp, dp, plan.shard_size);
     const int64_t formula_numel = 2 * model.padded_vocab() * c.hidden / tp +
                                   c.n_layers * (2 * c.hidden + (4 * c.hidden * c.hidden + 3 * c.ffn * c.hidden) / tp) +
                                   c.hidden;

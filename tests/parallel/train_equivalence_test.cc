@@ -20,6 +20,7 @@
 #include "data/indexed_dataset.h"
 #include "kernels/check/tolerance.h"
 #include "launch/trainer.h"
+#include "optim/orthoadam.h"
 #include "parallel/process_groups.h"
 #include "tests/support/mpi_support.h"
 #include "tests/support/test_support.h"
@@ -34,8 +35,11 @@ std::string shared_dataset() {
   return shared_synthetic_dataset(::testing::TempDir() + "/om_train_equivalence", 40, 200);
 }
 
-TrainOptions options(const std::string& data, int64_t tp, int64_t dp) {
+TrainOptions options(const std::string& data, int64_t tp, int64_t dp, const std::string& optimizer = "adamw",
+                     int64_t ortho_block = 1024) {
   TrainOptions o;
+  o.optimizer = optimizer;
+  o.ortho_block = ortho_block;
   o.model = "tiny";
   o.attention = "softmax1";
   o.seq_length = 32;
@@ -87,22 +91,23 @@ Tolerance step_tolerance(const LlamaConfig& c, int64_t padded_vocab, double valu
   return for_reduction(DType::kF32, R, 1.0 + std::abs(value));
 }
 
-TEST(TrainEquivalence, EveryLayoutFollowsTheSingleProcessCurve) {
+// Trains `optimizer` (block B) on each of `tps` (dp = 8 / tp) and compares with tp1·dp1.
+void expect_layouts_follow_single_process(const std::string& optimizer, int64_t block, std::vector<int64_t> tps) {
   int n = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &n);
   ASSERT_EQ(n, 8) << "run under mpirun -np 8";  // the same on every rank
   const std::string data = shared_dataset();
   Timer timer;
-  const std::vector<StepStats> reference = train(options(data, 1, 1), nullptr);
+  const std::vector<StepStats> reference = train(options(data, 1, 1, optimizer, block), nullptr);
   const double reference_s = timer.Seconds();
 
-  for (int64_t tp : {2, 4, 1}) {
+  for (int64_t tp : tps) {
     const int64_t dp = n / tp;
     StatusOr<ProcessGroups> groups = ProcessGroups::Create(ParallelDims::Make(tp, dp, n).value());
     OM_CHECK(groups.ok(), "%s", groups.status().ToString().c_str());
     Timer layout_timer;
-    const std::vector<StepStats> got = train(options(data, tp, dp), &*groups);
-    const std::string layout = "tp" + std::to_string(tp) + "·dp" + std::to_string(dp);
+    const std::vector<StepStats> got = train(options(data, tp, dp, optimizer, block), &*groups);
+    const std::string layout = optimizer + " tp" + std::to_string(tp) + "·dp" + std::to_string(dp);
     if (mpi_world_rank() == 0) {
       std::printf("%s: %ld steps in %.2f s (tp1·dp1 alone: %.2f s)\n", layout.c_str(), static_cast<long>(kSteps),
                   layout_timer.Seconds(), reference_s);
@@ -141,5 +146,16 @@ TEST(TrainEquivalence, EveryLayoutFollowsTheSingleProcessCurve) {
   }
 }
 
+
+TEST(TrainEquivalence, EveryLayoutFollowsTheSingleProcessCurve) {
+  expect_layouts_follow_single_process("adamw", kDefaultOrthoBlock, {2, 4, 1});
+}
+
+// OrthoAdam: with B = 8 dividing every shard offset of tp2 (Cl = 128, Fl = 344, Vl = 128) the units,
+// and so the rotations, are the same logical pieces as at tp1 (optim/orthoadam.h), so the layouts
+// differ only by the summation order of the gradients, as for AdamW.
+TEST(TrainEquivalence, OrthoAdamLayoutsFollowTheSingleProcessCurve) {
+  expect_layouts_follow_single_process("orthoadam", 8, {2, 1});
+}
 }  // namespace
 }  // namespace om

@@ -1,0 +1,32 @@
+#include "kernels/block_rotate.h"
+
+namespace om {
+
+void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, RotateDirection direction) {
+  constexpr const char* op = "block_rotate";
+  for (const RotationUnit& u : units) {
+    OM_CHECK(u.x.ndim() == 2, "%s: unit '%s' must be 2-D (R, K), got %s", op, u.x.name, u.x.shape.ToString().c_str());
+    const int64_t R = u.x.dim(0), K = u.x.dim(1);
+    check_tensor(op, u.x, u.x.dtype, u.x.shape);
+    check_tensor(op, u.q_r, u.x.dtype, {R, R});
+    check_device(op, ctx, u.x);
+    check_device(op, ctx, u.q_r);
+    int64_t covered = 0;
+    for (const ConstTensorView& q : u.q_c) {
+      OM_CHECK(q.ndim() == 2 && q.dim(0) == q.dim(1), "%s: column block '%s' of unit '%s' must be square, got %s", op,
+               q.name, u.x.name, q.shape.ToString().c_str());
+      check_tensor(op, q, u.x.dtype, q.shape);
+      check_device(op, ctx, q);
+      covered += q.dim(0);
+    }
+    OM_CHECK(covered == K, "%s: the column blocks of unit '%s' %s cover %ld columns, not K = %ld", op, u.x.name,
+             u.x.shape.ToString().c_str(), static_cast<long>(covered), static_cast<long>(K));
+  }
+  if (units.empty()) return;
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu: check_cpu_float(op, units.front().x); return cpu::block_rotate(units, direction);
+    case DeviceKind::kCuda: no_cuda_kernel(op);
+  }
+}
+
+}  // namespace om

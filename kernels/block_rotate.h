@@ -1,0 +1,41 @@
+// Two-sided block rotation of OrthoAdam's optimizer units (DESIGN.md "OrthoAdam", optim/orthoadam.h),
+// in place, for a batch of units:
+//   kForward   x ← Q_r · x · Q_cᵀ        (the gradient into the rotated basis: G̃ = Q_r G Q_cᵀ)
+//   kInverse   x ← Q_rᵀ · x · Q_c        (the Adam step back: U = Q_rᵀ Ũ Q_c)
+// where, per unit, x (R, K) is row-major and contiguous, Q_r (R, R), and Q_c = blockdiag(q_c[0],
+// q_c[1], …) with q_c[b] (K_b, K_b) covering the columns in order (Σ K_b = K). With orthogonal Q's,
+// kInverse undoes kForward up to rounding.
+//
+// Cost: 2·R²·K + 2·R·Σ K_b² FLOPs per unit and direction; with R = K_b = B that is 4·B per element,
+// so 8·B per parameter element per OrthoAdam step (both directions).
+//
+// CPU: f32 through one single-threaded dnnl_sgemm per GEMM, units spread over OpenMP threads (one
+// thread rotates a whole unit): bit-identical for any thread count and any batching of the units.
+// f64 through plain loops (the reference for checks). CUDA: no kernel yet (clear fatal error; the
+// CUDA issue batches the units as strided-batched GEMMs).
+// REQUIRES: per unit, x, q_r and every q_c[b] share one dtype; units do not overlap one another and
+// no x overlaps a Q.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "kernels/common.h"
+
+namespace om {
+
+enum class RotateDirection : uint8_t { kForward, kInverse };
+
+struct RotationUnit {
+  TensorView x;                       // (R, K) rotated in place
+  ConstTensorView q_r;                // (R, R)
+  std::vector<ConstTensorView> q_c;   // (K_b, K_b) each, Σ K_b = K, in column order
+};
+
+void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, RotateDirection direction);
+
+namespace cpu {
+void block_rotate(std::span<const RotationUnit> units, RotateDirection direction);
+}  // namespace cpu
+
+}  // namespace om

@@ -1,0 +1,74 @@
+#include "optim/optimizer_units.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/check.h"
+
+namespace om {
+namespace {
+
+// [lo, hi) cut at multiples of `block`: calls f(start, length) for each piece in order.
+template <typename F>
+void cut_at_multiples(int64_t lo, int64_t hi, int64_t block, F&& f) {
+  for (int64_t a = lo; a < hi;) {
+    const int64_t b = std::min(hi, (a / block + 1) * block);
+    f(a, b - a);
+    a = b;
+  }
+}
+
+}  // namespace
+
+std::vector<OptimizerUnit> make_units(std::span<const Parameter> params, int64_t block) {
+  OM_CHECK(block >= 1, "make_units: block size %ld must be >= 1 (--ortho-block)", static_cast<long>(block));
+  std::vector<OptimizerUnit> units;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Parameter& p = params[i];
+    for (const LogicalBlock& b : p.blocks) {
+      OM_CHECK(b.rows >= 1 && b.row0 >= 0 && b.row0 + b.rows <= p.rows(),
+               "make_units: logical block '%s' rows [%ld, %ld) do not fit parameter '%s' %s", b.name.c_str(),
+               static_cast<long>(b.row0), static_cast<long>(b.row0 + b.rows), p.name.c_str(),
+               p.value.shape.ToString().c_str());
+      cut_at_multiples(b.logical_row0, b.logical_row0 + b.rows, block, [&](int64_t lr, int64_t n) {
+        units.push_back({i, b.row0 + (lr - b.logical_row0), n, p.cols(), b.name, lr, b.col0});
+      });
+    }
+  }
+  return units;
+}
+
+std::vector<int64_t> column_blocks(const OptimizerUnit& unit, int64_t block) {
+  std::vector<int64_t> widths;
+  cut_at_multiples(unit.logical_col0, unit.logical_col0 + unit.cols, block,
+                   [&](int64_t, int64_t n) { widths.push_back(n); });
+  return widths;
+}
+
+ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp) {
+  OM_CHECK(dp >= 1, "assign_units: dp = %d must be >= 1", dp);
+  ShardPlan plan;
+  plan.dp = dp;
+  plan.owner.assign(units.size(), 0);
+  plan.offset.assign(units.size(), 0);
+  plan.load.assign(static_cast<size_t>(dp), 0);
+  std::vector<size_t> order(units.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return units[a].numel() > units[b].numel(); });
+  for (size_t u : order) {
+    const int r = static_cast<int>(std::min_element(plan.load.begin(), plan.load.end()) - plan.load.begin());
+    plan.owner[u] = r;
+    plan.load[r] += units[u].numel();
+  }
+  // Offsets: within each shard, ascending unit order.
+  std::vector<int64_t> fill(static_cast<size_t>(dp), 0);
+  for (size_t u = 0; u < units.size(); ++u) {
+    plan.offset[u] = fill[plan.owner[u]];
+    fill[plan.owner[u]] += units[u].numel();
+  }
+  plan.shard_size = std::max<int64_t>(1, *std::max_element(plan.load.begin(), plan.load.end()));
+  return plan;
+}
+
+}  // namespace om

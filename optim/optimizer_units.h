@@ -1,0 +1,65 @@
+// Optimizer units (DESIGN.md "OrthoAdam", "ZeRO-1 distributed optimizer"): the pieces in which the
+// ZeRO-1 optimizer shards its state over dp and in which OrthoAdam rotates.
+//
+// A unit is ≤ B consecutive memory rows of one parameter, all its columns: contiguous in memory, and
+// inside one logical block (core/parameter.h), so it is rows [logical_row0, logical_row0 + rows) ×
+// columns [logical_col0, logical_col0 + cols) of one logical tensor. The cuts are at LOGICAL row
+// multiples of B (and at the block's ends), so when B divides every tensor-parallel shard's row
+// offset the units are the same logical pieces on every layout. A 1-D parameter (norm gain) is a
+// column: its units are chunks of ≤ B elements (cols = 1). Padding rows are in no unit: the optimizer
+// never touches them and they stay 0; a parameter without logical blocks is all padding (a tp rank's
+// share of the padded vocabulary can be). whole_tensor_block describes a plain, unfused tensor.
+//
+// OrthoAdam's column blocks of a unit are its logical columns cut at multiples of B, so Q_c is
+// block-diagonal with blocks ≤ B wide that also coincide across layouts when B divides the shards.
+//
+// Shards (assign_units): every unit goes whole to one dp rank. Units are taken largest first (ties:
+// lower index first) and each goes to the least loaded rank (ties: lower rank), Graham's LPT rule;
+// any such greedy keeps max load − min load ≤ the largest unit. Within a shard, units lie in
+// ascending unit order back to back from offset 0; the shard is padded to S = the largest load, so
+// the flat buffer (dp·S) splits evenly for reduce_scatter / all_gather. Pure function of the units
+// and dp: every rank computes the same plan.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/parameter.h"
+
+namespace om {
+
+struct OptimizerUnit {
+  size_t param = 0;           // index into the parameter list
+  int64_t row0 = 0;           // first memory row; the unit is elements [row0·cols, (row0 + rows)·cols)
+  int64_t rows = 0;           // 1 ≤ rows ≤ B
+  int64_t cols = 0;           // the parameter's columns (1 for 1-D)
+  std::string logical;        // logical tensor name
+  int64_t logical_row0 = 0;   // logical row of memory row row0
+  int64_t logical_col0 = 0;   // logical column of memory column 0
+
+  int64_t numel() const { return rows * cols; }
+  int64_t param_offset() const { return row0 * cols; }  // first element within the parameter
+};
+
+// Units of every parameter, in parameter order, then ascending rows. REQUIRES: block ≥ 1.
+std::vector<OptimizerUnit> make_units(std::span<const Parameter> params, int64_t block);
+
+// Widths of a unit's column blocks, in column order (Σ = cols).
+std::vector<int64_t> column_blocks(const OptimizerUnit& unit, int64_t block);
+
+struct ShardPlan {
+  int dp = 1;
+  std::vector<int> owner;        // (units) the dp rank that owns each unit
+  std::vector<int64_t> offset;   // (units) first element of the unit within its owner's shard
+  std::vector<int64_t> load;     // (dp) elements of units per shard
+  int64_t shard_size = 0;        // S = max load (≥ 1)
+
+  // First element of unit u in the flat (dp·S) buffer.
+  int64_t flat_offset(size_t u) const { return static_cast<int64_t>(owner[u]) * shard_size + offset[u]; }
+};
+
+ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp);
+
+}  // namespace om

@@ -1,0 +1,73 @@
+#include "optim/orthoadam.h"
+
+#include "core/orthogonal.h"
+
+namespace om {
+
+StatusOr<OptimizerKind> parse_optimizer_kind(std::string_view s) {
+  if (s == "adamw") return OptimizerKind::kAdamW;
+  if (s == "orthoadam") return OptimizerKind::kOrthoAdam;
+  return Status::InvalidArgument("--optimizer '" + std::string(s) + "': expected adamw or orthoadam");
+}
+
+StatusOr<OrthoTransform> parse_ortho_transform(std::string_view s) {
+  if (s == "haar") return OrthoTransform::kHaar;
+  if (s == "identity") return OrthoTransform::kIdentity;
+  if (s == "signed-permutation") return OrthoTransform::kSignedPermutation;
+  return Status::InvalidArgument("--ortho-transform '" + std::string(s) +
+                                 "': expected haar, identity or signed-permutation");
+}
+
+std::string_view optimizer_kind_name(OptimizerKind k) { return k == OptimizerKind::kAdamW ? "adamw" : "orthoadam"; }
+
+std::string_view ortho_transform_name(OrthoTransform t) {
+  switch (t) {
+    case OrthoTransform::kHaar: return "haar";
+    case OrthoTransform::kIdentity: return "identity";
+    case OrthoTransform::kSignedPermutation: return "signed-permutation";
+  }
+  return "?";
+}
+
+std::string row_rotation_stream(const OptimizerUnit& u) {
+  return "ortho/" + u.logical + "/rows/" + std::to_string(u.logical_row0) + "/" + std::to_string(u.rows);
+}
+
+std::string col_rotation_stream(const OptimizerUnit& u, int64_t logical_col, int64_t width) {
+  return "ortho/" + u.logical + "/cols/" + std::to_string(u.logical_row0) + "/" + std::to_string(logical_col) + "/" +
+         std::to_string(width);
+}
+
+namespace {
+
+std::vector<double> draw(const OptimizerConfig& c, const std::string& stream, int64_t n) {
+  const Rng rng(c.seed, stream);
+  switch (c.transform) {
+    case OrthoTransform::kHaar: return haar_orthogonal(rng, n);
+    case OrthoTransform::kIdentity: return identity_matrix(n);
+    case OrthoTransform::kSignedPermutation: return signed_permutation(rng, n);
+  }
+  return {};
+}
+
+}  // namespace
+
+UnitRotation unit_rotation(const OptimizerConfig& config, const OptimizerUnit& unit) {
+  UnitRotation r;
+  r.q_r = draw(config, row_rotation_stream(unit), unit.rows);
+  r.widths = column_blocks(unit, config.block);
+  int64_t col = unit.logical_col0;
+  for (int64_t w : r.widths) {
+    r.q_c.push_back(draw(config, col_rotation_stream(unit, col, w), w));
+    col += w;
+  }
+  return r;
+}
+
+int64_t rotation_numel(const OptimizerUnit& unit, int64_t block) {
+  int64_t n = unit.rows * unit.rows;
+  for (int64_t w : column_blocks(unit, block)) n += w * w;
+  return n;
+}
+
+}  // namespace om

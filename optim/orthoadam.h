@@ -1,0 +1,67 @@
+// OrthoAdam (PAPER.md "OrthoAdam", DESIGN.md "OrthoAdam"): Adam whose moments live in a fixed random
+// orthogonal basis per optimizer unit (optim/optimizer_units.h). For a unit with gradient G (R, K):
+//   G̃ = Q_r · G · Q_cᵀ                            Q_r (R, R); Q_c = blockdiag of (K_b, K_b), K_b ≤ B
+//   m = β1 m + (1 − β1) G̃,  v = β2 v + (1 − β2) G̃²   (moments in the rotated basis)
+//   Ũ = m̂ / (sqrt(v̂) + ε)                          (bias-corrected, element-wise)
+//   U = Q_rᵀ · Ũ · Q_c                              (the step back in the parameter basis)
+//   θ ← θ − lr · (U + λ θ)                          (decoupled weight decay in the parameter basis)
+// The ZeRO-1 DistributedOptimizer runs it on the units of its dp shard (kernels/block_rotate.h for the
+// rotations, kernels/adamw.h adam_direction / adam_apply for the rest).
+//
+// The rotations of a unit are pure functions of (seed, logical tensor, logical offsets, size):
+//   Q_r      of stream "ortho/<logical>/rows/<logical_row0>/<R>"
+//   Q_c[b]   of stream "ortho/<logical>/cols/<logical_row0>/<logical column of block b>/<K_b>"
+// drawn by core/orthogonal.h (Haar: Gaussian → Householder QR → sign fix, in double), then rounded
+// to f32. Q_r deliberately ignores the column offset: a row-parallel weight (attn.o, mlp.down) split
+// over tp then uses the same Q_r on both column halves, which with the block-diagonal Q_c makes the
+// tp-split rotation equal the unsplit one whenever B divides the column shards.
+//
+// Transforms: haar (the algorithm); identity (Q = I: OrthoAdam then equals AdamW bit for bit, since
+// a product with I is exact and adam_direction + adam_apply round like adamw_update);
+// signed-permutation (Adam is equivariant to it, so also AdamW up to rounding: a test and an ablation).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "optim/adamw.h"
+#include "optim/optimizer_units.h"
+
+namespace om {
+
+enum class OptimizerKind : uint8_t { kAdamW, kOrthoAdam };
+enum class OrthoTransform : uint8_t { kHaar, kIdentity, kSignedPermutation };
+
+StatusOr<OptimizerKind> parse_optimizer_kind(std::string_view s);      // "adamw" | "orthoadam"
+StatusOr<OrthoTransform> parse_ortho_transform(std::string_view s);    // "haar" | "identity" | "signed-permutation"
+std::string_view optimizer_kind_name(OptimizerKind k);
+std::string_view ortho_transform_name(OrthoTransform t);
+
+constexpr int64_t kDefaultOrthoBlock = 1024;
+
+struct OptimizerConfig {
+  AdamWConfig adam;
+  OptimizerKind kind = OptimizerKind::kAdamW;
+  int64_t block = kDefaultOrthoBlock;  // B (--ortho-block): unit rows, Q_c block width; AdamW shards by it too
+  OrthoTransform transform = OrthoTransform::kHaar;
+  uint64_t seed = 1234;                 // the rotations' seed (the trainer passes --seed)
+};
+
+// The rotations of one unit, in double (row-major), Q_c blocks in column order.
+struct UnitRotation {
+  std::vector<double> q_r;                // (R, R)
+  std::vector<int64_t> widths;            // K_b, Σ = K
+  std::vector<std::vector<double>> q_c;   // (K_b, K_b) each
+};
+
+std::string row_rotation_stream(const OptimizerUnit& unit);
+std::string col_rotation_stream(const OptimizerUnit& unit, int64_t logical_col, int64_t width);
+UnitRotation unit_rotation(const OptimizerConfig& config, const OptimizerUnit& unit);
+
+// Elements of f32 rotation matrices a unit needs: R² + Σ K_b².
+int64_t rotation_numel(const OptimizerUnit& unit, int64_t block);
+
+}  // namespace om

@@ -1,0 +1,130 @@
+// Optimizer units and their dp shards (optim/optimizer_units.h): where the cuts fall, that units of a
+// real model cover every non-padding element exactly once, and the shard plan's balance guarantee.
+#include "optim/optimizer_units.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/check/host_tensor.h"
+#include "model/llama.h"
+#include "tests/support/test_support.h"
+
+namespace om {
+namespace {
+
+TEST(OptimizerUnits, RowsAreCutAtLogicalMultiplesOfTheBlock) {
+  // Memory rows [2, 12) of a (12, 5) parameter are logical rows [6, 16) of a (16, 9) tensor whose
+  // columns start at 3: with B = 4 the cuts fall at logical rows 8 and 12 → units of 2, 4, 4 rows.
+  HostTensor w("w", DType::kF32, {12, 5}), dw("dw", DType::kF32, {12, 5});
+  const std::vector<Parameter> params = {Parameter{"mem", w.view(), dw.view(), true, {{"t", {16, 9}, 2, 10, 6, 3}}}};
+  const std::vector<OptimizerUnit> units = make_units(params, 4);
+  ASSERT_EQ(units.size(), 3u);
+  const int64_t rows[] = {2, 4, 4}, row0[] = {2, 4, 8}, lrow0[] = {6, 8, 12};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(units[i].rows, rows[i]);
+    EXPECT_EQ(units[i].row0, row0[i]);
+    EXPECT_EQ(units[i].logical_row0, lrow0[i]);
+    EXPECT_EQ(units[i].cols, 5);
+    EXPECT_EQ(units[i].logical_col0, 3);
+    EXPECT_EQ(units[i].param_offset(), row0[i] * 5);
+    EXPECT_EQ(units[i].logical, "t");
+  }
+  // Memory rows 0, 1 are in no block: padding, in no unit.
+  // Columns [3, 8) cut at 4: blocks of 1 and 4 columns.
+  EXPECT_EQ(column_blocks(units[0], 4), (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(column_blocks(units[0], 2), (std::vector<int64_t>{1, 2, 2}));
+  EXPECT_EQ(column_blocks(units[0], 1024), (std::vector<int64_t>{5}));
+}
+
+TEST(OptimizerUnits, OneDimensionalParametersAreChunksOfElements) {
+  HostTensor g("g", DType::kF32, {10}), dg("dg", DType::kF32, {10});
+  const std::vector<Parameter> params = {
+      Parameter{"gain", g.view(), dg.view(), false, {whole_tensor_block("gain", g.shape())}}};
+  const std::vector<OptimizerUnit> units = make_units(params, 4);
+  ASSERT_EQ(units.size(), 3u);
+  EXPECT_EQ(units[0].numel(), 4);
+  EXPECT_EQ(units[2].numel(), 2);
+  EXPECT_EQ(units[2].cols, 1);
+  EXPECT_EQ(column_blocks(units[2], 4), (std::vector<int64_t>{1}));
+}
+
+TEST(OptimizerUnits, LlamaUnitsCoverEveryNonPaddingElementOnce) {
+  // tiny with a 100-token vocabulary: Vp = 128, so embed and lm_head carry 28 padding rows each.
+  LlamaConfig cfg = LlamaConfig::Preset("tiny").value();
+  cfg.vocab_size = 100;
+  const Llama model(cfg, 1);
+  for (int64_t block : {1024, 100, 7}) {
+    const std::vector<OptimizerUnit> units = make_units(model.parameters(), block);
+    std::vector<std::vector<int>> count;
+    for (const Parameter& p : model.parameters()) count.emplace_back(static_cast<size_t>(p.value.numel()), 0);
+    for (const OptimizerUnit& u : units) {
+      EXPECT_GE(u.rows, 1);
+      EXPECT_LE(u.rows, block);
+      // A cut only at a logical multiple of B or at a block's end: the unit never crosses a multiple.
+      EXPECT_EQ(u.logical_row0 / block, (u.logical_row0 + u.rows - 1) / block) << u.logical;
+      for (int64_t k = 0; k < u.numel(); ++k) ++count[u.param][static_cast<size_t>(u.param_offset() + k)];
+    }
+    for (size_t i = 0; i < count.size(); ++i) {
+      const Parameter& p = model.parameters()[i];
+      const bool vocab = p.name == "embed.weight" || p.name == "lm_head.weight";
+      for (int64_t k = 0; k < p.value.numel(); ++k) {
+        const bool padding = vocab && k / p.cols() >= cfg.vocab_size;
+        ASSERT_EQ(count[i][static_cast<size_t>(k)], padding ? 0 : 1) << p.name << " element " << k << " B " << block;
+      }
+    }
+  }
+}
+
+TEST(OptimizerUnits, ShardPlanCoversEveryUnitOnceAndIsBalanced) {
+  // Unit sizes spread over three orders of magnitude, as in a model (gains vs vocabulary blocks).
+  std::vector<OptimizerUnit> units;
+  const Rng rng(5, "units/sizes");
+  for (uint64_t i = 0; i < 97; ++i) {
+    OptimizerUnit u;
+    u.rows = 1 + static_cast<int64_t>(rng.UniformDouble(i) * 64.0);
+    u.cols = 1 + static_cast<int64_t>(std::pow(2.0, 10.0 * rng.UniformDouble(1000 + i)));
+    units.push_back(u);
+  }
+  int64_t total = 0, largest = 0;
+  for (const OptimizerUnit& u : units) {
+    total += u.numel();
+    largest = std::max(largest, u.numel());
+  }
+  for (int dp : {1, 2, 3, 4, 7, 8, 200}) {
+    const ShardPlan plan = assign_units(units, dp);
+    ASSERT_EQ(plan.owner.size(), units.size());
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> ranges(static_cast<size_t>(dp));
+    std::vector<int64_t> load(static_cast<size_t>(dp), 0);
+    for (size_t u = 0; u < units.size(); ++u) {
+      ASSERT_GE(plan.owner[u], 0);
+      ASSERT_LT(plan.owner[u], dp);
+      ranges[plan.owner[u]].push_back({plan.offset[u], plan.offset[u] + units[u].numel()});
+      load[plan.owner[u]] += units[u].numel();
+      EXPECT_EQ(plan.flat_offset(u), plan.owner[u] * plan.shard_size + plan.offset[u]);
+    }
+    EXPECT_EQ(load, plan.load) << "dp " << dp;
+    EXPECT_EQ(std::accumulate(load.begin(), load.end(), int64_t{0}), total);
+    // Within a shard: units back to back from 0 in ascending unit order, inside [0, S).
+    for (const auto& r : ranges) {
+      int64_t next = 0;
+      for (const auto& [lo, hi] : r) {
+        EXPECT_EQ(lo, next);
+        next = hi;
+      }
+      EXPECT_LE(next, plan.shard_size);
+    }
+    const auto [lo, hi] = std::minmax_element(load.begin(), load.end());
+    EXPECT_LE(*hi - *lo, largest) << "dp " << dp;  // the List-Scheduling guarantee
+    EXPECT_EQ(plan.shard_size, std::max<int64_t>(1, *hi));
+    // A pure function of (units, dp).
+    const ShardPlan again = assign_units(units, dp);
+    EXPECT_EQ(again.owner, plan.owner);
+    EXPECT_EQ(again.offset, plan.offset);
+  }
+}
+
+}  // namespace
+}  // namespace om
