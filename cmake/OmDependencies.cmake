@@ -41,6 +41,7 @@ endif()
 
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(nlohmann_json 3 REQUIRED)
+find_package(ZLIB REQUIRED)  # CRC-32 of checkpoint files
 
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)

@@ -1,5 +1,6 @@
 // ortho_megatron: train a Llama model. parse options → init MPI → build → train → close.
-// Exit status: 0 done, 1 a runtime failure (bad data, non-finite loss), 2 a bad flag.
+// Exit status: 0 done, 1 a runtime failure (bad data, non-finite loss, bad checkpoint), 2 a bad flag,
+// 75 stopped by SIGTERM/SIGUSR1 or --exit-duration-in-mins after saving a checkpoint (requeue and resume).
 // Multi-rank (mpirun -np tp·dp ... --tp T --dp D): every rank parses the same flags (so a bad flag
 // fails on every rank alike and they all exit 2); a failure after that may hit one rank only, so it
 // is printed with that rank and host and the whole job is stopped with MPI_Abort (exit 1).
@@ -10,6 +11,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "launch/preemption.h"
 #include "launch/train_options.h"
 #include "launch/trainer.h"
 #include "parallel/process_groups.h"
@@ -58,10 +60,11 @@ int main(int argc, char** argv) {
     if (!created.ok()) return fail(mpi, created.status(), 2);
     groups.emplace(std::move(*created));
   }
+  om::install_preemption_handlers();  // SIGTERM / SIGUSR1: save after the current step, exit 75
   om::StatusOr<std::unique_ptr<om::Trainer>> trainer =
       om::Trainer::Create(options, groups ? &*groups : nullptr);
   if (!trainer.ok()) return fail(mpi, trainer.status(), 1);
   const om::Status s = trainer.value()->Run();
   if (!s.ok()) return fail(mpi, s, 1);
-  return 0;
+  return trainer.value()->preempted() ? om::kPreemptedExitCode : 0;
 }

@@ -81,7 +81,16 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
   po::options_description out("Logging and output");
   out.add_options()
       ("log-interval", po::value(&o->log_interval)->default_value(o->log_interval), "log every N steps")
-      ("save", po::value(&o->save), "run directory: metrics.jsonl is written there")
+      ("save", po::value(&o->save), "run directory: checkpoints (step_*/, latest) and metrics.jsonl")
+      ("save-interval", po::value(&o->save_interval)->default_value(o->save_interval),
+       "checkpoint every N steps (and after the last step); 0 = after the last step only")
+      ("save-keep", po::value(&o->save_keep)->default_value(o->save_keep), "keep the newest K checkpoints; 0 = all")
+      ("load", po::value(&o->load),
+       "resume from a run directory (its `latest` checkpoint) or a step_* directory; any tp/dp layout")
+      ("no-load-optim", po::bool_switch(&o->no_load_optim), "load the weights only (fresh Adam moments and step)")
+      ("no-load-rng", po::bool_switch(&o->no_load_rng), "keep this run's --seed for the data order")
+      ("exit-duration-in-mins", po::value(&o->exit_duration_in_mins)->default_value(o->exit_duration_in_mins),
+       "save a checkpoint and exit with code 75 after this many minutes; 0 = off (SIGTERM/SIGUSR1 do the same)")
       ("log-dir", po::value(&o->log_dir), "directory for metrics.jsonl (when --save is not given)")
       ("peak-tflops", po::value(&o->peak_tflops)->default_value(o->peak_tflops),
        "device peak for MFU in TFLOP/s; 0 = the built-in figure for the device");
@@ -161,6 +170,10 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
   if (o.eval_interval < 0) return bad("--eval-interval must be >= 0");
   if (o.eval_iters < 1) return bad("--eval-iters must be >= 1");
   if (o.log_interval < 1) return bad("--log-interval must be >= 1");
+  if (o.save_interval < 0) return bad("--save-interval must be >= 0 (0 = after the last step only)");
+  if (o.save_keep < 0) return bad("--save-keep must be >= 0 (0 = keep all)");
+  if (o.save_interval > 0 && o.save.empty()) return bad("--save-interval needs --save DIR (where checkpoints go)");
+  if (o.exit_duration_in_mins < 0) return bad("--exit-duration-in-mins must be >= 0 (0 = off)");
   if (o.threads < 0) return bad("--threads must be >= 0 (0 = OMP_NUM_THREADS or all cores)");
   if (o.peak_tflops < 0) return bad("--peak-tflops must be >= 0");
   if (o.device != "cpu")

@@ -46,7 +46,13 @@ struct TrainOptions {
   int64_t eval_iters = 4;              // global batches per validation
   // Logging and output
   int64_t log_interval = 1;
-  std::string save;                    // run directory: metrics.jsonl (checkpoints: a later version)
+  std::string save;                    // run directory: checkpoints (checkpoints/FORMAT.md) and metrics.jsonl
+  int64_t save_interval = 0;           // checkpoint every N steps (and after the last); 0 = after the last only
+  int64_t save_keep = 0;               // keep the newest K checkpoints; 0 = all
+  std::string load;                    // run directory (its `latest`) or a step_* directory to resume from
+  bool no_load_optim = false;          // load weights only: fresh m, v and Adam step
+  bool no_load_rng = false;            // keep this run's --seed for the data order
+  double exit_duration_in_mins = 0;    // save and exit (code 75) after this wall time; 0 = off
   std::string log_dir;                 // metrics.jsonl here instead (or as well) when set
   double peak_tflops = 0.0;            // for MFU; 0: the default for the device (printed at start)
   // Runtime

@@ -8,6 +8,8 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "data/dataset_info.h"
+#include "checkpoints/checkpoint.h"
+#include "launch/preemption.h"
 #include "optim/grad_clip.h"
 
 namespace om {
@@ -118,6 +120,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
                                                          t->model_->tp_replicated());
   t->schedule_ = LrSchedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters};
   OM_RETURN_IF_ERROR(t->schedule_.Validate());
+  if (!o.load.empty()) OM_RETURN_IF_ERROR(t->Load());
   const size_t n = static_cast<size_t>(o.micro_batch_size * t->config_.seq_length);
   t->tokens_.resize(n);
   t->targets_.resize(n);
@@ -254,7 +257,8 @@ void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> va
 
 Status Trainer::Run() {
   Timer total;
-  for (int64_t i = 0; i < options_.train_iters; ++i) {
+  const int64_t first = step_;
+  while (step_ < options_.train_iters) {
     OM_ASSIGN_OR_RETURN(StepStats s, TrainStep());
     std::optional<double> val;
     const bool last = s.step == options_.train_iters;
@@ -262,8 +266,130 @@ Status Trainer::Run() {
       val = Validate();
     }
     Log(s, total.Seconds(), val);
+    if (options_.save_interval > 0 && step_ % options_.save_interval == 0) OM_RETURN_IF_ERROR(Save());
+    if (!last && StopRequested()) {
+      if (!options_.save.empty() && saved_step_ != step_) OM_RETURN_IF_ERROR(Save());
+      preempted_ = true;
+      if (is_logger()) {
+        OM_LOG_INFO("stopping at step %ld (a preemption signal or --exit-duration-in-mins); exit code %d asks for a "
+                    "requeue that resumes with --load",
+                    step_, kPreemptedExitCode);
+      }
+      return Status::Ok();
+    }
   }
-  if (is_logger()) OM_LOG_INFO("done: %ld steps, %ld samples in %.1f s", step_, consumed_samples_, total.Seconds());
+  if (!options_.save.empty() && saved_step_ != step_) OM_RETURN_IF_ERROR(Save());
+  if (is_logger()) {
+    OM_LOG_INFO("done: %ld steps (%ld in this run), %ld samples in %.1f s", step_, step_ - first, consumed_samples_,
+                total.Seconds());
+  }
+  return Status::Ok();
+}
+
+bool Trainer::StopRequested() {
+  const bool timed_out =
+      options_.exit_duration_in_mins > 0 && since_start_.Seconds() > 60.0 * options_.exit_duration_in_mins;
+  double flag = preemption_requested() || timed_out ? 1.0 : 0.0;
+  if (Comm* w = world()) w->all_reduce(make_view(&flag, DType::kF64, Shape{1}, Device::Cpu(), "stop"), ReduceOp::kMax);
+  return flag > 0.0;
+}
+
+nlohmann::json Trainer::ModelJson() const {
+  return {{"name", config_.name},         {"vocab_size", config_.vocab_size}, {"hidden", config_.hidden},
+          {"ffn", config_.ffn},           {"n_heads", config_.n_heads},       {"n_layers", config_.n_layers},
+          {"seq_length", config_.seq_length}, {"attention", attention_kind_name(config_.attention)},
+          {"norm", norm_kind_name(config_.norm)}};
+}
+
+CheckpointState Trainer::CurrentState() const {
+  const OptimizerConfig& oc = optimizer_->config();
+  CheckpointState st;
+  st.step = step_;
+  st.consumed_samples = consumed_samples_;
+  st.model = ModelJson();
+  st.optimizer = {{"kind", optimizer_kind_name(oc.kind)}, {"transform", ortho_transform_name(oc.transform)},
+                  {"block", oc.block}, {"seed", oc.seed}, {"beta1", oc.adam.beta1}, {"beta2", oc.adam.beta2},
+                  {"eps", oc.adam.eps}, {"weight_decay", oc.adam.weight_decay}};
+  st.schedule = {{"lr", schedule_.lr}, {"min_lr", schedule_.min_lr}, {"warmup_iters", schedule_.warmup_iters},
+                 {"decay_iters", schedule_.decay_iters}, {"train_iters", options_.train_iters}};
+  st.data = {{"seed", options_.seed}, {"global_batch_size", options_.global_batch_size},
+             {"data_path", options_.data_path}};
+  return st;
+}
+
+Status Trainer::Save() {
+  Timer timer;
+  const CheckpointState st = CurrentState();
+  CheckpointLayout layout;
+  if (groups_ != nullptr) {
+    layout = {static_cast<int>(groups_->dims().tp), static_cast<int>(groups_->dims().dp), groups_->tp_rank(),
+              groups_->dp_rank()};
+  }
+  OM_ASSIGN_OR_RETURN(std::string path,
+                      save_checkpoint(options_.save, static_cast<int>(options_.save_keep), st, *optimizer_, layout, world()));
+  saved_step_ = step_;
+  if (is_logger()) OM_LOG_INFO("saved checkpoint %s in %.2f s", path.c_str(), timer.Seconds());
+  return Status::Ok();
+}
+
+Status Trainer::Load() {
+  const TrainOptions& o = options_;
+  StatusOr<std::string> dir = resolve_checkpoint(o.load);
+  if (!dir.ok()) {
+    std::error_code ec;
+    const bool fresh = dir.status().code() == StatusCode::kNotFound &&
+                       (std::filesystem::is_directory(o.load, ec) || o.load == o.save);
+    if (!fresh) return dir.status().WithContext("--load");
+    // The auto-resume pattern (--load DIR --save DIR): the first run of a job finds nothing yet.
+    if (is_logger()) OM_LOG_INFO("--load '%s' holds no checkpoint yet: starting from step 0", o.load.c_str());
+    return Status::Ok();
+  }
+  OM_ASSIGN_OR_RETURN(nlohmann::json manifest, read_manifest(*dir));
+  // One rank reads every file for the checksums; all learn the outcome.
+  Status verified = Status::Ok();
+  if (groups_ == nullptr || groups_->rank() == 0) verified = verify_checkpoint(*dir, manifest);
+  double bad = verified.ok() ? 0.0 : 1.0;
+  if (Comm* w = world()) w->all_reduce(make_view(&bad, DType::kF64, Shape{1}, Device::Cpu(), "verify"), ReduceOp::kMax);
+  if (!verified.ok()) return verified.WithContext("--load");
+  if (bad > 0.0) return Status::Corruption("--load '" + *dir + "' failed its checksum check (see rank 0's message)");
+
+  const std::vector<std::string> diff = manifest_mismatches(manifest, ModelJson(), "model");
+  if (!diff.empty()) {
+    std::string m = "--load '" + *dir + "' was saved from another model:";
+    for (const std::string& d : diff) m += "\n  " + d;
+    return Status::FailedPrecondition(m + "\nUse the checkpoint's --model/--attention/--norm/--seq-length and data, or "
+                                          "start without --load");
+  }
+  OM_ASSIGN_OR_RETURN(LoadReport report, load_checkpoint(*dir, manifest, *optimizer_, !o.no_load_optim, world()));
+  step_ = manifest["step"].get<int64_t>();
+  consumed_samples_ = manifest["consumed_samples"].get<int64_t>();
+  const uint64_t data_seed = manifest["data"].value("seed", o.seed);
+  if (!o.no_load_rng && data_seed != o.seed) {
+    train_sampler_ = std::make_unique<GptSampler>(*train_data_, config_.seq_length, data_seed);
+  }
+  if (is_logger()) {
+    const nlohmann::json& lay = manifest["layout"];
+    OM_LOG_INFO("resumed from %s: step %ld, %ld samples consumed; saved on tp %d x dp %d%s%s", dir->c_str(), step_,
+                consumed_samples_, lay.value("tp", 1), lay.value("dp", 1),
+                o.no_load_optim ? "; weights only (--no-load-optim)" : "",
+                report.converted_units > 0
+                    ? format_message("; OrthoAdam moments of %ld units converted to this run's optimizer units (m "
+                                     "exactly, v by the diagonal approximation: checkpoints/FORMAT.md)",
+                                     static_cast<long>(report.converted_units))
+                          .c_str()
+                    : "");
+    // Allowed to change on resume (a new schedule, data or optimizer setting), but never silently.
+    const CheckpointState now = CurrentState();
+    nlohmann::json saved_opt = manifest["optimizer"];
+    saved_opt.erase("step");
+    const std::pair<const char*, const nlohmann::json*> sections[] = {
+        {"optimizer", &now.optimizer}, {"schedule", &now.schedule}, {"data", &now.data}};
+    for (const auto& [section, run] : sections) {
+      nlohmann::json m2 = manifest;
+      m2["optimizer"] = saved_opt;
+      for (const std::string& d : manifest_mismatches(m2, *run, section)) OM_LOG_INFO("resume: %s", d.c_str());
+    }
+  }
   return Status::Ok();
 }
 

@@ -17,6 +17,10 @@
 #include <memory>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
+#include "checkpoints/checkpoint.h"
+#include "core/timer.h"
 #include "data/indexed_dataset.h"
 #include "data/sampler.h"
 #include "launch/train_options.h"
@@ -44,7 +48,15 @@ class Trainer {
   static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups);
   ~Trainer();
 
+  // Trains until --train-iters (from the loaded step when resuming), saving every --save-interval steps
+  // and after the last one when --save is set. Stops early, after saving, when preemption is requested
+  // (launch/preemption.h) or --exit-duration-in-mins passes: then preempted() is true.
   Status Run();
+  // Writes a checkpoint of the current state to --save (collective over the world).
+  Status Save();
+  bool preempted() const { return preempted_; }
+  int64_t step() const { return step_; }
+  int64_t consumed_samples() const { return consumed_samples_; }
   // One optimizer step (exposed for tests). FailedPrecondition on a non-finite loss or norm.
   StatusOr<StepStats> TrainStep();
   // Mean loss over eval_iters global batches of the held-out set (the same batches every time).
@@ -56,6 +68,13 @@ class Trainer {
  private:
   Trainer() = default;
   void Log(const StepStats& s, double elapsed_s, std::optional<double> val_loss);
+  // --load: resolve, verify, check the model, load the optimizer units, restore the position.
+  Status Load();
+  // True on every rank when any rank saw a preemption signal or passed --exit-duration-in-mins.
+  bool StopRequested();
+  Comm* world() { return groups_ != nullptr && groups_->dims().world_size > 1 ? &groups_->world() : nullptr; }
+  nlohmann::json ModelJson() const;
+  CheckpointState CurrentState() const;  // what a checkpoint records now
   // Mean of a per-rank value over the dp group (the value itself without dp).
   double MeanOverDp(double value);
   bool parallel() const { return groups_ != nullptr && groups_->dims().world_size > 1; }
@@ -75,6 +94,9 @@ class Trainer {
   int64_t consumed_samples_ = 0;
   int64_t step_ = 0;
   double peak_flops_ = 0;  // device peak for MFU, FLOP/s
+  Timer since_start_;      // for --exit-duration-in-mins
+  int64_t saved_step_ = -1;
+  bool preempted_ = false;
   std::FILE* metrics_ = nullptr;
 };
 

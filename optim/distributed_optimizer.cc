@@ -193,13 +193,25 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
   }
 
   // 5. Every rank's updated shard → every rank's flat parameters → the model's tensors.
+  PublishMaster();
+  step_bytes_ = dp_->bytes_sent() - bytes_before;
+}
+
+void DistributedOptimizer::PublishMaster() {
   dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel(), "zero1.flat_param"));
   for (size_t u = 0; u < units_.size(); ++u) {
     const OptimizerUnit& unit = units_[u];
     copy_bytes(static_cast<float*>(params_[unit.param].value.data) + unit.param_offset(), Device::Cpu(),
                f32_at(flat_param_, plan_.flat_offset(u)), Device::Cpu(), static_cast<size_t>(unit.numel()) * kF32);
   }
-  step_bytes_ = dp_->bytes_sent() - bytes_before;
+}
+
+TensorView DistributedOptimizer::unit_state(int which, size_t u) const {
+  OM_CHECK(which >= 0 && which <= 2 && u < units_.size() && plan_.owner[u] == dp_->rank(),
+           "DistributedOptimizer::unit_state(%d, %zu): not a state of a unit this rank owns", which, u);
+  const OptimizerUnit& unit = units_[u];
+  return make_view(f32_at(state_, which * plan_.shard_size + plan_.offset[u]), DType::kF32,
+                   Shape{unit.rows, unit.cols}, Device::Cpu(), which == 0 ? "zero1.master" : "zero1.moment");
 }
 
 }  // namespace om

@@ -100,6 +100,14 @@ class DistributedOptimizer {
   // after Step it holds the last step's U instead.
   ConstTensorView grad_shard() const;
 
+  // Checkpoints (checkpoints/checkpoint.h): the state of local unit u (an index into units() owned by
+  // this rank), which = 0 master, 1 m, 2 v, shaped (rows, cols); set_step restores the step counter;
+  // PublishMaster all-gathers every rank's master shard into every Parameter::value (step 5 above;
+  // collective over dp) after the state was written.
+  TensorView unit_state(int which, size_t u) const;
+  void set_step(int64_t step) { step_ = step; }
+  void PublishMaster();
+
   // Bytes of cached f32 rotations on this rank (0 for AdamW).
   size_t rotation_bytes() const { return rotations_.size(); }
 

@@ -31,7 +31,7 @@ std::vector<OptimizerUnit> make_units(std::span<const Parameter> params, int64_t
                static_cast<long>(b.row0), static_cast<long>(b.row0 + b.rows), p.name.c_str(),
                p.value.shape.ToString().c_str());
       cut_at_multiples(b.logical_row0, b.logical_row0 + b.rows, block, [&](int64_t lr, int64_t n) {
-        units.push_back({i, b.row0 + (lr - b.logical_row0), n, p.cols(), b.name, lr, b.col0});
+        units.push_back({i, b.row0 + (lr - b.logical_row0), n, p.cols(), b.name, b.shape, lr, b.col0});
       });
     }
   }

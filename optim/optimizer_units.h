@@ -36,6 +36,7 @@ struct OptimizerUnit {
   int64_t rows = 0;           // 1 ≤ rows ≤ B
   int64_t cols = 0;           // the parameter's columns (1 for 1-D)
   std::string logical;        // logical tensor name
+  Shape logical_shape;        // the whole logical tensor's shape (1-D for norm gains)
   int64_t logical_row0 = 0;   // logical row of memory row row0
   int64_t logical_col0 = 0;   // logical column of memory column 0
 

@@ -301,8 +301,8 @@ TEST(OrthoAdam, RotationsDependOnTheUnitGridWhenBDoesNotDivideTheShards) {
   ShapeOnlyComm tp(0, 2);
   const Llama part(cfg, 1, Device::Cpu(), DType::kF32, &tp);
   const std::vector<OptimizerUnit> a = make_units(full.parameters(), big.block), b = make_units(part.parameters(), big.block);
-  const OptimizerUnit* qa = find_unit(a, {0, 0, 0, 0, "layers.0.attn.q.weight", 0, 0});
-  const OptimizerUnit* qb = find_unit(b, {0, 0, 0, 0, "layers.0.attn.q.weight", 0, 0});
+  const OptimizerUnit* qa = find_unit(a, {0, 0, 0, 0, "layers.0.attn.q.weight", {}, 0, 0});
+  const OptimizerUnit* qb = find_unit(b, {0, 0, 0, 0, "layers.0.attn.q.weight", {}, 0, 0});
   ASSERT_NE(qa, nullptr);
   ASSERT_NE(qb, nullptr);
   EXPECT_EQ(qa->rows, 256);
