@@ -2,6 +2,7 @@
 #include "checkpoints/checkpoint.h"
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc ≥ 2.28)
 #include <unistd.h>
 #include <zlib.h>
 
@@ -204,20 +205,21 @@ StatusOr<std::string> publish(const std::string& dir, const std::string& tmp, in
 
   const std::string name = checkpoint_dir_name(state.step), final_dir = dir + "/" + name;
   std::error_code ec;
-  const std::string old = dir + "/." + name + ".old";
-  if (fs::exists(final_dir)) {  // a re-save of the same step replaces it
-    fs::remove_all(old, ec);
-    fs::rename(final_dir, old, ec);
-    if (ec) return Status::IOError("cannot move the previous '" + final_dir + "' aside: " + ec.message());
+  if (fs::exists(final_dir)) {
+    // A re-save of the same step: swap the two directories in one atomic rename, so `step_N` is always
+    // a complete checkpoint; the old copy is then in `tmp` and removed below.
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0)
+      return Status::IOError("cannot replace '" + final_dir + "' (renameat2 RENAME_EXCHANGE failed)");
+  } else {
+    fs::rename(tmp, final_dir, ec);
+    if (ec) return Status::IOError("cannot rename '" + tmp + "' to '" + final_dir + "': " + ec.message());
   }
-  fs::rename(tmp, final_dir, ec);
-  if (ec) return Status::IOError("cannot rename '" + tmp + "' to '" + final_dir + "': " + ec.message());
   OM_RETURN_IF_ERROR(fsync_path(dir, true));
   OM_RETURN_IF_ERROR(write_synced(dir + "/latest.tmp", name + "\n"));
   fs::rename(dir + "/latest.tmp", dir + "/latest", ec);
   if (ec) return Status::IOError("cannot update '" + dir + "/latest': " + ec.message());
   OM_RETURN_IF_ERROR(fsync_path(dir, true));
-  fs::remove_all(old, ec);
+  fs::remove_all(tmp, ec);  // the replaced copy, if any
 
   if (keep > 0) {  // the newest `keep` step directories stay (the one just published is the newest)
     std::vector<std::string> steps;
@@ -227,7 +229,13 @@ StatusOr<std::string> publish(const std::string& dir, const std::string& tmp, in
     }
     std::sort(steps.begin(), steps.end());
     const size_t drop = steps.size() > static_cast<size_t>(keep - 1) ? steps.size() - (keep - 1) : 0;
-    for (size_t i = 0; i < drop; ++i) fs::remove_all(dir + "/" + steps[i], ec);
+    // Renamed out of the step_* namespace first (atomic), then deleted: a kill mid-delete leaves a
+    // hidden .deleting directory (swept by the next save), never a half-deleted step_* one.
+    for (size_t i = 0; i < drop; ++i) {
+      const std::string doomed = dir + "/." + steps[i] + ".deleting";
+      fs::rename(dir + "/" + steps[i], doomed, ec);
+      if (!ec) fs::remove_all(doomed, ec);
+    }
   }
   return final_dir;
 }
@@ -255,7 +263,7 @@ StatusOr<std::string> save_checkpoint(const std::string& dir, int keep, const Ch
       // Leftovers of killed saves are never read; remove them before starting another.
       for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
         const std::string n = e.path().filename().string();
-        if (n.size() > 5 && n[0] == '.' && n.rfind(".step_", 0) == 0 && n.ends_with(".tmp")) fs::remove_all(e.path(), ec);
+        if (n.rfind(".step_", 0) == 0 && (n.ends_with(".tmp") || n.ends_with(".deleting"))) fs::remove_all(e.path(), ec);
       }
       fs::create_directories(tmp, ec);
       if (ec) local = Status::IOError("--save '" + dir + "': cannot create '" + tmp + "': " + ec.message());
@@ -292,6 +300,18 @@ StatusOr<std::string> resolve_checkpoint(const std::string& path) {
       return Status::Corruption("'" + path + "/latest' names '" + name + "', which has no manifest.json");
     return step_dir;
   }
+  // No `latest` yet: a job killed between publishing its first step directory and writing `latest`.
+  // Published step directories are complete (they appear by rename with their manifest), so the
+  // newest one is the checkpoint.
+  std::error_code ec;
+  std::string newest;
+  if (fs::is_directory(path, ec)) {
+    for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("step_", 0) == 0 && fs::exists(e.path() / "manifest.json") && n > newest) newest = n;
+    }
+  }
+  if (!newest.empty()) return path + "/" + newest;
   return Status::NotFound("'" + path + "' holds no checkpoint (neither a 'latest' file nor a manifest.json)");
 }
 
@@ -384,29 +404,34 @@ bool same_rotations(const Basis& saved, const Basis& now, const OptimizerUnit& u
   if (saved.rotated() != now.rotated() || saved.config.transform != now.config.transform ||
       saved.config.seed != now.config.seed)
     return false;
+  // Same Q_r: a saved unit with the same rows (Q_r's key ignores columns). Same Q_c: every current column
+  // block is a saved block of those rows — possibly of several saved units, as when the column shards of
+  // a row-parallel weight (attn.o, mlp.down) saved at tp 2 are loaded at tp 1.
+  std::vector<std::pair<int64_t, int64_t>> blocks;
   for (const OptimizerUnit& s : saved_units) {
     if (s.logical_row0 != unit.logical_row0 || s.rows != unit.rows) continue;
-    // Same Q_r (same key); every current column block must be a saved block (same key).
-    std::vector<std::pair<int64_t, int64_t>> blocks;
     int64_t c = s.logical_col0;
     for (int64_t w : column_blocks(s, saved.config.block)) {
       blocks.push_back({c, w});
       c += w;
     }
-    c = unit.logical_col0;
-    bool all = true;
-    for (int64_t w : column_blocks(unit, now.config.block)) {
-      all = all && std::find(blocks.begin(), blocks.end(), std::make_pair(c, w)) != blocks.end();
-      c += w;
-    }
-    if (all) return true;
   }
-  return false;
+  if (blocks.empty()) return false;
+  int64_t c = unit.logical_col0;
+  for (int64_t w : column_blocks(unit, now.config.block)) {
+    if (std::find(blocks.begin(), blocks.end(), std::make_pair(c, w)) == blocks.end()) return false;
+    c += w;
+  }
+  return true;
 }
 
 // m and v of `unit` in the current basis from the saved units of its logical tensor.
+// A saved unit's m and v in the parameter basis (computed once per saved unit and load).
+using ParameterBasisCache = std::map<std::string, std::pair<std::vector<double>, std::vector<double>>>;
+
 Status convert_moments(const h5::File& index, const Basis& saved, const Basis& now, const OptimizerUnit& unit,
-                       const std::vector<OptimizerUnit>& saved_units, float* m_out, float* v_out) {
+                       const std::vector<OptimizerUnit>& saved_units, ParameterBasisCache& cache, float* m_out,
+                       float* v_out) {
   const int64_t R = unit.rows, K = unit.cols;
   std::vector<double> M(static_cast<size_t>(R * K), 0.0), V(M.size(), 0.0);
   int64_t covered = 0;
@@ -414,18 +439,25 @@ Status convert_moments(const h5::File& index, const Basis& saved, const Basis& n
     const int64_t r0 = std::max(s.logical_row0, unit.logical_row0), r1 = std::min(s.logical_row0 + s.rows, unit.logical_row0 + R);
     const int64_t c0 = std::max(s.logical_col0, unit.logical_col0), c1 = std::min(s.logical_col0 + s.cols, unit.logical_col0 + K);
     if (r0 >= r1 || c0 >= c1) continue;
-    std::vector<float> buf(static_cast<size_t>(s.rows * s.cols));
-    std::vector<double> sm(buf.size()), sv(buf.size());
-    const std::vector<int64_t> start = logical_start(s.logical_shape, s.logical_row0, s.logical_col0),
-                               count = logical_count(s.logical_shape, s.rows, s.cols);
-    OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg/" + s.logical, start, count, buf.data()));
-    std::copy(buf.begin(), buf.end(), sm.begin());
-    OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg_sq/" + s.logical, start, count, buf.data()));
-    std::copy(buf.begin(), buf.end(), sv.begin());
-    if (saved.rotated()) {  // back to the parameter basis: M exactly, V by the diagonal approximation
-      rotate(saved.config, s, sm, RotateDirection::kInverse, false);
-      rotate(saved.config, s, sv, RotateDirection::kInverse, true);
+    const std::string key = unit_key(s.logical, s.logical_row0, s.logical_col0);
+    auto cached = cache.find(key);
+    if (cached == cache.end()) {
+      std::vector<float> buf(static_cast<size_t>(s.rows * s.cols));
+      std::vector<double> sm(buf.size()), sv(buf.size());
+      const std::vector<int64_t> start = logical_start(s.logical_shape, s.logical_row0, s.logical_col0),
+                                 count = logical_count(s.logical_shape, s.rows, s.cols);
+      OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg/" + s.logical, start, count, buf.data()));
+      std::copy(buf.begin(), buf.end(), sm.begin());
+      OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg_sq/" + s.logical, start, count, buf.data()));
+      std::copy(buf.begin(), buf.end(), sv.begin());
+      if (saved.rotated()) {  // back to the parameter basis: M exactly, V by the diagonal approximation
+        rotate(saved.config, s, sm, RotateDirection::kInverse, false);
+        rotate(saved.config, s, sv, RotateDirection::kInverse, true);
+      }
+      cached = cache.emplace(key, std::make_pair(std::move(sm), std::move(sv))).first;
     }
+    const std::vector<double>& sm = cached->second.first;
+    const std::vector<double>& sv = cached->second.second;
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t c = c0; c < c1; ++c) {
         const size_t dst = static_cast<size_t>((r - unit.logical_row0) * K + (c - unit.logical_col0));
@@ -451,6 +483,12 @@ Status convert_moments(const h5::File& index, const Basis& saved, const Basis& n
 
 StatusOr<LoadReport> load_units(const std::string& step_dir, const nlohmann::json& manifest, DistributedOptimizer& opt,
                                 bool load_optim) {
+  // HDF5 reads a missing source file of a virtual dataset as zeros, silently: every listed file must exist
+  // (their checksums are verify_checkpoint's job).
+  for (const nlohmann::json& f : manifest["files"]) {
+    const std::string path = step_dir + "/" + f.value("name", "");
+    if (!fs::exists(path)) return Status::Corruption("checkpoint file '" + path + "' is missing");
+  }
   OM_ASSIGN_OR_RETURN(h5::File index, h5::File::OpenRead(step_dir + "/index.h5"));
   OM_ASSIGN_OR_RETURN(std::string units_text, index.StringAttribute("units"));
   std::map<std::string, std::vector<OptimizerUnit>> saved_units;
@@ -470,6 +508,7 @@ StatusOr<LoadReport> load_units(const std::string& step_dir, const nlohmann::jso
   now.config = opt.config();
 
   LoadReport report;
+  ParameterBasisCache cache;
   for (size_t u : opt.local_units()) {
     const OptimizerUnit& unit = opt.units()[u];
     const std::vector<int64_t> start = logical_start(unit.logical_shape, unit.logical_row0, unit.logical_col0),
@@ -491,7 +530,7 @@ StatusOr<LoadReport> load_units(const std::string& step_dir, const nlohmann::jso
       OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg/" + unit.logical, start, count, m));
       OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg_sq/" + unit.logical, start, count, v));
     } else {
-      OM_RETURN_IF_ERROR(convert_moments(index, saved, now, unit, saved_units[unit.logical], m, v));
+      OM_RETURN_IF_ERROR(convert_moments(index, saved, now, unit, saved_units[unit.logical], cache, m, v));
       ++report.converted_units;
     }
   }

@@ -46,8 +46,8 @@ StatusOr<std::string> save_checkpoint(const std::string& dir, int keep, const Ch
                                       const DistributedOptimizer& optimizer, const CheckpointLayout& layout,
                                       Comm* world);
 
-// A run directory (with `latest`) or a step directory (with manifest.json) → the step directory.
-// NotFound when `path` holds neither.
+// A run directory (its `latest`; without one, its newest step_* directory) or a step directory (with
+// manifest.json) → the step directory. NotFound when `path` holds none.
 StatusOr<std::string> resolve_checkpoint(const std::string& path);
 
 // manifest.json of a step directory, format checked.
@@ -65,6 +65,8 @@ struct LoadReport {
   int64_t converted_units = 0;  // OrthoAdam units whose moments were converted (grids differ)
 };
 
+// REQUIRES verify_checkpoint first (the trainer verifies on one rank): this checks only that every
+// listed file exists, since HDF5 reads a missing virtual-dataset source as zeros.
 // Loads this rank's units (master; m and v when load_optim) from step_dir/index.h5 and all-gathers the
 // weights into the parameters; sets the optimizer's step from the manifest when load_optim. Moments are
 // converted between bases when the saved and current optimizer units or rotations differ

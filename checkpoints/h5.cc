@@ -38,7 +38,11 @@ StatusOr<File> File::Create(const std::string& path) {
   quiet();
   File f;
   f.path_ = path;
-  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  // The 1.8+ object format stores attributes densely, so the `units` attribute may exceed 64 KiB
+  // (thousands of units); HDF5 1.8 and later, h5py included, read it.
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (id < 0) return fail(path, "cannot create the file (check the directory exists and is writable)");
   f.file_ = Handle(id, H5Fclose);
   return f;
@@ -100,11 +104,18 @@ StatusOr<std::vector<int64_t>> File::Shape(const std::string& name) const {
 Status File::ReadF32(const std::string& name, const std::vector<int64_t>& start, const std::vector<int64_t>& count,
                      float* out) const {
   if (!Exists(name)) return Status::NotFound("HDF5 file '" + path_ + "' has no dataset '" + name + "'");
-  // Virtual datasets name their sources relative to this file.
-  Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
-  H5Pset_virtual_prefix(dapl.get(), "${ORIGIN}");
-  Handle ds(H5Dopen2(file_.get(), name.c_str(), dapl.get()), H5Dclose);
-  if (!ds.valid()) return fail(path_, "cannot open dataset '" + name + "'");
+  // Opened once per file object and kept (a loader reads many regions of one virtual dataset, and
+  // each open of a virtual dataset opens its source files). Virtual datasets name their sources
+  // relative to this file.
+  auto it = open_datasets_.find(name);
+  if (it == open_datasets_.end()) {
+    Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+    H5Pset_virtual_prefix(dapl.get(), "${ORIGIN}");
+    Handle opened(H5Dopen2(file_.get(), name.c_str(), dapl.get()), H5Dclose);
+    if (!opened.valid()) return fail(path_, "cannot open dataset '" + name + "'");
+    it = open_datasets_.emplace(name, std::move(opened)).first;
+  }
+  const Handle& ds = it->second;
   Handle fspace(H5Dget_space(ds.get()), H5Sclose);
   const std::vector<hsize_t> s = dims(start), c = dims(count);
   if (H5Sget_simple_extent_ndims(fspace.get()) != static_cast<int>(c.size()) ||
@@ -137,6 +148,62 @@ Status File::CreateVirtualF32(const std::string& name, const std::vector<int64_t
             H5Dclose);
   if (!ds.valid()) return fail(path_, "cannot create virtual dataset '" + name + "'");
   return Status::Ok();
+}
+
+StatusOr<std::vector<File::Mapping>> File::VirtualMappings(const std::string& name) const {
+  if (!Exists(name)) return Status::NotFound("HDF5 file '" + path_ + "' has no dataset '" + name + "'");
+  // Reading the creation properties does not open the source files.
+  Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) return fail(path_, "cannot open dataset '" + name + "'");
+  Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+  if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_VIRTUAL)
+    return Status::InvalidArgument("HDF5 file '" + path_ + "': dataset '" + name + "' is not a virtual dataset");
+  size_t n = 0;
+  if (H5Pget_virtual_count(dcpl.get(), &n) < 0) return fail(path_, "cannot read the mappings of '" + name + "'");
+  // H5Pget_virtual_{filename,dsetname} return the length without the terminator; call once to size.
+  auto get_string = [&](ssize_t (*get)(hid_t, size_t, char*, size_t), size_t i, std::string* out) {
+    const ssize_t len = get(dcpl.get(), i, nullptr, 0);
+    if (len < 0) return false;
+    std::vector<char> buf(static_cast<size_t>(len) + 1, '\0');
+    if (get(dcpl.get(), i, buf.data(), buf.size()) < 0) return false;
+    out->assign(buf.data(), static_cast<size_t>(len));
+    return true;
+  };
+  std::vector<Mapping> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    Mapping& m = out[i];
+    Handle vspace(H5Pget_virtual_vspace(dcpl.get(), i), H5Sclose);
+    const int rank = vspace.valid() ? H5Sget_simple_extent_ndims(vspace.get()) : -1;
+    if (rank < 0 || !get_string(H5Pget_virtual_filename, i, &m.file) ||
+        !get_string(H5Pget_virtual_dsetname, i, &m.dataset))
+      return fail(path_, "cannot read mapping " + std::to_string(i) + " of '" + name + "'");
+    std::vector<hsize_t> lo(static_cast<size_t>(rank)), hi(static_cast<size_t>(rank));
+    if (rank > 0 && H5Sget_select_bounds(vspace.get(), lo.data(), hi.data()) < 0)
+      return fail(path_, "cannot read the region of mapping " + std::to_string(i) + " of '" + name + "'");
+    for (int d = 0; d < rank; ++d) {
+      m.start.push_back(static_cast<int64_t>(lo[static_cast<size_t>(d)]));
+      m.count.push_back(static_cast<int64_t>(hi[static_cast<size_t>(d)] - lo[static_cast<size_t>(d)] + 1));
+    }
+  }
+  return out;
+}
+
+StatusOr<std::vector<std::string>> File::Members(const std::string& group) const {
+  if (group != "/" && !Exists(group))
+    return Status::NotFound("HDF5 file '" + path_ + "' has no group '" + group + "'");
+  Handle g(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!g.valid()) return fail(path_, "'" + group + "' is not a group");
+  H5G_info_t info;
+  if (H5Gget_info(g.get(), &info) < 0) return fail(path_, "cannot list group '" + group + "'");
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t len = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) return fail(path_, "cannot list group '" + group + "'");
+    std::vector<char> buf(static_cast<size_t>(len) + 1, '\0');
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, buf.data(), buf.size(), H5P_DEFAULT);
+    names.emplace_back(buf.data(), static_cast<size_t>(len));
+  }
+  return names;
 }
 
 Status File::SetStringAttribute(const std::string& name, const std::string& value) {
@@ -174,6 +241,7 @@ Status File::SetIntAttribute(const std::string& name, int64_t value) {
 Status File::Close() {
   if (!file_.valid()) return Status::Ok();
   const hid_t id = file_.get();
+  open_datasets_.clear();
   if (H5Fflush(id, H5F_SCOPE_GLOBAL) < 0) return fail(path_, "cannot flush (disk full?)");
   file_ = Handle();  // H5Fclose
   return Status::Ok();

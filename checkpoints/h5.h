@@ -7,6 +7,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,11 @@ class File {
   };
   Status CreateVirtualF32(const std::string& name, const std::vector<int64_t>& shape,
                           const std::vector<Mapping>& mappings);
+  // The mappings of the virtual dataset `name` as stored (source names as written, regions as the
+  // bounding box of each mapping's selection). InvalidArgument when `name` is not a virtual dataset.
+  StatusOr<std::vector<Mapping>> VirtualMappings(const std::string& name) const;
+  // The names of the members of `group` ("/model"), in name order. NotFound when it does not exist.
+  StatusOr<std::vector<std::string>> Members(const std::string& group) const;
 
   Status SetStringAttribute(const std::string& name, const std::string& value);  // on the root group
   StatusOr<std::string> StringAttribute(const std::string& name) const;
@@ -67,6 +73,7 @@ class File {
   Status EnsureParents(const std::string& name);
   std::string path_;
   Handle file_;
+  mutable std::map<std::string, Handle> open_datasets_;  // ReadF32's handles; destroyed before file_
 };
 
 }  // namespace om::h5

@@ -301,6 +301,19 @@ nlohmann::json Trainer::ModelJson() const {
           {"norm", norm_kind_name(config_.norm)}};
 }
 
+namespace {
+
+// A float as the shortest decimal that reads back as the same float (0.9f → 0.9, not 0.8999999761…).
+double short_decimal(float f) {
+  for (int digits = 6; digits <= 9; ++digits) {
+    const double d = std::strtod(format_message("%.*g", digits, static_cast<double>(f)).c_str(), nullptr);
+    if (static_cast<float>(d) == f) return d;
+  }
+  return static_cast<double>(f);
+}
+
+}  // namespace
+
 CheckpointState Trainer::CurrentState() const {
   const OptimizerConfig& oc = optimizer_->config();
   CheckpointState st;
@@ -308,9 +321,12 @@ CheckpointState Trainer::CurrentState() const {
   st.consumed_samples = consumed_samples_;
   st.model = ModelJson();
   st.optimizer = {{"kind", optimizer_kind_name(oc.kind)}, {"transform", ortho_transform_name(oc.transform)},
-                  {"block", oc.block}, {"seed", oc.seed}, {"beta1", oc.adam.beta1}, {"beta2", oc.adam.beta2},
-                  {"eps", oc.adam.eps}, {"weight_decay", oc.adam.weight_decay}};
-  st.schedule = {{"lr", schedule_.lr}, {"min_lr", schedule_.min_lr}, {"warmup_iters", schedule_.warmup_iters},
+                  {"block", oc.block}, {"seed", oc.seed}, {"beta1", short_decimal(oc.adam.beta1)},
+                  {"beta2", short_decimal(oc.adam.beta2)}, {"eps", short_decimal(oc.adam.eps)},
+                  {"weight_decay", short_decimal(oc.adam.weight_decay)}};
+  st.schedule = {{"lr", short_decimal(schedule_.lr)},
+                 {"min_lr", short_decimal(schedule_.min_lr)},
+                 {"warmup_iters", schedule_.warmup_iters},
                  {"decay_iters", schedule_.decay_iters}, {"train_iters", options_.train_iters}};
   st.data = {{"seed", options_.seed}, {"global_batch_size", options_.global_batch_size},
              {"data_path", options_.data_path}};
@@ -337,8 +353,12 @@ Status Trainer::Load() {
   StatusOr<std::string> dir = resolve_checkpoint(o.load);
   if (!dir.ok()) {
     std::error_code ec;
+    // Nothing to resume: the directory is new (the auto-resume pattern --load DIR --save DIR on a job's
+    // first run) or empty. Anything else without a checkpoint (a typo, leftovers of a failed save in
+    // another directory) is an error rather than a silent restart.
     const bool fresh = dir.status().code() == StatusCode::kNotFound &&
-                       (std::filesystem::is_directory(o.load, ec) || o.load == o.save);
+                       (o.load == o.save || (std::filesystem::is_directory(o.load, ec) &&
+                                             std::filesystem::is_empty(o.load, ec)));
     if (!fresh) return dir.status().WithContext("--load");
     // The auto-resume pattern (--load DIR --save DIR): the first run of a job finds nothing yet.
     if (is_logger()) OM_LOG_INFO("--load '%s' holds no checkpoint yet: starting from step 0", o.load.c_str());
@@ -361,8 +381,16 @@ Status Trainer::Load() {
                                           "start without --load");
   }
   OM_ASSIGN_OR_RETURN(LoadReport report, load_checkpoint(*dir, manifest, *optimizer_, !o.no_load_optim, world()));
+  double converted = static_cast<double>(report.converted_units);  // over the world, for the log line
+  if (Comm* w = world()) w->all_reduce(make_view(&converted, DType::kF64, Shape{1}, Device::Cpu(), "n"), ReduceOp::kSum);
+  report.converted_units = static_cast<int64_t>(converted);
   step_ = manifest["step"].get<int64_t>();
   consumed_samples_ = manifest["consumed_samples"].get<int64_t>();
+  // Resuming a finished run from --save itself: that checkpoint is already there, no need to re-save it.
+  std::error_code ec;
+  if (!o.save.empty() && std::filesystem::equivalent(*dir, o.save + "/" + checkpoint_dir_name(step_), ec)) {
+    saved_step_ = step_;
+  }
   const uint64_t data_seed = manifest["data"].value("seed", o.seed);
   if (!o.no_load_rng && data_seed != o.seed) {
     train_sampler_ = std::make_unique<GptSampler>(*train_data_, config_.seq_length, data_seed);
@@ -373,7 +401,7 @@ Status Trainer::Load() {
                 consumed_samples_, lay.value("tp", 1), lay.value("dp", 1),
                 o.no_load_optim ? "; weights only (--no-load-optim)" : "",
                 report.converted_units > 0
-                    ? format_message("; OrthoAdam moments of %ld units converted to this run's optimizer units (m "
+                    ? format_message("; OrthoAdam moments of %ld units (all ranks) converted to this run's units (m "
                                      "exactly, v by the diagonal approximation: checkpoints/FORMAT.md)",
                                      static_cast<long>(report.converted_units))
                           .c_str()
