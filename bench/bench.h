@@ -22,6 +22,14 @@ struct MeasureOptions {
   int iters = 20;
 };
 
+// The median of samples taken elsewhere (interleaved rounds, per-rank times).
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 struct BenchStats {
   double median_s = 0, p10_s = 0, p90_s = 0;
 };

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench.h"
 #include "core/check.h"
 #include "core/timer.h"
 #include "checkpoints/checkpoint.h"
@@ -28,12 +29,6 @@
 
 namespace om {
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // Seconds for every rank to write+fsync (or read) `bytes` to its own file; the slowest rank's time.
 double raw_io(const std::string& path, size_t bytes, bool write) {
@@ -138,16 +133,16 @@ int run(int argc, char** argv) {
     uint64_t all_shards = 0;
     MPI_Reduce(&shard, &all_shards, 1, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
     const double raw_mb = static_cast<double>(all_shards) / 1e6;
-    const double s = median(save_s), l = median(load_s), v = median(verify_s);
+    const double s = bench::median(save_s), l = bench::median(load_s), v = bench::median(verify_s);
     std::printf("checkpoint of %s at tp%ld·dp%ld: %.1f MB (%d shard files + index + manifest), medians of %d reps\n",
                 model.c_str(), static_cast<long>(tp), static_cast<long>(dp), mb, size, reps);
     std::printf("%-46s %9s %9s\n", "", "seconds", "MB/s");
     std::printf("%-46s %9.3f %9.0f\n", "save (shards + index + CRC-32 + publish)", s, mb / s);
     std::printf("%-46s %9.3f %9.0f\n", "load (verify CRC-32 + read + all-gather)", l, mb / l);
     std::printf("%-46s %9.3f %9.0f\n", "  of which verify (rank 0 reads every file)", v, mb / v);
-    std::printf("%-46s %9.3f %9.0f\n", "raw write + fsync, same bytes per rank", median(raw_w), raw_mb / median(raw_w));
-    std::printf("%-46s %9.3f %9.0f\n", "raw read, same bytes per rank (page cache)", median(raw_r), raw_mb / median(raw_r));
-    std::printf("%-46s %9.2f\n", "save / raw write", s / median(raw_w));
+    std::printf("%-46s %9.3f %9.0f\n", "raw write + fsync, same bytes per rank", bench::median(raw_w), raw_mb / bench::median(raw_w));
+    std::printf("%-46s %9.3f %9.0f\n", "raw read, same bytes per rank (page cache)", bench::median(raw_r), raw_mb / bench::median(raw_r));
+    std::printf("%-46s %9.2f\n", "save / raw write", s / bench::median(raw_w));
   } else {
     MPI_Reduce(&shard, nullptr, 1, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
   }

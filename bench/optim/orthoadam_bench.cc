@@ -65,12 +65,6 @@ struct Case {
   int reps = 5;  // interleaved rounds: samples per timed quantity
 };
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // Forward + inverse FLOPs of one unit (kernels/block_rotate.h: 2·R²·K + 2·R·Σ K_b² per direction).
 double rotation_flops(const OptimizerUnit& u, int64_t block) {
   const double R = static_cast<double>(u.rows), K = static_cast<double>(u.cols);
@@ -376,11 +370,11 @@ BlockResult run_block(TrainStep& train, int64_t block, int rounds) {
   run_rounds({&tt, &ta, &to, &tr}, rounds);
   std::printf("  train step loss %.3f (ln V = %.3f)\n", train.loss,
               std::log(static_cast<double>(train.model->config().vocab_size)));
-  res.train_s = median_of(tt.samples);
+  res.train_s = bench::median(tt.samples);
   res.train_p10 = quantile(tt.samples, 0.1), res.train_p90 = quantile(tt.samples, 0.9);
-  res.adamw_s = median_of(ta.samples);
-  res.ortho_s = median_of(to.samples);
-  res.rotate_s = median_of(tr.samples);
+  res.adamw_s = bench::median(ta.samples);
+  res.ortho_s = bench::median(to.samples);
+  res.rotate_s = bench::median(tr.samples);
   res.adamw_p10 = quantile(ta.samples, 0.1), res.adamw_p90 = quantile(ta.samples, 0.9);
   res.ortho_p10 = quantile(to.samples, 0.1), res.ortho_p90 = quantile(to.samples, 0.9);
   return res;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench.h"
 #include "core/check.h"
 #include "launch/trainer.h"
 #include "parallel/comm.h"
@@ -22,12 +23,6 @@
 
 namespace om {
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // Per-step analytic bytes (tp + dp) of one rank; the derivation is in tests/parallel/step_volume_test.cc.
 uint64_t analytic_bytes(const LlamaConfig& c, int64_t Vp, int64_t tp, int64_t dp, int64_t mb, int64_t accumulation) {
@@ -100,13 +95,13 @@ int run(int argc, char** argv) {
   }
   if (rank == 0) {
     const LlamaConfig& c = trainer.value()->config();
-    const double t = median(step_s);
+    const double t = bench::median(step_s);
     const uint64_t want = analytic_bytes(c, trainer.value()->model().padded_vocab(), tp, dp, global / dp, 1);
     std::printf("tp%ld·dp%ld threads %ld: step %.3f s (median of %zu), %.0f tok/s, collectives %.1f%% (rank 0) "
                 "%.1f%% (max rank), bytes/step/rank measured %.0f analytic %llu\n",
                 static_cast<long>(tp), static_cast<long>(dp), static_cast<long>(threads), t, step_s.size(),
-                static_cast<double>(global * seq) / t, 100 * median(share0), 100 * median(share_max),
-                median(bytes_max), static_cast<unsigned long long>(want));
+                static_cast<double>(global * seq) / t, 100 * bench::median(share0), 100 * bench::median(share_max),
+                bench::median(bytes_max), static_cast<unsigned long long>(want));
   }
   return 0;
 }
