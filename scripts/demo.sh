@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job: set up and build, check the kernels, tokenize the bundled corpus, and train
-# the `tiny` Llama (softmax-1 attention) with a falling loss and validation on held-out chapters.
+# the `tiny` Llama with the paper's remedies (softmax-1 attention, OrthoAdam, RMSNorm-S) on 4 MPI ranks
+# (tensor parallel 2 x data parallel 2) with a falling loss, validation on held-out chapters and
+# checkpoints; then verify the last checkpoint.
 #   DEMO_ITERS=300 DEMO_DIR=build/demo bash scripts/demo.sh     (the defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,27 +14,31 @@ ITERS=${DEMO_ITERS:-300}
 CORPUS=data/corpus/moby_dick.jsonl
 mkdir -p "$DIR"
 
-echo "== 1/4 kernel self-check (gradients vs finite differences, f32 vs f64)"
+echo "== 1/5 kernel self-check (gradients vs finite differences, f32 vs f64)"
 "$BIN"/ortho_selfcheck > "$DIR/selfcheck.txt" || { cat "$DIR/selfcheck.txt"; exit 1; }
 tail -n 1 "$DIR/selfcheck.txt"
 
-echo "== 2/4 tokenizer: SentencePiece BPE, vocab 4096, on the training chapters of $CORPUS"
+echo "== 2/5 tokenizer: SentencePiece BPE, vocab 4096, on the training chapters of $CORPUS"
 "$BIN"/ortho_data tokenizer-train --input "$CORPUS" --model-prefix "$DIR/tokenizer" --vocab-size 4096 \
     --valid-fraction 0.05 --seed 1234
 
-echo "== 3/4 preprocess: $DIR/moby_train and $DIR/moby_valid (held-out chapters)"
+echo "== 3/5 preprocess: $DIR/moby_train and $DIR/moby_valid (held-out chapters)"
 "$BIN"/ortho_data preprocess --input "$CORPUS" --tokenizer-model "$DIR/tokenizer.model" \
     --output-prefix "$DIR/moby" --valid-fraction 0.05 --seed 1234
 
-echo "== 4/4 train: tiny Llama, softmax-1, $ITERS steps of 8 x 256 tokens"
-rm -f "$DIR/run/metrics.jsonl"
-"$BIN"/ortho_megatron --model tiny --attention softmax1 --norm rmsnorm \
+echo "== 4/5 train: tiny Llama, softmax-1 + OrthoAdam + RMSNorm-S, tp 2 x dp 2 (4 MPI ranks), $ITERS steps of 8 x 256 tokens"
+rm -rf "$DIR/run"
+OMP_NUM_THREADS=1 mpirun -np 4 "$BIN"/ortho_megatron --tp 2 --dp 2 \
+    --model tiny --attention softmax1 --norm rmsnorm-s --optimizer orthoadam \
     --data-path "$DIR/moby_train" --valid-data-path "$DIR/moby_valid" \
-    --micro-batch-size 8 --global-batch-size 8 --train-iters "$ITERS" \
+    --micro-batch-size 4 --global-batch-size 8 --train-iters "$ITERS" \
     --lr 3e-3 --min-lr 3e-4 --lr-warmup-iters 20 --seed 1234 \
-    --eval-interval 100 --eval-iters 2 --log-interval 10 --save "$DIR/run"
+    --eval-interval 100 --eval-iters 2 --log-interval 10 --save "$DIR/run" --save-interval 100 --save-keep 2
+
+echo "== 5/5 checkpoint: $DIR/run/$(cat "$DIR/run/latest")"
+"$BIN"/ortho_ckpt verify "$DIR/run" | tail -n 1
 
 first=$(head -n 1 "$DIR/run/metrics.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
 last=$(tail -n 1 "$DIR/run/metrics.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
 val=$(grep val_loss "$DIR/run/metrics.jsonl" | tail -n 1 | sed 's/.*"val_loss": \([0-9.]*\).*/\1/')
-echo "demo done: training loss $first -> $last, held-out loss $val (metrics: $DIR/run/metrics.jsonl)"
+echo "demo done: training loss $first -> $last, held-out loss $val (metrics: $DIR/run/metrics.jsonl; resume with --load $DIR/run)"
