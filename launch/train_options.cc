@@ -77,7 +77,9 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
       ("valid-data-path", po::value(&o->valid_data_path), "prefix of the held-out set for validation loss")
       ("eval-interval", po::value(&o->eval_interval)->default_value(o->eval_interval),
        "validation every N steps (also after the last); 0 = only after the last")
-      ("eval-iters", po::value(&o->eval_iters)->default_value(o->eval_iters), "global batches per validation");
+      ("eval-iters", po::value(&o->eval_iters)->default_value(o->eval_iters), "global batches per validation")
+      ("eval-metrics", po::bool_switch(&o->eval_metrics),
+       "with validation, also first-token attention, kurtosis and max activation (metrics.jsonl)");
   po::options_description out("Logging and output");
   out.add_options()
       ("log-interval", po::value(&o->log_interval)->default_value(o->log_interval), "log every N steps")
@@ -169,6 +171,8 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
   if (!(o.adam_eps > 0)) return bad("--adam-eps must be > 0");
   if (o.eval_interval < 0) return bad("--eval-interval must be >= 0");
   if (o.eval_iters < 1) return bad("--eval-iters must be >= 1");
+  if (o.eval_metrics && o.valid_data_path.empty())
+    return bad("--eval-metrics measures on the validation batches: give --valid-data-path too");
   if (o.log_interval < 1) return bad("--log-interval must be >= 1");
   if (o.save_interval < 0) return bad("--save-interval must be >= 0 (0 = after the last step only)");
   if (o.save_keep < 0) return bad("--save-keep must be >= 0 (0 = keep all)");

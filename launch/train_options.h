@@ -44,6 +44,7 @@ struct TrainOptions {
   std::string valid_data_path;         // prefix of the held-out set; "" = no validation
   int64_t eval_interval = 0;           // validation every N steps (and at the end); 0 = only at the end
   int64_t eval_iters = 4;              // global batches per validation
+  bool eval_metrics = false;           // also the paper's metrics on the validation batches (metrics.jsonl)
   // Logging and output
   int64_t log_interval = 1;
   std::string save;                    // run directory: checkpoints (checkpoints/FORMAT.md) and metrics.jsonl

@@ -9,6 +9,7 @@
 #include "core/timer.h"
 #include "data/dataset_info.h"
 #include "checkpoints/checkpoint.h"
+#include "eval/metrics.h"
 #include "launch/preemption.h"
 #include "optim/grad_clip.h"
 
@@ -206,11 +207,41 @@ StatusOr<StepStats> Trainer::TrainStep() {
   return StepStats{step_, loss, norm, lr, timer.Seconds()};
 }
 
+namespace {
+
+// --eval-metrics: feeds the validation forward passes to the paper's metrics (eval/metrics.h). A tp rank
+// holds heads [head0, head0 + Hl); the residual stream is the same on every tp rank, so only tp rank 0
+// counts it.
+class ValidationProbe final : public ForwardProbe {
+ public:
+  ValidationProbe(MetricsAccumulator& m, int64_t head0, bool hidden) : m_(m), head0_(head0), hidden_(hidden) {}
+  bool wants_attention() const override { return true; }
+  void OnAttention(int64_t layer, ConstTensorView probs) override { m_.AddAttention(layer, probs, head0_); }
+  void OnBlockOutput(int64_t layer, ConstTensorView x) override {
+    if (hidden_) m_.AddHidden(layer, x);
+  }
+
+ private:
+  MetricsAccumulator& m_;
+  int64_t head0_;
+  bool hidden_;
+};
+
+}  // namespace
+
 double Trainer::Validate() {
   const int64_t T = config_.seq_length, mb = options_.micro_batch_size;
   const int64_t accumulation = options_.accumulation_steps();
   double sum = 0.0;
   int64_t count = 0;
+  std::optional<MetricsAccumulator> metrics;
+  std::optional<ValidationProbe> probe;
+  if (options_.eval_metrics) {
+    const int64_t Hl = config_.n_heads / model_->tp_size();
+    metrics.emplace(config_.n_layers, config_.n_heads, T);
+    probe.emplace(*metrics, model_->tp_rank() * Hl, model_->tp_rank() == 0);
+    model_->set_probe(&*probe);
+  }
   for (int64_t batch = 0; batch < options_.eval_iters; ++batch) {
     for (int64_t micro = 0; micro < accumulation; ++micro) {
       valid_sampler_->MicroBatch(batch * options_.global_batch_size, micro, mb, dp_rank_, options_.dp, tokens_,
@@ -220,6 +251,16 @@ double Trainer::Validate() {
       sum += model_->Forward(tok, tgt);
       ++count;
     }
+  }
+  if (metrics) {
+    model_->set_probe(nullptr);
+    if (Comm* w = world()) metrics->Reduce(*w);
+    EvalReport r;
+    metrics->Fill(r);
+    last_metrics_ = {{"first_token_mass", r.first_mass_overall}, {"first_token_argmax", r.first_argmax_overall},
+                     {"first_token_chance", r.chance},         {"kurtosis_first", r.kurtosis_first_mean},
+                     {"kurtosis_rest", r.kurtosis_rest_mean},  {"maxabs_first", r.maxabs_first_mean},
+                     {"maxabs_rest", r.maxabs_rest_mean}};
   }
   return MeanOverDp(sum / static_cast<double>(count));
 }
@@ -243,14 +284,14 @@ void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> va
                 "mem %.0f MiB | ETA %s%s",
                 s.step, options_.train_iters, s.loss, s.lr, s.grad_norm, tokens_per_s, flops / 1e12, 100 * mfu,
                 static_cast<double>(model_->memory_bytes()) / (1 << 20), format_eta(eta).c_str(),
-                val_loss ? format_message(" | val loss %.4f", *val_loss).c_str() : "");
+                val_loss ? (format_message(" | val loss %.4f", *val_loss) + MetricsSummary()).c_str() : "");
   }
   if (metrics_) {
     std::fprintf(metrics_,
                  "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f, "
                  "\"tflops\": %.6f, \"mfu\": %.6f, \"elapsed_s\": %.3f%s}\n",
                  s.step, s.loss, s.lr, s.grad_norm, tokens_per_s, flops / 1e12, mfu, elapsed_s,
-                 val_loss ? format_message(", \"val_loss\": %.6f", *val_loss).c_str() : "");
+                 val_loss ? (format_message(", \"val_loss\": %.6f", *val_loss) + MetricsFields()).c_str() : "");
     std::fflush(metrics_);
   }
 }
@@ -284,6 +325,21 @@ Status Trainer::Run() {
                 total.Seconds());
   }
   return Status::Ok();
+}
+
+std::string Trainer::MetricsSummary() const {
+  if (last_metrics_.empty()) return "";
+  return format_message(" | first-token attn %.1f%% (chance %.1f%%) | kurtosis %.2f first, %.2f rest",
+                        100 * last_metrics_["first_token_mass"].get<double>(),
+                        100 * last_metrics_["first_token_chance"].get<double>(),
+                        last_metrics_["kurtosis_first"].get<double>(), last_metrics_["kurtosis_rest"].get<double>());
+}
+
+std::string Trainer::MetricsFields() const {
+  std::string out;
+  for (auto it = last_metrics_.begin(); it != last_metrics_.end(); ++it)
+    out += format_message(", \"%s\": %.6g", it.key().c_str(), it.value().get<double>());
+  return out;
 }
 
 bool Trainer::StopRequested() {

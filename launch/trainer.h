@@ -75,6 +75,8 @@ class Trainer {
   Comm* world() { return groups_ != nullptr && groups_->dims().world_size > 1 ? &groups_->world() : nullptr; }
   nlohmann::json ModelJson() const;
   CheckpointState CurrentState() const;  // what a checkpoint records now
+  std::string MetricsFields() const;      // last_metrics_ as ", \"key\": value" JSON fields
+  std::string MetricsSummary() const;     // the same for the log line
   // Mean of a per-rank value over the dp group (the value itself without dp).
   double MeanOverDp(double value);
   bool parallel() const { return groups_ != nullptr && groups_->dims().world_size > 1; }
@@ -97,6 +99,7 @@ class Trainer {
   Timer since_start_;      // for --exit-duration-in-mins
   int64_t saved_step_ = -1;
   bool preempted_ = false;
+  nlohmann::json last_metrics_ = nlohmann::json::object();  // --eval-metrics of the last validation
   std::FILE* metrics_ = nullptr;
 };
 

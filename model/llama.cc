@@ -276,6 +276,7 @@ double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
   const TensorView logits = Rows(act_.logits, B), losses = Rows(act_.losses, B);
   rmsnorm_forward(ctx_, {final_norm, Rows(act_.final_rstd, B), x_out, w_.final_norm, config_.norm, config_.norm_eps});
   if (tp_ != nullptr) copy_to_tp_region_forward(*tp_, final_norm);
+  if (probe_ != nullptr) probe_->OnLinearInput(final_norm);
   matmul(ctx_, {logits, final_norm, w_.lm_head, Transpose::kNo, Transpose::kYes});
   // The padding columns [V, Vp) of the logits are excluded from the max, the sum and the gradient.
   if (tp_ != nullptr) {
@@ -303,21 +304,35 @@ void Llama::ForwardLayer(int64_t i, int64_t B) {
 
   rmsnorm_forward(ctx_, {attn_norm, Rows(a.attn_rstd, B), x, w.attn_norm, config_.norm, config_.norm_eps});
   if (tp_ != nullptr) copy_to_tp_region_forward(*tp_, attn_norm);
+  if (probe_ != nullptr) probe_->OnLinearInput(attn_norm);
   matmul(ctx_, {Rows(a.qkv, B), attn_norm, w.qkv, Transpose::kNo, Transpose::kYes});
   // qkv as (B, T, 3H, D): heads [0, H) are q, [H, 2H) k, [2H, 3H) v; RoPE rotates the first 2H.
   rope_forward(ctx_, {reshape(qkv, Shape{B, T, 3 * H, D}), 2 * H, config_.rope_theta});
-  attention_forward(ctx_, {First(a.attn_out, B), First(a.lse, B), TensorView{}, qkv, H, config_.attention});
+  TensorView probs;
+  if (probe_ != nullptr && probe_->wants_attention()) {
+    const size_t bytes = static_cast<size_t>(max_micro_batch_ * H * T * T) * dtype_size(dtype_);
+    if (probs_.size() < bytes) probs_ = Buffer::Allocate(device_, bytes, "attention probabilities (probe)");
+    probs = make_view(probs_.data(), dtype_, Shape{B, H, T, T}, device_, "attention_probs");
+  }
+  attention_forward(ctx_, {First(a.attn_out, B), First(a.lse, B), probs, qkv, H, config_.attention});
+  if (probs.data != nullptr) probe_->OnAttention(i, probs);
+  if (probe_ != nullptr) probe_->OnLinearInput(attn_out);
   matmul(ctx_, {x_mid, attn_out, w.o, Transpose::kNo, Transpose::kYes});
   if (tp_ != nullptr) reduce_from_tp_region_forward(*tp_, x_mid);  // sum of the ranks' head groups
   residual_forward(ctx_, {x_mid, x_mid, x});
 
   rmsnorm_forward(ctx_, {mlp_norm, Rows(a.mlp_rstd, B), x_mid, w.mlp_norm, config_.norm, config_.norm_eps});
   if (tp_ != nullptr) copy_to_tp_region_forward(*tp_, mlp_norm);
+  if (probe_ != nullptr) probe_->OnLinearInput(mlp_norm);
   matmul(ctx_, {gate_up, mlp_norm, w.gate_up, Transpose::kNo, Transpose::kYes});
   swiglu_forward(ctx_, {swiglu, gate_up});
+  if (probe_ != nullptr) probe_->OnLinearInput(swiglu);
   matmul(ctx_, {x_next, swiglu, w.down, Transpose::kNo, Transpose::kYes});
   if (tp_ != nullptr) reduce_from_tp_region_forward(*tp_, x_next);
   residual_forward(ctx_, {x_next, x_next, x_mid});
+  if (probe_ != nullptr) {
+    probe_->OnBlockOutput(i, First(i + 1 < config_.n_layers ? act_.layers[i + 1].x : act_.x_out, B));
+  }
 }
 
 void Llama::ZeroGrad() {

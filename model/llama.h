@@ -46,11 +46,26 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/buffer.h"
 #include "core/parameter.h"
 #include "model/llama_config.h"
 #include "parallel/comm.h"
 
 namespace om {
+
+// Observes a forward pass and may edit the inputs of the linear layers (the evaluator's hook, eval/:
+// paper metrics and fake-quantised activations). Per layer, in this order: OnLinearInput (the qkv
+// input), OnAttention, OnLinearInput (o), OnLinearInput (gate_up), OnLinearInput (down), OnBlockOutput;
+// after the last layer OnLinearInput (the LM head input). A forward with a probe must not be followed
+// by Backward when the probe edits activations.
+class ForwardProbe {
+ public:
+  virtual ~ForwardProbe() = default;
+  virtual bool wants_attention() const { return false; }  // OnAttention is called only when true
+  virtual void OnAttention(int64_t layer, ConstTensorView probs) {}  // (B, Hl, T, T) probabilities
+  virtual void OnBlockOutput(int64_t layer, ConstTensorView x) {}    // (B, T, C) residual stream after it
+  virtual void OnLinearInput(TensorView x) {}                         // (B·T, K) in place
+};
 
 class Llama {
  public:
@@ -73,6 +88,10 @@ class Llama {
   void Backward(float loss_scale);
 
   void ZeroGrad();  // all gradients to 0
+
+  // Every following Forward reports to `probe` (not owned; nullptr: none). With attention requested,
+  // a (max_micro_batch, Hl, T, T) probability buffer is allocated on first use.
+  void set_probe(ForwardProbe* probe) { probe_ = probe; }
 
   std::span<Parameter> parameters() { return params_; }
   std::span<const Parameter> parameters() const { return params_; }
@@ -162,6 +181,8 @@ class Llama {
   std::vector<Parameter> params_;
   Tensors w_, g_;            // weights and their gradients
   Activations act_;
+  ForwardProbe* probe_ = nullptr;
+  Buffer probs_;             // (Bm, Hl, T, T) attention probabilities for a probe that wants them
   int64_t batch_ = 0;        // B of the last Forward; 0 before the first
   int64_t target_count_ = 0; // non-ignored targets of the last Forward
 };

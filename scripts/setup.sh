@@ -17,6 +17,7 @@ PACKAGES=(
   nlohmann-json3-dev zlib1g-dev              # manifests, metrics, reports; gzip JSON lines
   libgtest-dev libgmock-dev libbenchmark-dev # tests and benchmarks
   python3-h5py python3-numpy                 # tests: h5py reads a checkpoint's index.h5
+  chromium fonts-dejavu-core                 # tests: the evaluator's report.html renders headless
 )
 
 missing=()
