@@ -89,7 +89,7 @@ std::vector<int64_t> token_bytes(const Tokenizer& tok) {
 
 }  // namespace
 
-StatusOr<EvalReport> evaluate(const EvalOptions& o) {
+StatusOr<EvalReport> evaluate(const EvalOptions& o, Comm* world) {
   OM_ASSIGN_OR_RETURN(std::string dir, resolve_checkpoint(o.load));
   OM_ASSIGN_OR_RETURN(nlohmann::json manifest, read_manifest(dir));
   OM_RETURN_IF_ERROR(verify_checkpoint(dir, manifest).WithContext("--load"));
@@ -139,8 +139,10 @@ StatusOr<EvalReport> evaluate(const EvalOptions& o) {
   // One pass over the windows: the mean loss over scored targets; bytes of those targets.
   auto pass = [&](ForwardProbe* probe, double* bytes) {
     model.set_probe(probe);
-    double nll = 0.0, count = 0.0, nbytes = 0.0;
-    for (int64_t first = 0; first < windows; first += mb) {
+    double sums[3] = {0.0, 0.0, 0.0};  // nll, count, nbytes
+    double &nll = sums[0], &count = sums[1], &nbytes = sums[2];
+    const int64_t rank = world != nullptr ? world->rank() : 0, ranks = world != nullptr ? world->size() : 1;
+    for (int64_t first = rank * mb; first < windows; first += ranks * mb) {
       const int64_t b = std::min(mb, windows - first);
       sampler.MicroBatch(first, 0, b, 0, 1, std::span<int32_t>(tokens.data(), static_cast<size_t>(b * T)),
                          std::span<int32_t>(targets.data(), static_cast<size_t>(b * T)));
@@ -156,6 +158,9 @@ StatusOr<EvalReport> evaluate(const EvalOptions& o) {
       count += static_cast<double>(scored);
     }
     model.set_probe(nullptr);
+    if (world != nullptr) {
+      world->all_reduce(make_view(sums, DType::kF64, Shape{3}, Device::Cpu(), "eval.sums"), ReduceOp::kSum);
+    }
     if (bytes != nullptr) *bytes = nbytes;
     r.tokens = static_cast<int64_t>(count);
     return count > 0 ? nll / count : 0.0;
@@ -168,7 +173,10 @@ StatusOr<EvalReport> evaluate(const EvalOptions& o) {
   r.ppl = std::exp(r.loss);
   r.sequences = windows;
   r.bits_per_byte = nbytes > 0 ? r.loss * static_cast<double>(r.tokens) / std::log(2.0) / nbytes : NAN;
-  if (o.metrics) metrics.Fill(r);
+  if (o.metrics) {
+    if (world != nullptr) metrics.Reduce(*world);
+    metrics.Fill(r);
+  }
   OM_LOG_INFO("full precision: %ld tokens, loss %.4f, perplexity %.3f", static_cast<long>(r.tokens), r.loss, r.ppl);
 
   // Quantised passes: each on a fresh copy of the full-precision weights, restored afterwards.

@@ -17,6 +17,7 @@
 #include "core/status.h"
 #include "eval/quantize.h"
 #include "eval/report.h"
+#include "parallel/comm.h"
 
 namespace om {
 
@@ -29,6 +30,9 @@ struct EvalOptions {
   bool metrics = true;             // attention and hidden-state metrics on the full-precision pass
 };
 
-StatusOr<EvalReport> evaluate(const EvalOptions& options);
+// `world` (optional, e.g. under mpirun): the micro-batches of windows are dealt round-robin to its ranks
+// (micro-batch k to rank k mod P, so per-tensor activation scales see the same batches as in one process)
+// and every sum is all-reduced; each rank then returns the same report. Collective over `world`.
+StatusOr<EvalReport> evaluate(const EvalOptions& options, Comm* world = nullptr);
 
 }  // namespace om

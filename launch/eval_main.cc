@@ -2,21 +2,45 @@
 // first-token attention, hidden-state kurtosis and max activation, and the perplexity penalty of
 // fake-quantised weights (eval/evaluator.h); writes report.json, report.md and report.html.
 //   ortho_eval --load CKPT --data-path HELDOUT [--eval-tokens N] [--quant LIST] --report DIR
-// One process, no mpirun needed. Exit status: 0 done, 1 a failure (the message names the file), 2 bad flags.
+// One process, no mpirun needed; under mpirun the windows are shared among the ranks and rank 0 writes
+// the report. Exit status: 0 done, 1 a failure (the message names the file), 2 bad flags.
+#include <mpi.h>
 #include <omp.h>
 
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "core/check.h"
 #include "core/log.h"
 #include "eval/evaluator.h"
+#include "parallel/mpi_comm.h"
 
 namespace po = boost::program_options;
 
+namespace {
+
+int run(int argc, char** argv, int rank, int size);
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);  // a singleton without mpirun
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  om::set_process_rank(rank);
+  const int rc = run(argc, argv, rank, size);
+  if (rc == 1 && size > 1) MPI_Abort(MPI_COMM_WORLD, rc);  // the other ranks may wait in a collective
+  MPI_Finalize();
+  return rc;
+}
+
+namespace {
+
+int run(int argc, char** argv, int rank, int size) {
   om::EvalOptions o;
   std::string quant = "all", report;
   int threads = 0;
@@ -63,11 +87,14 @@ int main(int argc, char** argv) {
   o.metrics = !no_metrics;
   if (threads > 0) omp_set_num_threads(threads);
 
-  om::StatusOr<om::EvalReport> r = om::evaluate(o);
+  std::optional<om::MpiComm> world;
+  if (size > 1) world.emplace(MPI_COMM_WORLD, "world", om::CommOwnership::kBorrowed);
+  om::StatusOr<om::EvalReport> r = om::evaluate(o, world ? &*world : nullptr);
   if (!r.ok()) {
-    std::fprintf(stderr, "ortho_eval: %s\n", r.status().ToString().c_str());
+    std::fprintf(stderr, "ortho_eval [%s]: %s\n", om::process_identity().c_str(), r.status().ToString().c_str());
     return 1;
   }
+  if (rank != 0) return 0;
   const om::Status written = om::write_report(report, *r);
   if (!written.ok()) {
     std::fprintf(stderr, "ortho_eval: %s\n", written.ToString().c_str());
@@ -77,3 +104,5 @@ int main(int argc, char** argv) {
   std::printf("\nreport: %s/report.json, report.md, report.html\n", report.c_str());
   return 0;
 }
+
+}  // namespace

@@ -57,6 +57,8 @@ class Trainer {
   bool preempted() const { return preempted_; }
   int64_t step() const { return step_; }
   int64_t consumed_samples() const { return consumed_samples_; }
+  // --eval-metrics: the paper's metrics of the last Validate (empty before one).
+  const nlohmann::json& last_eval_metrics() const { return last_metrics_; }
   // One optimizer step (exposed for tests). FailedPrecondition on a non-finite loss or norm.
   StatusOr<StepStats> TrainStep();
   // Mean loss over eval_iters global batches of the held-out set (the same batches every time).

@@ -59,14 +59,23 @@ TrainOptions options(const std::string& data, int64_t tp, int64_t dp, const std:
   return o;
 }
 
-std::vector<StepStats> train(const TrainOptions& o, ProcessGroups* groups) {
-  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o, groups);
+// Trains kSteps; then one validation with --eval-metrics, whose figures go to `metrics` when given.
+std::vector<StepStats> train(const TrainOptions& o, ProcessGroups* groups, nlohmann::json* metrics = nullptr) {
+  TrainOptions with_eval = o;
+  with_eval.valid_data_path = o.data_path;
+  with_eval.eval_metrics = true;
+  with_eval.eval_iters = 1;
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(metrics != nullptr ? with_eval : o, groups);
   OM_CHECK(t.ok(), "%s", t.status().ToString().c_str());
   std::vector<StepStats> out;
   for (int64_t i = 0; i < kSteps; ++i) {
     StatusOr<StepStats> s = t.value()->TrainStep();
     OM_CHECK(s.ok(), "%s", s.status().ToString().c_str());
     out.push_back(*s);
+  }
+  if (metrics != nullptr) {
+    t.value()->Validate();
+    *metrics = t.value()->last_eval_metrics();
   }
   return out;
 }
@@ -98,7 +107,8 @@ void expect_layouts_follow_single_process(const std::string& optimizer, int64_t 
   ASSERT_EQ(n, 8) << "run under mpirun -np 8";  // the same on every rank
   const std::string data = shared_dataset();
   Timer timer;
-  const std::vector<StepStats> reference = train(options(data, 1, 1, optimizer, block), nullptr);
+  nlohmann::json ref_metrics;
+  const std::vector<StepStats> reference = train(options(data, 1, 1, optimizer, block), nullptr, &ref_metrics);
   const double reference_s = timer.Seconds();
 
   for (int64_t tp : tps) {
@@ -106,7 +116,8 @@ void expect_layouts_follow_single_process(const std::string& optimizer, int64_t 
     StatusOr<ProcessGroups> groups = ProcessGroups::Create(ParallelDims::Make(tp, dp, n).value());
     OM_CHECK(groups.ok(), "%s", groups.status().ToString().c_str());
     Timer layout_timer;
-    const std::vector<StepStats> got = train(options(data, tp, dp, optimizer, block), &*groups);
+    nlohmann::json got_metrics;
+    const std::vector<StepStats> got = train(options(data, tp, dp, optimizer, block), &*groups, &got_metrics);
     const std::string layout = optimizer + " tp" + std::to_string(tp) + "·dp" + std::to_string(dp);
     if (mpi_world_rank() == 0) {
       std::printf("%s: %ld steps in %.2f s (tp1·dp1 alone: %.2f s)\n", layout.c_str(), static_cast<long>(kSteps),
@@ -141,6 +152,17 @@ void expect_layouts_follow_single_process(const std::string& optimizer, int64_t 
                   reference[kSteps - 1].loss);
     }
     expect_all_ok(results);
+    // --eval-metrics: the validation figures summed over tp ranks (heads) and dp ranks (sequences) equal
+    // the one-process ones. Means of f32 probabilities and activations of weights that agree to ~1e-7
+    // relative (above): 1e-4 relative (the argmax rate can flip on near-ties: one query of the 8·31
+    // per head and layer, 1 / (8·31·16) of the overall rate, is allowed).
+    for (const char* key : {"first_token_mass", "kurtosis_first", "kurtosis_rest", "maxabs_first", "maxabs_rest"}) {
+      const double a = got_metrics.value(key, -1.0), b = ref_metrics.value(key, -2.0);
+      EXPECT_NEAR(a, b, 1e-4 * std::abs(b)) << layout << " eval metric " << key;
+    }
+    EXPECT_NEAR(got_metrics.value("first_token_argmax", -1.0), ref_metrics.value("first_token_argmax", -2.0),
+                1.0 / (8 * 31 * 16) + 1e-12)
+        << layout;
     // The model learns: the curve being compared is not flat.
     EXPECT_LT(got.back().loss, 0.5 * got.front().loss) << layout;
   }
