@@ -2,6 +2,11 @@
 # Debian package names are listed in scripts/setup.sh; keep the two in agreement.
 
 if(OM_WITH_CUDA)
+  # H100/H200 unless the user chose: set before enable_language, which would otherwise cache the
+  # compiler's default (sm_52 or sm_75, depending on the nvcc version).
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 90)
+  endif()
   enable_language(CUDA)
   # CMake 3.25 knows no CUDA20 dialect for nvcc; tell it the flag (ENVIRONMENT.md).
   if(NOT DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)

@@ -1,5 +1,7 @@
 #include "kernels/adamw.h"
 
+#include <string>
+
 namespace om {
 
 namespace {
@@ -10,6 +12,12 @@ void check_betas(const char* op, float beta1, float beta2, int64_t step) {
   OM_CHECK(beta1 >= 0.0f && beta1 < 1.0f && beta2 >= 0.0f && beta2 < 1.0f,
            "%s: betas must lie in [0, 1), got beta1 %g beta2 %g", op, static_cast<double>(beta1),
            static_cast<double>(beta2));
+}
+
+// On CUDA every tensor is f32: master weights, moments and (fp32-accumulated) gradients.
+void check_cuda_f32(const char* op, const ConstTensorView& t) {
+  OM_CHECK(t.dtype == DType::kF32, "%s: the CUDA kernel updates f32 master weights and moments; '%s' is %s", op,
+           t.name, std::string(dtype_name(t.dtype)).c_str());
 }
 
 }  // namespace
@@ -24,10 +32,9 @@ void adamw_update(const ExecContext& ctx, const AdamWArgs& a) {
   check_betas(op, a.beta1, a.beta2, a.step);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.param); return cpu::adamw_update(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda: check_cuda_f32(op, a.param); OM_CUDA_OP(op, cuda::adamw_update(a, ctx.stream)); return;
   }
 }
-
 
 void adam_direction(const ExecContext& ctx, const AdamDirectionArgs& a) {
   constexpr const char* op = "adam_direction";
@@ -39,18 +46,22 @@ void adam_direction(const ExecContext& ctx, const AdamDirectionArgs& a) {
   check_betas(op, a.beta1, a.beta2, a.step);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.direction); return cpu::adam_direction(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_f32(op, a.direction);
+      OM_CUDA_OP(op, cuda::adam_direction(a, ctx.stream));
+      return;
   }
 }
 
 void adam_apply(const ExecContext& ctx, const AdamApplyArgs& a) {
   constexpr const char* op = "adam_apply";
+  check_tensor(op, a.param, a.param.dtype, a.param.shape);
   check_tensor(op, a.direction, a.param.dtype, a.param.shape);
   check_device(op, ctx, a.param);
   check_device(op, ctx, a.direction);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.param); return cpu::adam_apply(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda: check_cuda_f32(op, a.param); OM_CUDA_OP(op, cuda::adam_apply(a, ctx.stream)); return;
   }
 }
 

@@ -12,8 +12,14 @@
 //   adam_apply      param -= lr * (u + weight_decay * param), u the direction rotated back
 // with the same arithmetic as adamw_update, so adam_direction then adam_apply on the same u equals
 // adamw_update bit for bit (the identity rotation test relies on it).
-// REQUIRES: param, m, v and grad share one shape and dtype (CPU: f32, or f64 for checks); step >= 1;
-// beta1, beta2 in [0, 1).
+// REQUIRES: param, m, v and grad share one shape and dtype (CPU: f32, or f64 for checks; CUDA: f32
+// only, the master weights and moments of mixed-precision training); step >= 1; beta1, beta2 in [0, 1).
+// CUDA (kernels/cuda/adamw.cu) runs the same formulas as the CPU reference, each element in double,
+// operation for operation (no fused multiply-adds) with the bias corrections computed on the host by
+// the same libm calls, so the f32 results are bit-identical to cpu:: where the host compiler does not
+// contract multiply-adds (the x86-64 baseline this project builds for); where it does, a few double
+// intermediates differ in their last bits and results may differ by 1 ulp (tests/cuda/adamw_test.cc).
+// Asynchronous on the given stream; no scratch memory.
 #pragma once
 
 #include "kernels/common.h"
@@ -50,11 +56,17 @@ struct AdamApplyArgs {
 };
 void adam_apply(const ExecContext& ctx, const AdamApplyArgs& args);
 
-// No CUDA kernels yet: on a CUDA context these are a clear fatal error.
 namespace cpu {
 void adamw_update(const AdamWArgs& args);
 void adam_direction(const AdamDirectionArgs& args);
 void adam_apply(const AdamApplyArgs& args);
 }  // namespace cpu
+
+namespace cuda {
+// f32 tensors only (kernels/adamw.cc checks); element-wise, one thread per element.
+void adamw_update(const AdamWArgs& args, Stream stream);
+void adam_direction(const AdamDirectionArgs& args, Stream stream);
+void adam_apply(const AdamApplyArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

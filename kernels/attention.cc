@@ -18,18 +18,23 @@ AttentionDims attention_dims(const char* op, const ConstTensorView& qkv, int64_t
   return {qkv.dim(0), qkv.dim(1), n_heads, width / (3 * n_heads)};
 }
 
+// lse and probs: the activation dtype on the CPU (f32 or f64), always f32 on CUDA.
+DType stat_dtype(const ExecContext& ctx, const ConstTensorView& qkv) {
+  return ctx.device.kind == DeviceKind::kCuda ? DType::kF32 : qkv.dtype;
+}
+
 }  // namespace
 
 void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& a) {
   constexpr const char* op = "attention_forward";
   const auto [B, T, H, D] = attention_dims(op, a.qkv, a.n_heads);
   check_tensor(op, a.out, a.qkv.dtype, {B, T, H * D});
-  check_tensor(op, a.lse, a.qkv.dtype, {B, H, T});
+  check_tensor(op, a.lse, stat_dtype(ctx, a.qkv), {B, H, T});
   check_device(op, ctx, a.out);
   check_device(op, ctx, a.lse);
   check_device(op, ctx, a.qkv);
   if (!a.probs.empty()) {  // optional: only the evaluator asks for the full probability matrix
-    check_tensor(op, a.probs, a.qkv.dtype, {B, H, T, T});
+    check_tensor(op, a.probs, stat_dtype(ctx, a.qkv), {B, H, T, T});
     check_device(op, ctx, a.probs);
   }
   switch (ctx.device.kind) {
@@ -37,7 +42,10 @@ void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& a) {
       check_cpu_float(op, a.qkv);
       // f32 (production) runs the GEMM variant; f64 (the gradient checks) the reference.
       return a.qkv.dtype == DType::kF32 ? cpu::attention_forward_gemm(a) : cpu::attention_forward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.qkv);
+      OM_CUDA_OP(op, cuda::attention_forward(a, ctx.stream));
+      return;
   }
 }
 
@@ -47,13 +55,16 @@ void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& a) 
   check_tensor(op, a.dqkv, a.qkv.dtype, {B, T, 3 * H * D});
   check_tensor(op, a.dout, a.qkv.dtype, {B, T, H * D});
   check_tensor(op, a.out, a.qkv.dtype, {B, T, H * D});
-  check_tensor(op, a.lse, a.qkv.dtype, {B, H, T});
+  check_tensor(op, a.lse, stat_dtype(ctx, a.qkv), {B, H, T});
   for (const ConstTensorView& t : {ConstTensorView(a.dqkv), a.dout, a.qkv, a.out, a.lse}) check_device(op, ctx, t);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu:
       check_cpu_float(op, a.qkv);
       return a.qkv.dtype == DType::kF32 ? cpu::attention_backward_gemm(a) : cpu::attention_backward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.qkv);
+      OM_CUDA_OP(op, cuda::attention_backward(a, ctx.stream));
+      return;
   }
 }
 

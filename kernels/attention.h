@@ -5,7 +5,8 @@
 //   out_i = sum_j p_ij v_j;   lse_i = log of the row's denominator, so p_ij = exp(s_ij - lse_i).
 // The backward recomputes p from q, k and lse (no T x T matrix is stored between the passes).
 // Stateless; a call may run concurrently with calls on other tensors.
-// REQUIRES: all float tensors of one call share one dtype (CPU: f32 or f64; no CUDA kernel yet);
+// REQUIRES: CPU: all float tensors of one call share one dtype (f32 or f64). CUDA: qkv, out, dout and
+//           dqkv share one dtype (bf16 or f32); lse and probs are f32; D <= 256.
 //           qkv's last dimension is 3*H*D with H = n_heads > 0.
 #pragma once
 
@@ -61,7 +62,18 @@ void attention_forward_gemm(const AttentionForwardArgs& args);
 void attention_backward_gemm(const AttentionBackwardArgs& args);
 }  // namespace cpu
 
-// No cuda:: functions yet: the flash-style CUDA kernel comes later, and until then a kCuda context
-// ends in no_cuda_kernel("attention_forward" / "attention_backward").
+namespace cuda {
+// Flash-style kernels (kernels/cuda/attention.cu): no (T, T) matrix in memory except the optional
+// probs. qkv, out, dout, dqkv bf16 or f32 (one dtype per call); lse and probs f32; f32 arithmetic;
+// D <= 256 (OM_CHECK). Deterministic: every output element is written by one warp in a fixed order.
+//   forward:  one warp per (b, h, query i) runs the online softmax over keys j <= i (softmax-1: the
+//             running max starts at 0 and the running sum at 1); probs, if requested, in a second
+//             pass over the same keys as exp(s_ij - lse_i).
+//   backward: delta_i = dout_i · out_i, then one warp per query row writes dq_i and one warp per key
+//             row writes dk_j and dv_j, with p_ij recomputed as exp(s_ij - lse_i).
+// The backward allocates a (B, H, T) f32 scratch for delta and synchronizes `stream` before returning.
+void attention_forward(const AttentionForwardArgs& args, Stream stream);
+void attention_backward(const AttentionBackwardArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

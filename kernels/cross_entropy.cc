@@ -5,9 +5,10 @@
 namespace om {
 namespace {
 
-// Statistics (row_max, sum_exp, target_logit, losses): the logits dtype on the CPU, f32 on CUDA.
-DType stat_dtype(const ExecContext& ctx, const ConstTensorView& logits) {
-  return ctx.device.kind == DeviceKind::kCuda ? DType::kF32 : logits.dtype;
+// Statistics (row_max, sum_exp, target_logit, losses): f32 on CUDA; on the CPU the dtype of `like`
+// (the logits, or for cross_entropy_loss, whose inputs are all statistics, row_max).
+DType stat_dtype(const ExecContext& ctx, const ConstTensorView& like) {
+  return ctx.device.kind == DeviceKind::kCuda ? DType::kF32 : like.dtype;
 }
 
 void check_logits(const char* op, const ConstTensorView& logits) {
@@ -38,7 +39,10 @@ void cross_entropy_row_max(const ExecContext& ctx, const CrossEntropyRowMaxArgs&
       check_cpu_float(op, a.logits);
       if (a.logits.dtype == DType::kF32) return cpu::cross_entropy_row_max_simd(a);
       return cpu::cross_entropy_row_max(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.logits);
+      OM_CUDA_OP(op, cuda::cross_entropy_row_max(a, ctx.stream));
+      return;
   }
 }
 
@@ -56,7 +60,10 @@ void cross_entropy_sum_exp(const ExecContext& ctx, const CrossEntropySumExpArgs&
       check_cpu_float(op, a.logits);
       if (a.logits.dtype == DType::kF32) return cpu::cross_entropy_sum_exp_simd(a);
       return cpu::cross_entropy_sum_exp(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.logits);
+      OM_CUDA_OP(op, cuda::cross_entropy_sum_exp(a, ctx.stream));
+      return;
   }
 }
 
@@ -71,7 +78,10 @@ void cross_entropy_target_logit(const ExecContext& ctx, const CrossEntropyTarget
   check_devices(op, ctx, {a.target_logit, a.logits, a.targets});
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_target_logit(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.logits);
+      OM_CUDA_OP(op, cuda::cross_entropy_target_logit(a, ctx.stream));
+      return;
   }
 }
 
@@ -80,18 +90,19 @@ void cross_entropy_loss(const ExecContext& ctx, const CrossEntropyLossArgs& a) {
   OM_CHECK(a.row_max.ndim() == 1, "%s: '%s' must be (N), got %s", op, a.row_max.name,
            a.row_max.shape.ToString().c_str());
   const int64_t N = a.row_max.dim(0);
-  const DType dt = a.row_max.dtype;
+  const DType dt = stat_dtype(ctx, a.row_max);
   for (const ConstTensorView& t : {ConstTensorView(a.losses), a.row_max, a.sum_exp, a.target_logit})
     check_tensor(op, t, dt, {N});
   check_tensor(op, a.targets, DType::kI32, {N});
   check_devices(op, ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.targets});
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.row_max); return cpu::cross_entropy_loss(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::cross_entropy_loss(a, ctx.stream)); return;
   }
 }
 
-// Device-independent: the single-shard composition of the pieces, each validating its own tensors.
+// The single-shard composition of the pieces: on the CPU the pieces themselves (each validating its
+// own tensors), on CUDA one fused kernel with the pieces' arithmetic.
 void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs& a) {
   constexpr const char* op = "cross_entropy_forward";
   check_logits(op, a.logits);
@@ -101,10 +112,27 @@ void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs
            "a vocab-parallel shard composes the cross_entropy_* pieces with all-reduces instead",
            op, a.logits.name, a.logits.shape.ToString().c_str(), static_cast<long>(a.shard.vocab_size),
            static_cast<long>(a.shard.vocab_start));
-  cross_entropy_row_max(ctx, {a.row_max, a.logits, a.shard});
-  cross_entropy_sum_exp(ctx, {a.sum_exp, a.logits, a.row_max, a.shard});
-  cross_entropy_target_logit(ctx, {a.target_logit, a.logits, a.targets, a.shard});
-  cross_entropy_loss(ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.targets});
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu:
+      cross_entropy_row_max(ctx, {a.row_max, a.logits, a.shard});
+      cross_entropy_sum_exp(ctx, {a.sum_exp, a.logits, a.row_max, a.shard});
+      cross_entropy_target_logit(ctx, {a.target_logit, a.logits, a.targets, a.shard});
+      cross_entropy_loss(ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.targets});
+      return;
+    case DeviceKind::kCuda: {
+      const int64_t N = a.logits.dim(0), Vl = a.logits.dim(1);
+      check_tensor(op, a.logits, a.logits.dtype, {N, Vl});
+      for (const ConstTensorView& t :
+           {ConstTensorView(a.losses), ConstTensorView(a.row_max), ConstTensorView(a.sum_exp),
+            ConstTensorView(a.target_logit)})
+        check_tensor(op, t, DType::kF32, {N});
+      check_tensor(op, a.targets, DType::kI32, {N});
+      check_devices(op, ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.logits, a.targets});
+      check_cuda_float(op, a.logits);
+      OM_CUDA_OP(op, cuda::cross_entropy_forward(a, ctx.stream));
+      return;
+    }
+  }
 }
 
 void cross_entropy_backward(const ExecContext& ctx, const CrossEntropyBackwardArgs& a) {
@@ -123,7 +151,10 @@ void cross_entropy_backward(const ExecContext& ctx, const CrossEntropyBackwardAr
       check_cpu_float(op, a.logits);
       if (a.logits.dtype == DType::kF32) return cpu::cross_entropy_backward_simd(a);
       return cpu::cross_entropy_backward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.logits);
+      OM_CUDA_OP(op, cuda::cross_entropy_backward(a, ctx.stream));
+      return;
   }
 }
 

@@ -10,9 +10,16 @@
 //   cross_entropy_target_logit   -> target_logit all-reduce SUM (only the owning shard is non-zero)
 //   cross_entropy_loss           -> losses       (same on every shard)
 //   cross_entropy_backward       -> dlogits      (per shard, from the global row_max and sum_exp)
-// cross_entropy_forward composes the first four for a single shard covering the whole vocabulary.
-// REQUIRES: logits and statistics share one dtype (CPU: f32 or f64); targets are i32 global ids in
-// [0, vocab_size) or kIgnoreTarget (the CPU reference OM_CHECKs this).
+// cross_entropy_forward composes the first four for a single shard covering the whole vocabulary
+// (on CUDA as one fused kernel with the same arithmetic as the pieces, bit for bit).
+// REQUIRES: targets are i32 global ids in [0, vocab_size) or kIgnoreTarget (the CPU reference
+// OM_CHECKs this; the CUDA kernels print the offending row and trap, which loses the CUDA context:
+// the next CUDA call fails, fatally). Dtypes:
+//   CPU   logits, dlogits and the statistics (row_max, sum_exp, target_logit, losses) share one
+//         dtype, f32 or f64.
+//   CUDA  logits and dlogits bf16 or f32 (one dtype); the statistics always f32; f32 arithmetic:
+//         exp(x - m) with x - m formed exactly (TwoSum), summed per thread and then by a fixed-order
+//         block reduction (bit-identical from run to run), the loss in double as on the CPU.
 #pragma once
 
 #include "kernels/common.h"
@@ -88,7 +95,6 @@ void cross_entropy_loss(const ExecContext& ctx, const CrossEntropyLossArgs& args
 void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs& args);
 void cross_entropy_backward(const ExecContext& ctx, const CrossEntropyBackwardArgs& args);
 
-// No CUDA kernel yet: on a CUDA context every entry point is a clear fatal error.
 namespace cpu {
 void cross_entropy_row_max(const CrossEntropyRowMaxArgs& args);
 void cross_entropy_sum_exp(const CrossEntropySumExpArgs& args);
@@ -108,5 +114,22 @@ void cross_entropy_row_max_simd(const CrossEntropyRowMaxArgs& args);
 void cross_entropy_sum_exp_simd(const CrossEntropySumExpArgs& args);
 void cross_entropy_backward_simd(const CrossEntropyBackwardArgs& args);
 }  // namespace cpu
+
+namespace cuda {
+// kernels/cuda/cross_entropy.cu: one block of kCrossEntropyRowThreads per row for the passes over
+// the logits, one thread per row for target_logit and loss. Thread t owns the columns j with
+// floor(j / kCrossEntropyChunk) = t (mod kCrossEntropyRowThreads): one chunk of kCrossEntropyChunk
+// consecutive columns per sweep over the row. It adds its terms in column order, then the block adds
+// the thread sums in a fixed order (log2 kCrossEntropyRowThreads pairwise levels). Dtypes as above.
+// Asynchronous on `stream`; no scratch memory.
+inline constexpr int kCrossEntropyRowThreads = 512;
+inline constexpr int kCrossEntropyChunk = 8;
+void cross_entropy_row_max(const CrossEntropyRowMaxArgs& args, Stream stream);
+void cross_entropy_sum_exp(const CrossEntropySumExpArgs& args, Stream stream);
+void cross_entropy_target_logit(const CrossEntropyTargetLogitArgs& args, Stream stream);
+void cross_entropy_loss(const CrossEntropyLossArgs& args, Stream stream);
+void cross_entropy_forward(const CrossEntropyForwardArgs& args, Stream stream);  // fused: one launch
+void cross_entropy_backward(const CrossEntropyBackwardArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

@@ -1,6 +1,14 @@
 #include "kernels/embedding.h"
 
 namespace om {
+namespace {
+
+// The gradient buffer's dtype: dout's on the CPU (f32 or f64), always f32 on CUDA.
+DType grad_dtype(const ExecContext& ctx, const ConstTensorView& dout) {
+  return ctx.device.kind == DeviceKind::kCuda ? DType::kF32 : dout.dtype;
+}
+
+}  // namespace
 
 void embedding_forward(const ExecContext& ctx, const EmbeddingForwardArgs& a) {
   constexpr const char* op = "embedding_forward";
@@ -15,7 +23,10 @@ void embedding_forward(const ExecContext& ctx, const EmbeddingForwardArgs& a) {
   for (const ConstTensorView& t : {ConstTensorView(a.out), a.ids, a.weight}) check_device(op, ctx, t);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.weight); return cpu::embedding_forward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.weight);
+      OM_CUDA_OP(op, cuda::embedding_forward(a, ctx.stream));
+      return;
   }
 }
 
@@ -27,12 +38,15 @@ void embedding_backward(const ExecContext& ctx, const EmbeddingBackwardArgs& a) 
   OM_CHECK(a.vocab_start >= 0, "%s: vocab_start %ld must be >= 0", op, static_cast<long>(a.vocab_start));
   const int64_t N = a.ids.dim(0), Vl = a.dweight.dim(0), C = a.dweight.dim(1);
   check_tensor(op, a.ids, DType::kI32, {N});
-  check_tensor(op, a.dweight, a.dweight.dtype, {Vl, C});
-  check_tensor(op, a.dout, a.dweight.dtype, {N, C});
+  check_tensor(op, a.dout, a.dout.dtype, {N, C});
+  check_tensor(op, a.dweight, grad_dtype(ctx, a.dout), {Vl, C});
   for (const ConstTensorView& t : {ConstTensorView(a.dweight), a.dout, a.ids}) check_device(op, ctx, t);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.dweight); return cpu::embedding_backward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.dout);
+      OM_CUDA_OP(op, cuda::embedding_backward(a, ctx.stream));
+      return;
   }
 }
 

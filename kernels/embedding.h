@@ -5,7 +5,9 @@
 // row has exactly one nonzero term. With tp = 1, vocab_start = 0 and Vl = V.
 // Ids are validated by the data pipeline (data/). Here an id outside the shard, negative ids and
 // ids >= V included, is not an error: it gives a zero row and no gradient, never an out-of-bounds access.
-// REQUIRES: ids are i32; out, weight, dweight and dout share one float dtype (CPU: f32 or f64).
+// REQUIRES: ids are i32. CPU: out, weight, dweight and dout share one float dtype (f32 or f64).
+// CUDA: out and weight share bf16 or f32 (the compute copy of the parameter); dout is bf16 or f32 and
+// dweight is f32 whatever dout is (DESIGN.md "Precision": f32 gradient buffers).
 #pragma once
 
 #include "kernels/common.h"
@@ -21,6 +23,7 @@ struct EmbeddingForwardArgs {
 
 struct EmbeddingBackwardArgs {
   TensorView dweight;        // (Vl, C)  accumulated (+=); ids outside the shard contribute nothing
+                             //          (f32 on CUDA)
   ConstTensorView dout;      // (N, C)
   ConstTensorView ids;       // (N)      i32, as in the forward
   int64_t vocab_start = 0;   // as in the forward
@@ -35,6 +38,13 @@ void embedding_forward(const EmbeddingForwardArgs& args);
 void embedding_backward(const EmbeddingBackwardArgs& args);
 }  // namespace cpu
 
-// No CUDA kernel yet: on a CUDA context the entry points fail with no_cuda_kernel().
+namespace cuda {
+// Forward: a row copy (bit-identical to the reference). Backward: a stable radix sort of the ids
+// (CUB), then each dweight row sums its dout rows in increasing n in double and rounds once: the
+// reference's arithmetic, so bit-identical to cpu::embedding_backward in f32 on the same values.
+// REQUIRES (checked): N, Vl < 2^31.
+void embedding_forward(const EmbeddingForwardArgs& args, Stream stream);
+void embedding_backward(const EmbeddingBackwardArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

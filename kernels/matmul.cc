@@ -28,7 +28,7 @@ void matmul(const ExecContext& ctx, const MatmulArgs& args) {
            "%s: output '%s' overlaps an input ('%s' or '%s')", op, args.c.name, args.a.name, args.b.name);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, args.a); return cpu::matmul(args);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda: check_cuda_float(op, args.a); OM_CUDA_OP(op, cuda::matmul(args, ctx.stream)); return;
   }
 }
 

@@ -9,7 +9,7 @@
 //
 // CPU: f32 through oneDNN's dnnl_sgemm on fixed tiles of c (deterministic for any OpenMP thread
 // count; kernels/cpu/matmul.cc says why), f64 through a plain loop (the gradient-check path).
-// CUDA: no kernel yet (the kCuda case is a clear fatal error).
+// CUDA: cuBLASLt, f32 (no TF32) or bf16 with f32 accumulation (kernels/cuda/matmul.cu).
 // REQUIRES: c does not alias a or b. K = 0 is allowed (c = 0, or c unchanged when accumulating).
 #pragma once
 
@@ -36,5 +36,10 @@ void matmul(const ExecContext& ctx, const MatmulArgs& args);
 namespace cpu {
 void matmul(const MatmulArgs& args);
 }  // namespace cpu
+
+namespace cuda {
+// cuBLASLt (kernels/cuda/matmul.cu): a, b, c all f32 (true fp32, no TF32) or all bf16 (f32 accumulation).
+void matmul(const MatmulArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

@@ -10,7 +10,7 @@ void residual_forward(const ExecContext& ctx, const ResidualArgs& a) {
   for (const ConstTensorView& t : {ConstTensorView(a.out), a.a, a.b}) check_device(op, ctx, t);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.a); return cpu::residual_forward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda: check_cuda_float(op, a.a); OM_CUDA_OP(op, cuda::residual_forward(a, ctx.stream)); return;
   }
 }
 

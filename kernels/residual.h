@@ -4,7 +4,8 @@
 // them with residual_forward as well.
 // out may alias a or b exactly (x += y in place: each element is read before it is written); any
 // other overlap is a programmer error the op does not detect.
-// REQUIRES: out, a and b share one float dtype (CPU: f32 or f64) and one shape (any rank), contiguous.
+// REQUIRES: out, a and b share one float dtype (CPU: f32 or f64; CUDA: bf16 or f32) and one shape (any
+// rank), contiguous.
 #pragma once
 
 #include "kernels/common.h"
@@ -24,6 +25,10 @@ namespace cpu {
 void residual_forward(const ResidualArgs& args);
 }  // namespace cpu
 
-// No CUDA kernel yet: on a CUDA context the entry point fails with no_cuda_kernel().
+namespace cuda {
+// bf16 or f32: one f32 add per element, rounded once to the dtype (bit-identical to the f32
+// reference on the same values).
+void residual_forward(const ResidualArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

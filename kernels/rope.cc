@@ -22,7 +22,7 @@ void rope_forward(const ExecContext& ctx, const RopeArgs& a) {
   check_rope_args(op, ctx, a);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.x); return cpu::rope_forward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda: check_cuda_float(op, a.x); OM_CUDA_OP(op, cuda::rope_forward(a, ctx.stream)); return;
   }
 }
 
@@ -31,7 +31,7 @@ void rope_backward(const ExecContext& ctx, const RopeArgs& a) {
   check_rope_args(op, ctx, a);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.x); return cpu::rope_backward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda: check_cuda_float(op, a.x); OM_CUDA_OP(op, cuda::rope_backward(a, ctx.stream)); return;
   }
 }
 

@@ -6,7 +6,7 @@
 // Works in place on the fused qkv activation (B, T, 3H, D): heads [0, n_rot_heads) are rotated (2H: q
 // and k), the rest (v) are left untouched bit for bit. The backward applies the transpose R(t)^T =
 // R(-t) to the gradient, again in place. Angles and the rotation are computed in double.
-// REQUIRES: D even; 0 <= n_rot_heads <= Hx; x f32 or f64 on the CPU.
+// REQUIRES: D even; 0 <= n_rot_heads <= Hx; x f32 or f64 on the CPU, bf16 or f32 on CUDA.
 #pragma once
 
 #include "kernels/common.h"
@@ -27,6 +27,11 @@ void rope_forward(const RopeArgs& args);
 void rope_backward(const RopeArgs& args);
 }  // namespace cpu
 
-// No CUDA kernel yet: on a CUDA context the entry points fail with no_cuda_kernel().
+namespace cuda {
+// bf16 or f32 x; the same double arithmetic as the reference, one rounding to the dtype per
+// element. REQUIRES (checked): D <= 6144 (the per-block cos/sin table), B <= 4 * 65535.
+void rope_forward(const RopeArgs& args, Stream stream);
+void rope_backward(const RopeArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

@@ -10,7 +10,7 @@ void sum_squares(const ExecContext& ctx, const SumSquaresArgs& a) {
   check_device(op, ctx, a.x);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.x); return cpu::sum_squares(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda: check_cuda_float(op, a.x); OM_CUDA_OP(op, cuda::sum_squares(a, ctx.stream)); return;
   }
 }
 

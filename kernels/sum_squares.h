@@ -1,10 +1,11 @@
 // Sum of squares of a tensor, accumulated into one f64 scalar: the building block of the global
 // gradient norm (DESIGN.md "ZeRO-1": every element counted once across the world). Callers add
 // every gradient shard they own into one `out` and then all-reduce it; sqrt gives the norm.
-// Deterministic: elements are grouped into fixed blocks of cpu::kSumSquaresBlock, each summed
-// serially in double, and the block partials are summed in block order, so the result is
-// bit-identical for any thread count.
-// REQUIRES: x contiguous, f32 or f64 on the CPU; out is (1) f64.
+// Deterministic: on the CPU, elements are grouped into fixed blocks of cpu::kSumSquaresBlock, each
+// summed serially in double, and the block partials are summed in block order, so the result is
+// bit-identical for any thread count. On CUDA, squares and sums are in double too, in an order fixed
+// by numel alone (kernels/cuda/sum_squares.cu): bit-identical from run to run, but not to the CPU's.
+// REQUIRES: x contiguous, f32 or f64 on the CPU, bf16 or f32 on CUDA; out is (1) f64.
 #pragma once
 
 #include "kernels/common.h"
@@ -18,10 +19,14 @@ struct SumSquaresArgs {
 
 void sum_squares(const ExecContext& ctx, const SumSquaresArgs& args);
 
-// No CUDA kernel yet: on a CUDA context sum_squares is a clear fatal error.
 namespace cpu {
 inline constexpr int64_t kSumSquaresBlock = 4096;  // elements per serially summed block
 void sum_squares(const SumSquaresArgs& args);
 }  // namespace cpu
+
+namespace cuda {
+// Two passes: fixed block partials in double, then one block adds them into out.
+void sum_squares(const SumSquaresArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

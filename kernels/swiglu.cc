@@ -21,7 +21,10 @@ void swiglu_forward(const ExecContext& ctx, const SwigluForwardArgs& a) {
   for (const ConstTensorView& t : {ConstTensorView(a.out), a.gate_up}) check_device(op, ctx, t);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.gate_up); return cpu::swiglu_forward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.gate_up);
+      OM_CUDA_OP(op, cuda::swiglu_forward(a, ctx.stream));
+      return;
   }
 }
 
@@ -34,7 +37,10 @@ void swiglu_backward(const ExecContext& ctx, const SwigluBackwardArgs& a) {
   for (const ConstTensorView& t : {ConstTensorView(a.dgate_up), a.dout, a.gate_up}) check_device(op, ctx, t);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.gate_up); return cpu::swiglu_backward(a);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      check_cuda_float(op, a.gate_up);
+      OM_CUDA_OP(op, cuda::swiglu_backward(a, ctx.stream));
+      return;
   }
 }
 

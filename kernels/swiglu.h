@@ -4,7 +4,7 @@
 // Elements are independent (no reduction); with tensor parallelism F is this rank's slice of the FFN.
 // sigmoid is evaluated without overflow for any finite gate (exp is only taken of -|g|): gates of
 // +-1000 give out = g * u and out = 0 (and finite gradients), never NaN.
-// REQUIRES: all tensors of one call share one float dtype (CPU: f32 or f64).
+// REQUIRES: all tensors of one call share one float dtype (CPU: f32 or f64; CUDA: bf16 or f32).
 #pragma once
 
 #include "kernels/common.h"
@@ -30,6 +30,11 @@ void swiglu_forward(const SwigluForwardArgs& args);
 void swiglu_backward(const SwigluBackwardArgs& args);
 }  // namespace cpu
 
-// No CUDA kernel yet: on a CUDA context the entry points fail with no_cuda_kernel().
+namespace cuda {
+// bf16 or f32 tensors, f32 arithmetic (the reference's formulas and order; CUDA's expf), one
+// rounding to the dtype per output.
+void swiglu_forward(const SwigluForwardArgs& args, Stream stream);
+void swiglu_backward(const SwigluBackwardArgs& args, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

@@ -9,10 +9,13 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 
 #include "core/cuda_check.h"
 #include "core/device.h"
 #include "core/dtype.h"
+#include "core/check.h"
+#include "core/tensor.h"
 
 namespace om {
 
@@ -68,6 +71,15 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   __syncthreads();
   // Every warp reduces the same warp totals in the same order, so no broadcast is needed.
   return warp_sum(lane < nwarps ? scratch[lane] : 0.0f);
+}
+
+// Fatal: `op`'s CUDA kernel got a tensor of a dtype it has no instantiation for; `what` names the
+// tensor's role ("activations", "logits").
+[[noreturn]] inline void unsupported_dtype(const char* op, const ConstTensorView& t, const char* what = "activations") {
+  fatal_error("dtype is bf16 or f32",
+              format_message("%s (cuda): '%s' is %s; the CUDA kernel takes bf16 or f32 %s", op, t.name,
+                             std::string(dtype_name(t.dtype)).c_str(), what),
+              __FILE__, __LINE__);
 }
 
 }  // namespace cuda

@@ -147,13 +147,6 @@ void backward_impl(const RmsNormBackwardArgs& a, Stream stream) {
   OM_CUDA_CHECK(cudaStreamSynchronize(s));  // `partial` must outlive the kernels that use it
 }
 
-[[noreturn]] void unsupported_dtype(const char* op, const ConstTensorView& t) {
-  fatal_error("dtype is bf16 or f32",
-              format_message("%s (cuda): '%s' is %s; the CUDA kernel takes bf16 or f32 activations", op, t.name,
-                             std::string(dtype_name(t.dtype)).c_str()),
-              __FILE__, __LINE__);
-}
-
 }  // namespace
 
 void rmsnorm_forward(const RmsNormForwardArgs& a, Stream stream) {
