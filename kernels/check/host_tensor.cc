@@ -55,6 +55,19 @@ double HostTensor::max_abs() const {
   return m;
 }
 
+double max_abs_diff(const HostTensor& a, const HostTensor& b) {
+  OM_CHECK(a.numel() == b.numel(), "max_abs_diff: '%s' has %ld elements, '%s' %ld", a.name().c_str(),
+           static_cast<long>(a.numel()), b.name().c_str(), static_cast<long>(b.numel()));
+  double m = 0.0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.get(i) - b.get(i)));
+  return m;
+}
+
+bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
+  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
+         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
+}
+
 HostTensor HostTensor::Converted(DType dtype, std::string name) const {
   HostTensor out(name.empty() ? name_ : std::move(name), dtype, shape_);
   if (dtype == dtype_) {

@@ -47,4 +47,9 @@ class HostTensor {
   Buffer buffer_;
 };
 
+// max_i |a_i − b_i| over the elements as doubles. REQUIRES: equal numel.
+double max_abs_diff(const HostTensor& a, const HostTensor& b);
+// Same dtype, shape and bytes.
+bool bitwise_equal(const HostTensor& a, const HostTensor& b);
+
 }  // namespace om

@@ -110,22 +110,6 @@ __device__ __forceinline__ void for_each_valid_column(const T* row, int64_t vali
   }
 }
 
-// Max over the block in a fixed order (warp butterflies, then the warp maxima). fmaxf skips NaN as
-// the reference's std::max(m, x) does. REQUIRES: as block_sum (cuda_common.cuh).
-__device__ __forceinline__ float warp_max(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(kFullWarpMask, v, offset));
-  return v;
-}
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int nwarps = blockDim.x / kWarpSize;
-  v = warp_max(v);
-  __syncthreads();  // a previous call's readers are done with scratch
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  return warp_max(lane < nwarps ? scratch[lane] : -INFINITY);
-}
-
 // The row's max over its valid columns (-inf if there are none); every thread returns it (up to
 // the sign of a zero max, which changes no x - m).
 template <typename T>

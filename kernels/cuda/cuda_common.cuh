@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -50,27 +51,45 @@ __device__ __forceinline__ void store_f32(float* p, float v) { *p = v; }
 // Round to nearest even, the same rounding as the host's float_to_bf16_bits (core/dtype.h).
 __device__ __forceinline__ void store_f32(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-// Sum over the 32 lanes of a warp; every lane returns the same bits (a butterfly: at each step a
-// lane and its partner add the same two values, and IEEE addition is commutative).
-// REQUIRES: all 32 lanes active.
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullWarpMask, v, offset);
+// Reduction with a commutative operation over the 32 lanes of a warp; every lane returns the same
+// bits (a butterfly: at each step a lane and its partner combine the same two values, and IEEE
+// addition and fmax are commutative). REQUIRES: all 32 lanes active.
+template <typename T, typename Op>
+__device__ __forceinline__ T warp_reduce(T v, Op op) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v = op(v, __shfl_xor_sync(kFullWarpMask, v, offset));
   return v;
 }
 
-// Sum over the whole block in a fixed order (warp sums, then the warp totals in warp order), so
-// the result is bit-identical from run to run; every thread returns it.
+// The same over the whole block in a fixed order (warp results, then the warp results in warp
+// order), so the result is bit-identical from run to run; every thread returns it. `identity` pads
+// the missing warps (0 for sums, −inf for maxima).
 // REQUIRES: blockDim.x a multiple of 32 and <= 1024; every thread of the block calls it;
-// `scratch` is __shared__ float[32] and may be reused by the next call.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+// `scratch` is __shared__ T[32] and may be reused by the next call.
+template <typename T, typename Op>
+__device__ __forceinline__ T block_reduce(T v, T* scratch, T identity, Op op) {
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   const int nwarps = blockDim.x / kWarpSize;
-  v = warp_sum(v);
+  v = warp_reduce(v, op);
   __syncthreads();  // a previous call's readers are done with scratch
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  // Every warp reduces the same warp totals in the same order, so no broadcast is needed.
-  return warp_sum(lane < nwarps ? scratch[lane] : 0.0f);
+  // Every warp reduces the same warp results in the same order, so no broadcast is needed.
+  return warp_reduce(lane < nwarps ? scratch[lane] : identity, op);
+}
+
+struct AddOp {
+  template <typename T>
+  __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+// fmaxf skips NaN, as the CPU references' std::max(m, x) does.
+struct MaxOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce(v, AddOp{}); }
+__device__ __forceinline__ float block_sum(float v, float* scratch) { return block_reduce(v, scratch, 0.0f, AddOp{}); }
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  return block_reduce(v, scratch, -INFINITY, MaxOp{});
 }
 
 // Fatal: `op`'s CUDA kernel got a tensor of a dtype it has no instantiation for; `what` names the

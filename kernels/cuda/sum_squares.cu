@@ -38,20 +38,10 @@ struct alignas(sizeof(T) * W) Pack {
 template <typename T>
 constexpr int kPackWidth = 16 / static_cast<int>(sizeof(T));
 
-__device__ __forceinline__ double warp_sum_f64(double v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullWarpMask, v, offset);
-  return v;
-}
-
-// The f64 twin of block_sum (cuda_common.cuh): warp butterflies, then the warp totals in warp order.
-// REQUIRES: blockDim.x == kThreads; every thread calls it.
+// block_reduce (cuda_common.cuh) in f64. REQUIRES: blockDim.x == kThreads; every thread calls it.
 __device__ __forceinline__ double block_sum_f64(double v) {
   __shared__ double scratch[kThreads / kWarpSize];
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  v = warp_sum_f64(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  return warp_sum_f64(lane < kThreads / kWarpSize ? scratch[lane] : 0.0);
+  return block_reduce(v, scratch, 0.0, AddOp{});
 }
 
 // dst[blockIdx.x] = this block's sum; with `accumulate` (the one-block case) dst[0] += it instead.

@@ -110,11 +110,6 @@ CheckResult within_ulps(const std::string& op, const std::string& what, const Ho
                                                  static_cast<long>(worst)));
 }
 
-bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
-}
-
 void cpu_update(State& s, const Hyper& h) {
   adamw_update(ExecContext{}, {s.param.view(), s.m.view(), s.v.view(), s.grad.view(), h.lr, h.beta1, h.beta2, h.eps,
                                h.weight_decay, h.step, h.grad_scale});

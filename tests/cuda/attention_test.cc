@@ -40,17 +40,6 @@ std::string case_name(AttentionKind kind, DType act, Shape4 s) {
                         static_cast<long>(s.B), static_cast<long>(s.T), static_cast<long>(s.H), static_cast<long>(s.D));
 }
 
-double max_abs_diff(const HostTensor& a, const HostTensor& b) {
-  double m = 0.0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.get(i) - b.get(i)));
-  return m;
-}
-
-bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
-}
-
 void sync(Stream stream) { OM_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream.handle))); }
 
 // One case's inputs exactly as the CUDA kernel takes them: qkv and dout in `act`, so every value is

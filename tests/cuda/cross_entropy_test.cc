@@ -81,17 +81,6 @@ Tolerance dlogits_rule(int64_t valid, float dloss, double extra_ulps = 0.0) {
                             2 * kCudaExpShiftedUlps + 3.0 + extra_ulps);
 }
 
-double max_abs_diff(const HostTensor& a, const HostTensor& b) {
-  double m = 0.0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.get(i) - b.get(i)));
-  return m;
-}
-
-bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
-}
-
 // Logits in the activation dtype (so every value is exact in it and in f32/f64) and targets: rows
 // 2 mod 8 ignored, row 0 the last real id, row 1 id 0, the rest uniform in [0, V).
 struct Inputs {

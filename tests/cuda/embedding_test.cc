@@ -47,11 +47,6 @@ std::string case_name(const char* dir, DType act, const EmbeddingCase& c) {
                         static_cast<long>(c.Vl), static_cast<long>(c.vocab_start), static_cast<long>(c.C));
 }
 
-bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
-}
-
 // Ids drawn as kCases says, except every 10th token, which cycles through ids outside this shard:
 // outside the vocabulary (negative, >= V, INT32_MIN, INT32_MAX) and just outside the shard's range.
 HostTensor make_ids(const EmbeddingCase& c, uint64_t seed) {

@@ -27,11 +27,6 @@ std::string case_name(DType act, const Shape& s) {
   return format_message("residual cuda %s %s", std::string(dtype_name(act)).c_str(), s.ToString().c_str());
 }
 
-bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
-}
-
 struct Inputs {
   HostTensor a, b;
   Inputs(DType act, const Shape& s, uint64_t seed) : a("a", act, s), b("b", act, s) {

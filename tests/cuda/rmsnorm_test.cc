@@ -35,17 +35,6 @@ std::string case_name(NormKind kind, DType act, Shape2 s) {
                         std::string(dtype_name(act)).c_str(), static_cast<long>(s.N), static_cast<long>(s.C));
 }
 
-double max_abs_diff(const HostTensor& a, const HostTensor& b) {
-  double m = 0.0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.get(i) - b.get(i)));
-  return m;
-}
-
-bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
-}
-
 // One case's inputs exactly as the CUDA kernel takes them: activations in `act` (so every value
 // is representable in it), weight and rstd in f32. The references get the same values.
 struct Inputs {

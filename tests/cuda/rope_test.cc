@@ -51,17 +51,6 @@ std::string case_name(Direction dir, DType act, const RopeCase& c) {
                         static_cast<long>(c.n_rot), static_cast<double>(c.theta));
 }
 
-double max_abs_diff(const HostTensor& a, const HostTensor& b) {
-  double m = 0.0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.get(i) - b.get(i)));
-  return m;
-}
-
-bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
-}
-
 HostTensor make_input(DType act, const RopeCase& c, uint64_t seed) {
   HostTensor x("qkv", act, {c.B, c.T, c.Hx, c.D});
   x.FillNormal(Rng(seed, "rope/x"), 0, 1.0);

@@ -51,17 +51,6 @@ std::string case_name(DType act, Shape2 s) {
                         static_cast<long>(s.F));
 }
 
-double max_abs_diff(const HostTensor& a, const HostTensor& b) {
-  double m = 0.0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a.get(i) - b.get(i)));
-  return m;
-}
-
-bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
-}
-
 // Columns [F * half, F * (half + 1)) of an (N, 2F) tensor as an (N, F) f64 tensor (exact for any
 // float dtype): half 0 is the gate part, half 1 the up part.
 HostTensor half_of(const HostTensor& t, int half, const char* name) {
