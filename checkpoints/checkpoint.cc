@@ -25,16 +25,6 @@ constexpr const char* kFormat = "ortho-megatron-checkpoint";
 
 std::string shard_name(int t, int d) { return "shard_tp" + std::to_string(t) + "_dp" + std::to_string(d) + ".h5"; }
 
-std::string unit_key(const std::string& logical, int64_t row0, int64_t col0) {
-  return logical + "/r" + std::to_string(row0) + "_c" + std::to_string(col0);
-}
-
-std::vector<int64_t> logical_start(const Shape& shape, int64_t row0, int64_t col0) {
-  return shape.ndim == 2 ? std::vector<int64_t>{row0, col0} : std::vector<int64_t>{row0};
-}
-std::vector<int64_t> logical_count(const Shape& shape, int64_t rows, int64_t cols) {
-  return shape.ndim == 2 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows};
-}
 
 Status fsync_path(const std::string& path, bool directory) {
   const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
@@ -112,10 +102,10 @@ Status write_shard(const std::string& path, const DistributedOptimizer& opt, con
   static const char* kGroups[3] = {"master", "exp_avg", "exp_avg_sq"};
   for (size_t u : opt.local_units()) {
     const OptimizerUnit& unit = opt.units()[u];
-    const std::vector<int64_t> count = logical_count(unit.logical_shape, unit.rows, unit.cols);
+    const std::vector<int64_t> count = unit_region_count(unit.logical_shape.ndim, unit.rows, unit.cols);
     for (int which = 0; which < 3; ++which) {
       const std::string name =
-          std::string("/") + kGroups[which] + "/" + unit_key(unit.logical, unit.logical_row0, unit.logical_col0);
+          std::string("/") + kGroups[which] + "/" + checkpoint_unit_key(unit.logical, unit.logical_row0, unit.logical_col0);
       OM_RETURN_IF_ERROR(f.WriteF32(name, count, opt.unit_state(which, u).data_as<const float>()));
     }
   }
@@ -145,7 +135,7 @@ StatusOr<nlohmann::json> write_index(const std::string& tmp, const CheckpointLay
       OM_ASSIGN_OR_RETURN(h5::File shard, h5::File::OpenRead(tmp + "/" + name));
       OM_ASSIGN_OR_RETURN(std::string text, shard.StringAttribute("units"));
       for (const nlohmann::json& u : nlohmann::json::parse(text)) {
-        const std::string key = unit_key(u["logical"], u["row0"], u["col0"]);
+        const std::string key = checkpoint_unit_key(u["logical"], u["row0"], u["col0"]);
         if (seen[key]) continue;  // a tp-replicated tensor (norm gain): every tp rank wrote the same bits
         seen[key] = true;
         Tensor& tensor = tensors[u["logical"]];
@@ -154,7 +144,8 @@ StatusOr<nlohmann::json> write_index(const std::string& tmp, const CheckpointLay
         for (int64_t v : tensor.shape) s.dims[s.ndim++] = v;
         for (int which = 0; which < 3; ++which) {
           tensor.maps[which].push_back({name, std::string("/") + kGroups[which] + "/" + key,
-                                        logical_start(s, u["row0"], u["col0"]), logical_count(s, u["rows"], u["cols"])});
+                                        unit_region_start(s.ndim, u["row0"], u["col0"]),
+                                        unit_region_count(s.ndim, u["rows"], u["cols"])});
         }
         nlohmann::json entry = u;
         entry["file"] = name;
@@ -241,6 +232,16 @@ StatusOr<std::string> publish(const std::string& dir, const std::string& tmp, in
 }
 
 }  // namespace
+
+std::string checkpoint_unit_key(const std::string& logical, int64_t row0, int64_t col0) {
+  return logical + "/r" + std::to_string(row0) + "_c" + std::to_string(col0);
+}
+std::vector<int64_t> unit_region_start(int ndim, int64_t row0, int64_t col0) {
+  return ndim == 2 ? std::vector<int64_t>{row0, col0} : std::vector<int64_t>{row0};
+}
+std::vector<int64_t> unit_region_count(int ndim, int64_t rows, int64_t cols) {
+  return ndim == 2 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows};
+}
 
 std::string checkpoint_dir_name(int64_t step) {
   char b[32];
@@ -439,13 +440,13 @@ Status convert_moments(const h5::File& index, const Basis& saved, const Basis& n
     const int64_t r0 = std::max(s.logical_row0, unit.logical_row0), r1 = std::min(s.logical_row0 + s.rows, unit.logical_row0 + R);
     const int64_t c0 = std::max(s.logical_col0, unit.logical_col0), c1 = std::min(s.logical_col0 + s.cols, unit.logical_col0 + K);
     if (r0 >= r1 || c0 >= c1) continue;
-    const std::string key = unit_key(s.logical, s.logical_row0, s.logical_col0);
+    const std::string key = checkpoint_unit_key(s.logical, s.logical_row0, s.logical_col0);
     auto cached = cache.find(key);
     if (cached == cache.end()) {
       std::vector<float> buf(static_cast<size_t>(s.rows * s.cols));
       std::vector<double> sm(buf.size()), sv(buf.size());
-      const std::vector<int64_t> start = logical_start(s.logical_shape, s.logical_row0, s.logical_col0),
-                                 count = logical_count(s.logical_shape, s.rows, s.cols);
+      const std::vector<int64_t> start = unit_region_start(s.logical_shape.ndim, s.logical_row0, s.logical_col0),
+                                 count = unit_region_count(s.logical_shape.ndim, s.rows, s.cols);
       OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg/" + s.logical, start, count, buf.data()));
       std::copy(buf.begin(), buf.end(), sm.begin());
       OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg_sq/" + s.logical, start, count, buf.data()));
@@ -511,8 +512,8 @@ StatusOr<LoadReport> load_units(const std::string& step_dir, const nlohmann::jso
   ParameterBasisCache cache;
   for (size_t u : opt.local_units()) {
     const OptimizerUnit& unit = opt.units()[u];
-    const std::vector<int64_t> start = logical_start(unit.logical_shape, unit.logical_row0, unit.logical_col0),
-                               count = logical_count(unit.logical_shape, unit.rows, unit.cols);
+    const std::vector<int64_t> start = unit_region_start(unit.logical_shape.ndim, unit.logical_row0, unit.logical_col0),
+                               count = unit_region_count(unit.logical_shape.ndim, unit.rows, unit.cols);
     if (!index.Exists("/model/" + unit.logical))
       return Status::FailedPrecondition("checkpoint '" + step_dir + "' has no tensor '" + unit.logical +
                                         "': it was saved from another model");

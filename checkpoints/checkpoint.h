@@ -40,6 +40,13 @@ struct CheckpointLayout {
 // "step_00001000" for step 1000.
 std::string checkpoint_dir_name(int64_t step);
 
+// FORMAT.md's naming of a unit: its dataset under /master, /exp_avg and /exp_avg_sq is
+// "<logical>/r<row0>_c<col0>", and its region in the logical tensor (of `ndim` 1 or 2 dimensions) is
+// [start, start + count) with start (row0, col0) and count (rows, cols), or (row0) and (rows) in 1-D.
+std::string checkpoint_unit_key(const std::string& logical, int64_t row0, int64_t col0);
+std::vector<int64_t> unit_region_start(int ndim, int64_t row0, int64_t col0);
+std::vector<int64_t> unit_region_count(int ndim, int64_t rows, int64_t cols);
+
 // Writes DIR/step_NNNNNNNN (state.step) atomically and points DIR/latest at it; keeps the newest `keep`
 // checkpoints (keep <= 0: all). Returns the step directory's path.
 StatusOr<std::string> save_checkpoint(const std::string& dir, int keep, const CheckpointState& state,

@@ -38,9 +38,9 @@ struct Unit {
   std::vector<int64_t> shape;
   int64_t row0 = 0, col0 = 0, rows = 0, cols = 0;
   // The unit's region in the logical tensor: (rows, cols) at (row0, col0), or (rows) at (row0) for 1-D.
-  std::vector<int64_t> start() const { return shape.size() == 2 ? std::vector<int64_t>{row0, col0} : std::vector<int64_t>{row0}; }
-  std::vector<int64_t> count() const { return shape.size() == 2 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows}; }
-  std::string key() const { return logical + "/r" + std::to_string(row0) + "_c" + std::to_string(col0); }
+  std::vector<int64_t> start() const { return om::unit_region_start(static_cast<int>(shape.size()), row0, col0); }
+  std::vector<int64_t> count() const { return om::unit_region_count(static_cast<int>(shape.size()), rows, cols); }
+  std::string key() const { return om::checkpoint_unit_key(logical, row0, col0); }
 };
 
 std::string shape_string(const std::vector<int64_t>& shape) {
