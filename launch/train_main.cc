@@ -41,6 +41,9 @@ int fail(const MpiSession& mpi, const om::Status& s, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before MPI_Init starts its threads: they inherit the block, and a SIGTERM/SIGUSR1 that arrives
+  // before the handlers are installed stays pending until then.
+  om::block_preemption_signals();
   MpiSession mpi(&argc, &argv);
   om::set_process_rank(mpi.rank);
   om::TrainOptions options;
