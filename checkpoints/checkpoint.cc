@@ -96,17 +96,26 @@ nlohmann::json units_json(const DistributedOptimizer& opt) {
   return units;
 }
 
+// The optimizer state may live on a GPU: every unit goes through this host copy (one unit at a time,
+// so the extra host memory is the largest unit, ≤ B rows).
+std::vector<float>& host_copy(const ConstTensorView& v, std::vector<float>& buf) {
+  buf.resize(static_cast<size_t>(v.numel()));
+  copy_bytes(buf.data(), Device::Cpu(), v.data, v.device, v.nbytes());
+  return buf;
+}
+
 Status write_shard(const std::string& path, const DistributedOptimizer& opt, const CheckpointLayout& layout,
                    int64_t step) {
   OM_ASSIGN_OR_RETURN(h5::File f, h5::File::Create(path));
   static const char* kGroups[3] = {"master", "exp_avg", "exp_avg_sq"};
+  std::vector<float> buf;
   for (size_t u : opt.local_units()) {
     const OptimizerUnit& unit = opt.units()[u];
     const std::vector<int64_t> count = unit_region_count(unit.logical_shape.ndim, unit.rows, unit.cols);
     for (int which = 0; which < 3; ++which) {
       const std::string name =
           std::string("/") + kGroups[which] + "/" + checkpoint_unit_key(unit.logical, unit.logical_row0, unit.logical_col0);
-      OM_RETURN_IF_ERROR(f.WriteF32(name, count, opt.unit_state(which, u).data_as<const float>()));
+      OM_RETURN_IF_ERROR(f.WriteF32(name, count, host_copy(opt.unit_state(which, u), buf).data()));
     }
   }
   OM_RETURN_IF_ERROR(f.SetStringAttribute("units", units_json(opt).dump()));
@@ -180,6 +189,7 @@ StatusOr<std::string> publish(const std::string& dir, const std::string& tmp, in
   m["optimizer"]["step"] = opt.step();
   m["schedule"] = state.schedule;
   m["data"] = state.data;
+  m["skipped_steps"] = state.skipped_steps;
   m["layout"] = {{"tp", layout.tp}, {"dp", layout.dp}};
   OM_RETURN_IF_ERROR(write_index(tmp, layout, m).status());
   nlohmann::json files = nlohmann::json::array();
@@ -510,6 +520,11 @@ StatusOr<LoadReport> load_units(const std::string& step_dir, const nlohmann::jso
 
   LoadReport report;
   ParameterBasisCache cache;
+  std::vector<float> master, m, v;  // host staging: the optimizer state may live on a GPU
+  auto upload = [&](std::vector<float>& host, int which, size_t u) {
+    const TensorView dst = opt.unit_state(which, u);
+    copy_bytes(dst.data, dst.device, host.data(), Device::Cpu(), dst.nbytes());
+  };
   for (size_t u : opt.local_units()) {
     const OptimizerUnit& unit = opt.units()[u];
     const std::vector<int64_t> start = unit_region_start(unit.logical_shape.ndim, unit.logical_row0, unit.logical_col0),
@@ -522,18 +537,24 @@ StatusOr<LoadReport> load_units(const std::string& step_dir, const nlohmann::jso
     if (shape != want)
       return Status::FailedPrecondition("checkpoint '" + step_dir + "': tensor '" + unit.logical +
                                         "' has another shape than this model's: saved from another model");
-    OM_RETURN_IF_ERROR(index.ReadF32("/model/" + unit.logical, start, count, opt.unit_state(0, u).data_as<float>()));
+    const size_t n = static_cast<size_t>(unit.numel());
+    master.resize(n);
+    OM_RETURN_IF_ERROR(index.ReadF32("/model/" + unit.logical, start, count, master.data()));
+    upload(master, 0, u);
     ++report.units;
     if (!load_optim) continue;
-    float* m = opt.unit_state(1, u).data_as<float>();
-    float* v = opt.unit_state(2, u).data_as<float>();
+    m.resize(n);
+    v.resize(n);
     if (same_rotations(saved, now, unit, saved_units[unit.logical])) {
-      OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg/" + unit.logical, start, count, m));
-      OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg_sq/" + unit.logical, start, count, v));
+      OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg/" + unit.logical, start, count, m.data()));
+      OM_RETURN_IF_ERROR(index.ReadF32("/optimizer/exp_avg_sq/" + unit.logical, start, count, v.data()));
     } else {
-      OM_RETURN_IF_ERROR(convert_moments(index, saved, now, unit, saved_units[unit.logical], cache, m, v));
+      OM_RETURN_IF_ERROR(
+          convert_moments(index, saved, now, unit, saved_units[unit.logical], cache, m.data(), v.data()));
       ++report.converted_units;
     }
+    upload(m, 1, u);
+    upload(v, 2, u);
   }
   if (load_optim) opt.set_step(manifest["optimizer"].value("step", int64_t{0}));
   return report;

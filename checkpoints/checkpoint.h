@@ -30,6 +30,7 @@ struct CheckpointState {
   nlohmann::json optimizer;      // kind, transform, block, seed, betas, ... (+ "step" is added)
   nlohmann::json schedule;       // lr, min_lr, warmup_iters, decay_iters
   nlohmann::json data;           // seed, global_batch_size, data_path
+  int64_t skipped_steps = 0;     // steps whose update --nan-policy skip dropped (manifest "skipped_steps")
 };
 
 // Where this rank sits: tp × dp ranks, this one (tp_rank, dp_rank).

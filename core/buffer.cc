@@ -1,10 +1,44 @@
 #include "core/buffer.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
 
 namespace om {
+namespace {
+
+// Per DeviceKind (kCpu, kCuda): bytes alive and the high-water mark. Relaxed ordering suffices:
+// each counter is exact on its own and nothing else is published through them.
+constexpr size_t kDeviceKinds = 2;
+static_assert(static_cast<size_t>(DeviceKind::kCuda) + 1 == kDeviceKinds, "one counter per DeviceKind");
+std::atomic<size_t> g_live[kDeviceKinds];
+std::atomic<size_t> g_peak[kDeviceKinds];
+
+size_t kind_index(DeviceKind kind) { return static_cast<size_t>(kind); }
+
+void account_allocate(DeviceKind kind, size_t bytes) {
+  const size_t k = kind_index(kind);
+  const size_t live = g_live[k].fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  size_t peak = g_peak[k].load(std::memory_order_relaxed);
+  while (live > peak && !g_peak[k].compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+}
+
+void account_release(DeviceKind kind, size_t bytes) {
+  g_live[kind_index(kind)].fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+size_t Buffer::live_bytes(DeviceKind kind) { return g_live[kind_index(kind)].load(std::memory_order_relaxed); }
+
+size_t Buffer::peak_bytes(DeviceKind kind) { return g_peak[kind_index(kind)].load(std::memory_order_relaxed); }
+
+void Buffer::reset_peak(DeviceKind kind) {
+  const size_t k = kind_index(kind);
+  g_peak[k].store(g_live[k].load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
 
 std::string device_name(Device d) {
   return d.kind == DeviceKind::kCpu ? std::string("cpu") : "cuda:" + std::to_string(d.index);
@@ -25,6 +59,7 @@ StatusOr<Buffer> Buffer::TryAllocate(Device device, size_t bytes, const char* la
       return Status::ResourceExhausted(format_message("cannot allocate %zu bytes of host memory for '%s'", bytes,
                                                       b.label_.c_str()));
     }
+    account_allocate(device.kind, bytes);
     return b;
   }
   Status s = device_memory::cuda_malloc(&b.data_, bytes, device.index);
@@ -33,6 +68,7 @@ StatusOr<Buffer> Buffer::TryAllocate(Device device, size_t bytes, const char* la
     return s.WithContext(format_message("allocating %zu bytes on %s for '%s'", bytes, device_name(device).c_str(),
                                         b.label_.c_str()));
   }
+  account_allocate(device.kind, bytes);
   return b;
 }
 
@@ -68,6 +104,7 @@ void Buffer::Release() noexcept {
   } else {
     device_memory::cuda_free(data_, device_.index);
   }
+  account_release(device_.kind, size_);
   data_ = nullptr;
   size_ = 0;
 }

@@ -1,7 +1,14 @@
 // Buffer: the one owner of device memory. Move-only; the destructor frees and never throws.
 // CPU memory is 256-byte aligned host memory; CUDA memory comes only from cudaMalloc, and only
 // through this class (no raw cudaMalloc/cudaFree anywhere else). A default Buffer is empty.
-// Thread safety: a Buffer is not shared between threads while being moved or destroyed.
+// Accounting: process-wide live and peak bytes per DeviceKind (all device indices of a kind together),
+// counted at the requested size() on every successful allocation and every release. This is what the
+// memory plan (launch/memory_plan.h) calls "measured allocations". It sees only Buffers: host
+// temporaries inside kernels and the model (std::vector), the allocator's rounding up to 256 bytes,
+// and CUDA memory outside Buffer (the CUDA context, cuBLAS/cuBLASLt handles and workspace, NCCL) are
+// not counted.
+// Thread safety: a Buffer is not shared between threads while being moved or destroyed; the counters
+// are atomics and may be read from any thread.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +43,12 @@ class Buffer {
   bool empty() const { return data_ == nullptr; }
 
   void Zero();  // all bytes to 0 (synchronous)
+
+  // Bytes of every Buffer of `kind` now alive, and the most alive at once since the process started
+  // or since the last reset_peak(kind), which sets the peak to the bytes alive now.
+  static size_t live_bytes(DeviceKind kind);
+  static size_t peak_bytes(DeviceKind kind);
+  static void reset_peak(DeviceKind kind);
 
  private:
   void Release() noexcept;

@@ -1,5 +1,7 @@
 #include "kernels/block_rotate.h"
 
+#include <string>
+
 namespace om {
 
 void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, RotateDirection direction) {
@@ -25,7 +27,14 @@ void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, R
   if (units.empty()) return;
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, units.front().x); return cpu::block_rotate(units, direction);
-    case DeviceKind::kCuda: no_cuda_kernel(op);
+    case DeviceKind::kCuda:
+      // The CUDA kernel takes f32 only (units are fp32 optimizer state); x's dtype is every Q's (above).
+      for (const RotationUnit& u : units) {
+        OM_CHECK(u.x.dtype == DType::kF32, "%s: the CUDA kernel takes f32 units (optimizer state); '%s' is %s", op,
+                 u.x.name, std::string(dtype_name(u.x.dtype)).c_str());
+      }
+      OM_CUDA_OP(op, cuda::block_rotate(units, direction, ctx.stream));
+      return;
   }
 }
 

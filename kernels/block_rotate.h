@@ -11,8 +11,12 @@
 //
 // CPU: f32 through one single-threaded dnnl_sgemm per GEMM, units spread over OpenMP threads (one
 // thread rotates a whole unit): bit-identical for any thread count and any batching of the units.
-// f64 through plain loops (the reference for checks). CUDA: no kernel yet (clear fatal error; the
-// CUDA issue batches the units as strided-batched GEMMs).
+// f64 through plain loops (the reference for checks).
+// CUDA: f32 only (the units are fp32 optimizer state; kernels/cuda/block_rotate.cu): units grouped by
+// shape, each pass one pointer-array batched cuBLAS GEMM per group (true fp32, no TF32). Bit-identical
+// from run to run for the same batch on the same GPU and library; not bit-identical to the CPU, nor
+// promised across batchings (cuBLAS may choose another kernel for another batch count). Synchronizes
+// `stream` before returning (per-call scratch).
 // REQUIRES: per unit, x, q_r and every q_c[b] share one dtype; units do not overlap one another and
 // no x overlaps a Q.
 #pragma once
@@ -37,5 +41,10 @@ void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, R
 namespace cpu {
 void block_rotate(std::span<const RotationUnit> units, RotateDirection direction);
 }  // namespace cpu
+
+namespace cuda {
+// f32 units only, f32 accumulation (CUBLAS_COMPUTE_32F); returns after `stream` has finished.
+void block_rotate(std::span<const RotationUnit> units, RotateDirection direction, Stream stream);
+}  // namespace cuda
 
 }  // namespace om

@@ -1,5 +1,6 @@
 // ortho_megatron: train a Llama model. parse options → init MPI → build → train → close.
 // Exit status: 0 done, 1 a runtime failure (bad data, non-finite loss, bad checkpoint), 2 a bad flag,
+// 3 the hang watchdog stopped a rank (--comm-timeout-s; parallel/watchdog.h),
 // 75 stopped by SIGTERM/SIGUSR1 or --exit-duration-in-mins after saving a checkpoint (requeue and resume).
 // Multi-rank (mpirun -np tp·dp ... --tp T --dp D): every rank parses the same flags (so a bad flag
 // fails on every rank alike and they all exit 2); a failure after that may hit one rank only, so it
@@ -11,6 +12,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "launch/memory_plan.h"
 #include "launch/preemption.h"
 #include "launch/train_options.h"
 #include "launch/trainer.h"
@@ -54,12 +56,32 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (parsed.value() == om::ParseOutcome::kHelpShown) return 0;
+  if (options.dry_run) {
+    // The plan for the device the job would use. --device cuda plans for a GPU even where none is
+    // visible (planning on a login node); auto plans for what this machine has.
+    om::Device device = om::Device::Cpu();
+    if (options.device == "cuda") {
+      device = om::Device::Cuda(0);
+    } else if (om::StatusOr<om::Device> d = om::resolve_device(options.device, 0); d.ok()) {
+      device = *d;
+    }
+    om::StatusOr<om::MemoryPlan> plan = om::plan_training_memory(options, device);
+    if (!plan.ok()) {
+      std::fprintf(stderr, "ortho_megatron --dry-run: %s\n", plan.status().ToString().c_str());
+      return 2;
+    }
+    if (mpi.rank == 0) std::printf("%s", om::format_memory_plan(*plan).c_str());
+    return 0;
+  }
   // Declared after `mpi`, so the communicators are freed before MPI_Finalize.
   std::optional<om::ProcessGroups> groups;
   if (mpi.size > 1) {
     om::StatusOr<om::ParallelDims> dims = om::ParallelDims::Make(options.tp, options.dp, mpi.size);
     if (!dims.ok()) return fail(mpi, dims.status(), 2);
-    om::StatusOr<om::ProcessGroups> created = om::ProcessGroups::Create(*dims);
+    // One GPU per rank: the rank's index among the ranks of its node.
+    om::StatusOr<om::Device> device = om::resolve_device(options.device, om::ProcessGroups::LocalRank());
+    if (!device.ok()) return fail(mpi, device.status(), 2);
+    om::StatusOr<om::ProcessGroups> created = om::ProcessGroups::Create(*dims, *device);
     if (!created.ok()) return fail(mpi, created.status(), 2);
     groups.emplace(std::move(*created));
   }

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <vector>
 
+#include "core/buffer.h"
 #include "optim/orthoadam.h"
 
 namespace om {
@@ -96,15 +97,29 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
       ("log-dir", po::value(&o->log_dir), "directory for metrics.jsonl (when --save is not given)")
       ("peak-tflops", po::value(&o->peak_tflops)->default_value(o->peak_tflops),
        "device peak for MFU in TFLOP/s; 0 = the built-in figure for the device");
+  po::options_description faults("Faults");
+  faults.add_options()
+      ("nan-policy", po::value(&o->nan_policy)->default_value(o->nan_policy),
+       "abort: stop at a non-finite loss or gradient norm (naming step and ranks); skip: drop that step's "
+       "update and go on (counted as skipped_steps in metrics.jsonl)")
+      ("comm-timeout-s", po::value(&o->comm_timeout_s)->default_value(o->comm_timeout_s),
+       "abort the job (exit 3) when a collective has not finished, or a rank has not communicated during a step, "
+       "for this many seconds; every rank prints its last collective; 0 = off")
+      ("inject-fault", po::value(&o->inject_fault),
+       "testing: nan@STEP[:RANK] or hang@STEP[:RANK] (NaN loss and gradient, or a rank that sleeps in that step)");
   po::options_description runtime("Runtime");
   runtime.add_options()
-      ("device", po::value(&o->device)->default_value(o->device), "cpu")
+      ("device", po::value(&o->device)->default_value("auto"),
+       "cpu | cuda (one GPU per rank: the rank's index on its node) | auto: cuda when a GPU is visible")
       ("threads", po::value(&o->threads)->default_value(o->threads), "OpenMP threads; 0 = OMP_NUM_THREADS or all")
+      ("dry-run", po::bool_switch(&o->dry_run),
+       "check the flags and the tp x dp layout, print each rank's memory plan for --device, and exit without "
+       "allocating (runs without mpirun)")
       ("config", po::value(config_file), "read flags from FILE (lines `name = value`; the command line wins)")
       ("help,h", "show this help");
   po::options_description all("ortho_megatron: train a Llama model\n\nUsage: ortho_megatron --data-path PREFIX "
                               "[flags]   (or mpirun -np N ortho_megatron ...)");
-  all.add(model).add(parallel).add(batch).add(optim).add(data).add(out).add(runtime);
+  all.add(model).add(parallel).add(batch).add(optim).add(data).add(out).add(faults).add(runtime);
   return all;
 }
 
@@ -148,7 +163,7 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
     return bad("--data-path is required: the prefix of a dataset made by `ortho_data preprocess` "
                "(e.g. --data-path data/moby_train)");
   if (o.tp < 1 || o.dp < 1) return bad(format_message("--tp (%ld) and --dp (%ld) must be >= 1", o.tp, o.dp));
-  if (o.tp * o.dp != world_size)
+  if (o.tp * o.dp != world_size && !o.dry_run)
     return bad(format_message("--tp (%ld) * --dp (%ld) = %ld but the job has %d rank(s); launch with mpirun -np %ld "
                               "or change --tp/--dp",
                               o.tp, o.dp, o.tp * o.dp, world_size, o.tp * o.dp));
@@ -180,8 +195,12 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
   if (o.exit_duration_in_mins < 0) return bad("--exit-duration-in-mins must be >= 0 (0 = off)");
   if (o.threads < 0) return bad("--threads must be >= 0 (0 = OMP_NUM_THREADS or all cores)");
   if (o.peak_tflops < 0) return bad("--peak-tflops must be >= 0");
-  if (o.device != "cpu")
-    return bad("--device '" + o.device + "': this version trains on the CPU only (--device cpu)");
+  if (o.nan_policy != "abort" && o.nan_policy != "skip")
+    return bad("--nan-policy '" + o.nan_policy + "': use abort or skip");
+  if (!(o.comm_timeout_s >= 0)) return bad("--comm-timeout-s must be >= 0 (0 = off)");
+  OM_RETURN_IF_ERROR(parse_fault(o.inject_fault).status());
+  if (o.device != "cpu" && o.device != "cuda" && o.device != "auto")
+    return bad("--device '" + o.device + "': use cpu, cuda or auto");
   if (o.vocab_size < 0 || o.seq_length < 0) return bad("--vocab-size and --seq-length must be >= 0 (0 = default)");
   return Status::Ok();
 }
@@ -215,6 +234,63 @@ StatusOr<ParseOutcome> parse_train_options(int argc, char** argv, int world_size
   OM_RETURN_IF_ERROR(validate_train_options(o, world_size));
   *out = o;
   return ParseOutcome::kRun;
+}
+
+StatusOr<Device> resolve_device(const std::string& flag, int local_rank) {
+  if (flag == "cpu") return Device::Cpu();
+  if (flag != "cuda" && flag != "auto") return Status::InvalidArgument("--device '" + flag + "': use cpu, cuda or auto");
+  const int gpus = device_memory::cuda_device_count();  // 0 in a build without CUDA
+  if (flag == "auto") return local_rank < gpus ? Device::Cuda(local_rank) : Device::Cpu();
+  if (!OM_WITH_CUDA) {
+    return Status::Unavailable("--device cuda: this binary was built without CUDA; rebuild with -DOM_WITH_CUDA=ON "
+                               "(nvcc on PATH) or train with --device cpu");
+  }
+  if (gpus == 0) {
+    return Status::Unavailable("--device cuda: no GPU is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES), or "
+                               "train with --device cpu");
+  }
+  if (local_rank >= gpus) {
+    return Status::InvalidArgument(format_message(
+        "--device cuda: this rank is number %d on its node but the node shows %d GPU(s); start at most one rank per "
+        "GPU per node (mpirun --map-by ppr:%d:node, srun --ntasks-per-node=%d)",
+        local_rank, gpus, gpus, gpus));
+  }
+  return Device::Cuda(local_rank);
+}
+
+StatusOr<FaultInjection> parse_fault(const std::string& spec) {
+  FaultInjection f;
+  if (spec.empty()) return f;
+  const auto bad = [&] {
+    return Status::InvalidArgument("--inject-fault '" + spec + "': use nan@STEP or hang@STEP, optionally :RANK "
+                                   "(e.g. nan@3:1)");
+  };
+  const size_t at = spec.find('@');
+  if (at == std::string::npos) return bad();
+  const std::string kind = spec.substr(0, at);
+  if (kind == "nan") {
+    f.kind = FaultInjection::Kind::kNan;
+  } else if (kind == "hang") {
+    f.kind = FaultInjection::Kind::kHang;
+  } else {
+    return bad();
+  }
+  const std::string rest = spec.substr(at + 1);
+  const size_t colon = rest.find(':');
+  try {
+    size_t used = 0;
+    const std::string step = rest.substr(0, colon);
+    f.step = std::stoll(step, &used);
+    if (used != step.size() || f.step < 1) return bad();
+    if (colon != std::string::npos) {
+      const std::string rank = rest.substr(colon + 1);
+      f.rank = std::stoi(rank, &used);
+      if (used != rank.size() || f.rank < 0) return bad();
+    }
+  } catch (const std::exception&) {
+    return bad();
+  }
+  return f;
 }
 
 }  // namespace om

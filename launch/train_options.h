@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/device.h"
 #include "core/status.h"
 
 namespace om {
@@ -56,8 +57,13 @@ struct TrainOptions {
   double exit_duration_in_mins = 0;    // save and exit (code 75) after this wall time; 0 = off
   std::string log_dir;                 // metrics.jsonl here instead (or as well) when set
   double peak_tflops = 0.0;            // for MFU; 0: the default for the device (printed at start)
+  // Faults: what a job does when things go wrong
+  std::string nan_policy = "abort";    // abort | skip: a non-finite loss or gradient norm
+  double comm_timeout_s = 600;         // hang watchdog (parallel/watchdog.h); 0 = off
+  std::string inject_fault;            // tests: "nan@STEP[:RANK]" or "hang@STEP[:RANK]" (parse_fault)
   // Runtime
-  std::string device = "cpu";
+  bool dry_run = false;                // validate, print the per-rank memory plan, exit (launch/memory_plan.h)
+  std::string device = "cpu";         // cpu | cuda | auto (the command line's default: cuda when a GPU is visible)
   int threads = 0;                     // OpenMP threads; 0: OMP_NUM_THREADS or all cores
 
   int64_t accumulation_steps() const { return global_batch_size / (micro_batch_size * dp); }
@@ -66,6 +72,27 @@ struct TrainOptions {
 // The checks parse_train_options applies after parsing (each error names its flag); also for
 // TrainOptions built in code. `world_size` is the number of MPI ranks (tp * dp must equal it).
 Status validate_train_options(const TrainOptions& o, int world_size);
+
+// The device a rank trains on for --device `flag`: cpu; cuda → GPU `local_rank` (one rank per GPU of a
+// node); auto → cuda when this build has CUDA and the node shows a GPU for this rank, else cpu.
+// Unavailable for cuda without a CUDA build or a visible GPU, InvalidArgument when the node has fewer
+// GPUs than ranks; the messages name the flag and the fix.
+StatusOr<Device> resolve_device(const std::string& flag, int local_rank);
+
+// --inject-fault KIND@STEP[:RANK]: at training step STEP (1-based) on RANK (world rank; every rank when
+// omitted) — nan: the rank's loss and one gradient element become NaN after backward; hang: the rank
+// sleeps for an hour inside the step (the watchdog test). For tests and for checking a cluster's
+// alerting; "" = none.
+struct FaultInjection {
+  enum class Kind : uint8_t { kNone, kNan, kHang };
+  Kind kind = Kind::kNone;
+  int64_t step = 0;
+  int rank = -1;  // -1: every rank
+  bool Applies(int64_t at_step, int at_rank) const {
+    return kind != Kind::kNone && step == at_step && (rank < 0 || rank == at_rank);
+  }
+};
+StatusOr<FaultInjection> parse_fault(const std::string& spec);
 
 enum class ParseOutcome : uint8_t { kRun, kHelpShown };
 

@@ -2,8 +2,11 @@
 
 #include <omp.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
+#include <thread>
 
 #include "core/log.h"
 #include "core/timer.h"
@@ -19,6 +22,9 @@ namespace {
 // fp32 FMA peak of the 2-core development machine, measured by bench/kernels/fma_peak_bench
 // (bench/results/2026-11-28_cpu-2core_matmul.md), scaled per core. Override with --peak-tflops.
 constexpr double kCpuPeakFlopsPerCore = 222.5e9;
+// The dense bf16 GEMM limit measured on the lent H200 (≈ 790 TFLOP/s, ../shared/ENVIRONMENT.md): MFU is
+// quoted against what the product's bf16 path could reach; give --peak-tflops for another GPU.
+constexpr double kCudaPeakFlops = 790e12;
 
 std::string format_eta(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
@@ -32,6 +38,39 @@ StatusOr<IndexedDataset> open_dataset(const std::string& prefix, const std::stri
 }
 
 }  // namespace
+
+StatusOr<LlamaConfig> model_config_for(const TrainOptions& o) {
+  // Preset, then the flags that override it, then the dataset's vocabulary.
+  OM_ASSIGN_OR_RETURN(LlamaConfig c, LlamaConfig::Preset(o.model));
+  OM_ASSIGN_OR_RETURN(c.attention, parse_attention_kind(o.attention));
+  OM_ASSIGN_OR_RETURN(c.norm, parse_norm_kind(o.norm));
+  if (o.seq_length > 0) c.seq_length = o.seq_length;
+  StatusOr<DatasetInfo> info = read_dataset_info(o.data_path);
+  if (!info.ok()) return info.status().WithContext("--data-path '" + o.data_path + "'");
+  if (o.vocab_size > 0) {
+    if (o.vocab_size < info->vocab_size) {
+      return Status::InvalidArgument(format_message(
+          "--vocab-size %ld is smaller than the tokenizer vocabulary of --data-path '%s' (%ld); omit --vocab-size",
+          o.vocab_size, o.data_path.c_str(), static_cast<long>(info->vocab_size)));
+    }
+    c.vocab_size = o.vocab_size;
+  } else {
+    c.vocab_size = info->vocab_size;
+  }
+  c.name = o.model;
+  OM_RETURN_IF_ERROR(c.Validate());
+  return c;
+}
+
+StatusOr<OptimizerConfig> optimizer_config_for(const TrainOptions& o) {
+  OptimizerConfig opt;
+  opt.adam = AdamWConfig{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay};
+  OM_ASSIGN_OR_RETURN(opt.kind, parse_optimizer_kind(o.optimizer));
+  OM_ASSIGN_OR_RETURN(opt.transform, parse_ortho_transform(o.ortho_transform));
+  opt.block = o.ortho_block;
+  opt.seed = o.seed;
+  return opt;
+}
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) { return Create(o, nullptr); }
 
@@ -48,27 +87,24 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
     }
     t->dp_rank_ = groups->dp_rank();
   }
+  OM_ASSIGN_OR_RETURN(t->fault_, parse_fault(o.inject_fault));
+  if (groups != nullptr && groups->dims().world_size > 1 && o.comm_timeout_s > 0) {
+    t->watchdog_ = std::make_unique<CollectiveWatchdog>(o.comm_timeout_s, process_identity());
+  }
+  if (groups != nullptr) {
+    t->device_ = groups->device();
+  } else {
+    OM_ASSIGN_OR_RETURN(t->device_, resolve_device(o.device, 0));
+  }
+  if (t->device_.kind == DeviceKind::kCuda && o.eval_metrics) {
+    return Status::InvalidArgument("--eval-metrics runs on the CPU only for now: train with --device cpu, or drop "
+                                   "--eval-metrics and run ortho_eval on the checkpoints");
+  }
   OM_RETURN_IF_ERROR(validate_train_options(o, groups != nullptr ? static_cast<int>(groups->dims().world_size) : 1));
   if (o.threads > 0) omp_set_num_threads(o.threads);
 
-  // Model config: preset, then the flags that override it, then the dataset's vocabulary.
-  OM_ASSIGN_OR_RETURN(t->config_, LlamaConfig::Preset(o.model));
-  OM_ASSIGN_OR_RETURN(t->config_.attention, parse_attention_kind(o.attention));
-  OM_ASSIGN_OR_RETURN(t->config_.norm, parse_norm_kind(o.norm));
-  if (o.seq_length > 0) t->config_.seq_length = o.seq_length;
+  OM_ASSIGN_OR_RETURN(t->config_, model_config_for(o));
   OM_ASSIGN_OR_RETURN(DatasetInfo info, read_dataset_info(o.data_path));
-  if (o.vocab_size > 0) {
-    if (o.vocab_size < info.vocab_size) {
-      return Status::InvalidArgument(format_message(
-          "--vocab-size %ld is smaller than the tokenizer vocabulary of --data-path '%s' (%ld); omit --vocab-size",
-          o.vocab_size, o.data_path.c_str(), static_cast<long>(info.vocab_size)));
-    }
-    t->config_.vocab_size = o.vocab_size;
-  } else {
-    t->config_.vocab_size = info.vocab_size;
-  }
-  t->config_.name = o.model;
-  OM_RETURN_IF_ERROR(t->config_.Validate());
   if (groups != nullptr) {
     OM_RETURN_IF_ERROR(groups->dims().ValidateModel(t->config_.n_heads, t->config_.ffn, t->config_.vocab_size));
   }
@@ -101,18 +137,13 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
     t->valid_sampler_ = std::make_unique<GptSampler>(*t->valid_data_, t->config_.seq_length, 0);
   }
 
-  Comm* tp = groups != nullptr && groups->dims().tp > 1 ? &groups->tp() : nullptr;
-  t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, Device::Cpu(), DType::kF32, tp);
+  Comm* tp = t->device_tp();
+  t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, t->device_, DType::kF32, tp);
   t->model_->Initialize(o.seed);
-  OptimizerConfig opt;
-  opt.adam = AdamWConfig{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay};
-  OM_ASSIGN_OR_RETURN(opt.kind, parse_optimizer_kind(o.optimizer));
-  OM_ASSIGN_OR_RETURN(opt.transform, parse_ortho_transform(o.ortho_transform));
-  opt.block = o.ortho_block;
-  opt.seed = o.seed;
+  OM_ASSIGN_OR_RETURN(const OptimizerConfig opt, optimizer_config_for(o));
   Comm* dp = nullptr;
   if (t->parallel()) {
-    dp = &groups->dp();
+    dp = &groups->device_dp();
   } else {
     t->local_dp_ = std::make_unique<LocalComm>("dp");
     dp = t->local_dp_.get();
@@ -125,7 +156,10 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   const size_t n = static_cast<size_t>(o.micro_batch_size * t->config_.seq_length);
   t->tokens_.resize(n);
   t->targets_.resize(n);
-  t->peak_flops_ = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : kCpuPeakFlopsPerCore * omp_get_max_threads();
+  const bool cuda = t->device_.kind == DeviceKind::kCuda;
+  t->peak_flops_ = o.peak_tflops > 0 ? o.peak_tflops * 1e12
+                   : cuda            ? kCudaPeakFlops
+                                     : kCpuPeakFlopsPerCore * omp_get_max_threads();
   // The logged throughput is the job's (global batch tokens per second), so MFU is against every rank.
   if (t->parallel()) t->peak_flops_ *= static_cast<double>(groups->dims().world_size);
 
@@ -163,12 +197,13 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   OM_LOG_INFO("batch: global %ld = micro %ld x accumulation %ld x dp %ld; %ld steps, lr %g -> %g, warm-up %ld",
               o.global_batch_size, o.micro_batch_size, o.accumulation_steps(), o.dp, o.train_iters, o.lr, o.min_lr,
               o.lr_warmup_iters);
-  OM_LOG_INFO("memory %.1f MiB (parameters, gradients, activations); %d threads; MFU against %.1f GFLOP/s %s",
-              static_cast<double>(t->model_->memory_bytes()) / (1 << 20), omp_get_max_threads(),
-              t->peak_flops_ / 1e9,
-              o.peak_tflops > 0 ? (t->parallel() ? "(--peak-tflops x ranks)" : "(--peak-tflops)")
-                                : (t->parallel() ? "(fp32 FMA peak measured per core x threads x ranks)"
-                                                 : "(fp32 FMA peak measured per core x threads)"));
+  const char* peak_source = o.peak_tflops > 0 ? "--peak-tflops"
+                            : cuda            ? "the H200 bf16 GEMM limit; --peak-tflops for other GPUs"
+                                              : "fp32 FMA peak measured per core x threads";
+  OM_LOG_INFO("device %s; memory %.1f MiB (parameters, gradients, activations); %d threads; MFU against %.1f "
+              "GFLOP/s (%s%s)",
+              device_name(t->device_).c_str(), static_cast<double>(t->model_->memory_bytes()) / (1 << 20),
+              omp_get_max_threads(), t->peak_flops_ / 1e9, peak_source, t->parallel() ? " x ranks" : "");
   return t;
 }
 
@@ -180,6 +215,16 @@ StatusOr<StepStats> Trainer::TrainStep() {
   Timer timer;
   const int64_t accumulation = options_.accumulation_steps();
   const int64_t T = config_.seq_length, mb = options_.micro_batch_size;
+  collective_record::set_step(step_ + 1);
+  // The hang watchdog's idle rule applies inside the step only (parallel/watchdog.h).
+  collective_record::arm();
+  struct Disarm {
+    ~Disarm() { collective_record::disarm(); }
+  } disarm;
+  if (fault_.kind == FaultInjection::Kind::kHang && fault_.Applies(step_ + 1, world_rank())) {
+    OM_LOG_WARN("--inject-fault: rank %d sleeps for an hour in step %ld", world_rank(), step_ + 1);
+    std::this_thread::sleep_for(std::chrono::hours(1));
+  }
   model_->ZeroGrad();
   double loss = 0.0;
   for (int64_t micro = 0; micro < accumulation; ++micro) {
@@ -189,17 +234,39 @@ StatusOr<StepStats> Trainer::TrainStep() {
     loss += model_->Forward(tok, tgt) / static_cast<double>(accumulation);
     model_->Backward(1.0f / static_cast<float>(accumulation));
   }
+  if (fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank())) {
+    loss = std::numeric_limits<double>::quiet_NaN();
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const Parameter& p = model_->parameters().front();
+    copy_bytes(p.grad.data, p.grad.device, &nan, Device::Cpu(), sizeof nan);
+  }
   // The global norm counts every logical element once across the world (ZeRO-1: over dp shards and
   // tp ranks); the loss is the mean over dp replicas of their micro-batch means.
   const double norm = optimizer_->ReduceGradients();
+  const double local_loss = loss;
   loss = MeanOverDp(loss);
-  if (!std::isfinite(loss) || !std::isfinite(norm)) {
-    return Status::FailedPrecondition(format_message(
-        "step %ld: loss %g, gradient norm %g are not finite; no update was applied. Lower --lr, set --clip-grad, "
-        "or check the data",
-        step_ + 1, loss, norm));
-  }
   const float lr = schedule_.At(step_);
+  if (!std::isfinite(loss) || !std::isfinite(norm)) {
+    // Every rank sees the same mean loss and global norm, so every rank takes the same branch.
+    const std::string ranks = NonFiniteRanks(local_loss);
+    const std::string where =
+        ranks.empty() ? "every rank's own loss was finite, so a gradient overflowed"
+                      : "the loss was not finite on rank(s) " + ranks + (parallel() ? " of the world" : "");
+    if (options_.nan_policy != "skip") {
+      return Status::FailedPrecondition(format_message(
+          "step %ld: loss %g, gradient norm %g are not finite (%s); no update was applied. Lower --lr, set "
+          "--clip-grad, check the data, or pass --nan-policy skip to drop such steps",
+          step_ + 1, loss, norm, where.c_str()));
+    }
+    ++skipped_steps_;
+    consumed_samples_ += options_.global_batch_size;
+    ++step_;
+    if (is_logger()) {
+      OM_LOG_WARN("step %ld skipped (--nan-policy skip): loss %g, gradient norm %g (%s); %ld step(s) skipped so far",
+                  step_, loss, norm, where.c_str(), skipped_steps_);
+    }
+    return StepStats{step_, loss, norm, lr, timer.Seconds(), true};
+  }
   const float coef = clip_coefficient(norm, options_.clip_grad);
   optimizer_->Step(lr, coef);
   consumed_samples_ += options_.global_batch_size;
@@ -265,6 +332,23 @@ double Trainer::Validate() {
   return MeanOverDp(sum / static_cast<double>(count));
 }
 
+std::string Trainer::NonFiniteRanks(double local_loss) {
+  const int n = parallel() ? static_cast<int>(groups_->dims().world_size) : 1;
+  std::vector<double> flags(static_cast<size_t>(n), 0.0);
+  double mine = std::isfinite(local_loss) ? 0.0 : 1.0;
+  if (Comm* w = world()) {
+    w->all_gather(make_view(&mine, DType::kF64, Shape{1}, Device::Cpu(), "nonfinite"),
+                  make_view(flags.data(), DType::kF64, Shape{n}, Device::Cpu(), "nonfinite.all"));
+  } else {
+    flags[0] = mine;
+  }
+  std::string out;
+  for (int r = 0; r < n; ++r) {
+    if (flags[static_cast<size_t>(r)] > 0) out += (out.empty() ? "" : ", ") + std::to_string(r);
+  }
+  return out;
+}
+
 double Trainer::MeanOverDp(double value) {
   if (groups_ == nullptr || groups_->dims().dp == 1) return value;
   double v = value;
@@ -287,10 +371,13 @@ void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> va
                 val_loss ? (format_message(" | val loss %.4f", *val_loss) + MetricsSummary()).c_str() : "");
   }
   if (metrics_) {
+    // JSON has no NaN or Infinity: a non-finite loss or norm (a skipped step) is written as null.
+    const auto number = [](const char* fmt, double v) { return std::isfinite(v) ? format_message(fmt, v) : "null"; };
     std::fprintf(metrics_,
-                 "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f, "
-                 "\"tflops\": %.6f, \"mfu\": %.6f, \"elapsed_s\": %.3f%s}\n",
-                 s.step, s.loss, s.lr, s.grad_norm, tokens_per_s, flops / 1e12, mfu, elapsed_s,
+                 "{\"step\": %ld, \"loss\": %s, \"lr\": %.6e, \"grad_norm\": %s, \"tokens_per_s\": %.1f, "
+                 "\"tflops\": %.6f, \"mfu\": %.6f, \"elapsed_s\": %.3f, \"skipped_steps\": %ld%s%s}\n",
+                 s.step, number("%.6f", s.loss).c_str(), s.lr, number("%.6f", s.grad_norm).c_str(), tokens_per_s,
+                 flops / 1e12, mfu, elapsed_s, skipped_steps_, s.skipped ? ", \"skipped\": true" : "",
                  val_loss ? (format_message(", \"val_loss\": %.6f", *val_loss) + MetricsFields()).c_str() : "");
     std::fflush(metrics_);
   }
@@ -375,6 +462,7 @@ CheckpointState Trainer::CurrentState() const {
   CheckpointState st;
   st.step = step_;
   st.consumed_samples = consumed_samples_;
+  st.skipped_steps = skipped_steps_;
   st.model = ModelJson();
   st.optimizer = {{"kind", optimizer_kind_name(oc.kind)}, {"transform", ortho_transform_name(oc.transform)},
                   {"block", oc.block}, {"seed", oc.seed}, {"beta1", short_decimal(oc.adam.beta1)},
@@ -442,6 +530,7 @@ Status Trainer::Load() {
   report.converted_units = static_cast<int64_t>(converted);
   step_ = manifest["step"].get<int64_t>();
   consumed_samples_ = manifest["consumed_samples"].get<int64_t>();
+  skipped_steps_ = manifest.value("skipped_steps", int64_t{0});
   // Resuming a finished run from --save itself: that checkpoint is already there, no need to re-save it.
   std::error_code ec;
   if (!o.save.empty() && std::filesystem::equivalent(*dir, o.save + "/" + checkpoint_dir_name(step_), ec)) {

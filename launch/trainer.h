@@ -29,6 +29,7 @@
 #include "optim/lr_schedule.h"
 #include "parallel/local_comm.h"
 #include "parallel/process_groups.h"
+#include "parallel/watchdog.h"
 
 namespace om {
 
@@ -36,7 +37,15 @@ struct StepStats {
   int64_t step = 0;  // 1-based, after the optimizer step
   double loss = 0, grad_norm = 0, lr = 0;
   double seconds = 0;  // wall time of this step
+  bool skipped = false;  // --nan-policy skip dropped this step's update (loss or norm not finite)
 };
+
+// The model configuration the options describe: --model's preset, then --attention, --norm,
+// --seq-length, and the vocabulary of --data-path's dataset (or --vocab-size). Reads only the
+// dataset's small JSON description. Bad input → Status naming the flag.
+StatusOr<LlamaConfig> model_config_for(const TrainOptions& options);
+// The optimizer configuration the options describe (--optimizer, --ortho-*, --adam-*, --weight-decay).
+StatusOr<OptimizerConfig> optimizer_config_for(const TrainOptions& options);
 
 class Trainer {
  public:
@@ -45,6 +54,11 @@ class Trainer {
   // The same on a tp·dp layout: `groups` (not owned; must outlive the Trainer; nullptr = one process)
   // must match options.tp and options.dp. InvalidArgument when the model does not split over --tp.
   // Collective over the world when groups is given.
+  // Device: the groups' device (train_main resolves --device per rank before creating them); without
+  // groups, resolve_device(options.device, 0). On CUDA the model, its gradients and activations and the
+  // optimizer's state live on the GPU in f32 (true fp32 GEMMs), the model's tp layers and the optimizer
+  // run over the groups' NCCL communicators, and batches are copied to the GPU per micro-batch.
+  // --eval-metrics is CPU-only for now (the metrics read activations on the host).
   static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups);
   ~Trainer();
 
@@ -56,15 +70,20 @@ class Trainer {
   Status Save();
   bool preempted() const { return preempted_; }
   int64_t step() const { return step_; }
+  int64_t skipped_steps() const { return skipped_steps_; }  // --nan-policy skip, this run and resumed ones
   int64_t consumed_samples() const { return consumed_samples_; }
   // --eval-metrics: the paper's metrics of the last Validate (empty before one).
   const nlohmann::json& last_eval_metrics() const { return last_metrics_; }
-  // One optimizer step (exposed for tests). FailedPrecondition on a non-finite loss or norm.
+  // One optimizer step (exposed for tests). A non-finite loss or gradient norm: FailedPrecondition
+  // naming the step and the ranks whose loss was not finite (--nan-policy abort), or the step counts
+  // as taken, its data as consumed, and no update is applied (--nan-policy skip; StepStats::skipped).
+  // --comm-timeout-s: the collectives of a step are watched (parallel/watchdog.h).
   StatusOr<StepStats> TrainStep();
   // Mean loss over eval_iters global batches of the held-out set (the same batches every time).
   double Validate();
 
   const Llama& model() const { return *model_; }
+  Device device() const { return device_; }
   const LlamaConfig& config() const { return config_; }
 
  private:
@@ -75,6 +94,8 @@ class Trainer {
   // True on every rank when any rank saw a preemption signal or passed --exit-duration-in-mins.
   bool StopRequested();
   Comm* world() { return groups_ != nullptr && groups_->dims().world_size > 1 ? &groups_->world() : nullptr; }
+  // The tp group for the model's tensors (NCCL on CUDA), or nullptr without tensor parallelism.
+  Comm* device_tp() { return groups_ != nullptr && groups_->dims().tp > 1 ? &groups_->device_tp() : nullptr; }
   nlohmann::json ModelJson() const;
   CheckpointState CurrentState() const;  // what a checkpoint records now
   std::string MetricsFields() const;      // last_metrics_ as ", \"key\": value" JSON fields
@@ -83,8 +104,12 @@ class Trainer {
   double MeanOverDp(double value);
   bool parallel() const { return groups_ != nullptr && groups_->dims().world_size > 1; }
   bool is_logger() const { return groups_ == nullptr || groups_->rank() == 0; }
+  int world_rank() const { return groups_ == nullptr ? 0 : groups_->rank(); }
+  // "1, 3" — the world ranks whose `local_loss` is not finite (collective over the world), or "".
+  std::string NonFiniteRanks(double local_loss);
 
   TrainOptions options_;
+  Device device_;
   LlamaConfig config_;
   std::unique_ptr<Llama> model_;
   ProcessGroups* groups_ = nullptr;
@@ -97,6 +122,9 @@ class Trainer {
   std::vector<int32_t> tokens_, targets_;  // one micro-batch, (mb, T)
   int64_t consumed_samples_ = 0;
   int64_t step_ = 0;
+  int64_t skipped_steps_ = 0;
+  FaultInjection fault_;
+  std::unique_ptr<CollectiveWatchdog> watchdog_;  // --comm-timeout-s on a multi-rank job
   double peak_flops_ = 0;  // device peak for MFU, FLOP/s
   Timer since_start_;      // for --exit-duration-in-mins
   int64_t saved_step_ = -1;

@@ -38,6 +38,15 @@ namespace {
 // final norm and the LM head. Llama builds w_ and g_ from these indices.
 constexpr int64_t kPerLayer = 6;
 
+// The tp-only ParallelDims of a model split over tp_size ranks: its ValidateModel and padded_vocab
+// (which for tp_size 1 equals LlamaConfig::padded_vocab()).
+ParallelDims tp_dims(int tp_size) {
+  ParallelDims dims;
+  dims.tp = tp_size;
+  dims.world_size = tp_size;
+  return dims;
+}
+
 // Writes `fill` everywhere (0 for padding rows, 1 for norm gains), then, unless `fill_only`, each
 // logical block's draws with standard deviation stddev(block). Element (r, c) of a logical tensor
 // with Cl columns is draw r·Cl + c of its own stream Rng(seed, "init/" + name), so a rank draws only
@@ -96,33 +105,29 @@ TensorView Llama::Scratch(const TensorView& flat, Shape shape, const char* name)
   return make_view(flat.data, flat.dtype, shape, flat.device, name);
 }
 
-Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, DType dtype, Comm* tp)
-    : config_(config), max_micro_batch_(max_micro_batch), device_(device), dtype_(dtype), ctx_{device}, tp_(tp) {
+// The checks shared by the constructor and the static planners (model/llama.h REQUIRES).
+void Llama::CheckLayout(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size) {
   const Status valid = config.Validate();
   OM_CHECK(valid.ok(), "Llama: %s", valid.ToString().c_str());
   OM_CHECK(max_micro_batch >= 1, "Llama: max_micro_batch %ld must be >= 1", static_cast<long>(max_micro_batch));
   OM_CHECK(dtype == DType::kF32 || dtype == DType::kF64, "Llama: dtype %s; the model runs in f32 (or f64 for checks)",
            std::string(dtype_name(dtype)).c_str());
-  if (tp_ != nullptr) {
-    tp_size_ = tp_->size();
-    tp_rank_ = tp_->rank();
-    ParallelDims dims;
-    dims.tp = tp_size_;
-    dims.world_size = tp_size_;
-    const Status split = dims.ValidateModel(config.n_heads, config.ffn, config.vocab_size);
-    OM_CHECK(split.ok(), "Llama: %s", split.ToString().c_str());
-    padded_vocab_ = dims.padded_vocab(config.vocab_size);
-  } else {
-    padded_vocab_ = config.padded_vocab();
-  }
-  const int64_t C = config.hidden, L = config.n_layers, tp_n = tp_size_;
-  const int64_t Cl = C / tp_n, Fl = config.ffn / tp_n, Vl = padded_vocab_ / tp_n;
+  OM_CHECK(tp_size >= 1, "Llama: tp size %d must be >= 1", tp_size);
+  const Status split = tp_dims(tp_size).ValidateModel(config.n_heads, config.ffn, config.vocab_size);
+  OM_CHECK(split.ok(), "Llama: %s", split.ToString().c_str());
+}
+
+std::vector<Parameter> Llama::ParameterLayout(const LlamaConfig& config, DType dtype, int tp_size, int tp_rank) {
+  CheckLayout(config, 1, dtype, tp_size);
+  OM_CHECK(tp_rank >= 0 && tp_rank < tp_size, "Llama: tp rank %d outside tp size %d", tp_rank, tp_size);
+  const int64_t C = config.hidden, L = config.n_layers, tp_n = tp_size;
+  const int64_t Cl = C / tp_n, Fl = config.ffn / tp_n, Vl = tp_dims(tp_size).padded_vocab(config.vocab_size) / tp_n;
   const Shape norm = config.norm == NormKind::kRmsNormS ? Shape{1} : Shape{C};
 
   // The logical blocks (core/parameter.h) of each memory tensor on tp rank r: q_r, k_r, v_r are
   // logical rows [r·Cl, (r+1)·Cl) of q, k, v; o and down hold columns r·Cl and r·Fl onwards; this
   // rank's vocabulary rows [r·Vl, (r+1)·Vl) hold logical rows below V, the rest is padding.
-  const int64_t F = config.ffn, V = config.vocab_size, r = tp_rank_;
+  const int64_t F = config.ffn, V = config.vocab_size, r = tp_rank;
   const int64_t vocab_rows = std::clamp<int64_t>(V - r * Vl, 0, Vl);
   auto vocab_blocks = [&](const std::string& name) {
     return vocab_rows > 0 ? std::vector<LogicalBlock>{{name, {V, C}, 0, vocab_rows, r * Vl, 0}}
@@ -131,41 +136,71 @@ Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, 
   auto norm_blocks = [&](const std::string& name) {
     return std::vector<LogicalBlock>{{name, norm, 0, norm[0], 0, 0}};
   };
-  struct Spec {
-    std::string name;
-    Shape shape;
-    bool weight_decay;
-    std::vector<LogicalBlock> blocks;
+  std::vector<Parameter> params;
+  // Null views: the constructor replaces value and grad by arena carves of the same dtype and shape.
+  auto add = [&](const std::string& name, Shape shape, bool weight_decay, std::vector<LogicalBlock> blocks) {
+    const TensorView unallocated = make_view(static_cast<void*>(nullptr), dtype, shape, Device::Cpu(), "(unallocated)");
+    params.push_back({name, unallocated, unallocated, weight_decay, std::move(blocks)});
   };
-  std::vector<Spec> specs = {{"embed.weight", {Vl, C}, true, vocab_blocks("embed.weight")}};
+  add("embed.weight", {Vl, C}, true, vocab_blocks("embed.weight"));
   for (int64_t i = 0; i < L; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    specs.push_back({p + "attn_norm.weight", norm, false, norm_blocks(p + "attn_norm.weight")});
-    specs.push_back({p + "attn.qkv.weight",
-                     {3 * Cl, C},
-                     true,
-                     {{p + "attn.q.weight", {C, C}, 0, Cl, r * Cl, 0},
-                      {p + "attn.k.weight", {C, C}, Cl, Cl, r * Cl, 0},
-                      {p + "attn.v.weight", {C, C}, 2 * Cl, Cl, r * Cl, 0}}});
-    specs.push_back({p + "attn.o.weight", {C, Cl}, true, {{p + "attn.o.weight", {C, C}, 0, C, 0, r * Cl}}});
-    specs.push_back({p + "mlp_norm.weight", norm, false, norm_blocks(p + "mlp_norm.weight")});
-    specs.push_back({p + "mlp.gate_up.weight",
-                     {2 * Fl, C},
-                     true,
-                     {{p + "mlp.gate.weight", {F, C}, 0, Fl, r * Fl, 0},
-                      {p + "mlp.up.weight", {F, C}, Fl, Fl, r * Fl, 0}}});
-    specs.push_back({p + "mlp.down.weight", {C, Fl}, true, {{p + "mlp.down.weight", {C, F}, 0, C, 0, r * Fl}}});
+    add(p + "attn_norm.weight", norm, false, norm_blocks(p + "attn_norm.weight"));
+    add(p + "attn.qkv.weight", {3 * Cl, C}, true,
+        {{p + "attn.q.weight", {C, C}, 0, Cl, r * Cl, 0},
+         {p + "attn.k.weight", {C, C}, Cl, Cl, r * Cl, 0},
+         {p + "attn.v.weight", {C, C}, 2 * Cl, Cl, r * Cl, 0}});
+    add(p + "attn.o.weight", {C, Cl}, true, {{p + "attn.o.weight", {C, C}, 0, C, 0, r * Cl}});
+    add(p + "mlp_norm.weight", norm, false, norm_blocks(p + "mlp_norm.weight"));
+    add(p + "mlp.gate_up.weight", {2 * Fl, C}, true,
+        {{p + "mlp.gate.weight", {F, C}, 0, Fl, r * Fl, 0}, {p + "mlp.up.weight", {F, C}, Fl, Fl, r * Fl, 0}});
+    add(p + "mlp.down.weight", {C, Fl}, true, {{p + "mlp.down.weight", {C, F}, 0, C, 0, r * Fl}});
   }
-  specs.push_back({"final_norm.weight", norm, false, norm_blocks("final_norm.weight")});
-  specs.push_back({"lm_head.weight", {Vl, C}, true, vocab_blocks("lm_head.weight")});
+  add("final_norm.weight", norm, false, norm_blocks("final_norm.weight"));
+  add("lm_head.weight", {Vl, C}, true, vocab_blocks("lm_head.weight"));
+  return params;
+}
 
-  size_t bytes = 0;
-  for (const Spec& s : specs) bytes += Arena::BytesFor(dtype, s.shape);
-  param_arena_ = Arena(device, bytes, "parameters");
-  grad_arena_ = Arena(device, bytes, "gradients");
-  for (const Spec& s : specs) {
-    params_.push_back({s.name, param_arena_.Carve(s.name, dtype, s.shape),
-                       grad_arena_.Carve(s.name + ".grad", dtype, s.shape), s.weight_decay, s.blocks});
+Llama::MemoryBytes Llama::PlanMemory(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size) {
+  CheckLayout(config, max_micro_batch, dtype, tp_size);
+  MemoryBytes bytes;
+  // Shapes are the same on every tp rank (only the logical blocks differ), so rank 0 stands for all.
+  for (const Parameter& p : ParameterLayout(config, dtype, tp_size, 0)) {
+    bytes.parameters += Arena::BytesFor(dtype, p.value.shape);
+  }
+  bytes.gradients = bytes.parameters;
+  Activations sizing;
+  LayoutActivations(config, max_micro_batch, dtype, tp_size, sizing, [&](std::string_view, DType dt, Shape s) {
+    bytes.activations += Arena::BytesFor(dt, s);
+    return TensorView{};
+  });
+  return bytes;
+}
+
+size_t Llama::ProbeBytes(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size) {
+  const int64_t H = config.n_heads / tp_size, T = config.seq_length;
+  return static_cast<size_t>(max_micro_batch * H * T * T) * dtype_size(dtype);
+}
+
+Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, DType dtype, Comm* tp)
+    : config_(config), max_micro_batch_(max_micro_batch), device_(device), dtype_(dtype), ctx_{device}, tp_(tp) {
+  if (tp_ != nullptr) {
+    tp_size_ = tp_->size();
+    tp_rank_ = tp_->rank();
+  }
+  // PlanMemory checks the layout (CheckLayout) and sizes the arenas; the carves below consume them
+  // exactly (checked at the end), since they run the same layout code.
+  const MemoryBytes plan = PlanMemory(config, max_micro_batch, dtype, tp_size_);
+  padded_vocab_ = tp_dims(tp_size_).padded_vocab(config.vocab_size);
+  const int64_t L = config.n_layers;
+
+  param_arena_ = Arena(device, plan.parameters, "parameters");
+  grad_arena_ = Arena(device, plan.gradients, "gradients");
+  params_ = ParameterLayout(config, dtype, tp_size_, tp_rank_);
+  for (Parameter& p : params_) {
+    const Shape shape = p.value.shape;
+    p.value = param_arena_.Carve(p.name, dtype, shape);
+    p.grad = grad_arena_.Carve(p.name + ".grad", dtype, shape);
   }
 
   for (Tensors* t : {&w_, &g_}) {
@@ -179,27 +214,29 @@ Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, 
     t->lm_head = view(2 + kPerLayer * L);
   }
 
-  size_t act_bytes = 0;
-  LayoutActivations([&](std::string_view, DType dt, Shape s) {
-    act_bytes += Arena::BytesFor(dt, s);
-    return TensorView{};
-  });
-  act_arena_ = Arena(device, act_bytes, "activations");
-  LayoutActivations([&](std::string_view name, DType dt, Shape s) { return act_arena_.Carve(name, dt, s); });
+  act_arena_ = Arena(device, plan.activations, "activations");
+  LayoutActivations(config, max_micro_batch, dtype, tp_size_, act_,
+                    [&](std::string_view name, DType dt, Shape s) { return act_arena_.Carve(name, dt, s); });
+  OM_CHECK(param_arena_.used() == plan.parameters && grad_arena_.used() == plan.gradients &&
+               act_arena_.used() == plan.activations,
+           "Llama: the arenas' layout used %zu/%zu/%zu bytes of the planned %zu/%zu/%zu", param_arena_.used(),
+           grad_arena_.used(), act_arena_.used(), plan.parameters, plan.gradients, plan.activations);
 }
 
 template <typename CarveFn>
-void Llama::LayoutActivations(CarveFn&& carve) {
-  // Local extents of this tp rank (tp = 1: the full ones).
-  const int64_t Bm = max_micro_batch_, T = config_.seq_length, C = config_.hidden, tp_n = tp_size_;
-  const int64_t Cl = C / tp_n, F = config_.ffn / tp_n, H = config_.n_heads / tp_n, Vp = padded_vocab_ / tp_n;
-  const DType dt = dtype_;
-  act_.tokens = carve("tokens", DType::kI32, Shape{Bm, T});
-  act_.targets = carve("targets", DType::kI32, Shape{Bm, T});
-  act_.layers.assign(static_cast<size_t>(config_.n_layers), LayerActivations{});
-  for (int64_t i = 0; i < config_.n_layers; ++i) {
+void Llama::LayoutActivations(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size,
+                              Activations& act, CarveFn&& carve) {
+  // Local extents of a tp rank (tp = 1: the full ones).
+  const int64_t Bm = max_micro_batch, T = config.seq_length, C = config.hidden, tp_n = tp_size;
+  const int64_t Cl = C / tp_n, F = config.ffn / tp_n, H = config.n_heads / tp_n;
+  const int64_t Vp = tp_dims(tp_size).padded_vocab(config.vocab_size) / tp_n;
+  const DType dt = dtype;
+  act.tokens = carve("tokens", DType::kI32, Shape{Bm, T});
+  act.targets = carve("targets", DType::kI32, Shape{Bm, T});
+  act.layers.assign(static_cast<size_t>(config.n_layers), LayerActivations{});
+  for (int64_t i = 0; i < config.n_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    LayerActivations& a = act_.layers[i];
+    LayerActivations& a = act.layers[i];
     a.x = carve(p + "x", dt, Shape{Bm, T, C});
     a.attn_norm = carve(p + "attn_norm", dt, Shape{Bm, T, C});
     a.attn_rstd = carve(p + "attn_rstd", dt, Shape{Bm, T});
@@ -212,19 +249,19 @@ void Llama::LayoutActivations(CarveFn&& carve) {
     a.gate_up = carve(p + "gate_up", dt, Shape{Bm, T, 2 * F});
     a.swiglu = carve(p + "swiglu", dt, Shape{Bm, T, F});
   }
-  act_.x_out = carve("x_out", dt, Shape{Bm, T, C});
-  act_.final_norm = carve("final_norm", dt, Shape{Bm, T, C});
-  act_.final_rstd = carve("final_rstd", dt, Shape{Bm, T});
-  act_.logits = carve("logits", dt, Shape{Bm, T, Vp});
-  act_.row_max = carve("row_max", dt, Shape{Bm, T});
-  act_.sum_exp = carve("sum_exp", dt, Shape{Bm, T});
-  act_.target_logit = carve("target_logit", dt, Shape{Bm, T});
-  act_.losses = carve("losses", dt, Shape{Bm, T});
-  act_.dx = carve("dx", dt, Shape{Bm, T, C});
+  act.x_out = carve("x_out", dt, Shape{Bm, T, C});
+  act.final_norm = carve("final_norm", dt, Shape{Bm, T, C});
+  act.final_rstd = carve("final_rstd", dt, Shape{Bm, T});
+  act.logits = carve("logits", dt, Shape{Bm, T, Vp});
+  act.row_max = carve("row_max", dt, Shape{Bm, T});
+  act.sum_exp = carve("sum_exp", dt, Shape{Bm, T});
+  act.target_logit = carve("target_logit", dt, Shape{Bm, T});
+  act.losses = carve("losses", dt, Shape{Bm, T});
+  act.dx = carve("dx", dt, Shape{Bm, T, C});
   // dwide also holds a norm's (N, C) input gradient: 3·Cl < C when tp > 3.
-  act_.dwide = carve("dwide", dt, Shape{Bm * T * std::max({3 * Cl, 2 * F, C})});
-  act_.dnarrow = carve("dnarrow", dt, Shape{Bm * T * std::max(C, F)});
-  act_.dlogits = carve("dlogits", dt, Shape{Bm, T, Vp});
+  act.dwide = carve("dwide", dt, Shape{Bm * T * std::max({3 * Cl, 2 * F, C})});
+  act.dnarrow = carve("dnarrow", dt, Shape{Bm * T * std::max(C, F)});
+  act.dlogits = carve("dlogits", dt, Shape{Bm, T, Vp});
 }
 
 void Llama::Initialize(uint64_t seed) {
@@ -310,7 +347,7 @@ void Llama::ForwardLayer(int64_t i, int64_t B) {
   rope_forward(ctx_, {reshape(qkv, Shape{B, T, 3 * H, D}), 2 * H, config_.rope_theta});
   TensorView probs;
   if (probe_ != nullptr && probe_->wants_attention()) {
-    const size_t bytes = static_cast<size_t>(max_micro_batch_ * H * T * T) * dtype_size(dtype_);
+    const size_t bytes = ProbeBytes(config_, max_micro_batch_, dtype_, tp_size_);
     if (probs_.size() < bytes) probs_ = Buffer::Allocate(device_, bytes, "attention probabilities (probe)");
     probs = make_view(probs_.data(), dtype_, Shape{B, H, T, T}, device_, "attention_probs");
   }
@@ -356,8 +393,8 @@ ConstTensorView Llama::logits() const {
   return First(act_.logits, batch_);
 }
 
-size_t Llama::memory_bytes() const {
-  return param_arena_.capacity() + grad_arena_.capacity() + act_arena_.capacity();
+Llama::MemoryBytes Llama::arena_bytes() const {
+  return {param_arena_.capacity(), grad_arena_.capacity(), act_arena_.capacity()};
 }
 
 }  // namespace om

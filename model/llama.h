@@ -14,7 +14,9 @@
 // only kernels/ ops. Every Forward/Backward is then collective over tp.
 //
 // Memory: three arenas sized once at construction — parameters (f32, or the constructor's dtype),
-// gradients (same layout), activations (for max_micro_batch sequences of T tokens). In memory q/k/v
+// gradients (same layout), activations (for max_micro_batch sequences of T tokens). The constructor
+// sizes them with PlanMemory, which runs the same layout code without allocating, so a plan is the
+// arenas' exact size (launch/memory_plan.h builds the --dry-run report on it). In memory q/k/v
 // are fused per layer as `layers.{i}.attn.qkv.weight` (3·C, C) with rows [q; k; v], gate/up as
 // `layers.{i}.mlp.gate_up.weight` (2·F, C) with rows [gate; up]; the embedding and LM head have
 // padded_vocab() rows.
@@ -69,6 +71,27 @@ class ForwardProbe {
 
 class Llama {
  public:
+  // Bytes of the three arenas (each view rounded up to Arena::BytesFor's 256-byte alignment).
+  struct MemoryBytes {
+    size_t parameters = 0;   // Σ over parameters() of BytesFor(dtype, shape)
+    size_t gradients = 0;    // the same layout as the parameters
+    size_t activations = 0;  // Σ over the activation views (Activations below)
+    size_t total() const { return parameters + gradients + activations; }
+  };
+
+  // The arenas that Llama(config, max_micro_batch, any device, dtype, a tp Comm of size tp_size)
+  // allocates, computed without allocating: the constructor sizes its arenas with this. The same on
+  // every tp rank (shapes do not depend on the rank). REQUIRES: as the constructor, tp_size >= 1.
+  static MemoryBytes PlanMemory(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size);
+  // The parameters() of tp rank `tp_rank` of `tp_size` — names, shapes, dtype, logical blocks,
+  // weight_decay flags — with null value and grad data (device CPU): what optimizer units are planned
+  // from (optim/optimizer_units.h). The constructor carves exactly this list. REQUIRES: as PlanMemory,
+  // 0 <= tp_rank < tp_size.
+  static std::vector<Parameter> ParameterLayout(const LlamaConfig& config, DType dtype, int tp_size, int tp_rank);
+  // Bytes of the (max_micro_batch, Hl, T, T) attention-probability Buffer that a probe wanting attention
+  // makes on the first Forward after set_probe (besides the arenas).
+  static size_t ProbeBytes(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size);
+
   // REQUIRES: config.Validate().ok(), max_micro_batch >= 1. `dtype` is the dtype of every arena
   // (parameters, gradients, activations): kF32 for training, kF64 for the whole-model gradient check.
   // `tp`: the tensor-parallel group (not owned, must outlive the model), or nullptr for one process.
@@ -105,8 +128,9 @@ class Llama {
   // Per parameters() entry: true when the tensor is replicated on every tp rank (the norm gains), so
   // a global gradient norm counts it on one tp rank only.
   std::vector<bool> tp_replicated() const;
-  // Bytes held by the parameter, gradient and activation arenas.
-  size_t memory_bytes() const;
+  // Bytes held by the parameter, gradient and activation arenas (== PlanMemory of this model's shape).
+  MemoryBytes arena_bytes() const;
+  size_t memory_bytes() const { return arena_bytes().total(); }
 
   // The logits (B, T, Vl) of the last Forward (this tp rank's vocabulary columns, padding included).
   ConstTensorView logits() const;
@@ -157,14 +181,20 @@ class Llama {
     TensorView dlogits;       // (Bm, T, Vl)
   };
 
-  // Carves every activation view through `carve`: once to size the arena, once to fill act_.
+  // Carves every activation view of a (config, max_micro_batch, dtype, tp_size) model through
+  // `carve(name, dtype, shape) -> TensorView` into `act`: PlanMemory sums the sizes, the constructor
+  // then carves the arena with the same calls.
   template <typename CarveFn>
-  void LayoutActivations(CarveFn&& carve);
+  static void LayoutActivations(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size,
+                                Activations& act, CarveFn&& carve);
   // Views of an activation carve (Bm, T, ...) restricted to its first B sequences: First keeps the
   // shape, Rows flattens to (B·T, rest) for the row-wise ops; Scratch views a flat carve as `shape`.
   static TensorView First(const TensorView& v, int64_t B);
   static TensorView Rows(const TensorView& v, int64_t B);
   static TensorView Scratch(const TensorView& flat, Shape shape, const char* name);
+  // OM_CHECKs the constructor's REQUIRES for a tp_size split (config valid, batch >= 1, f32/f64, the
+  // heads and FFN divisible by tp_size).
+  static void CheckLayout(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size);
   // Layer i on the first B sequences: x -> x_next (forward), dx_next -> dx (backward, in act_.dx).
   void ForwardLayer(int64_t i, int64_t B);
   void BackwardLayer(int64_t i, int64_t B);  // llama_backward.cc

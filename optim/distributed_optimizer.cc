@@ -12,12 +12,11 @@ namespace om {
 namespace {
 
 constexpr size_t kF32 = sizeof(float);
-const ExecContext kCpu{Device::Cpu(), Stream{}};
 
 float* f32_at(const Buffer& b, int64_t offset) { return static_cast<float*>(b.data()) + offset; }
 
 TensorView f32_view(const Buffer& b, int64_t offset, int64_t n, const char* name) {
-  return make_view(f32_at(b, offset), DType::kF32, Shape{n}, Device::Cpu(), name);
+  return make_view(f32_at(b, offset), DType::kF32, Shape{n}, b.device(), name);
 }
 
 }  // namespace
@@ -26,6 +25,7 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
                                            Comm& dp, Comm* tp, std::vector<bool> tp_replicated)
     : params_(params.begin(), params.end()),
       config_(config),
+      ctx_{params.empty() ? Device::Cpu() : params.front().value.device, Stream{}},
       dp_(&dp),
       tp_(tp),
       tp_replicated_(std::move(tp_replicated)) {
@@ -41,8 +41,9 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
              p.name.c_str(), p.value.shape.ToString().c_str(), p.grad.shape.ToString().c_str());
     OM_CHECK(p.value.is_contiguous() && p.grad.is_contiguous(),
              "DistributedOptimizer: parameter '%s' and its gradient must be contiguous", p.name.c_str());
-    OM_CHECK(p.value.device == Device::Cpu() && p.grad.device == Device::Cpu(),
-             "DistributedOptimizer: parameter '%s' must live on the CPU (the MPI backend's device)", p.name.c_str());
+    OM_CHECK(p.value.device == ctx_.device && p.grad.device == ctx_.device,
+             "DistributedOptimizer: parameter '%s' and its gradient must live on %s, the first parameter's device",
+             p.name.c_str(), device_name(ctx_.device).c_str());
   }
   units_ = make_units(params_, config_.block);
   plan_ = assign_units(units_, dp.size());
@@ -54,19 +55,20 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
 
   // Zeroed once: the gradient padding stays 0 forever (step 1 writes only units), and so do m = v = 0
   // initially and the master padding (in no unit).
+  const Device dev = ctx_.device;
   const int64_t S = plan_.shard_size, total = padded_numel();
-  flat_grad_ = Buffer::Allocate(Device::Cpu(), static_cast<size_t>(total) * kF32, "zero1 flat grad");
+  flat_grad_ = Buffer::Allocate(dev, static_cast<size_t>(total) * kF32, "zero1 flat grad");
   flat_grad_.Zero();
-  flat_param_ = Buffer::Allocate(Device::Cpu(), static_cast<size_t>(total) * kF32, "zero1 flat param");
+  flat_param_ = Buffer::Allocate(dev, static_cast<size_t>(total) * kF32, "zero1 flat param");
   flat_param_.Zero();
-  state_ = Buffer::Allocate(Device::Cpu(), 3 * static_cast<size_t>(S) * kF32, "zero1 master|m|v");
+  state_ = Buffer::Allocate(dev, 3 * static_cast<size_t>(S) * kF32, "zero1 master|m|v");
   state_.Zero();
-  norm_sq_ = Buffer::Allocate(Device::Cpu(), sizeof(double), "zero1 grad norm sq");
+  norm_sq_ = Buffer::Allocate(dev, sizeof(double), "zero1 grad norm sq");
 
   for (size_t u : local_) {
     const OptimizerUnit& unit = units_[u];
-    copy_bytes(f32_at(state_, plan_.offset[u]), Device::Cpu(),
-               static_cast<const float*>(params_[unit.param].value.data) + unit.param_offset(), Device::Cpu(),
+    copy_bytes(f32_at(state_, plan_.offset[u]), dev,
+               static_cast<const float*>(params_[unit.param].value.data) + unit.param_offset(), dev,
                static_cast<size_t>(unit.numel()) * kF32);
   }
 
@@ -77,7 +79,12 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   for (size_t k = 0; k < local_.size(); ++k) {
     rot_offset[k + 1] = rot_offset[k] + rotation_numel(units_[local_[k]], config_.block);
   }
-  rotations_ = Buffer::Allocate(Device::Cpu(), static_cast<size_t>(rot_offset.back()) * kF32, "orthoadam rotations");
+  // Drawn on the host (double, LAPACK), rounded to f32 there, then copied to the device once.
+  const size_t rot_bytes = static_cast<size_t>(rot_offset.back()) * kF32;
+  rotations_ = Buffer::Allocate(dev, rot_bytes, "orthoadam rotations");
+  Buffer host_rotations;
+  if (dev.kind != DeviceKind::kCpu) host_rotations = Buffer::Allocate(Device::Cpu(), rot_bytes, "orthoadam rotations (host)");
+  const Buffer& staging = dev.kind == DeviceKind::kCpu ? rotations_ : host_rotations;
   rotation_units_.resize(local_.size());
   const int64_t n_local = static_cast<int64_t>(local_.size());
 #pragma omp parallel for schedule(dynamic, 1)
@@ -86,18 +93,19 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
     const UnitRotation rot = unit_rotation(config_, unit);
     int64_t at = rot_offset[k];
     auto store = [&](const std::vector<double>& q, int64_t n) {
-      float* dst = f32_at(rotations_, at);
+      float* dst = f32_at(staging, at);
       for (size_t i = 0; i < q.size(); ++i) dst[i] = static_cast<float>(q[i]);
-      const ConstTensorView view = make_view(dst, DType::kF32, Shape{n, n}, Device::Cpu(), "orthoadam.q");
+      const ConstTensorView view = make_view(f32_at(rotations_, at), DType::kF32, Shape{n, n}, dev, "orthoadam.q");
       at += n * n;
       return view;
     };
     RotationUnit& ru = rotation_units_[k];
     ru.x = make_view(f32_at(flat_grad_, dp.rank() * S + plan_.offset[local_[k]]), DType::kF32,
-                     Shape{unit.rows, unit.cols}, Device::Cpu(), "orthoadam.unit");
+                     Shape{unit.rows, unit.cols}, dev, "orthoadam.unit");
     ru.q_r = store(rot.q_r, unit.rows);
     for (size_t b = 0; b < rot.widths.size(); ++b) ru.q_c.push_back(store(rot.q_c[b], rot.widths[b]));
   }
+  if (dev.kind != DeviceKind::kCpu) copy_bytes(rotations_.data(), dev, host_rotations.data(), Device::Cpu(), rot_bytes);
 }
 
 TensorView DistributedOptimizer::ShardView(int64_t which, int64_t offset, int64_t n, const char* name) const {
@@ -115,39 +123,39 @@ ConstTensorView DistributedOptimizer::grad_shard() const { return GradView(0, pl
 
 double DistributedOptimizer::ReduceGradients() {
   const uint64_t bytes_before = dp_->bytes_sent();
+  const Device dev = ctx_.device;
   // 1. Unit gradients → flat buffer (every rank fills every shard: reduce_scatter sums them all).
   for (size_t u = 0; u < units_.size(); ++u) {
     const OptimizerUnit& unit = units_[u];
-    copy_bytes(f32_at(flat_grad_, plan_.flat_offset(u)), Device::Cpu(),
-               static_cast<const float*>(params_[unit.param].grad.data) + unit.param_offset(), Device::Cpu(),
+    copy_bytes(f32_at(flat_grad_, plan_.flat_offset(u)), dev,
+               static_cast<const float*>(params_[unit.param].grad.data) + unit.param_offset(), dev,
                static_cast<size_t>(unit.numel()) * kF32);
   }
 
-  // 2. Sum over replicas into this rank's chunk (in place), then the mean. Multiplying by the f32
-  // reciprocal (exact for power-of-two dp) is the documented rounding the tests reproduce.
+  // 2. Sum over replicas into this rank's chunk, in place. The mean's 1/dp is applied by Step, folded
+  // into grad_scale, and to the norm below (the header says why that is the same arithmetic).
   const int64_t S = plan_.shard_size;
   const TensorView shard = GradView(0, S);
   dp_->reduce_scatter(f32_view(flat_grad_, 0, padded_numel(), "zero1.flat_grad"), shard);
-  const float inv_dp = 1.0f / static_cast<float>(dp_->size());
-  float* g = shard.data_as<float>();
-  for (int64_t k = 0; k < S; ++k) g[k] *= inv_dp;
 
   // 3. Each unit lives in exactly one shard, so the shards' sums of squares add up to the global one.
   // The padding is zero and adds nothing.
   norm_sq_.Zero();
-  const TensorView sum_sq = make_view(norm_sq_.data(), DType::kF64, Shape{1}, Device::Cpu(), "zero1.grad_norm_sq");
+  const TensorView sum_sq = make_view(norm_sq_.data(), DType::kF64, Shape{1}, dev, "zero1.grad_norm_sq");
   if (tp_ != nullptr && tp_->size() > 1 && tp_->rank() != 0) {
     // Replicated parameters (norm gains) are counted by tp_rank 0 alone.
     for (size_t u : local_) {
       if (tp_replicated_[units_[u].param]) continue;
-      sum_squares(kCpu, {sum_sq, GradView(plan_.offset[u], units_[u].numel())});
+      sum_squares(ctx_, {sum_sq, GradView(plan_.offset[u], units_[u].numel())});
     }
   } else {
-    sum_squares(kCpu, {sum_sq, shard});
+    sum_squares(ctx_, {sum_sq, shard});
   }
   dp_->all_reduce(sum_sq, ReduceOp::kSum);
   if (tp_ != nullptr && tp_->size() > 1) tp_->all_reduce(sum_sq, ReduceOp::kSum);
-  grad_norm_ = std::sqrt(*static_cast<const double*>(norm_sq_.data()));
+  double sum_of_squares = 0.0;
+  copy_bytes(&sum_of_squares, Device::Cpu(), norm_sq_.data(), dev, sizeof(double));
+  grad_norm_ = std::sqrt(sum_of_squares) * static_cast<double>(inv_dp());
 
   reduced_ = true;
   reduce_bytes_ = dp_->bytes_sent() - bytes_before;
@@ -161,6 +169,7 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
   const uint64_t bytes_before = dp_->bytes_sent();
   ++step_;
   const AdamWConfig& a = config_.adam;
+  grad_scale *= inv_dp();  // the shard holds the sum over the dp replicas; this makes it their mean
   auto decay = [&](const OptimizerUnit& unit) { return params_[unit.param].weight_decay ? a.weight_decay : 0.0f; };
 
   // 4. The update of every unit of the shard; the padding is in no unit and never changes.
@@ -169,26 +178,26 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
       const OptimizerUnit& unit = units_[u];
       const Parameter& p = params_[unit.param];
       const int64_t off = plan_.offset[u], n = unit.numel();
-      adamw_update(kCpu, make_adamw_args(a, p.weight_decay, ShardView(0, off, n, p.name.c_str()),
+      adamw_update(ctx_, make_adamw_args(a, p.weight_decay, ShardView(0, off, n, p.name.c_str()),
                                          ShardView(1, off, n, "zero1.exp_avg"), ShardView(2, off, n, "zero1.exp_avg_sq"),
                                          GradView(off, n), lr, step_, grad_scale));
     }
   } else {
     const int64_t S = plan_.shard_size;
     const TensorView g = GradView(0, S);
-    block_rotate(kCpu, rotation_units_, RotateDirection::kForward);  // G̃ = Q_r G Q_cᵀ
+    block_rotate(ctx_, rotation_units_, RotateDirection::kForward);  // G̃ = Q_r G Q_cᵀ
     AdamDirectionArgs d{g, ShardView(1, 0, S, "zero1.exp_avg"), ShardView(2, 0, S, "zero1.exp_avg_sq"), g};
     d.beta1 = a.beta1;
     d.beta2 = a.beta2;
     d.eps = a.eps;
     d.step = step_;
     d.grad_scale = grad_scale;
-    adam_direction(kCpu, d);                                          // Ũ, in place
-    block_rotate(kCpu, rotation_units_, RotateDirection::kInverse);  // U = Q_rᵀ Ũ Q_c
+    adam_direction(ctx_, d);                                          // Ũ, in place
+    block_rotate(ctx_, rotation_units_, RotateDirection::kInverse);  // U = Q_rᵀ Ũ Q_c
     for (size_t u : local_) {
       const OptimizerUnit& unit = units_[u];
       const int64_t off = plan_.offset[u], n = unit.numel();
-      adam_apply(kCpu, {ShardView(0, off, n, params_[unit.param].name.c_str()), GradView(off, n), lr, decay(unit)});
+      adam_apply(ctx_, {ShardView(0, off, n, params_[unit.param].name.c_str()), GradView(off, n), lr, decay(unit)});
     }
   }
 
@@ -201,8 +210,8 @@ void DistributedOptimizer::PublishMaster() {
   dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel(), "zero1.flat_param"));
   for (size_t u = 0; u < units_.size(); ++u) {
     const OptimizerUnit& unit = units_[u];
-    copy_bytes(static_cast<float*>(params_[unit.param].value.data) + unit.param_offset(), Device::Cpu(),
-               f32_at(flat_param_, plan_.flat_offset(u)), Device::Cpu(), static_cast<size_t>(unit.numel()) * kF32);
+    copy_bytes(static_cast<float*>(params_[unit.param].value.data) + unit.param_offset(), ctx_.device,
+               f32_at(flat_param_, plan_.flat_offset(u)), ctx_.device, static_cast<size_t>(unit.numel()) * kF32);
   }
 }
 
@@ -211,7 +220,7 @@ TensorView DistributedOptimizer::unit_state(int which, size_t u) const {
            "DistributedOptimizer::unit_state(%d, %zu): not a state of a unit this rank owns", which, u);
   const OptimizerUnit& unit = units_[u];
   return make_view(f32_at(state_, which * plan_.shard_size + plan_.offset[u]), DType::kF32,
-                   Shape{unit.rows, unit.cols}, Device::Cpu(), which == 0 ? "zero1.master" : "zero1.moment");
+                   Shape{unit.rows, unit.cols}, ctx_.device, which == 0 ? "zero1.master" : "zero1.moment");
 }
 
 }  // namespace om

@@ -10,10 +10,14 @@
 //
 // A step (trainer side: norm = ReduceGradients(); coef = clip_coefficient(norm, max); Step(lr, coef)):
 //   ReduceGradients  1. copy each unit's gradient rows into the flat gradient buffer
-//                    2. reduce_scatter over dp into this rank's shard, in place, then × 1/dp (the mean
-//                       over replicas, as Megatron averages)
+//                    2. reduce_scatter over dp into this rank's shard, in place: the SUM over replicas.
+//                       The mean (as Megatron averages) is taken by scaling: the norm by 1/dp below, the
+//                       update through grad_scale × 1/dp in step 4 — no extra pass over the shard. For
+//                       power-of-two dp this is the same arithmetic bit for bit as scaling the shard
+//                       first (a product with 2^-k is exact, so (g·2^-k)·s and g·(2^-k·s) round alike;
+//                       sqrt(Σ(g·2^-k)²) = sqrt(Σg²)·2^-k exactly); for other dp it may differ in the last bit.
 //                    3. global norm: sum_squares of the shard (every unit is owned by exactly one dp
-//                       rank, so counted once), all_reduce(kSum) over dp, sqrt
+//                       rank, so counted once), all_reduce(kSum) over dp, sqrt, × 1/dp
 //   Step             4. AdamW: adamw_update on each unit of the master shard, grad_scale = the
 //                       caller's clip coefficient (optim/grad_clip.h).
 //                       OrthoAdam: block_rotate forward (G̃, in place in the gradient shard),
@@ -23,13 +27,23 @@
 //                       into its Parameter::value
 // Splitting the step lets the trainer log the norm and skip a non-finite step before anything changes.
 //
-// Exactness. MpiComm sums in rank order, ((g_0 + g_1) + g_2) + …, then × (1/dp) here; the Adam kernels
+// Exactness. MpiComm sums in rank order, ((g_0 + g_1) + g_2) + …, then × (1/dp) as above; the Adam kernels
 // are element-wise and each unit's rotation is computed by one thread in a fixed order
 // (kernels/block_rotate.h). So the parameters equal, bit for bit, the dp = 1 optimizer given that mean
 // gradient and the same grad_scale, whichever rank owns a unit (tests/parallel/distributed_optimizer_test.cc).
-// Only the norm differs in f64 rounding (summed per shard, then across ranks).
+// Only the norm differs in f64 rounding (summed per shard, then across ranks). That is the CPU path's
+// promise. On CUDA, NCCL sums in its own order and the batched rotations (kernels/block_rotate.h) may
+// pick other GEMM kernels for another batch of units, so CUDA results match the dp = 1 run within a
+// reduction tolerance, not bit for bit. One GPU process (LocalComm) repeats its bits run to run
+// (tests/cuda/trainer_test.cc resumes bitwise); with NCCL that holds while it picks the same algorithms.
 //
-// Memory per parameter element (CPU, f32 everywhere): 4 (flat gradient) + 4 (flat parameters, the
+// Devices. Every buffer lives on the parameters' device (all parameters on one device): the CPU with
+// MpiComm or LocalComm, CUDA with NcclComm or LocalComm (f32 parameters and gradients on the GPU: the
+// master weights are the model's own f32 values). The ops run through the kernels' device switch
+// (CUDA: adamw.cu, block_rotate.cu, sum_squares.cu); the per-unit copies are synchronous copy_bytes. The
+// rotations are drawn on the host and copied to the device once; the norm is read back to the host.
+//
+// Memory per parameter element (f32 everywhere): 4 (flat gradient) + 4 (flat parameters, the
 // all_gather target) + 12/dp (master, m, v of the shard), besides the model's own value and grad.
 // OrthoAdam adds its cached f32 rotations, R² + Σ K_b² floats per (R, K) unit, i.e. 4·(R/K + Σ K_b²/(R·K))
 // ≤ 4·(R/K + B/R) bytes per element of the shard's units (rotation_bytes()): 8 bytes for a (256, 256)
@@ -41,7 +55,8 @@
 // only and all-reduces the partial sum over dp and then over tp, so each logical element counts once
 // in the world. Without a tp Comm (or tp size 1) the norm is as above.
 //
-// REQUIRES: params non-empty, f32, contiguous, on the CPU (MpiComm), grad shaped like value, and the
+// REQUIRES: params non-empty, f32, contiguous, all on one device that `dp` and `tp` can carry, grad
+// shaped like value, and the
 // same list (names, shapes, order, values) on every dp rank; every dp rank calls ReduceGradients and
 // Step in the same order (they are collectives). Thread safety: one thread drives an optimizer; `dp`
 // must outlive it and carry no other collective concurrently.
@@ -96,8 +111,8 @@ class DistributedOptimizer {
   ConstTensorView master_shard() const;  // fp32 master weights
   ConstTensorView m_shard() const;       // OrthoAdam: in the rotated basis
   ConstTensorView v_shard() const;
-  // The mean gradient after ReduceGradients (padding: 0). OrthoAdam's Step rotates it in place, so
-  // after Step it holds the last step's U instead.
+  // The gradient summed over the dp replicas after ReduceGradients (padding: 0; the mean is this × 1/dp).
+  // OrthoAdam's Step rotates it in place, so after Step it holds the last step's U instead.
   ConstTensorView grad_shard() const;
 
   // Checkpoints (checkpoints/checkpoint.h): the state of local unit u (an index into units() owned by
@@ -119,8 +134,11 @@ class DistributedOptimizer {
   TensorView ShardView(int64_t which, int64_t offset, int64_t n, const char* name) const;  // master|m|v
   TensorView GradView(int64_t offset, int64_t n) const;  // within this rank's gradient shard
 
+  float inv_dp() const { return 1.0f / static_cast<float>(dp_->size()); }
+
   std::vector<Parameter> params_;
   OptimizerConfig config_;
+  ExecContext ctx_;  // the parameters' device, default stream
   Comm* dp_;
   Comm* tp_ = nullptr;
   std::vector<bool> tp_replicated_;  // (params), with tp_

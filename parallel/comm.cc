@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "parallel/watchdog.h"
 
 namespace om {
 namespace {
@@ -30,11 +31,16 @@ void check_alias(const Comm& comm, const char* op, const void* big, size_t big_b
            comm.name().c_str(), op, index);
 }
 
-// Adds the wall time of its scope to `seconds` (Comm::seconds_in_collectives).
+// Adds the wall time of its scope to `seconds` (Comm::seconds_in_collectives) and records the
+// collective for the hang watchdog (parallel/watchdog.h) while it runs.
 class ScopedSeconds {
  public:
-  explicit ScopedSeconds(double& seconds) : seconds_(seconds), start_(std::chrono::steady_clock::now()) {}
+  ScopedSeconds(double& seconds, const Comm& comm, const char* op, uint64_t bytes)
+      : seconds_(seconds), start_(std::chrono::steady_clock::now()) {
+    collective_record::begin(comm.name(), op, bytes);
+  }
   ~ScopedSeconds() {
+    collective_record::end();
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }
   ScopedSeconds(const ScopedSeconds&) = delete;
@@ -80,7 +86,7 @@ void Comm::all_reduce(TensorView buf, ReduceOp op) {
   check_contiguous(*this, "all_reduce", buf.ToString(), buf.is_contiguous());
   if (buf.numel() == 0) return;
   {
-    ScopedSeconds timed(seconds_);
+    ScopedSeconds timed(seconds_, *this, "all_reduce", buf.nbytes());
     do_all_reduce(buf, op);
   }
   bytes_sent_ += ring_all_reduce_bytes(buf.nbytes(), size_);
@@ -95,7 +101,7 @@ void Comm::reduce_scatter(ConstTensorView in, TensorView out) {
   if (out.numel() == 0) return;
   check_alias(*this, "reduce_scatter", in.data, in.nbytes(), out.data, out.nbytes(), rank_);
   {
-    ScopedSeconds timed(seconds_);
+    ScopedSeconds timed(seconds_, *this, "reduce_scatter", in.nbytes());
     do_reduce_scatter(in, out);
   }
   bytes_sent_ += ring_reduce_scatter_bytes(in.nbytes(), size_);
@@ -110,7 +116,7 @@ void Comm::all_gather(ConstTensorView in, TensorView out) {
   if (in.numel() == 0) return;
   check_alias(*this, "all_gather", out.data, out.nbytes(), in.data, in.nbytes(), rank_);
   {
-    ScopedSeconds timed(seconds_);
+    ScopedSeconds timed(seconds_, *this, "all_gather", out.nbytes());
     do_all_gather(in, out);
   }
   bytes_sent_ += ring_all_gather_bytes(out.nbytes(), size_);
@@ -121,14 +127,14 @@ void Comm::broadcast(TensorView buf, int root) {
   OM_CHECK(root >= 0 && root < size_, "Comm '%s' broadcast: root %d outside size %d", name_.c_str(), root, size_);
   if (buf.numel() == 0) return;
   {
-    ScopedSeconds timed(seconds_);
+    ScopedSeconds timed(seconds_, *this, "broadcast", buf.nbytes());
     do_broadcast(buf, root);
   }
   bytes_sent_ += ring_broadcast_bytes(buf.nbytes(), size_, rank_, root);
 }
 
 void Comm::barrier() {
-  ScopedSeconds timed(seconds_);
+  ScopedSeconds timed(seconds_, *this, "barrier", 0);
   do_barrier();
 }
 

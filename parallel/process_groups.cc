@@ -4,10 +4,28 @@
 
 #include "core/check.h"
 #include "parallel/mpi_comm.h"
+#if OM_WITH_CUDA
+#include "parallel/nccl_comm.h"
+#endif
 
 namespace om {
 
-StatusOr<ProcessGroups> ProcessGroups::Create(const ParallelDims& dims) {
+int ProcessGroups::LocalRank() {
+  MPI_Comm node = MPI_COMM_NULL;
+  OM_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  int local = 0;
+  OM_MPI_CHECK(MPI_Comm_rank(node, &local));
+  OM_MPI_CHECK(MPI_Comm_free(&node));
+  return local;
+}
+
+StatusOr<ProcessGroups> ProcessGroups::Create(const ParallelDims& dims, Device device) {
+#if !OM_WITH_CUDA
+  if (device.kind == DeviceKind::kCuda) {
+    return Status::Unavailable("process groups on " + device_name(device) + ": this build has no CUDA (rebuild with "
+                               "-DOM_WITH_CUDA=ON, or use --device cpu)");
+  }
+#endif
   int initialized = 0;
   OM_MPI_CHECK(MPI_Initialized(&initialized));
   OM_CHECK(initialized, "ProcessGroups::Create before MPI_Init");
@@ -27,6 +45,7 @@ StatusOr<ProcessGroups> ProcessGroups::Create(const ParallelDims& dims) {
 
   ProcessGroups groups;
   groups.dims_ = checked;
+  groups.device_ = device;
   groups.rank_ = rank;
   const int tp_rank = checked.tp_rank(rank), dp_rank = checked.dp_rank(rank);
 
@@ -48,6 +67,13 @@ StatusOr<ProcessGroups> ProcessGroups::Create(const ParallelDims& dims) {
   OM_CHECK(groups.dp_->rank() == dp_rank && groups.dp_->size() == checked.dp,
            "dp group: rank %d size %d, expected dp_rank %d of dp(%ld)", groups.dp_->rank(), groups.dp_->size(),
            dp_rank, static_cast<long>(checked.dp));
+#if OM_WITH_CUDA
+  if (device.kind == DeviceKind::kCuda) {
+    // Over the same MPI groups, so NCCL's ranks are the tp_rank / dp_rank above.
+    groups.tp_device_ = std::make_unique<NcclComm>(tp, device, "tp");
+    groups.dp_device_ = std::make_unique<NcclComm>(dp, device, "dp");
+  }
+#endif
   return groups;
 }
 

@@ -18,6 +18,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev # tests and benchmarks
   python3-h5py python3-numpy                 # tests: h5py reads a checkpoint's index.h5
   chromium fonts-dejavu-core                 # tests: the evaluator's report.html renders headless
+  slurmctld slurmd slurm-client munge        # tests: a private one-node SLURM for slurm/train.sbatch
 )
 
 missing=()

@@ -17,6 +17,7 @@
 #include "core/orthogonal.h"
 #include "kernels/block_rotate.h"
 #include "kernels/check/checks.h"
+#include "kernels/check/rotation_unit.h"
 
 namespace om {
 namespace {
@@ -39,30 +40,7 @@ const std::vector<UnitShape>& unit_shapes() {
 
 enum class QKind : uint8_t { kHaar, kSignedPermutation, kIdentity };
 
-// Host storage of one unit: x (R, K), q_r (R, R), q_c[b] (K_b, K_b).
-struct UnitData {
-  HostTensor x, q_r;
-  std::vector<HostTensor> q_c;
-
-  int64_t R() const { return x.shape()[0]; }
-  int64_t K() const { return x.shape()[1]; }
-  int64_t max_block() const {
-    int64_t m = 0;
-    for (const HostTensor& q : q_c) m = std::max(m, q.shape()[0]);
-    return m;
-  }
-  // Views are made here, after every move of the HostTensors (a view points at the tensor's name).
-  RotationUnit unit() {
-    RotationUnit u{x.view(), q_r.cview(), {}};
-    for (const HostTensor& q : q_c) u.q_c.push_back(q.cview());
-    return u;
-  }
-  UnitData Converted(DType dt) const {
-    UnitData out{x.Converted(dt), q_r.Converted(dt), {}};
-    for (const HostTensor& q : q_c) out.q_c.push_back(q.Converted(dt));
-    return out;
-  }
-};
+using UnitData = HostRotationUnit;  // kernels/check/rotation_unit.h
 
 HostTensor make_q(QKind kind, int64_t n, const std::string& stream, DType dt, const char* name) {
   const Rng rng(11, stream);
@@ -93,7 +71,7 @@ std::vector<UnitData> make_units(QKind kind, DType dt) {
 
 void rotate_all(std::vector<UnitData>& units, RotateDirection dir) {
   std::vector<RotationUnit> batch;
-  for (UnitData& u : units) batch.push_back(u.unit());
+  for (UnitData& u : units) batch.push_back(u.view());
   block_rotate(ExecContext{}, batch, dir);
 }
 
@@ -124,19 +102,6 @@ HostTensor reference_rotate(const UnitData& u, const HostTensor& x, RotateDirect
     c0 += kb;
   }
   return y;
-}
-
-// max_ij |(QᵀQ − I)_ij| of a square f64 Q, each entry a double dot product.
-double orthogonality_error(const HostTensor& q) {
-  const int64_t n = q.shape()[0];
-  double worst = 0.0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0.0;
-      for (int64_t k = 0; k < n; ++k) s += q.get(k * n + i) * q.get(k * n + j);
-      worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
-    }
-  return worst;
 }
 
 const char* dir_name(RotateDirection d) { return d == RotateDirection::kForward ? "fwd" : "inv"; }

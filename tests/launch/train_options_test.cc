@@ -4,6 +4,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/buffer.h"
 #include "launch/train_options.h"
 #include "tests/support/test_support.h"
 
@@ -26,6 +27,11 @@ Parsed parse(std::vector<std::string> args, int world_size = 1) {
   StatusOr<ParseOutcome> r = parse_train_options(static_cast<int>(argv.size()), argv.data(), world_size, &o);
   std::cout.rdbuf(saved);
   return Parsed{std::move(r), o, captured.str()};
+}
+
+void expect_status_mentions(const Status& s, const std::string& text) {
+  ASSERT_FALSE(s.ok()) << "expected an error mentioning " << text;
+  EXPECT_NE(s.message().find(text), std::string::npos) << s.ToString();
 }
 
 void expect_error_mentions(const Parsed& p, const std::string& text) {
@@ -90,8 +96,64 @@ TEST(TrainOptions, BadInputNamesTheFlag) {
   expect_error_mentions(parse({"--data-path", "d", "--train-iters", "0"}), "--train-iters");
   expect_error_mentions(parse({"--data-path", "d", "--lr", "abc"}), "lr");
   expect_error_mentions(parse({"--data-path", "d", "--optimizer", "sgd"}), "--optimizer 'sgd'");
-  expect_error_mentions(parse({"--data-path", "d", "--device", "cuda"}), "--device 'cuda'");
+  expect_error_mentions(parse({"--data-path", "d", "--device", "tpu"}), "--device 'tpu'");
+  expect_error_mentions(parse({"--data-path", "d", "--nan-policy", "ignore"}), "--nan-policy 'ignore'");
+  expect_error_mentions(parse({"--data-path", "d", "--comm-timeout-s", "-1"}), "--comm-timeout-s");
+  expect_error_mentions(parse({"--data-path", "d", "--inject-fault", "nan"}), "--inject-fault 'nan'");
+  expect_error_mentions(parse({"--data-path", "d", "--inject-fault", "oops@3"}), "--inject-fault 'oops@3'");
+  expect_error_mentions(parse({"--data-path", "d", "--inject-fault", "nan@0"}), "--inject-fault 'nan@0'");
   expect_error_mentions(parse({"--data-path", "d", "--adam-beta2", "1"}), "--adam-beta2");
+}
+
+TEST(TrainOptions, DryRunPlansAnyLayoutFromOneProcess) {
+  Parsed p = parse({"--data-path", "d", "--tp", "2", "--dp", "4", "--dry-run"});
+  ASSERT_TRUE(p.outcome.ok()) << p.outcome.status().ToString();
+  EXPECT_TRUE(p.options.dry_run);
+  expect_error_mentions(parse({"--data-path", "d", "--tp", "2", "--dp", "4"}), "but the job has 1 rank");
+}
+
+TEST(TrainOptions, FaultSpecsParse) {
+  StatusOr<FaultInjection> f = parse_fault("hang@12:3");
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->kind, FaultInjection::Kind::kHang);
+  EXPECT_EQ(f->step, 12);
+  EXPECT_EQ(f->rank, 3);
+  EXPECT_TRUE(f->Applies(12, 3));
+  EXPECT_FALSE(f->Applies(12, 2));
+  EXPECT_FALSE(f->Applies(11, 3));
+  StatusOr<FaultInjection> every = parse_fault("nan@2");
+  ASSERT_TRUE(every.ok());
+  EXPECT_TRUE(every->Applies(2, 0) && every->Applies(2, 7));
+  StatusOr<FaultInjection> none = parse_fault("");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->Applies(1, 0));
+}
+
+TEST(TrainOptions, DeviceDefaultsToAutoAndResolvesPerRank) {
+  Parsed p = parse({"--data-path", "d"});
+  ASSERT_TRUE(p.outcome.ok()) << p.outcome.status().ToString();
+  EXPECT_EQ(p.options.device, "auto");
+  StatusOr<Device> cpu = resolve_device("cpu", 3);
+  ASSERT_TRUE(cpu.ok());
+  EXPECT_EQ(cpu.value(), Device::Cpu());
+  const int gpus = device_memory::cuda_device_count();
+  // auto: this rank's GPU when the node has one for it, else the CPU.
+  StatusOr<Device> any = resolve_device("auto", 0);
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(any.value(), gpus > 0 ? Device::Cuda(0) : Device::Cpu());
+  StatusOr<Device> beyond = resolve_device("auto", gpus);
+  ASSERT_TRUE(beyond.ok());
+  EXPECT_EQ(beyond.value(), Device::Cpu());
+  // cuda: an error naming the flag where there is no GPU for this rank.
+  if (gpus == 0) {
+    expect_status_mentions(resolve_device("cuda", 0).status(), "--device cuda");
+  } else {
+    StatusOr<Device> first = resolve_device("cuda", gpus - 1);
+    ASSERT_TRUE(first.ok());
+    EXPECT_EQ(first.value(), Device::Cuda(gpus - 1));
+    expect_status_mentions(resolve_device("cuda", gpus).status(), "one rank per GPU");
+  }
+  expect_status_mentions(resolve_device("gpu", 0).status(), "--device 'gpu'");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -162,6 +163,52 @@ TEST(Trainer, BadDataIsAStatusNamingTheFlag) {
   t = Trainer::Create(o);
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("llama-7b"), std::string::npos) << t.status().ToString();
+}
+
+// --nan-policy (issue 9): a NaN injected into step 3's loss and gradient.
+TEST(Trainer, NonFiniteStepAbortsNamingStepAndRankOrIsSkippedWithoutAnUpdate) {
+  TrainOptions o = small_options(make_dataset("nan", 40, 200));
+  o.inject_fault = "nan@3";
+  {
+    StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    ASSERT_TRUE(t.value()->TrainStep().ok());
+    ASSERT_TRUE(t.value()->TrainStep().ok());
+    StatusOr<StepStats> s = t.value()->TrainStep();
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.status().message().find("step 3: loss nan"), std::string::npos) << s.status().ToString();
+    EXPECT_NE(s.status().message().find("rank(s) 0"), std::string::npos) << s.status().ToString();
+    EXPECT_NE(s.status().message().find("--nan-policy skip"), std::string::npos) << s.status().ToString();
+  }
+  o.nan_policy = "skip";
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_TRUE(t.value()->TrainStep().ok());
+  ASSERT_TRUE(t.value()->TrainStep().ok());
+  auto snapshot = [&] {
+    std::vector<float> all;
+    for (const Parameter& p : t.value()->model().parameters()) {
+      const float* v = p.value.data_as<const float>();
+      all.insert(all.end(), v, v + p.value.numel());
+    }
+    return all;
+  };
+  const std::vector<float> before = snapshot();
+  StatusOr<StepStats> s = t.value()->TrainStep();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s.value().skipped);
+  EXPECT_EQ(s.value().step, 3);
+  EXPECT_EQ(t.value()->step(), 3);
+  EXPECT_EQ(t.value()->skipped_steps(), 1);
+  EXPECT_EQ(t.value()->consumed_samples(), 3 * o.global_batch_size);  // the skipped batch is consumed
+  const std::vector<float> after = snapshot();
+  ASSERT_EQ(before.size(), after.size());
+  EXPECT_EQ(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)), 0) << "a skipped step changed weights";
+  StatusOr<StepStats> next = t.value()->TrainStep();
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_FALSE(next.value().skipped);
+  EXPECT_TRUE(std::isfinite(next.value().loss));
+  EXPECT_NE(std::memcmp(before.data(), snapshot().data(), before.size() * sizeof(float)), 0) << "step 4 updated nothing";
 }
 
 }  // namespace

@@ -1,0 +1,191 @@
+// The per-rank memory plan behind --dry-run (launch/memory_plan.h).
+#include "launch/memory_plan.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "core/buffer.h"
+#include "launch/trainer.h"
+#include "model/llama.h"
+#include "optim/lr_schedule.h"
+#include "optim/optimizer_units.h"
+#include "optim/orthoadam.h"
+#include "parallel/parallel_dims.h"
+
+namespace om {
+namespace {
+
+constexpr size_t kF32 = sizeof(float);
+
+// Constants of the CUDA kernels whose per-call scratch the plan estimates. They live in .cu files
+// that CPU builds do not compile, so they are restated here; each names its source.
+constexpr size_t kRotateChunkBytes = size_t{256} << 20;        // block_rotate.cu kScratchBytes
+constexpr size_t kCublasLtWorkspaceBytes = size_t{32} << 20;   // matmul.cu kWorkspaceBytes
+constexpr int64_t kRmsNormBackwardRowsPerBlock = 32;           // rmsnorm.cu kBackwardRowsPerBlock
+constexpr int64_t kSumSquaresMaxBlocks = 1024;                 // sum_squares.cu kMaxBlocks
+
+size_t round256(size_t bytes) { return (bytes + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment; }
+
+// The scratch and pointer arrays of one CUDA block_rotate call over `units`, as
+// kernels/cuda/block_rotate.cu allocates them: units grouped by shape (R, K_b…), each group cut into
+// chunks of max(1, 256 MiB / unit bytes) units that reuse one scratch (so the largest chunk sizes
+// it), and 3 device pointers per GEMM: one GEMM per unit (pass 1) and one per column block (pass 2).
+size_t block_rotate_workspace(const std::vector<const OptimizerUnit*>& units, int64_t block) {
+  if (units.empty()) return 0;
+  std::map<std::vector<int64_t>, size_t> groups;  // (R, K_0, K_1, …) -> units of that shape
+  size_t gemms = 0;
+  for (const OptimizerUnit* u : units) {
+    std::vector<int64_t> key = {u->rows};
+    for (int64_t w : column_blocks(*u, block)) key.push_back(w);
+    gemms += key.size();  // 1 (pass 1) + the column blocks (pass 2)
+    ++groups[key];
+  }
+  size_t scratch = 0;
+  for (const auto& [key, count] : groups) {
+    int64_t K = 0;
+    for (size_t i = 1; i < key.size(); ++i) K += key[i];
+    const size_t unit_bytes = static_cast<size_t>(key[0] * K) * kF32;
+    const size_t per_chunk = std::max<size_t>(1, kRotateChunkBytes / unit_bytes);
+    scratch = std::max(scratch, std::min(count, per_chunk) * unit_bytes);
+  }
+  return scratch + 3 * gemms * sizeof(void*);
+}
+
+// The largest per-call scratch of the model's CUDA kernels (header: workspace), for micro-batches of
+// Bm sequences on a tp rank with Vl vocabulary rows.
+size_t model_kernel_workspace(const LlamaConfig& c, int64_t Bm, int64_t tp, int64_t Vl) {
+  const int64_t N = Bm * c.seq_length, Hl = c.n_heads / tp;
+  const int64_t G = c.norm == NormKind::kRmsNormS ? 1 : c.hidden;
+  const size_t n_i32 = static_cast<size_t>(N) * sizeof(int32_t);
+  // Sorted keys and rows (in and out), the segment ends, then CUB's temporary storage, which for
+  // SortPairs is dominated by its alternate key and value buffers (≈ 2·4·N; its histograms are KiB).
+  const size_t embedding = 4 * round256(n_i32) + round256(static_cast<size_t>(Vl) * sizeof(int32_t)) + 2 * n_i32;
+  const int64_t rmsnorm_blocks = (N + kRmsNormBackwardRowsPerBlock - 1) / kRmsNormBackwardRowsPerBlock;
+  const size_t rmsnorm = static_cast<size_t>(rmsnorm_blocks * G) * kF32;
+  const size_t attention = static_cast<size_t>(Bm * Hl * c.seq_length) * kF32;
+  const size_t sum_squares = static_cast<size_t>(kSumSquaresMaxBlocks) * sizeof(double);
+  return std::max({embedding, rmsnorm, attention, sum_squares});
+}
+
+double mib(size_t bytes) { return static_cast<double>(bytes) / static_cast<double>(size_t{1} << 20); }
+
+}  // namespace
+
+StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) {
+  // The layout first: it bounds tp·dp, which validate_train_options takes as the world size.
+  int64_t world = 0;
+  if (o.tp < 1 || o.dp < 1 || __builtin_mul_overflow(o.tp, o.dp, &world)) {
+    return Status::InvalidArgument(format_message("--tp (%ld) and --dp (%ld) must be >= 1 and their product must "
+                                                  "fit the number of processes",
+                                                  o.tp, o.dp));
+  }
+  OM_ASSIGN_OR_RETURN(const ParallelDims dims, ParallelDims::Make(o.tp, o.dp, world));
+  OM_RETURN_IF_ERROR(validate_train_options(o, static_cast<int>(dims.world_size)));
+  if (device.kind == DeviceKind::kCuda && o.eval_metrics) {  // as Trainer::Create refuses it
+    return Status::InvalidArgument("--eval-metrics runs on the CPU only for now: plan with --device cpu, or drop "
+                                   "--eval-metrics");
+  }
+  OM_ASSIGN_OR_RETURN(const LlamaConfig config, model_config_for(o));
+  OM_RETURN_IF_ERROR(dims.ValidateModel(config.n_heads, config.ffn, config.vocab_size));
+  OM_ASSIGN_OR_RETURN(const OptimizerConfig opt, optimizer_config_for(o));
+  OM_RETURN_IF_ERROR((LrSchedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters}.Validate()));  // as the Trainer
+  const int tp = static_cast<int>(dims.tp), dp = static_cast<int>(dims.dp);
+  const bool ortho = opt.kind == OptimizerKind::kOrthoAdam;
+
+  MemoryPlan plan;
+  plan.device = device;
+  plan.tp = dims.tp;
+  plan.dp = dims.dp;
+  plan.micro_batch = o.micro_batch_size;
+  plan.model = config.ToString();
+  plan.optimizer = std::string(optimizer_kind_name(opt.kind)) +
+                   (ortho ? format_message(" (%s, B = %ld)", std::string(ortho_transform_name(opt.transform)).c_str(),
+                                           static_cast<long>(opt.block))
+                          : format_message(" (units of <= %ld rows)", static_cast<long>(opt.block)));
+  plan.eval_metrics = o.eval_metrics;
+
+  // The model's three arenas: exact, the constructor sizes them with the same planner.
+  const Llama::MemoryBytes arenas = Llama::PlanMemory(config, o.micro_batch_size, DType::kF32, tp);
+  plan.parameters = arenas.parameters;
+  plan.gradients = arenas.gradients;
+  plan.activations = arenas.activations;
+
+  // ZeRO-1: the units and shards DistributedOptimizer computes, on tp rank 0's layout (header).
+  const std::vector<Parameter> params = Llama::ParameterLayout(config, DType::kF32, tp, 0);
+  for (const Parameter& p : params) plan.param_elements += p.value.numel();
+  const std::vector<OptimizerUnit> units = make_units(params, opt.block);
+  const ShardPlan shards = assign_units(units, dp);
+  plan.units = static_cast<int64_t>(units.size());
+  for (const OptimizerUnit& u : units) plan.unit_elements += u.numel();
+  plan.shard_size = shards.shard_size;
+  const size_t S = static_cast<size_t>(shards.shard_size);
+  plan.master = plan.exp_avg = plan.exp_avg_sq = kF32 * S;
+  plan.flat_grad = plan.flat_param = kF32 * static_cast<size_t>(dp) * S;
+  plan.grad_norm = sizeof(double);
+
+  // OrthoAdam's cached rotations and (CUDA) block_rotate scratch, per dp rank; the worst rank counts.
+  size_t rotate_workspace = 0;
+  if (ortho) {
+    std::vector<int64_t> rotation_numel_of(static_cast<size_t>(dp), 0);
+    std::vector<std::vector<const OptimizerUnit*>> owned(static_cast<size_t>(dp));
+    for (size_t u = 0; u < units.size(); ++u) {
+      rotation_numel_of[shards.owner[u]] += rotation_numel(units[u], opt.block);
+      owned[shards.owner[u]].push_back(&units[u]);
+    }
+    const auto worst = std::max_element(rotation_numel_of.begin(), rotation_numel_of.end());
+    plan.worst_dp_rank = static_cast<int>(worst - rotation_numel_of.begin());
+    plan.rotations = kF32 * static_cast<size_t>(*worst);
+    if (device.kind == DeviceKind::kCuda) {
+      for (const auto& rank_units : owned) {
+        rotate_workspace = std::max(rotate_workspace, block_rotate_workspace(rank_units, opt.block));
+      }
+    }
+  }
+
+  if (device.kind == DeviceKind::kCuda) {
+    const int64_t Vl = dims.padded_vocab(config.vocab_size) / dims.tp;
+    plan.workspace = std::max(rotate_workspace, model_kernel_workspace(config, o.micro_batch_size, dims.tp, Vl));
+    plan.cublaslt_workspace = kCublasLtWorkspaceBytes;
+  }
+  if (o.eval_metrics) plan.eval_probs = Llama::ProbeBytes(config, o.micro_batch_size, DType::kF32, tp);
+  return plan;
+}
+
+std::string format_memory_plan(const MemoryPlan& p) {
+  const bool cuda = p.device.kind == DeviceKind::kCuda;
+  std::string out = format_message("memory plan per rank on %s (tp %ld x dp %ld, micro-batch %ld, f32)\n",
+                                   device_name(p.device).c_str(), static_cast<long>(p.tp), static_cast<long>(p.dp),
+                                   static_cast<long>(p.micro_batch));
+  out += "  model " + p.model + "\n";
+  out += format_message("  optimizer %s: %ld units; P = %ld parameter elements on this tp rank, N = %ld in units, "
+                        "S = %ld per dp shard\n",
+                        p.optimizer.c_str(), static_cast<long>(p.units), static_cast<long>(p.param_elements),
+                        static_cast<long>(p.unit_elements), static_cast<long>(p.shard_size));
+  out += "  Cl = C/tp, Fl = F/tp, Hl = H/tp, Vl = padded V/tp, Bm = micro-batch; every view rounded up to 256 B\n";
+  auto line = [&](const char* name, size_t bytes, const std::string& formula) {
+    out += format_message("  %-20s %12.2f MiB%s%s\n", name, mib(bytes), formula.empty() ? "" : "   ", formula.c_str());
+  };
+  line("parameters", p.parameters, "sum over tensors of 4*numel (~ 4*P)");
+  line("gradients", p.gradients, "= parameters");
+  line("activations", p.activations,
+       "4*Bm*T*[L*(4C + 4Cl + 3Fl + 2 + Hl) + 3C + 2Vl + 5 + max(3Cl, 2Fl, C) + max(C, Fl)] + 8*Bm*T");
+  line("optimizer master", p.master, "4*S");
+  line("optimizer m", p.exp_avg, "4*S");
+  line("optimizer v", p.exp_avg_sq, "4*S");
+  line("zero1 flat grad", p.flat_grad, "4*dp*S");
+  line("zero1 flat param", p.flat_param, "4*dp*S");
+  line("grad norm", p.grad_norm, "8 (f64)");
+  line("rotations", p.rotations,
+       p.rotations > 0 ? format_message("4*sum over units (R^2 + sum_b K_b^2), dp rank %d", p.worst_dp_rank)
+                       : std::string("0 (AdamW)"));
+  line("workspace", p.workspace,
+       cuda ? std::string("largest per-call kernel scratch (block_rotate <= 256 MiB + pointers, embedding sort, ...)")
+            : std::string("0 (the CPU kernels allocate no Buffer per call)"));
+  if (cuda) line("cuBLASLt workspace", p.cublaslt_workspace, "32 MiB per device (outside Buffer)");
+  line("eval probabilities", p.eval_probs, p.eval_metrics ? "4*Bm*Hl*T^2 (--eval-metrics)" : "0 (no --eval-metrics)");
+  line("total", p.total(), "");
+  return out;
+}
+
+}  // namespace om

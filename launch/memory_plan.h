@@ -1,0 +1,100 @@
+// MemoryPlan: the bytes one rank of a training run holds on its device, computed from TrainOptions
+// without allocating (ortho_megatron --dry-run, issue 9). Each line is what the Trainer allocates
+// through Buffer (core/buffer.h), which counts it (Buffer::live_bytes / peak_bytes: "measured").
+// On the CPU the plan equals the measured peak of Trainer::Create + TrainStep byte for byte
+// (tests/launch/memory_plan_test.cc); the CUDA workspace lines are estimates (see below).
+//
+// Letters: Bm = --micro-batch-size, T, C, F, H, L, V of the model; tp, dp; Cl = C/tp, Fl = F/tp,
+// Hl = H/tp, Vl = Vp/tp with Vp = V rounded up to 128·tp. "⌈x⌉₂₅₆" rounds bytes up to 256 (one
+// Arena view, Arena::BytesFor). All tensors are f32 (4 bytes).
+//   P = tp-local parameter elements (vocabulary padding included) = 2·Vl·C + L·(4·C·Cl + 3·C·Fl) + n_norm
+//       with n_norm = (2L + 1)·C (rmsnorm) or 2L + 1 (rmsnorm-s), the replicated norm gains
+//   N = elements in optimizer units (P without the padding rows), B = --ortho-block
+//   S = ZeRO-1 shard size = the largest dp rank's load of whole units (optim/optimizer_units.h)
+// Lines (model/llama.h, optim/distributed_optimizer.h):
+//   parameters   Σ_p ⌈4·numel_p⌉₂₅₆ ≈ 4·P                                   (Llama parameter arena)
+//   gradients    = parameters                                               (Llama gradient arena)
+//   activations  Σ_views ⌈·⌉₂₅₆ of 4·Bm·T·[L·(4C + 4Cl + 3Fl + 2) + 3C + 2Vl + 5 + max(3Cl, 2Fl, C)
+//                + max(C, Fl)] + 4·L·Bm·Hl·T (lse) + 2·4·Bm·T (i32 tokens, targets)
+//   master, m, v 4·S each                                                   (ZeRO-1 shard state)
+//   flat grad    4·dp·S, flat param 4·dp·S                                  (reduce_scatter / all_gather)
+//   grad norm    8                                                          (f64 accumulator)
+//   rotations    OrthoAdam: 4·Σ_u (R_u² + Σ_b K_b²) over the rank's units (R_u rows, K_b ≤ B column
+//                blocks; optim/orthoadam.h rotation_numel), ≤ 4·(R/K + B/R) per unit element; AdamW: 0
+//   workspace    per-call kernel scratch through Buffer, the largest single call (calls run one after
+//                another and free theirs before returning). CPU: 0. CUDA: the max of
+//                  block_rotate (OrthoAdam)  4·(largest chunk's Σ R·K; chunks ≤ 256 MiB of one unit shape)
+//                                            + 8·3·Σ_u (1 + blocks_u) (device pointer arrays)
+//                  embedding_backward        4 × ⌈4·Bm·T⌉₂₅₆ + 4·Vl + ≈ 8·Bm·T (CUB's sort buffers)
+//                  rmsnorm_backward          4·⌈Bm·T/32⌉·C (rmsnorm-s: ·1)
+//                  attention_backward        4·Bm·Hl·T
+//                  sum_squares               ≤ 8·1024
+//   cuBLASLt     CUDA: 32 MiB per device, cudaMalloc'd by kernels/cuda/matmul.cu outside Buffer (not
+//                measured by Buffer::peak_bytes)
+//   eval probs   --eval-metrics: 4·Bm·Hl·T² (the probe's attention probabilities, Llama::ProbeBytes)
+// Not in the plan: the CUDA context, cuBLAS/NCCL internals, the OrthoAdam host staging copy of the
+// rotations on CUDA (freed after construction), host std::vector temporaries, the dataset (mmap).
+//
+// Which rank: tp rank 0's parameter layout. Every tensor has the same shape on every tp rank except
+// that the vocabulary padding rows (no units) lie on the last ranks, so tp rank 0 holds the most unit
+// elements; its S is assumed to be every tp rank's (LPT keeps shards within one unit of each other).
+// Shards are padded to S, so master/m/v/flat lines are the same on every dp rank; the rotations and
+// the block_rotate workspace are those of the dp rank with the most rotation elements (the worst one).
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/device.h"
+#include "core/status.h"
+#include "launch/train_options.h"
+
+namespace om {
+
+struct MemoryPlan {
+  // What was planned.
+  Device device;
+  int64_t tp = 1, dp = 1;
+  int64_t micro_batch = 0;        // Bm
+  std::string model;              // LlamaConfig::ToString()
+  std::string optimizer;          // e.g. "orthoadam (haar, B = 1024)"
+  bool eval_metrics = false;
+  int64_t param_elements = 0;     // P
+  int64_t unit_elements = 0;      // N
+  int64_t units = 0;              // optimizer units of the tp rank (all dp ranks together)
+  int64_t shard_size = 0;         // S
+  int worst_dp_rank = 0;          // the dp rank whose rotations are planned
+
+  // Bytes on the rank's device, one per line of the header.
+  size_t parameters = 0, gradients = 0, activations = 0;
+  size_t master = 0, exp_avg = 0, exp_avg_sq = 0;
+  size_t flat_grad = 0, flat_param = 0;
+  size_t grad_norm = 0;
+  size_t rotations = 0;
+  size_t workspace = 0;           // through Buffer (measured)
+  size_t cublaslt_workspace = 0;  // outside Buffer (not measured)
+  size_t eval_probs = 0;
+
+  size_t model_bytes() const { return parameters + gradients + activations; }
+  size_t optimizer_bytes() const {
+    return master + exp_avg + exp_avg_sq + flat_grad + flat_param + grad_norm + rotations;
+  }
+  // What Buffer::peak_bytes(device.kind) should rise by over Create + training (+ validation).
+  size_t buffer_bytes() const { return model_bytes() + optimizer_bytes() + workspace + eval_probs; }
+  size_t total() const { return buffer_bytes() + cublaslt_workspace; }
+};
+
+// The plan of one rank of `o` on `device` (the device a rank would train on: resolve_device).
+// Validates as the Trainer would before allocating: the flags (validate_train_options for tp·dp
+// ranks), the model (model_config_for: reads --data-path's JSON description), the optimizer
+// (optimizer_config_for), the lr schedule, the layout (ParallelDims::Make, ValidateModel). Errors name
+// the flag.
+StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device);
+
+// A table in MiB, one line per entry above with its formula and the letters' values; ends with the
+// total. Multi-line, each line ending in '\n'.
+std::string format_memory_plan(const MemoryPlan& plan);
+
+}  // namespace om

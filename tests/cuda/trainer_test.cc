@@ -1,0 +1,121 @@
+// The trainer on the GPU (--device cuda), one process: the same model, optimizer and checkpoint code
+// as the CPU path, with every tensor in GPU memory.
+//   - the first 5 losses equal the CPU path's within a bf16-sized tolerance, for AdamW + softmax and
+//     OrthoAdam + softmax-1 + RMSNorm-S (the issue's acceptance rule for the GPU path);
+//   - a checkpoint saved from GPU memory at step 2 and loaded into GPU memory continues to step 4 with
+//     the same losses, bit for bit, as the uninterrupted GPU run (every kernel is deterministic: no
+//     float atomics, fixed cuBLAS algorithms, one process so no NCCL reduction order);
+//   - the same checkpoint loads into the CPU trainer, whose next loss agrees within the same tolerance.
+// Skipped (exit 77) without a GPU, like every CUDA test (tests/support/cuda_test_main.cc).
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kernels/check/tolerance.h"
+#include "launch/trainer.h"
+#include "tests/support/synthetic_dataset.h"
+#include "tests/support/test_support.h"
+
+namespace om {
+namespace {
+
+TrainOptions options(const std::string& name, const std::string& device, bool orthoadam) {
+  TrainOptions o;
+  o.model = "tiny";
+  o.seq_length = 32;
+  o.data_path = write_synthetic_dataset(::testing::TempDir() + "/" + name + "_data", 40, 200);
+  o.micro_batch_size = 4;
+  o.global_batch_size = 8;  // two micro-batches: gradient accumulation on the GPU too
+  o.train_iters = 5;
+  o.lr = 3e-3f;
+  o.lr_decay_iters = 5;
+  o.device = device;
+  if (orthoadam) {
+    o.optimizer = "orthoadam";
+    o.ortho_block = 64;  // several units per matrix, so the batched rotation path runs
+    o.attention = "softmax1";
+    o.norm = "rmsnorm-s";
+  }
+  return o;
+}
+
+std::vector<double> losses(const TrainOptions& o, int64_t steps, std::unique_ptr<Trainer>* keep = nullptr) {
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  OM_CHECK(t.ok(), "%s", t.status().ToString().c_str());
+  std::vector<double> out;
+  for (int64_t i = 0; i < steps; ++i) {
+    StatusOr<StepStats> s = t.value()->TrainStep();
+    OM_CHECK(s.ok(), "%s", s.status().ToString().c_str());
+    out.push_back(s.value().loss);
+  }
+  if (keep != nullptr) *keep = std::move(t.value());
+  return out;
+}
+
+// |gpu − cpu| ≤ 2·eps_bf16·|cpu| with eps_bf16 = 2^-7 (tolerance.h's dtype_eps): the issue's "bf16
+// tolerance" for the GPU path. Both sides compute in f32; they differ only in summation order (cuBLAS
+// vs oneDNN GEMMs, the flash-style attention's online softmax), ≈ 1e-6 relative at step 1, and Adam
+// carries such differences into later steps at most at the size of one update (lr·|u| ≤ 3e-3 per
+// element here), which moves the loss far less than 2^-6 of its value ≈ 4.2 at this scale.
+double bf16_tolerance(double want) { return 2.0 * dtype_eps(DType::kBF16) * std::fabs(want); }
+
+void expect_close_to_cpu(bool orthoadam) {
+  const std::string name = orthoadam ? "orthoadam" : "adamw";
+  const std::vector<double> cpu = losses(options(name + "_cpu", "cpu", orthoadam), 5);
+  std::unique_ptr<Trainer> gpu_trainer;
+  const std::vector<double> gpu = losses(options(name + "_gpu", "cuda", orthoadam), 5, &gpu_trainer);
+  ASSERT_EQ(gpu_trainer->device(), Device::Cuda(0));
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    EXPECT_TRUE(std::isfinite(gpu[i])) << "step " << i + 1;
+    EXPECT_LE(std::fabs(gpu[i] - cpu[i]), bf16_tolerance(cpu[i]))
+        << name << " step " << i + 1 << ": gpu " << gpu[i] << " cpu " << cpu[i];
+  }
+}
+
+TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathAdamW) { expect_close_to_cpu(false); }
+TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathOrthoAdam) { expect_close_to_cpu(true); }
+
+TEST(TrainerCuda, CheckpointFromGpuMemoryResumesBitwiseOnTheGpuAndLoadsOnTheCpu) {
+  for (bool orthoadam : {false, true}) {
+    const std::string name = std::string("resume_") + (orthoadam ? "orthoadam" : "adamw");
+    TrainOptions o = options(name, "cuda", orthoadam);
+    o.train_iters = 4;
+    o.lr_decay_iters = 4;
+    const std::vector<double> straight = losses(o, 4);
+
+    o.save = ::testing::TempDir() + "/" + name + "_run";
+    std::filesystem::remove_all(o.save);
+    o.save_interval = 2;
+    o.train_iters = 2;  // the schedule is fixed by lr_decay_iters, so stopping early changes nothing
+    {
+      StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      ASSERT_TRUE(t.value()->Run().ok());
+    }
+    TrainOptions r = o;
+    r.load = o.save;
+    r.save.clear();
+    r.save_interval = 0;
+    r.train_iters = 4;
+    StatusOr<std::unique_ptr<Trainer>> resumed = Trainer::Create(r);
+    ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+    ASSERT_EQ(resumed.value()->step(), 2);
+    for (int64_t k = 2; k < 4; ++k) {
+      StatusOr<StepStats> s = resumed.value()->TrainStep();
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      EXPECT_EQ(s.value().loss, straight[static_cast<size_t>(k)]) << name << " step " << k + 1 << " after resume";
+    }
+
+    // The GPU's checkpoint on the CPU: the same format, so the CPU run continues within tolerance.
+    r.device = "cpu";
+    StatusOr<std::unique_ptr<Trainer>> on_cpu = Trainer::Create(r);
+    ASSERT_TRUE(on_cpu.ok()) << on_cpu.status().ToString();
+    StatusOr<StepStats> s = on_cpu.value()->TrainStep();
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_LE(std::fabs(s.value().loss - straight[2]), bf16_tolerance(straight[2])) << name << " on the CPU";
+  }
+}
+
+}  // namespace
+}  // namespace om
