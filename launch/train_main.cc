@@ -81,6 +81,18 @@ int main(int argc, char** argv) {
     // One GPU per rank: the rank's index among the ranks of its node.
     om::StatusOr<om::Device> device = om::resolve_device(options.device, om::ProcessGroups::LocalRank());
     if (!device.ok()) return fail(mpi, device.status(), 2);
+    // --device auto must pick one kind for the whole job: the GPU only where every rank has one.
+    const int on_gpu = device->kind == om::DeviceKind::kCuda ? 1 : 0;
+    int all_on_gpu = 0, any_on_gpu = 0;
+    MPI_Allreduce(&on_gpu, &all_on_gpu, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&on_gpu, &any_on_gpu, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (any_on_gpu && !all_on_gpu) {
+      if (mpi.rank == 0) {
+        std::fprintf(stderr, "ortho_megatron: --device auto: some ranks see no GPU of their own; the whole job "
+                             "trains on the CPU (--device cuda makes that an error)\n");
+      }
+      *device = om::Device::Cpu();
+    }
     om::StatusOr<om::ProcessGroups> created = om::ProcessGroups::Create(*dims, *device);
     if (!created.ok()) return fail(mpi, created.status(), 2);
     groups.emplace(std::move(*created));

@@ -236,9 +236,15 @@ StatusOr<StepStats> Trainer::TrainStep() {
   }
   if (fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank())) {
     loss = std::numeric_limits<double>::quiet_NaN();
+    // Into layer 0's qkv weight: every tp rank holds its own slice, always in an optimizer unit and
+    // counted by the norm (an embedding row may be vocabulary padding, a norm gain is counted on tp
+    // rank 0 only).
     const float nan = std::numeric_limits<float>::quiet_NaN();
-    const Parameter& p = model_->parameters().front();
-    copy_bytes(p.grad.data, p.grad.device, &nan, Device::Cpu(), sizeof nan);
+    for (const Parameter& p : model_->parameters()) {
+      if (p.name.find("qkv") == std::string::npos) continue;
+      copy_bytes(p.grad.data, p.grad.device, &nan, Device::Cpu(), sizeof nan);
+      break;
+    }
   }
   // The global norm counts every logical element once across the world (ZeRO-1: over dp shards and
   // tp ranks); the loss is the mean over dp replicas of their micro-batch means.
@@ -246,8 +252,12 @@ StatusOr<StepStats> Trainer::TrainStep() {
   const double local_loss = loss;
   loss = MeanOverDp(loss);
   const float lr = schedule_.At(step_);
-  if (!std::isfinite(loss) || !std::isfinite(norm)) {
-    // Every rank sees the same mean loss and global norm, so every rank takes the same branch.
+  // The world agrees on the branch: the mean loss is only over dp, so a tp rank's own non-finite
+  // value (or one the norm does not count, like a replicated gain's on tp rank > 0) must not send
+  // the ranks down different paths (a deadlock in the next collective).
+  double bad = std::isfinite(loss) && std::isfinite(norm) ? 0.0 : 1.0;
+  if (Comm* w = world()) w->all_reduce(make_view(&bad, DType::kF64, Shape{1}, Device::Cpu(), "nonfinite"), ReduceOp::kMax);
+  if (bad > 0.0) {
     const std::string ranks = NonFiniteRanks(local_loss);
     const std::string where =
         ranks.empty() ? "every rank's own loss was finite, so a gradient overflowed"

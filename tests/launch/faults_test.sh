@@ -4,7 +4,8 @@
 #   1. abort (default): NaN on rank 1 of dp 2 at step 3 → the job fails (exit 1), the message names
 #      step 3 and rank 1, and no step-3 line reaches metrics.jsonl.
 #   2. skip: the same fault → the job finishes (exit 0); metrics.jsonl marks step 3 skipped with null
-#      loss and norm, counts skipped_steps 1 from then on, and the last loss is finite.
+#      loss and norm, counts skipped_steps 1 from then on, and the last loss is finite; the same at tp 2
+#      with the fault on tp rank 1 only (no deadlock: the world agrees on the branch).
 #   3. watchdog: tp 2 × dp 2, rank 1 sleeps before step 3, --comm-timeout-s 10 → the job ends with exit 3
 #      well before the sleep would, and every rank printed its hang-watchdog line: rank 1 "no collective
 #      started ... during step 3", the others a collective "at step 3 has not finished".
@@ -40,6 +41,13 @@ tail -n 1 "$M" | grep -q '"skipped_steps": 1' || fail "skip: last line: $(tail -
 tail -n 1 "$M" | grep -q '"loss": [0-9]' || fail "skip: last loss not finite: $(tail -n 1 "$M")"
 grep -q "step 3 skipped" "$WORK/skip.log" || fail "skip: no warning line"
 echo "ok skip: step 3 skipped and counted, training went on"
+
+# 2b. tp 2: the NaN on tp rank 1 only (its loss; the norm sees its qkv slice): every rank must take the
+# same branch (a split decision deadlocked in the next collective before the world agreed on it).
+timeout 120 "$MPIRUN" -np 2 "$MEGATRON" "${ARGS[@]}" --tp 2 --train-iters 6 --inject-fault nan@3:1 --nan-policy skip \
+    --log-dir "$WORK/skip_tp" > "$WORK/skip_tp.log" 2>&1 || { tail -5 "$WORK/skip_tp.log"; fail "skip at tp 2: exit $?"; }
+sed -n 3p "$WORK/skip_tp/metrics.jsonl" | grep -q '"skipped": true' || fail "skip at tp 2: step 3 not skipped"
+echo "ok skip at tp 2: both tp ranks skipped step 3"
 
 # 3. the hang watchdog
 start=$SECONDS rc=0
