@@ -248,16 +248,14 @@ StatusOr<StepStats> Trainer::TrainStep() {
   }
   // The global norm counts every logical element once across the world (ZeRO-1: over dp shards and
   // tp ranks); the loss is the mean over dp replicas of their micro-batch means.
-  const double norm = optimizer_->ReduceGradients();
+  // A non-finite local loss poisons the global norm, so every rank of the world sees a non-finite norm
+  // and takes the same branch below: the mean loss is only over dp, so a tp rank's own NaN would
+  // otherwise send the ranks down different paths (a deadlock in the next collective).
+  const double norm = optimizer_->ReduceGradients(!std::isfinite(loss));
   const double local_loss = loss;
   loss = MeanOverDp(loss);
   const float lr = schedule_.At(step_);
-  // The world agrees on the branch: the mean loss is only over dp, so a tp rank's own non-finite
-  // value (or one the norm does not count, like a replicated gain's on tp rank > 0) must not send
-  // the ranks down different paths (a deadlock in the next collective).
-  double bad = std::isfinite(loss) && std::isfinite(norm) ? 0.0 : 1.0;
-  if (Comm* w = world()) w->all_reduce(make_view(&bad, DType::kF64, Shape{1}, Device::Cpu(), "nonfinite"), ReduceOp::kMax);
-  if (bad > 0.0) {
+  if (!std::isfinite(loss) || !std::isfinite(norm)) {
     const std::string ranks = NonFiniteRanks(local_loss);
     const std::string where =
         ranks.empty() ? "every rank's own loss was finite, so a gradient overflowed"

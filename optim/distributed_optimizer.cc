@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "kernels/adamw.h"
@@ -121,7 +122,7 @@ ConstTensorView DistributedOptimizer::m_shard() const { return ShardView(1, 0, p
 ConstTensorView DistributedOptimizer::v_shard() const { return ShardView(2, 0, plan_.shard_size, "zero1.exp_avg_sq"); }
 ConstTensorView DistributedOptimizer::grad_shard() const { return GradView(0, plan_.shard_size); }
 
-double DistributedOptimizer::ReduceGradients() {
+double DistributedOptimizer::ReduceGradients(bool poison) {
   const uint64_t bytes_before = dp_->bytes_sent();
   const Device dev = ctx_.device;
   // 1. Unit gradients → flat buffer (every rank fills every shard: reduce_scatter sums them all).
@@ -150,6 +151,12 @@ double DistributedOptimizer::ReduceGradients() {
     }
   } else {
     sum_squares(ctx_, {sum_sq, shard});
+  }
+  if (poison) {
+    double local = 0.0;
+    copy_bytes(&local, Device::Cpu(), norm_sq_.data(), dev, sizeof(double));
+    local += std::numeric_limits<double>::quiet_NaN();
+    copy_bytes(norm_sq_.data(), dev, &local, Device::Cpu(), sizeof(double));
   }
   dp_->all_reduce(sum_sq, ReduceOp::kSum);
   if (tp_ != nullptr && tp_->size() > 1) tp_->all_reduce(sum_sq, ReduceOp::kSum);

@@ -88,8 +88,11 @@ class DistributedOptimizer {
   DistributedOptimizer& operator=(const DistributedOptimizer&) = delete;
 
   // Steps 1–3 above; collective over dp (and over tp when given). Returns the global gradient norm of
-  // the mean gradient (also grad_norm()). Leaves every Parameter untouched.
-  double ReduceGradients();
+  // the mean gradient (also grad_norm()). Leaves every Parameter untouched. `poison`: this rank adds a
+  // NaN to its sum of squares, so the norm is NaN on every rank of the dp and tp groups (the trainer
+  // passes "my loss is not finite", making all ranks agree on a non-finite step without a collective
+  // of its own).
+  double ReduceGradients(bool poison = false);
   // Steps 4–5; collective over dp. `grad_scale` multiplies the mean gradient (the clip coefficient;
   // 1 without clipping). REQUIRES: ReduceGradients was called since the last Step. Increments step()
   // before the update (bias correction uses t ≥ 1), as AdamW::Step.
