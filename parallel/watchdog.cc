@@ -84,18 +84,6 @@ void disarm() {
   s.armed = false;
 }
 
-std::string describe_current() {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.in_flight ? describe(s.current) : "none";
-}
-
-std::string describe_last() {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.have_last ? describe(s.last) : "none";
-}
-
 }  // namespace collective_record
 
 CollectiveWatchdog::CollectiveWatchdog(double timeout_s, std::string identity)

@@ -39,9 +39,6 @@ void end();
 void set_step(int64_t step);  // the step the trainer is working on (1-based), for the messages
 void arm();                   // inside a training step: the idle rule applies
 void disarm();
-// "'dp all_reduce' of 8 bytes at step 12", or "none" (tests, messages).
-std::string describe_current();
-std::string describe_last();
 }  // namespace collective_record
 
 class CollectiveWatchdog {

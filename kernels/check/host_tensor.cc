@@ -68,6 +68,14 @@ bool bitwise_equal(const HostTensor& a, const HostTensor& b) {
          std::memcmp(a.view().data, b.view().data, a.view().nbytes()) == 0;
 }
 
+HostTensor columns(const HostTensor& x, int64_t begin, int64_t end, const std::string& name) {
+  const int64_t N = x.shape()[0], V = x.shape()[1], W = end - begin;
+  HostTensor out(name, x.dtype(), {N, W});
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < W; ++j) out.set(n * W + j, x.get(n * V + begin + j));
+  return out;
+}
+
 HostTensor HostTensor::Converted(DType dtype, std::string name) const {
   HostTensor out(name.empty() ? name_ : std::move(name), dtype, shape_);
   if (dtype == dtype_) {

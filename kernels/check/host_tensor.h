@@ -51,5 +51,8 @@ class HostTensor {
 double max_abs_diff(const HostTensor& a, const HostTensor& b);
 // Same dtype, shape and bytes.
 bool bitwise_equal(const HostTensor& a, const HostTensor& b);
+// Columns [begin, end) of a 2-D (N, V) tensor, as a new (N, end − begin) tensor named `name` (a vocabulary
+// shard of logits, for example).
+HostTensor columns(const HostTensor& x, int64_t begin, int64_t end, const std::string& name);
 
 }  // namespace om

@@ -215,15 +215,6 @@ TEST(CrossEntropyCuda, PiecesEqualTheFusedForwardBitwise) {
   }
 }
 
-// Columns [begin, end) of a (N, V) tensor.
-HostTensor columns(const HostTensor& x, int64_t begin, int64_t end, const std::string& name) {
-  const int64_t N = x.shape()[0], V = x.shape()[1], W = end - begin;
-  HostTensor out(name, x.dtype(), {N, W});
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t j = 0; j < W; ++j) out.set(n * W + j, x.get(n * V + begin + j));
-  return out;
-}
-
 TEST(CrossEntropyCuda, TwoVocabShardsComposeToTheFullRowReference) {
   // Vocabulary 4099 padded to 4224 = 33 * 128 for tp = 2: shard 0 holds ids [0, 2112), shard 1 ids
   // [2112, 4224), of which 1987 are real (a partial chunk) and 125 padding. The all-reduces run on

@@ -51,15 +51,6 @@ void fill(Ce& c, uint64_t seed, double stddev, const std::vector<int64_t>& ignor
   for (int64_t n : ignored) c.targets.set(n, kIgnoreTarget);
 }
 
-// Columns [begin, end) of a (N, V) tensor.
-HostTensor columns(const HostTensor& x, int64_t begin, int64_t end, const std::string& name) {
-  const int64_t N = x.shape()[0], V = x.shape()[1], W = end - begin;
-  HostTensor out(name, x.dtype(), {N, W});
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t j = 0; j < W; ++j) out.set(n * W + j, x.get(n * V + begin + j));
-  return out;
-}
-
 TEST(CrossEntropy, GradientsAndF32AgreeWithReferences) { expect_all_ok(check_cross_entropy()); }
 
 TEST(CrossEntropy, LossEqualsLongDoubleLogSoftmax) {
