@@ -11,19 +11,22 @@
 #     1. every CUDA test binary (each kernel against the CPU reference, STYLE.md §8 tolerances; the
 #        trainer on the GPU vs the CPU; checkpoints from and to GPU memory);
 #     2. llama-60m shapes (--vocab-size 32000; softmax-1, OrthoAdam, RMSNorm-S; seq 256, batch 8) on the
-#        bundled corpus: 50 steps on the GPU, 5 on the CPU; the first 5 losses must agree within the bf16
-#        tolerance |gpu − cpu| <= 2·2^-7·|cpu| (tests/cuda/trainer_test.cc says why);
+#        bundled corpus: 50 steps on the GPU at --dtype ${GPU_CHECK_DTYPE:-bf16} (bf16 weights and
+#        activations, f32 gradients and master weights), 5 on the CPU (f32); the first 5 losses must agree
+#        within the bf16 tolerance |gpu − cpu| <= 2·2^-7·|cpu| (tests/cuda/trainer_test.cc says why);
 #     3. the GPU run saves at step 25 and 50; a second GPU run loads step 25 and must log the same
 #        losses for steps 26..50 (metrics.jsonl prints 6 decimals; tests/cuda/trainer_test.cc checks bits);
 #     4. a table last: tests passed, the losses, tokens/s.
 #   GPU_CHECK_DEVICE=cpu rehearses step 2–4 on a CPU machine with a bundle of CPU binaries (the
-#   script's own test; the GPU must give the same verdict).
+#   script's own test; the GPU must give the same verdict); it trains at f32 (bf16 is CUDA only).
 #   Output under ${OUT:-build-gpu/gpu_check} (the device tool returns $OUT): gpu_check.md (the table),
 #   tests.log, the runs' logs and metrics. Exit status 0 only when every check passed.
 set -uo pipefail
 shopt -s nullglob
 cd "$(dirname "$0")/.."
 DEV=${GPU_CHECK_DEVICE:-cuda}
+DTYPE=${GPU_CHECK_DTYPE:-bf16}
+[[ $DEV == cpu ]] && DTYPE=f32
 GPU_BUILD=${GPU_BUILD:-build-gpu}  # prepare's CUDA build directory (any Release build with CUDA on will do)
 MODE=${1:-run}
 BUNDLE=.gpu
@@ -81,11 +84,11 @@ ARGS=(--model llama-60m --vocab-size 32000 --attention softmax1 --norm rmsnorm-s
       --data-path "$BUNDLE/data/moby_train" --micro-batch-size 8 --global-batch-size 8 --seq-length 256
       --lr 1e-3 --min-lr 1e-4 --lr-warmup-iters 5 --lr-decay-iters 50 --seed 1234 --log-interval 10)
 rm -rf "$OUTDIR"/gpu_run "$OUTDIR"/gpu_resume "$OUTDIR"/cpu_run
-ortho_megatron "${ARGS[@]}" --device "$DEV" --train-iters 50 --save "$OUTDIR/gpu_run" --save-interval 25 \
+ortho_megatron "${ARGS[@]}" --device "$DEV" --dtype "$DTYPE" --train-iters 50 --save "$OUTDIR/gpu_run" --save-interval 25 \
     > "$OUTDIR/gpu_run.log" 2>&1 || fail "GPU training (gpu_run.log)"
-OMP_NUM_THREADS=$(nproc) ortho_megatron "${ARGS[@]}" --device cpu --train-iters 5 --log-dir "$OUTDIR/cpu_run" \
+OMP_NUM_THREADS=$(nproc) ortho_megatron "${ARGS[@]}" --device cpu --dtype f32 --train-iters 5 --log-dir "$OUTDIR/cpu_run" \
     > "$OUTDIR/cpu_run.log" 2>&1 || fail "CPU training (cpu_run.log)"
-ortho_megatron "${ARGS[@]}" --device "$DEV" --train-iters 50 --load "$OUTDIR/gpu_run/step_00000025" \
+ortho_megatron "${ARGS[@]}" --device "$DEV" --dtype "$DTYPE" --train-iters 50 --load "$OUTDIR/gpu_run/step_00000025" \
     --log-dir "$OUTDIR/gpu_resume" > "$OUTDIR/gpu_resume.log" 2>&1 || fail "GPU resume (gpu_resume.log)"
 ortho_ckpt verify "$OUTDIR/gpu_run" > "$OUTDIR/verify.log" 2>&1 || fail "ortho_ckpt verify of the GPU checkpoint"
 
@@ -113,12 +116,12 @@ last=$(field loss "$OUTDIR/gpu_run/metrics.jsonl" 2> /dev/null | tail -n 1)
   echo "| check | result |"
   echo "|---|---|"
   echo "| CUDA test binaries | $passed / $total passed |"
-  echo "| first 5 losses, GPU | $gpu_losses |"
+  echo "| first 5 losses, GPU ($DTYPE) | $gpu_losses |"
   echo "| first 5 losses, CPU | $cpu_losses |"
   echo "| GPU vs CPU (bf16 tolerance 2·2^-7 relative) | ${compare:-n/a} |"
   echo "| save at 25, reload, steps 26..50 equal | $([[ -n $resume_a && $resume_a == "$resume_b" ]] && echo yes || echo NO) |"
   echo "| loss after 50 GPU steps | ${last:-n/a} |"
-  echo "| tokens/s, GPU (median of steps 2..50; f32 model) | ${tok_s:-n/a} |"
+  echo "| tokens/s, GPU (median of steps 2..50; $DTYPE model) | ${tok_s:-n/a} |"
   echo "| tokens/s, CPU $(nproc) threads (median of steps 2..5) | ${cpu_tok_s:-n/a} |"
   echo "| verdict | $([[ $FAILED == 0 ]] && echo PASS || echo FAIL) |"
 } > "$OUTDIR/gpu_check.md"

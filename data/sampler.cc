@@ -24,14 +24,15 @@ int half_bits_for(int64_t n) {
 
 }  // namespace
 
-GptSampler::GptSampler(const IndexedDataset& dataset, int64_t seq_length, uint64_t seed)
-    : dataset_(&dataset), seq_length_(seq_length), seed_(seed) {
+GptSampler::GptSampler(const IndexedDataset& dataset, int64_t seq_length, uint64_t seed, int32_t bos_id)
+    : dataset_(&dataset), seq_length_(seq_length), seed_(seed), bos_id_(bos_id < 0 ? -1 : bos_id) {
   OM_CHECK(seq_length >= 1, "seq_length must be >= 1, got %lld", static_cast<long long>(seq_length));
-  OM_CHECK(dataset.num_tokens() >= seq_length + 1,
-           "the dataset holds %lld tokens, fewer than one window of seq_length + 1 = %lld",
-           static_cast<long long>(dataset.num_tokens()), static_cast<long long>(seq_length + 1));
-  // Windows of T+1 start at s·T, so the last token of window s is s·T + T <= N - 1.
-  samples_per_epoch_ = (dataset.num_tokens() - 1) / seq_length;
+  // Stream tokens per sample: T + 1 (inputs and targets overlap by T), or T after the "<s>".
+  const int64_t window = bos_id_ >= 0 ? seq_length : seq_length + 1;
+  OM_CHECK(dataset.num_tokens() >= window, "the dataset holds %lld tokens, fewer than one window of %lld",
+           static_cast<long long>(dataset.num_tokens()), static_cast<long long>(window));
+  // Windows start at s·T: the last stream token of window s is s·T + window − 1 <= N − 1.
+  samples_per_epoch_ = (dataset.num_tokens() - window) / seq_length + 1;
   document_starts_.resize(static_cast<size_t>(dataset.num_documents()) + 1);
   document_starts_[0] = 0;
   for (int64_t d = 0; d < dataset.num_documents(); ++d)
@@ -92,7 +93,12 @@ void GptSampler::Sample(int64_t k, std::span<int32_t> out) const {
            static_cast<long long>(seq_length_ + 1), out.size());
   const int64_t epoch = k / samples_per_epoch_;
   const int64_t s = PermutedIndex(epoch, k % samples_per_epoch_);
-  ReadStream(s * seq_length_, out);
+  if (bos_id_ >= 0) {
+    out[0] = bos_id_;
+    ReadStream(s * seq_length_, out.subspan(1));
+  } else {
+    ReadStream(s * seq_length_, out);
+  }
 }
 
 void GptSampler::MicroBatch(int64_t consumed, int64_t micro, int64_t micro_batch, int64_t dp_rank,

@@ -110,7 +110,15 @@ StatusOr<EvalReport> evaluate(const EvalOptions& o, Comm* world) {
     return Status::InvalidArgument("--data-path '" + o.data_path + "' holds fewer tokens than one window of " +
                                    std::to_string(T + 1));
   }
-  const GptSampler sampler(data, T, 0);
+  // A model trained with --bos saw "<s>" at position 0 of every sequence: evaluate it the same way (the
+  // first-token metrics then measure the "<s>" position, as the paper's do).
+  const bool bos = manifest.contains("data") && manifest["data"].value("bos", false);
+  if (bos && info.bos_id < 0) {
+    return Status::FailedPrecondition("--load '" + dir + "' was trained with --bos but the tokenizer of --data-path '" +
+                                      o.data_path + "' has no <s> piece; use held-out data preprocessed with the "
+                                      "training tokenizer");
+  }
+  const GptSampler sampler(data, T, 0, bos ? info.bos_id : -1);
   const int64_t wanted = o.eval_tokens > 0 ? (o.eval_tokens + T - 1) / T : sampler.samples_per_epoch();
   const int64_t windows = std::min(wanted, sampler.samples_per_epoch());
   const int64_t mb = std::min(o.micro_batch, windows);
@@ -124,7 +132,7 @@ StatusOr<EvalReport> evaluate(const EvalOptions& o, Comm* world) {
 
   EvalReport r;
   r.meta = {{"checkpoint", dir},       {"step", manifest["step"]},       {"model", manifest["model"]},
-            {"optimizer", manifest["optimizer"]}, {"data_path", o.data_path}, {"micro_batch", mb}};
+            {"optimizer", manifest["optimizer"]}, {"data_path", o.data_path}, {"micro_batch", mb}, {"bos", bos}};
   std::vector<int64_t> bytes_of;
   {
     StatusOr<Tokenizer> tok = Tokenizer::Load(info.tokenizer_model);

@@ -19,9 +19,14 @@ void matmul(const ExecContext& ctx, const MatmulArgs& args) {
   const bool ta = args.trans_a == Transpose::kYes, tb = args.trans_b == Transpose::kYes;
   const int64_t M = ta ? args.a.dim(1) : args.a.dim(0), K = ta ? args.a.dim(0) : args.a.dim(1);
   const int64_t N = tb ? args.b.dim(0) : args.b.dim(1);
+  // bf16 a and b with an f32 c: the weight gradient into an f32 main gradient (kernels/matmul.h).
+  const bool bf16_in_f32_out = args.a.dtype == DType::kBF16 && args.c.dtype == DType::kF32;
+  OM_CHECK(!bf16_in_f32_out || ctx.device.kind == DeviceKind::kCuda,
+           "%s: bf16 matmul runs on CUDA only; 'a' ('%s') is bf16 and 'c' ('%s') f32 on %s", op, args.a.name,
+           args.c.name, device_name(ctx.device).c_str());
   check_tensor(op, args.a, args.a.dtype, args.a.shape);
   check_tensor(op, args.b, args.a.dtype, tb ? Shape{N, K} : Shape{K, N});
-  check_tensor(op, args.c, args.a.dtype, {M, N});
+  check_tensor(op, args.c, bf16_in_f32_out ? DType::kF32 : args.a.dtype, {M, N});
   for (const ConstTensorView& t : {ConstTensorView(args.c), args.a, args.b}) check_device(op, ctx, t);
   // The GEMM reads a and b while it writes c; an overlap would read partly written results.
   OM_CHECK(!overlaps(args.c, args.a) && !overlaps(args.c, args.b),

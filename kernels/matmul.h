@@ -1,5 +1,7 @@
 // Matrix multiply: c (=|+=) op(a) · op(b), op(x) = x or xᵀ. Every linear layer runs through it.
-// All tensors are row-major, contiguous and 2-D; one dtype per call (CPU: f32 or f64).
+// All tensors are row-major, contiguous and 2-D; one dtype per call (CPU: f32 or f64; CUDA: f32 or
+// bf16), with one mixed case on CUDA only: bf16 a and b with an f32 c (the weight gradient into an
+// f32 main gradient of the mixed-precision model, usually kAccumulate; kOverwrite is allowed too).
 //
 // A Linear layer with weight W [out, in] computes y = x·Wᵀ. With N = B·T rows, C = in, O = out:
 //   forward   y  (N, O) =  x (N, C) · W (O, C)ᵀ       {c=y,  a=x,  b=W,  trans_b=kYes, kOverwrite}
@@ -9,7 +11,9 @@
 //
 // CPU: f32 through oneDNN's dnnl_sgemm on fixed tiles of c (deterministic for any OpenMP thread
 // count; kernels/cpu/matmul.cc says why), f64 through a plain loop (the gradient-check path).
-// CUDA: cuBLASLt, f32 (no TF32) or bf16 with f32 accumulation (kernels/cuda/matmul.cu).
+// CUDA: cuBLASLt, f32 (no TF32), or bf16 inputs with f32 accumulation and a bf16 or f32 output
+// (kernels/cuda/matmul.cu). The CPU refuses bf16: the mixed case with "bf16 matmul runs on CUDA
+// only", all-bf16 through check_cpu_float.
 // REQUIRES: c does not alias a or b. K = 0 is allowed (c = 0, or c unchanged when accumulating).
 #pragma once
 
@@ -38,7 +42,10 @@ void matmul(const MatmulArgs& args);
 }  // namespace cpu
 
 namespace cuda {
-// cuBLASLt (kernels/cuda/matmul.cu): a, b, c all f32 (true fp32, no TF32) or all bf16 (f32 accumulation).
+// cuBLASLt (kernels/cuda/matmul.cu), f32 accumulation:
+//   a, b, c f32          true fp32 (no TF32)
+//   a, b, c bf16         bf16 inputs, bf16 output
+//   a, b bf16, c f32     bf16 inputs, f32 output (c += op(a)·op(b) adds the f32 sum to the f32 c)
 void matmul(const MatmulArgs& args, Stream stream);
 }  // namespace cuda
 

@@ -95,6 +95,8 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
 
   MemoryPlan plan;
   plan.device = device;
+  OM_ASSIGN_OR_RETURN(plan.dtype, resolve_dtype(o.dtype, device));
+  const DType dtype = plan.dtype;
   plan.tp = dims.tp;
   plan.dp = dims.dp;
   plan.micro_batch = o.micro_batch_size;
@@ -106,13 +108,13 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   plan.eval_metrics = o.eval_metrics;
 
   // The model's three arenas: exact, the constructor sizes them with the same planner.
-  const Llama::MemoryBytes arenas = Llama::PlanMemory(config, o.micro_batch_size, DType::kF32, tp);
+  const Llama::MemoryBytes arenas = Llama::PlanMemory(config, o.micro_batch_size, dtype, tp);
   plan.parameters = arenas.parameters;
   plan.gradients = arenas.gradients;
   plan.activations = arenas.activations;
 
   // ZeRO-1: the units and shards DistributedOptimizer computes, on tp rank 0's layout (header).
-  const std::vector<Parameter> params = Llama::ParameterLayout(config, DType::kF32, tp, 0);
+  const std::vector<Parameter> params = Llama::ParameterLayout(config, dtype, tp, 0);
   for (const Parameter& p : params) plan.param_elements += p.value.numel();
   const std::vector<OptimizerUnit> units = make_units(params, opt.block);
   const ShardPlan shards = assign_units(units, dp);
@@ -148,15 +150,17 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
     plan.workspace = std::max(rotate_workspace, model_kernel_workspace(config, o.micro_batch_size, dims.tp, Vl));
     plan.cublaslt_workspace = kCublasLtWorkspaceBytes;
   }
-  if (o.eval_metrics) plan.eval_probs = Llama::ProbeBytes(config, o.micro_batch_size, DType::kF32, tp);
+  if (o.eval_metrics) plan.eval_probs = Llama::ProbeBytes(config, o.micro_batch_size, dtype, tp);
   return plan;
 }
 
 std::string format_memory_plan(const MemoryPlan& p) {
   const bool cuda = p.device.kind == DeviceKind::kCuda;
-  std::string out = format_message("memory plan per rank on %s (tp %ld x dp %ld, micro-batch %ld, f32)\n",
+  const bool bf16 = p.dtype == DType::kBF16;
+  std::string out = format_message("memory plan per rank on %s (tp %ld x dp %ld, micro-batch %ld, %s)\n",
                                    device_name(p.device).c_str(), static_cast<long>(p.tp), static_cast<long>(p.dp),
-                                   static_cast<long>(p.micro_batch));
+                                   static_cast<long>(p.micro_batch),
+                                   bf16 ? "bf16 weights and activations, f32 gradients and optimizer" : "f32");
   out += "  model " + p.model + "\n";
   out += format_message("  optimizer %s: %ld units; P = %ld parameter elements on this tp rank, N = %ld in units, "
                         "S = %ld per dp shard\n",
@@ -166,10 +170,12 @@ std::string format_memory_plan(const MemoryPlan& p) {
   auto line = [&](const char* name, size_t bytes, const std::string& formula) {
     out += format_message("  %-20s %12.2f MiB%s%s\n", name, mib(bytes), formula.empty() ? "" : "   ", formula.c_str());
   };
-  line("parameters", p.parameters, "sum over tensors of 4*numel (~ 4*P)");
-  line("gradients", p.gradients, "= parameters");
+  line("parameters", p.parameters,
+       bf16 ? "sum over tensors of 2*numel (matrices), 4*numel (norm gains)" : "sum over tensors of 4*numel (~ 4*P)");
+  line("gradients", p.gradients, bf16 ? "sum over tensors of 4*numel (~ 4*P)" : "= parameters");
   line("activations", p.activations,
-       "4*Bm*T*[L*(4C + 4Cl + 3Fl + 2 + Hl) + 3C + 2Vl + 5 + max(3Cl, 2Fl, C) + max(C, Fl)] + 8*Bm*T");
+       format_message("%d*Bm*T*[L*(4C + 4Cl + 3Fl) + 3C + 2Vl + max(3Cl, 2Fl, C) + max(C, Fl)] + "
+                      "4*Bm*T*[L*(2 + Hl) + 5] + 8*Bm*T", bf16 ? 2 : 4));
   line("optimizer master", p.master, "4*S");
   line("optimizer m", p.exp_avg, "4*S");
   line("optimizer v", p.exp_avg_sq, "4*S");

@@ -6,16 +6,19 @@
 //
 // Letters: Bm = --micro-batch-size, T, C, F, H, L, V of the model; tp, dp; Cl = C/tp, Fl = F/tp,
 // Hl = H/tp, Vl = Vp/tp with Vp = V rounded up to 128·tp. "⌈x⌉₂₅₆" rounds bytes up to 256 (one
-// Arena view, Arena::BytesFor). All tensors are f32 (4 bytes).
+// Arena view, Arena::BytesFor). e = the model dtype's size (--dtype: 4 for f32, 2 for bf16); only the
+// matrices and the activations are at e — norm gains, statistics, gradients and all optimizer state
+// are f32 (4 bytes) in both (model/llama.h "Precision").
 //   P = tp-local parameter elements (vocabulary padding included) = 2·Vl·C + L·(4·C·Cl + 3·C·Fl) + n_norm
 //       with n_norm = (2L + 1)·C (rmsnorm) or 2L + 1 (rmsnorm-s), the replicated norm gains
 //   N = elements in optimizer units (P without the padding rows), B = --ortho-block
 //   S = ZeRO-1 shard size = the largest dp rank's load of whole units (optim/optimizer_units.h)
 // Lines (model/llama.h, optim/distributed_optimizer.h):
-//   parameters   Σ_p ⌈4·numel_p⌉₂₅₆ ≈ 4·P                                   (Llama parameter arena)
-//   gradients    = parameters                                               (Llama gradient arena)
-//   activations  Σ_views ⌈·⌉₂₅₆ of 4·Bm·T·[L·(4C + 4Cl + 3Fl + 2) + 3C + 2Vl + 5 + max(3Cl, 2Fl, C)
-//                + max(C, Fl)] + 4·L·Bm·Hl·T (lse) + 2·4·Bm·T (i32 tokens, targets)
+//   parameters   Σ_p ⌈e_p·numel_p⌉₂₅₆ ≈ e·(P − n_norm) + 4·n_norm           (Llama parameter arena)
+//   gradients    Σ_p ⌈4·numel_p⌉₂₅₆ ≈ 4·P (f32: = parameters)                (Llama gradient arena)
+//   activations  Σ_views ⌈·⌉₂₅₆ of e·Bm·T·[L·(4C + 4Cl + 3Fl) + 3C + 2Vl + max(3Cl, 2Fl, C) + max(C, Fl)]
+//                + 4·Bm·T·[L·(2 + Hl) + 5] (rstd, lse, cross-entropy statistics) + 2·4·Bm·T (i32 tokens,
+//                targets)
 //   master, m, v 4·S each                                                   (ZeRO-1 shard state)
 //   flat grad    4·dp·S, flat param 4·dp·S                                  (reduce_scatter / all_gather)
 //   grad norm    8                                                          (f64 accumulator)
@@ -56,6 +59,7 @@ namespace om {
 struct MemoryPlan {
   // What was planned.
   Device device;
+  DType dtype = DType::kF32;      // the model's (resolve_dtype of --dtype on device)
   int64_t tp = 1, dp = 1;
   int64_t micro_batch = 0;        // Bm
   std::string model;              // LlamaConfig::ToString()

@@ -76,6 +76,9 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
   data.add_options()
       ("data-path", po::value(&o->data_path), "prefix of the training set (PREFIX.bin/.idx/.json from ortho_data)")
       ("valid-data-path", po::value(&o->valid_data_path), "prefix of the held-out set for validation loss")
+      ("bos", po::bool_switch(&o->bos),
+       "start every sequence with the tokenizer's <s>, then T tokens of the stream (a fixed first token, as "
+       "Llama's tokenizer gives every document; where first-token attention forms: PAPER.md)")
       ("eval-interval", po::value(&o->eval_interval)->default_value(o->eval_interval),
        "validation every N steps (also after the last); 0 = only after the last")
       ("eval-iters", po::value(&o->eval_iters)->default_value(o->eval_iters), "global batches per validation")
@@ -111,6 +114,9 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
   runtime.add_options()
       ("device", po::value(&o->device)->default_value("auto"),
        "cpu | cuda (one GPU per rank: the rank's index on its node) | auto: cuda when a GPU is visible")
+      ("dtype", po::value(&o->dtype)->default_value(o->dtype),
+       "f32 | bf16 (CUDA: bf16 weights and activations, f32 gradients and master weights) | auto: bf16 on CUDA, "
+       "f32 on the CPU")
       ("threads", po::value(&o->threads)->default_value(o->threads), "OpenMP threads; 0 = OMP_NUM_THREADS or all")
       ("dry-run", po::bool_switch(&o->dry_run),
        "check the flags and the tp x dp layout, print each rank's memory plan for --device, and exit without "
@@ -201,6 +207,10 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
   OM_RETURN_IF_ERROR(parse_fault(o.inject_fault).status());
   if (o.device != "cpu" && o.device != "cuda" && o.device != "auto")
     return bad("--device '" + o.device + "': use cpu, cuda or auto");
+  if (o.dtype != "f32" && o.dtype != "bf16" && o.dtype != "auto")
+    return bad("--dtype '" + o.dtype + "': use f32, bf16 or auto");
+  if (o.dtype == "bf16" && o.device == "cpu")
+    return bad("--dtype bf16 runs on CUDA only (the CPU path is f32); use --dtype f32 or auto with --device cpu");
   if (o.vocab_size < 0 || o.seq_length < 0) return bad("--vocab-size and --seq-length must be >= 0 (0 = default)");
   return Status::Ok();
 }
@@ -234,6 +244,18 @@ StatusOr<ParseOutcome> parse_train_options(int argc, char** argv, int world_size
   OM_RETURN_IF_ERROR(validate_train_options(o, world_size));
   *out = o;
   return ParseOutcome::kRun;
+}
+
+StatusOr<DType> resolve_dtype(const std::string& flag, Device device) {
+  const bool cuda = device.kind == DeviceKind::kCuda;
+  if (flag == "f32") return DType::kF32;
+  if (flag == "auto") return cuda ? DType::kBF16 : DType::kF32;
+  if (flag != "bf16") return Status::InvalidArgument("--dtype '" + flag + "': use f32, bf16 or auto");
+  if (!cuda) {
+    return Status::InvalidArgument("--dtype bf16 runs on CUDA only and this rank trains on " + device_name(device) +
+                                   " (the CPU path is f32); use --dtype f32 or auto, or --device cuda");
+  }
+  return DType::kBF16;
 }
 
 StatusOr<Device> resolve_device(const std::string& flag, int local_rank) {

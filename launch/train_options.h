@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/device.h"
+#include "core/dtype.h"
 #include "core/status.h"
 
 namespace om {
@@ -43,6 +44,7 @@ struct TrainOptions {
   // Data
   std::string data_path;               // prefix of the training .bin/.idx (+ .json metadata)
   std::string valid_data_path;         // prefix of the held-out set; "" = no validation
+  bool bos = false;                    // "<s>" at position 0 of every sequence (data/sampler.h BOS mode)
   int64_t eval_interval = 0;           // validation every N steps (and at the end); 0 = only at the end
   int64_t eval_iters = 4;              // global batches per validation
   bool eval_metrics = false;           // also the paper's metrics on the validation batches (metrics.jsonl)
@@ -64,6 +66,7 @@ struct TrainOptions {
   // Runtime
   bool dry_run = false;                // validate, print the per-rank memory plan, exit (launch/memory_plan.h)
   std::string device = "cpu";         // cpu | cuda | auto (the command line's default: cuda when a GPU is visible)
+  std::string dtype = "auto";          // f32 | bf16 (CUDA) | auto: bf16 on CUDA, f32 on the CPU (resolve_dtype)
   int threads = 0;                     // OpenMP threads; 0: OMP_NUM_THREADS or all cores
 
   int64_t accumulation_steps() const { return global_batch_size / (micro_batch_size * dp); }
@@ -78,6 +81,11 @@ Status validate_train_options(const TrainOptions& o, int world_size);
 // Unavailable for cuda without a CUDA build or a visible GPU, InvalidArgument when the node has fewer
 // GPUs than ranks; the messages name the flag and the fix.
 StatusOr<Device> resolve_device(const std::string& flag, int local_rank);
+
+// The model dtype for --dtype `flag` on `device` (model/llama.h "Precision"): f32; bf16 (CUDA only:
+// bf16 matrices and activations, f32 gains, statistics, gradients and master weights); auto → bf16 on
+// CUDA, f32 on the CPU. InvalidArgument for bf16 on the CPU or an unknown value, naming the flag.
+StatusOr<DType> resolve_dtype(const std::string& flag, Device device);
 
 // --inject-fault KIND@STEP[:RANK]: at training step STEP (1-based) on RANK (world rank; every rank when
 // omitted) — nan: the rank's loss and one gradient element become NaN after backward; hang: the rank

@@ -96,6 +96,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   } else {
     OM_ASSIGN_OR_RETURN(t->device_, resolve_device(o.device, 0));
   }
+  OM_ASSIGN_OR_RETURN(t->dtype_, resolve_dtype(o.dtype, t->device_));
   if (t->device_.kind == DeviceKind::kCuda && o.eval_metrics) {
     return Status::InvalidArgument("--eval-metrics runs on the CPU only for now: train with --device cpu, or drop "
                                    "--eval-metrics and run ortho_eval on the checkpoints");
@@ -118,7 +119,12 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
                                                   o.data_path.c_str(), t->train_data_->num_tokens(),
                                                   t->config_.seq_length));
   }
-  t->train_sampler_ = std::make_unique<GptSampler>(*t->train_data_, t->config_.seq_length, o.seed);
+  if (o.bos && info.bos_id < 0) {
+    return Status::InvalidArgument("--bos: the tokenizer of --data-path '" + o.data_path + "' (" + info.tokenizer_model +
+                                   ") has no <s> piece; train the tokenizer with ortho_data tokenizer-train, or drop --bos");
+  }
+  t->bos_id_ = o.bos ? info.bos_id : -1;
+  t->train_sampler_ = std::make_unique<GptSampler>(*t->train_data_, t->config_.seq_length, o.seed, t->bos_id_);
   if (!o.valid_data_path.empty()) {
     OM_ASSIGN_OR_RETURN(DatasetInfo vinfo, read_dataset_info(o.valid_data_path));
     if (vinfo.vocab_size != info.vocab_size || vinfo.tokenizer_fnv1a64 != info.tokenizer_fnv1a64) {
@@ -134,11 +140,11 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
     }
     t->valid_data_.emplace(std::move(valid));
     // The held-out order is fixed (seed 0) so every validation sees the same batches.
-    t->valid_sampler_ = std::make_unique<GptSampler>(*t->valid_data_, t->config_.seq_length, 0);
+    t->valid_sampler_ = std::make_unique<GptSampler>(*t->valid_data_, t->config_.seq_length, 0, t->bos_id_);
   }
 
   Comm* tp = t->device_tp();
-  t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, t->device_, DType::kF32, tp);
+  t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, t->device_, t->dtype_, tp);
   t->model_->Initialize(o.seed);
   OM_ASSIGN_OR_RETURN(const OptimizerConfig opt, optimizer_config_for(o));
   Comm* dp = nullptr;
@@ -200,9 +206,10 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   const char* peak_source = o.peak_tflops > 0 ? "--peak-tflops"
                             : cuda            ? "the H200 bf16 GEMM limit; --peak-tflops for other GPUs"
                                               : "fp32 FMA peak measured per core x threads";
-  OM_LOG_INFO("device %s; memory %.1f MiB (parameters, gradients, activations); %d threads; MFU against %.1f "
+  OM_LOG_INFO("device %s, %s; memory %.1f MiB (parameters, gradients, activations); %d threads; MFU against %.1f "
               "GFLOP/s (%s%s)",
-              device_name(t->device_).c_str(), static_cast<double>(t->model_->memory_bytes()) / (1 << 20),
+              device_name(t->device_).c_str(),
+              t->dtype_ == DType::kBF16 ? "bf16 (f32 gradients and master weights)" : std::string(dtype_name(t->dtype_)).c_str(), static_cast<double>(t->model_->memory_bytes()) / (1 << 20),
               omp_get_max_threads(), t->peak_flops_ / 1e9, peak_source, t->parallel() ? " x ranks" : "");
   return t;
 }
@@ -481,7 +488,7 @@ CheckpointState Trainer::CurrentState() const {
                  {"warmup_iters", schedule_.warmup_iters},
                  {"decay_iters", schedule_.decay_iters}, {"train_iters", options_.train_iters}};
   st.data = {{"seed", options_.seed}, {"global_batch_size", options_.global_batch_size},
-             {"data_path", options_.data_path}};
+             {"data_path", options_.data_path}, {"bos", options_.bos}};
   return st;
 }
 
@@ -546,7 +553,7 @@ Status Trainer::Load() {
   }
   const uint64_t data_seed = manifest["data"].value("seed", o.seed);
   if (!o.no_load_rng && data_seed != o.seed) {
-    train_sampler_ = std::make_unique<GptSampler>(*train_data_, config_.seq_length, data_seed);
+    train_sampler_ = std::make_unique<GptSampler>(*train_data_, config_.seq_length, data_seed, bos_id_);
   }
   if (is_logger()) {
     const nlohmann::json& lay = manifest["layout"];

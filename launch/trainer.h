@@ -84,6 +84,7 @@ class Trainer {
 
   const Llama& model() const { return *model_; }
   Device device() const { return device_; }
+  DType dtype() const { return dtype_; }  // the model's (resolve_dtype)
   const LlamaConfig& config() const { return config_; }
 
  private:
@@ -110,6 +111,8 @@ class Trainer {
 
   TrainOptions options_;
   Device device_;
+  DType dtype_ = DType::kF32;
+  int32_t bos_id_ = -1;  // --bos: the "<s>" id at position 0 of every sequence, else -1
   LlamaConfig config_;
   std::unique_ptr<Llama> model_;
   ProcessGroups* groups_ = nullptr;

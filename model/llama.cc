@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/rng.h"
@@ -70,6 +71,14 @@ void init_tensor(const Parameter& p, uint64_t seed, T fill, bool fill_only, Stdd
                      T(0), s);
     }
   }
+  if constexpr (std::is_same_v<T, float>) {
+    if (dst.dtype == DType::kBF16) {  // the f32 draw rounded to nearest even, as the optimizer's copies
+      std::vector<uint16_t> bits(host.size());
+      for (size_t i = 0; i < host.size(); ++i) bits[i] = float_to_bf16_bits(host[i]);
+      copy_bytes(dst.data, dst.device, bits.data(), Device::Cpu(), dst.nbytes());
+      return;
+    }
+  }
   copy_bytes(dst.data, dst.device, host.data(), Device::Cpu(), dst.nbytes());
 }
 
@@ -110,8 +119,8 @@ void Llama::CheckLayout(const LlamaConfig& config, int64_t max_micro_batch, DTyp
   const Status valid = config.Validate();
   OM_CHECK(valid.ok(), "Llama: %s", valid.ToString().c_str());
   OM_CHECK(max_micro_batch >= 1, "Llama: max_micro_batch %ld must be >= 1", static_cast<long>(max_micro_batch));
-  OM_CHECK(dtype == DType::kF32 || dtype == DType::kF64, "Llama: dtype %s; the model runs in f32 (or f64 for checks)",
-           std::string(dtype_name(dtype)).c_str());
+  OM_CHECK(dtype == DType::kF32 || dtype == DType::kF64 || dtype == DType::kBF16,
+           "Llama: dtype %s; the model runs in f32, bf16 (CUDA) or f64 (checks)", std::string(dtype_name(dtype)).c_str());
   OM_CHECK(tp_size >= 1, "Llama: tp size %d must be >= 1", tp_size);
   const Status split = tp_dims(tp_size).ValidateModel(config.n_heads, config.ffn, config.vocab_size);
   OM_CHECK(split.ok(), "Llama: %s", split.ToString().c_str());
@@ -138,9 +147,13 @@ std::vector<Parameter> Llama::ParameterLayout(const LlamaConfig& config, DType d
   };
   std::vector<Parameter> params;
   // Null views: the constructor replaces value and grad by arena carves of the same dtype and shape.
+  // Matrices at `dtype`, the 1-D norm gains and every gradient at WideDType (header: Precision).
+  const DType wide = WideDType(dtype);
   auto add = [&](const std::string& name, Shape shape, bool weight_decay, std::vector<LogicalBlock> blocks) {
-    const TensorView unallocated = make_view(static_cast<void*>(nullptr), dtype, shape, Device::Cpu(), "(unallocated)");
-    params.push_back({name, unallocated, unallocated, weight_decay, std::move(blocks)});
+    const DType value_dtype = shape.ndim == 1 ? wide : dtype;
+    const TensorView value = make_view(static_cast<void*>(nullptr), value_dtype, shape, Device::Cpu(), "(unallocated)");
+    const TensorView grad = make_view(static_cast<void*>(nullptr), wide, shape, Device::Cpu(), "(unallocated)");
+    params.push_back({name, value, grad, weight_decay, std::move(blocks)});
   };
   add("embed.weight", {Vl, C}, true, vocab_blocks("embed.weight"));
   for (int64_t i = 0; i < L; ++i) {
@@ -166,9 +179,9 @@ Llama::MemoryBytes Llama::PlanMemory(const LlamaConfig& config, int64_t max_micr
   MemoryBytes bytes;
   // Shapes are the same on every tp rank (only the logical blocks differ), so rank 0 stands for all.
   for (const Parameter& p : ParameterLayout(config, dtype, tp_size, 0)) {
-    bytes.parameters += Arena::BytesFor(dtype, p.value.shape);
+    bytes.parameters += Arena::BytesFor(p.value.dtype, p.value.shape);
+    bytes.gradients += Arena::BytesFor(p.grad.dtype, p.grad.shape);
   }
-  bytes.gradients = bytes.parameters;
   Activations sizing;
   LayoutActivations(config, max_micro_batch, dtype, tp_size, sizing, [&](std::string_view, DType dt, Shape s) {
     bytes.activations += Arena::BytesFor(dt, s);
@@ -179,11 +192,19 @@ Llama::MemoryBytes Llama::PlanMemory(const LlamaConfig& config, int64_t max_micr
 
 size_t Llama::ProbeBytes(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size) {
   const int64_t H = config.n_heads / tp_size, T = config.seq_length;
-  return static_cast<size_t>(max_micro_batch * H * T * T) * dtype_size(dtype);
+  return static_cast<size_t>(max_micro_batch * H * T * T) * dtype_size(WideDType(dtype));
 }
 
 Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, DType dtype, Comm* tp)
-    : config_(config), max_micro_batch_(max_micro_batch), device_(device), dtype_(dtype), ctx_{device}, tp_(tp) {
+    : config_(config),
+      max_micro_batch_(max_micro_batch),
+      device_(device),
+      dtype_(dtype),
+      wide_(WideDType(dtype)),
+      ctx_{device},
+      tp_(tp) {
+  OM_CHECK(dtype != DType::kBF16 || device.kind == DeviceKind::kCuda,
+           "Llama: bf16 runs on CUDA only (the CPU reference is f32 or f64); use f32 on %s", device_name(device).c_str());
   if (tp_ != nullptr) {
     tp_size_ = tp_->size();
     tp_rank_ = tp_->rank();
@@ -198,9 +219,8 @@ Llama::Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device, 
   grad_arena_ = Arena(device, plan.gradients, "gradients");
   params_ = ParameterLayout(config, dtype, tp_size_, tp_rank_);
   for (Parameter& p : params_) {
-    const Shape shape = p.value.shape;
-    p.value = param_arena_.Carve(p.name, dtype, shape);
-    p.grad = grad_arena_.Carve(p.name + ".grad", dtype, shape);
+    p.value = param_arena_.Carve(p.name, p.value.dtype, p.value.shape);
+    p.grad = grad_arena_.Carve(p.name + ".grad", p.grad.dtype, p.grad.shape);
   }
 
   for (Tensors* t : {&w_, &g_}) {
@@ -230,7 +250,7 @@ void Llama::LayoutActivations(const LlamaConfig& config, int64_t max_micro_batch
   const int64_t Bm = max_micro_batch, T = config.seq_length, C = config.hidden, tp_n = tp_size;
   const int64_t Cl = C / tp_n, F = config.ffn / tp_n, H = config.n_heads / tp_n;
   const int64_t Vp = tp_dims(tp_size).padded_vocab(config.vocab_size) / tp_n;
-  const DType dt = dtype;
+  const DType dt = dtype, st = WideDType(dtype);  // activations; statistics (header: Precision)
   act.tokens = carve("tokens", DType::kI32, Shape{Bm, T});
   act.targets = carve("targets", DType::kI32, Shape{Bm, T});
   act.layers.assign(static_cast<size_t>(config.n_layers), LayerActivations{});
@@ -239,24 +259,24 @@ void Llama::LayoutActivations(const LlamaConfig& config, int64_t max_micro_batch
     LayerActivations& a = act.layers[i];
     a.x = carve(p + "x", dt, Shape{Bm, T, C});
     a.attn_norm = carve(p + "attn_norm", dt, Shape{Bm, T, C});
-    a.attn_rstd = carve(p + "attn_rstd", dt, Shape{Bm, T});
+    a.attn_rstd = carve(p + "attn_rstd", st, Shape{Bm, T});
     a.qkv = carve(p + "qkv", dt, Shape{Bm, T, 3 * Cl});
     a.attn_out = carve(p + "attn_out", dt, Shape{Bm, T, Cl});
-    a.lse = carve(p + "lse", dt, Shape{Bm, H, T});
+    a.lse = carve(p + "lse", st, Shape{Bm, H, T});
     a.x_mid = carve(p + "x_mid", dt, Shape{Bm, T, C});
     a.mlp_norm = carve(p + "mlp_norm", dt, Shape{Bm, T, C});
-    a.mlp_rstd = carve(p + "mlp_rstd", dt, Shape{Bm, T});
+    a.mlp_rstd = carve(p + "mlp_rstd", st, Shape{Bm, T});
     a.gate_up = carve(p + "gate_up", dt, Shape{Bm, T, 2 * F});
     a.swiglu = carve(p + "swiglu", dt, Shape{Bm, T, F});
   }
   act.x_out = carve("x_out", dt, Shape{Bm, T, C});
   act.final_norm = carve("final_norm", dt, Shape{Bm, T, C});
-  act.final_rstd = carve("final_rstd", dt, Shape{Bm, T});
+  act.final_rstd = carve("final_rstd", st, Shape{Bm, T});
   act.logits = carve("logits", dt, Shape{Bm, T, Vp});
-  act.row_max = carve("row_max", dt, Shape{Bm, T});
-  act.sum_exp = carve("sum_exp", dt, Shape{Bm, T});
-  act.target_logit = carve("target_logit", dt, Shape{Bm, T});
-  act.losses = carve("losses", dt, Shape{Bm, T});
+  act.row_max = carve("row_max", st, Shape{Bm, T});
+  act.sum_exp = carve("sum_exp", st, Shape{Bm, T});
+  act.target_logit = carve("target_logit", st, Shape{Bm, T});
+  act.losses = carve("losses", st, Shape{Bm, T});
   act.dx = carve("dx", dt, Shape{Bm, T, C});
   // dwide also holds a norm's (N, C) input gradient: 3·Cl < C when tp > 3.
   act.dwide = carve("dwide", dt, Shape{Bm * T * std::max({3 * Cl, 2 * F, C})});
@@ -325,7 +345,7 @@ double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
                                  logits, reshape(tgt, Shape{N}), VocabShard{0, config_.vocab_size}});
   }
   if (target_count_ == 0) return 0.0;
-  const double sum = dtype_ == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);
+  const double sum = wide_ == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);
   return sum / static_cast<double>(target_count_);
 }
 
@@ -349,7 +369,7 @@ void Llama::ForwardLayer(int64_t i, int64_t B) {
   if (probe_ != nullptr && probe_->wants_attention()) {
     const size_t bytes = ProbeBytes(config_, max_micro_batch_, dtype_, tp_size_);
     if (probs_.size() < bytes) probs_ = Buffer::Allocate(device_, bytes, "attention probabilities (probe)");
-    probs = make_view(probs_.data(), dtype_, Shape{B, H, T, T}, device_, "attention_probs");
+    probs = make_view(probs_.data(), wide_, Shape{B, H, T, T}, device_, "attention_probs");
   }
   attention_forward(ctx_, {First(a.attn_out, B), First(a.lse, B), probs, qkv, H, config_.attention});
   if (probs.data != nullptr) probe_->OnAttention(i, probs);

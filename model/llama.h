@@ -13,8 +13,16 @@
 // tp rank by construction. Without a tp Comm (nullptr) the model is the single-process one and runs
 // only kernels/ ops. Every Forward/Backward is then collective over tp.
 //
-// Memory: three arenas sized once at construction — parameters (f32, or the constructor's dtype),
-// gradients (same layout), activations (for max_micro_batch sequences of T tokens). The constructor
+// Precision (the constructor's dtype; DESIGN.md "Mixed precision"): f32 (training on the CPU or GPU),
+// f64 (the whole-model gradient check), or bf16 (CUDA only): then the matrices (embedding, linear
+// weights, LM head) and the activations are bf16, while the norm gains, every statistic (rstd, lse,
+// the cross-entropy's row max / sum / target logit / losses) and EVERY parameter gradient are f32
+// (WideDType): the weight-gradient GEMMs read bf16 and accumulate into the f32 gradients, so gradient
+// accumulation over micro-batches is f32, as Megatron's fp32 main grads. The optimizer's f32 master
+// weights are the truth; the bf16 matrices are its rounded copies (optim/distributed_optimizer.h).
+//
+// Memory: three arenas sized once at construction — parameters (each at its dtype above),
+// gradients (same shapes, WideDType), activations (for max_micro_batch sequences of T tokens). The constructor
 // sizes them with PlanMemory, which runs the same layout code without allocating, so a plan is the
 // arenas' exact size (launch/memory_plan.h builds the --dry-run report on it). In memory q/k/v
 // are fused per layer as `layers.{i}.attn.qkv.weight` (3·C, C) with rows [q; k; v], gate/up as
@@ -73,8 +81,8 @@ class Llama {
  public:
   // Bytes of the three arenas (each view rounded up to Arena::BytesFor's 256-byte alignment).
   struct MemoryBytes {
-    size_t parameters = 0;   // Σ over parameters() of BytesFor(dtype, shape)
-    size_t gradients = 0;    // the same layout as the parameters
+    size_t parameters = 0;   // Σ over parameters() of BytesFor(value dtype, shape)
+    size_t gradients = 0;    // Σ over parameters() of BytesFor(WideDType(dtype), shape)
     size_t activations = 0;  // Σ over the activation views (Activations below)
     size_t total() const { return parameters + gradients + activations; }
   };
@@ -92,8 +100,11 @@ class Llama {
   // makes on the first Forward after set_probe (besides the arenas).
   static size_t ProbeBytes(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size);
 
-  // REQUIRES: config.Validate().ok(), max_micro_batch >= 1. `dtype` is the dtype of every arena
-  // (parameters, gradients, activations): kF32 for training, kF64 for the whole-model gradient check.
+  // The dtype of norm gains, statistics and all gradients in a `dtype` model: f64 for f64, else f32.
+  static DType WideDType(DType dtype) { return dtype == DType::kF64 ? DType::kF64 : DType::kF32; }
+
+  // REQUIRES: config.Validate().ok(), max_micro_batch >= 1. `dtype`: kF32 for training, kF64 for the
+  // whole-model gradient check, kBF16 for mixed-precision training on CUDA (see Precision above).
   // `tp`: the tensor-parallel group (not owned, must outlive the model), or nullptr for one process.
   // With tp: REQUIRES n_heads and ffn divisible by tp->size() (ParallelDims::ValidateModel).
   Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device = Device::Cpu(),
@@ -192,7 +203,7 @@ class Llama {
   static TensorView First(const TensorView& v, int64_t B);
   static TensorView Rows(const TensorView& v, int64_t B);
   static TensorView Scratch(const TensorView& flat, Shape shape, const char* name);
-  // OM_CHECKs the constructor's REQUIRES for a tp_size split (config valid, batch >= 1, f32/f64, the
+  // OM_CHECKs the constructor's REQUIRES for a tp_size split (config valid, batch >= 1, f32/f64/bf16, the
   // heads and FFN divisible by tp_size).
   static void CheckLayout(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size);
   // Layer i on the first B sequences: x -> x_next (forward), dx_next -> dx (backward, in act_.dx).
@@ -202,7 +213,8 @@ class Llama {
   LlamaConfig config_;
   int64_t max_micro_batch_;
   Device device_;
-  DType dtype_;
+  DType dtype_;                // the matrices' and activations' dtype
+  DType wide_;                 // WideDType(dtype_): gains, statistics, gradients
   ExecContext ctx_;
   Comm* tp_ = nullptr;         // tensor-parallel group, or nullptr
   int tp_size_ = 1, tp_rank_ = 0;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/adamw.h"
+#include "kernels/cast.h"
 #include "kernels/sum_squares.h"
 
 namespace om {
@@ -18,6 +19,12 @@ float* f32_at(const Buffer& b, int64_t offset) { return static_cast<float*>(b.da
 
 TensorView f32_view(const Buffer& b, int64_t offset, int64_t n, const char* name) {
   return make_view(f32_at(b, offset), DType::kF32, Shape{n}, b.device(), name);
+}
+
+// The elements of `unit` in its parameter's value (f32 or bf16), as a flat (numel) view.
+TensorView unit_value(const Parameter& p, const OptimizerUnit& unit) {
+  char* base = static_cast<char*>(p.value.data) + unit.param_offset() * static_cast<int64_t>(dtype_size(p.value.dtype));
+  return make_view(static_cast<void*>(base), p.value.dtype, Shape{unit.numel()}, p.value.device, p.name.c_str());
 }
 
 }  // namespace
@@ -35,8 +42,8 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
            params_.size());
   OM_CHECK(!params_.empty(), "DistributedOptimizer: no parameters to optimise");
   for (const Parameter& p : params_) {
-    OM_CHECK(p.value.dtype == DType::kF32 && p.grad.dtype == DType::kF32,
-             "DistributedOptimizer: parameter '%s' must be f32 with an f32 gradient (got %s, %s)", p.name.c_str(),
+    OM_CHECK((p.value.dtype == DType::kF32 || p.value.dtype == DType::kBF16) && p.grad.dtype == DType::kF32,
+             "DistributedOptimizer: parameter '%s' must be f32 or bf16 with an f32 gradient (got %s, %s)", p.name.c_str(),
              std::string(dtype_name(p.value.dtype)).c_str(), std::string(dtype_name(p.grad.dtype)).c_str());
     OM_CHECK(p.value.shape == p.grad.shape, "DistributedOptimizer: parameter '%s' is %s but its gradient is %s",
              p.name.c_str(), p.value.shape.ToString().c_str(), p.grad.shape.ToString().c_str());
@@ -66,11 +73,10 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   state_.Zero();
   norm_sq_ = Buffer::Allocate(dev, sizeof(double), "zero1 grad norm sq");
 
+  // The master weights start as the model's values (bf16 values convert exactly).
   for (size_t u : local_) {
     const OptimizerUnit& unit = units_[u];
-    copy_bytes(f32_at(state_, plan_.offset[u]), dev,
-               static_cast<const float*>(params_[unit.param].value.data) + unit.param_offset(), dev,
-               static_cast<size_t>(unit.numel()) * kF32);
+    cast(ctx_, {ShardView(0, plan_.offset[u], unit.numel(), "zero1.master"), unit_value(params_[unit.param], unit)});
   }
 
   if (config_.kind != OptimizerKind::kOrthoAdam) return;
@@ -215,10 +221,11 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
 
 void DistributedOptimizer::PublishMaster() {
   dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel(), "zero1.flat_param"));
+  // f32 values: a copy; bf16 values: the master rounded to nearest even (kernels/cast.h).
   for (size_t u = 0; u < units_.size(); ++u) {
     const OptimizerUnit& unit = units_[u];
-    copy_bytes(static_cast<float*>(params_[unit.param].value.data) + unit.param_offset(), ctx_.device,
-               f32_at(flat_param_, plan_.flat_offset(u)), ctx_.device, static_cast<size_t>(unit.numel()) * kF32);
+    cast(ctx_, {unit_value(params_[unit.param], unit),
+                f32_view(flat_param_, plan_.flat_offset(u), unit.numel(), "zero1.flat_param")});
   }
 }
 

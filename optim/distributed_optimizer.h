@@ -38,9 +38,14 @@
 // (tests/cuda/trainer_test.cc resumes bitwise); with NCCL that holds while it picks the same algorithms.
 //
 // Devices. Every buffer lives on the parameters' device (all parameters on one device): the CPU with
-// MpiComm or LocalComm, CUDA with NcclComm or LocalComm (f32 parameters and gradients on the GPU: the
-// master weights are the model's own f32 values). The ops run through the kernels' device switch
-// (CUDA: adamw.cu, block_rotate.cu, sum_squares.cu); the per-unit copies are synchronous copy_bytes. The
+// MpiComm or LocalComm, CUDA with NcclComm or LocalComm. The ops run through the kernels' device switch
+// (CUDA: adamw.cu, block_rotate.cu, sum_squares.cu, cast.cu); the per-unit gradient copies are
+// synchronous copy_bytes.
+// Precision. Gradients are f32 always; values f32 or bf16 (a bf16 Llama's matrices, model/llama.h
+// "Precision"). The master shard is f32 and is the truth: it starts as the model's values (bf16
+// converts exactly), and step 5 writes every value as the f32 master (f32: a copy) or its
+// round-to-nearest-even bf16 (kernels/cast.h). The all_gather stays f32 (4 bytes per element; a
+// bf16 gather would halve it, at the price of a second rounding path — not done). The
 // rotations are drawn on the host and copied to the device once; the norm is read back to the host.
 //
 // Memory per parameter element (f32 everywhere): 4 (flat gradient) + 4 (flat parameters, the
@@ -55,7 +60,7 @@
 // only and all-reduces the partial sum over dp and then over tp, so each logical element counts once
 // in the world. Without a tp Comm (or tp size 1) the norm is as above.
 //
-// REQUIRES: params non-empty, f32, contiguous, all on one device that `dp` and `tp` can carry, grad
+// REQUIRES: params non-empty, f32 or bf16 values with f32 gradients, contiguous, all on one device that `dp` and `tp` can carry, grad
 // shaped like value, and the
 // same list (names, shapes, order, values) on every dp rank; every dp rank calls ReduceGradients and
 // Step in the same order (they are collectives). Thread safety: one thread drives an optimizer; `dp`

@@ -4,6 +4,14 @@
 // the column-major (c, r) one with leading dimension c.
 //   f32 a, b, c: CUBLAS_COMPUTE_32F — true fp32 (no TF32), so the CPU reference's rule-2 tolerance applies.
 //   bf16 a, b, c: bf16 inputs, f32 accumulation and scale, bf16 output.
+//   bf16 a, b, f32 c: bf16 inputs, f32 accumulation and scale, f32 C and D (the weight gradient added
+//     to an f32 main gradient). The cuBLASLt documentation's cublasLtMatmul() data type table
+//     (https://docs.nvidia.com/cuda/cublas/#cublasltmatmul) lists computeType CUBLAS_COMPUTE_32F,
+//     scaleType CUDA_R_32F, Atype/Btype CUDA_R_16BF, Ctype/Dtype CUDA_R_32F among the supported
+//     combinations (from memory of that table: the page was not retrievable offline; the first GPU run of
+//     tests/cuda/matmul_test.cc confirms it, an unsupported combination fails OM_CUBLAS_CHECK); it is also what Megatron's fused weight-gradient accumulation runs (NVIDIA/apex
+//     csrc/megatron/fused_weight_gradient_dense_cuda.cu: cublasGemmEx, bf16 A/B, f32 C, beta = 1).
+//     Only the C/D layouts change type; the descriptor and the operand layouts are as for bf16.
 // kAccumulate is beta = 1. One cuBLASLt handle per thread and one 32 MiB workspace per device, made on
 // first use and kept for the process; the algorithm is cuBLASLt's heuristic choice for the shape
 // (deterministic for a given shape, GPU and library).
@@ -65,17 +73,20 @@ void matmul(const MatmulArgs& args, Stream stream) {
   const int64_t M = args.c.dim(0), N = args.c.dim(1), K = ta ? args.a.dim(0) : args.a.dim(1);
   if (M == 0 || N == 0) return;
   const bool bf16 = args.a.dtype == DType::kBF16;
-  OM_CHECK(args.b.dtype == args.a.dtype && args.c.dtype == args.a.dtype,
-           "matmul (CUDA): a, b and c must share one dtype (bf16 or f32), got '%s' %s, '%s' %s, '%s' %s", args.a.name,
-           std::string(dtype_name(args.a.dtype)).c_str(), args.b.name, std::string(dtype_name(args.b.dtype)).c_str(),
-           args.c.name, std::string(dtype_name(args.c.dtype)).c_str());
+  const bool c_matches = args.c.dtype == args.a.dtype || (bf16 && args.c.dtype == DType::kF32);
+  OM_CHECK(args.b.dtype == args.a.dtype && c_matches,
+           "matmul (CUDA): a, b and c must share one dtype (bf16 or f32), or be bf16, bf16 and f32; got '%s' %s, "
+           "'%s' %s, '%s' %s",
+           args.a.name, std::string(dtype_name(args.a.dtype)).c_str(), args.b.name,
+           std::string(dtype_name(args.b.dtype)).c_str(), args.c.name, std::string(dtype_name(args.c.dtype)).c_str());
   const cudaStream_t s = to_cuda_stream(stream);
   const float alpha = 1.0f, beta = args.mode == WriteMode::kAccumulate ? 1.0f : 0.0f;
   if (K == 0) {  // an empty sum: c = 0, or c unchanged when accumulating
     if (args.mode == WriteMode::kOverwrite) OM_CUDA_CHECK(cudaMemsetAsync(args.c.data, 0, args.c.nbytes(), s));
     return;
   }
-  const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;                             // a and b
+  const cudaDataType_t c_type = args.c.dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;  // c and d
 
   cublasLtMatmulDesc_t op = nullptr;
   OM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -88,7 +99,7 @@ void matmul(const MatmulArgs& args, Stream stream) {
     const Layout lb = tb ? Layout(type, K, N, K) : Layout(type, N, K, N);
     // Second operand: a, row-major (M, K) → column-major (K, M) ld K as is; or (K, M) → (M, K) ld M, transposed.
     const Layout la = ta ? Layout(type, M, K, M) : Layout(type, K, M, K);
-    const Layout lc(type, N, M, N);
+    const Layout lc(c_type, N, M, N);
     OM_CUBLAS_CHECK(cublasLtMatmul(handle(), op, &alpha, args.b.data, lb.desc, args.a.data, la.desc, &beta,
                                    args.c.data, lc.desc, args.c.data, lc.desc, nullptr, workspace(), kWorkspaceBytes, s));
   }

@@ -4,7 +4,9 @@
 // Tolerances (kernels/check/tolerance.h): f32 → rule 2 against the f64 CPU reference, n = K terms with
 // abs_sum = max over outputs of Σ_k |a_ik b_kj| (bounded here by K·max|a|·max|b|); bf16 → rule 3, twice
 // the error of the same-precision naive reference (the f32 CPU product of the bf16 values, rounded to
-// bf16) against f64.
+// bf16) against f64. bf16 inputs with an f32 output (the weight gradient into an f32 main gradient):
+// rule 1 on integer-valued inputs, and rule 2 against the f32 CPU product of the same bf16 values
+// (derivations at the Bf16InputsF32Output tests).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -82,6 +84,97 @@ TEST(CudaMatmul, MatchesCpuReferenceForEveryTransposeAndMode) {
     }
   }
   expect_all_ok(results);
+}
+
+// bf16 a and b, f32 c. Shapes: tiny, odd, and a real dW = dyᵀ·x (O = 768, C = 3072, N = 4096 rows).
+constexpr Case kMixedCases[] = {{1, 1, 1}, {17, 33, 65}, {768, 3072, 4096}};
+
+// Every transpose for the small cases; only the dW layout for the large one (trans_a = kYes,
+// trans_b = kNo: a = dy stored (K = N rows, M = O), b = x stored (K, N = C)).
+template <typename Fn>
+void for_each_mixed_case(Fn fn) {
+  for (const Case& c : kMixedCases) {
+    const bool large = c.K >= 1024;
+    for (Transpose ta : {Transpose::kNo, Transpose::kYes}) {
+      for (Transpose tb : {Transpose::kNo, Transpose::kYes}) {
+        if (large && !(ta == Transpose::kYes && tb == Transpose::kNo)) continue;
+        for (WriteMode mode : {WriteMode::kOverwrite, WriteMode::kAccumulate}) fn(c, ta, tb, mode);
+      }
+    }
+  }
+}
+
+std::string mixed_tag(const Case& c, Transpose ta, Transpose tb, WriteMode mode) {
+  return format_message("matmul cuda bf16·bf16->f32 M=%ld N=%ld K=%ld ta=%d tb=%d %s", static_cast<long>(c.M),
+                        static_cast<long>(c.N), static_cast<long>(c.K), ta == Transpose::kYes,
+                        tb == Transpose::kYes, mode == WriteMode::kAccumulate ? "+=" : "=");
+}
+
+// An integer-valued (rows, cols) tensor, entries uniform in [-4, 4] rounded to integers.
+HostTensor integers(const char* name, DType dt, int64_t rows, int64_t cols, uint64_t seed) {
+  HostTensor t(name, dt, {rows, cols});
+  t.FillUniform(Rng(seed, std::string("matmul/int/") + name), 0, -4.0, 4.0);
+  for (int64_t i = 0; i < t.numel(); ++i) t.set(i, std::round(t.get(i)));
+  return t;
+}
+
+TEST(CudaMatmul, Bf16InputsF32OutputExactOnIntegers) {
+  // Rule 1: integers in [-4, 4] are exact in bf16; each product is an integer of magnitude <= 16 and
+  // every partial sum of K <= 4096 of them plus |c0| <= 4 stays <= 65540 < 2^24, exact in f32 in any
+  // summation order. So the GPU must return the exact integer result, which the f32 CPU matmul of
+  // the same values also computes exactly. An output rounded through bf16 (8 significant bits: not
+  // every integer above 256) fails, which rule 2's bound below is too loose to see at K = 4096.
+  CheckList results;
+  for_each_mixed_case([&](const Case& c, Transpose ta, Transpose tb, WriteMode mode) {
+    const uint64_t seed = static_cast<uint64_t>(c.M + c.N + c.K);
+    const HostTensor a = ta == Transpose::kYes ? integers("a", DType::kBF16, c.K, c.M, seed)
+                                               : integers("a", DType::kBF16, c.M, c.K, seed);
+    const HostTensor b = tb == Transpose::kYes ? integers("b", DType::kBF16, c.N, c.K, seed)
+                                               : integers("b", DType::kBF16, c.K, c.N, seed);
+    const HostTensor c0 = integers("c0", DType::kF32, c.M, c.N, seed);
+    const HostTensor got = gpu(a, b, c0, ta, tb, mode);
+    const HostTensor want = cpu(a, b, c0, ta, tb, mode, DType::kF32);
+    const std::string tag = mixed_tag(c, ta, tb, mode);
+    results.push_back(check_fact(tag, "c stays f32", got.dtype() == DType::kF32));
+    results.push_back(compare_tensors(tag, "vs f32 CPU (integers)", got, want, exact()));
+  });
+  expect_all_ok(results);
+}
+
+TEST(CudaMatmul, Bf16InputsF32OutputMatchF32ReferenceOnTheSameValues) {
+  // Rule 2: the inputs are bf16 values, exact in f32, so the GPU (f32 accumulation) and the f32 CPU
+  // matmul approximate the same exact sum s = c0 + Σ_k a_ik b_kj of n = K + 1 terms (K with
+  // kOverwrite), each within the recursive-summation bound n·u·Σ|terms| (u = 2^-24; a product of two
+  // bf16 values is exact in f32, and rounding it on the CPU stays within the same bound). The two
+  // differ by at most 2·n·u·Σ|terms| = n·eps(f32)·Σ|terms|: for_reduction(f32, n, abs_sum), with
+  // Σ|terms| <= K·max|a|·max|b| + max|c0| as in the f32 test above. c0 is a full-precision f32.
+  CheckList results;
+  for_each_mixed_case([&](const Case& c, Transpose ta, Transpose tb, WriteMode mode) {
+    const uint64_t seed = static_cast<uint64_t>(c.M * 1000 + c.N * 10 + c.K) + 7;
+    const HostTensor a = ta == Transpose::kYes ? operand("a", DType::kBF16, c.K, c.M, seed)
+                                               : operand("a", DType::kBF16, c.M, c.K, seed);
+    const HostTensor b = tb == Transpose::kYes ? operand("b", DType::kBF16, c.N, c.K, seed)
+                                               : operand("b", DType::kBF16, c.K, c.N, seed);
+    const HostTensor c0 = operand("c0", DType::kF32, c.M, c.N, seed);
+    const HostTensor got = gpu(a, b, c0, ta, tb, mode);
+    const HostTensor want = cpu(a, b, c0, ta, tb, mode, DType::kF32);
+    const bool acc = mode == WriteMode::kAccumulate;
+    const double abs_sum = static_cast<double>(c.K) * a.max_abs() * b.max_abs() + (acc ? c0.max_abs() : 0.0);
+    results.push_back(compare_tensors(mixed_tag(c, ta, tb, mode), "vs f32 CPU on the same bf16 values", got, want,
+                                      for_reduction(DType::kF32, c.K + (acc ? 1 : 0), abs_sum)));
+  });
+  expect_all_ok(results);
+}
+
+TEST(CudaMatmulDeathTest, OnlyBf16InputsWithAnF32OutputMayMixDtypes) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // re-exec the binary: no fork of a CUDA process
+  DeviceTensor dy("dy", DType::kBF16, {4, 2}), x32("x", DType::kF32, {4, 3}), dy32("dy", DType::kF32, {4, 2});
+  DeviceTensor dw("layers.0.mlp.up.weight.grad", DType::kBF16, {2, 3});
+  // b must have a's dtype; and f32 inputs with a bf16 c are not the mixed case.
+  EXPECT_DEATH(matmul(cuda_ctx(), {dw.view(), dy.view(), x32.view(), Transpose::kYes}),
+               "matmul: 'x' is f32 but expected bf16");
+  EXPECT_DEATH(matmul(cuda_ctx(), {dw.view(), dy32.view(), x32.view(), Transpose::kYes}),
+               "matmul: 'layers.0.mlp.up.weight.grad' is bf16 but expected f32");
 }
 
 TEST(CudaMatmul, BitIdenticalAcrossRunsAndEmptyKWritesZero) {

@@ -77,6 +77,40 @@ TEST_F(GptSamplerTest, WindowsAreContiguousStreamTokensAtMultiplesOfT) {
   }
 }
 
+// --bos: position 0 is the "<s>" id, then T contiguous stream tokens starting at a multiple of T; every
+// stream window of T tokens is used (N / T per epoch), and the order is the plain sampler's permutation
+// of the same size. The ids here are stream positions, so the "<s>" id is one that no position reaches.
+TEST_F(GptSamplerTest, BosModePutsBosFirstThenTStreamTokens) {
+  const int64_t T = 16;
+  const int32_t bos = 1 << 30;  // no stream position reaches it
+  GptSampler s(*dataset_, T, 42, bos);
+  EXPECT_EQ(s.bos_id(), bos);
+  EXPECT_EQ(s.samples_per_epoch(), dataset_->num_tokens() / T);
+  std::vector<int64_t> starts;
+  for (int64_t k = 0; k < s.samples_per_epoch(); ++k) {
+    const std::vector<int32_t> w = Window(s, k, T);
+    ASSERT_EQ(w[0], bos) << "sample " << k;
+    ASSERT_EQ(w[1] % T, 0) << "sample " << k;
+    for (int64_t j = 1; j <= T; ++j) ASSERT_EQ(w[j], w[1] + j - 1) << "sample " << k << " position " << j;
+    ASSERT_LE(w[T], dataset_->num_tokens() - 1);
+    starts.push_back(w[1] / T);
+  }
+  std::sort(starts.begin(), starts.end());
+  for (int64_t i = 0; i < s.samples_per_epoch(); ++i) ASSERT_EQ(starts[i], i);  // each window once
+  // Micro-batches: tokens start with "<s>", targets are the window (never "<s>").
+  std::vector<int32_t> tokens(2 * T), targets(2 * T);
+  s.MicroBatch(0, 0, 2, 0, 1, tokens, targets);
+  for (int64_t j = 0; j < 2; ++j) {
+    EXPECT_EQ(tokens[j * T], bos);
+    for (int64_t i = 1; i < T; ++i) EXPECT_EQ(tokens[j * T + i], targets[j * T + i - 1]);
+    for (int64_t i = 0; i < T; ++i) EXPECT_NE(targets[j * T + i], bos);
+  }
+  // bos_id < 0 is the plain sampler.
+  GptSampler plain(*dataset_, T, 42, -1);
+  EXPECT_EQ(plain.bos_id(), -1);
+  EXPECT_EQ(plain.samples_per_epoch(), (dataset_->num_tokens() - 1) / T);
+}
+
 TEST_F(GptSamplerTest, EveryEpochIsAPermutation) {
   // Over many sequence lengths, so samples_per_epoch runs through small and awkward sizes
   // (1, 2, 3, primes, just above powers of 4) where the cycle walking matters.

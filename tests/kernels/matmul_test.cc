@@ -107,6 +107,15 @@ TEST(MatmulDeathTest, ShapeMismatchNamesTheTensor) {
                "matmul: 'layers.0.mlp.out' has shape \\(2, 4\\) but expected \\(2, 5\\)");
 }
 
+TEST(MatmulDeathTest, Bf16InputsWithAnF32OutputRunOnCudaOnly) {
+  // The weight gradient of the mixed-precision model, dW (f32) += dyᵀ · x (bf16), has no CPU kernel.
+  HostTensor dy("dy", DType::kBF16, {4, 2}), x("x", DType::kBF16, {4, 3});
+  HostTensor dw("layers.0.mlp.up.weight.grad", DType::kF32, {2, 3});
+  EXPECT_DEATH(matmul({}, {dw.view(), dy.view(), x.view(), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate}),
+               "matmul: bf16 matmul runs on CUDA only; 'a' \\('dy'\\) is bf16 and "
+               "'c' \\('layers.0.mlp.up.weight.grad'\\) f32 on cpu");
+}
+
 TEST(MatmulDeathTest, OutputOverlappingAnInputIsRefused) {
   HostTensor x("x", DType::kF32, {4, 4}), w("w", DType::kF32, {4, 4});
   EXPECT_DEATH(matmul({}, {x.view(), x.view(), w.view()}), "output 'x' overlaps an input");

@@ -234,6 +234,48 @@ TEST(MemoryPlan, CudaWorkspaceOfTheBlockRotation) {
   EXPECT_EQ((b.workspace - cap) % (3 * sizeof(void*)), 0u);
 }
 
+// --dtype bf16 (the CUDA default): matrices and activations at 2 bytes, the rest as in f32. Checked
+// against the layout arithmetic computed here from the shapes, not from the planner's own code path.
+TEST(MemoryPlan, Bf16HalvesMatricesAndActivationsOnly) {
+  TrainOptions o = options_for("tiny", "adamw", 1024);
+  o.dtype = "f32";
+  const MemoryPlan f32 = plan_or_die(o, Device::Cuda(0));
+  o.dtype = "auto";  // bf16 on CUDA
+  const MemoryPlan bf16 = plan_or_die(o, Device::Cuda(0));
+  EXPECT_EQ(f32.dtype, DType::kF32);
+  EXPECT_EQ(bf16.dtype, DType::kBF16);
+  // tiny: V = 8192 (a multiple of 128), C = 256, F = 688, L = 4, H = 4, T = 256, rmsnorm gains (C).
+  const size_t V = 8192, C = 256, F = 688, L = 4, H = 4, T = 256, Bm = 2;
+  auto at = [](size_t bytes) { return (bytes + 255) / 256 * 256; };  // Arena::BytesFor's alignment
+  const size_t matrices = 2 * at(2 * V * C) + L * (at(2 * 3 * C * C) + at(2 * C * C) + at(2 * 2 * F * C) +
+                                                   at(2 * C * F));
+  const size_t gains = (2 * L + 1) * at(4 * C);
+  EXPECT_EQ(bf16.parameters, matrices + gains);
+  EXPECT_EQ(bf16.gradients, f32.gradients);  // f32 gradients in both
+  EXPECT_EQ(f32.gradients, f32.parameters);
+  // Activations: per layer x, attn_norm, x_mid, mlp_norm (C), qkv (3C), attn_out (C), gate_up (2F),
+  // swiglu (F) at 2 bytes; attn_rstd, mlp_rstd (1) and lse (H) at 4; then x_out, final_norm, dx (C),
+  // logits, dlogits (V), dwide (max(3C, 2F, C)), dnarrow (max(C, F)) at 2; final_rstd, row_max, sum_exp,
+  // target_logit, losses at 4; tokens, targets i32.
+  const size_t N = Bm * T;
+  size_t act = 0;
+  for (size_t i = 0; i < L; ++i) {
+    act += 4 * at(2 * N * C) + at(2 * N * 3 * C) + at(2 * N * C) + at(2 * N * 2 * F) + at(2 * N * F);
+    act += 2 * at(4 * N) + at(4 * Bm * H * T);
+  }
+  act += 3 * at(2 * N * C) + 2 * at(2 * N * V) + at(2 * N * std::max(3 * C, 2 * F)) + at(2 * N * std::max(C, F));
+  act += 5 * at(4 * N) + 2 * at(4 * N);
+  EXPECT_EQ(bf16.activations, act);
+  // The optimizer is f32 master/m/v and f32 flat buffers whatever the model dtype.
+  EXPECT_EQ(bf16.optimizer_bytes(), f32.optimizer_bytes());
+  EXPECT_NE(format_memory_plan(bf16).find("bf16 weights and activations"), std::string::npos);
+  // bf16 is refused on the CPU, naming the flag.
+  o.dtype = "bf16";
+  StatusOr<MemoryPlan> cpu = plan_training_memory(o, Device::Cpu());
+  ASSERT_FALSE(cpu.ok());
+  EXPECT_NE(cpu.status().ToString().find("--dtype"), std::string::npos) << cpu.status().ToString();
+}
+
 TEST(MemoryPlan, RefusesWhatTheTrainerRefuses) {
   TrainOptions o = options_for("tiny", "adamw", 1024);
   o.tp = 3;  // tiny has H = 4 heads

@@ -156,5 +156,26 @@ TEST(TrainOptions, DeviceDefaultsToAutoAndResolvesPerRank) {
   expect_status_mentions(resolve_device("gpu", 0).status(), "--device 'gpu'");
 }
 
+TEST(TrainOptions, DtypeAutoIsBf16OnCudaAndF32OnTheCpu) {
+  Parsed p = parse({"--data-path", "d"});
+  ASSERT_TRUE(p.outcome.ok()) << p.outcome.status().ToString();
+  EXPECT_EQ(p.options.dtype, "auto");
+  EXPECT_EQ(resolve_dtype("auto", Device::Cpu()).value(), DType::kF32);
+  EXPECT_EQ(resolve_dtype("auto", Device::Cuda(0)).value(), DType::kBF16);
+  EXPECT_EQ(resolve_dtype("bf16", Device::Cuda(1)).value(), DType::kBF16);
+  EXPECT_EQ(resolve_dtype("f32", Device::Cuda(0)).value(), DType::kF32);
+  EXPECT_EQ(resolve_dtype("f32", Device::Cpu()).value(), DType::kF32);
+  // bf16 on the CPU: refused at resolution (a job whose --device auto fell back to the CPU) and, when
+  // --device cpu is explicit, already by the flag check; both name the flag and the fix.
+  expect_status_mentions(resolve_dtype("bf16", Device::Cpu()).status(), "--dtype bf16 runs on CUDA only");
+  expect_status_mentions(resolve_dtype("fp16", Device::Cuda(0)).status(), "--dtype 'fp16'");
+  Parsed bad = parse({"--data-path", "d", "--device", "cpu", "--dtype", "bf16"});
+  ASSERT_FALSE(bad.outcome.ok());
+  expect_status_mentions(bad.outcome.status(), "--dtype f32 or auto");
+  Parsed unknown = parse({"--data-path", "d", "--dtype", "half"});
+  ASSERT_FALSE(unknown.outcome.ok());
+  expect_status_mentions(unknown.outcome.status(), "--dtype 'half'");
+}
+
 }  // namespace
 }  // namespace om

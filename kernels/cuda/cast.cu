@@ -1,0 +1,114 @@
+// CUDA cast (kernels/cast.h): f32 <-> bf16 element-wise, bit-identical to cpu::cast.
+//   cast_packed<Convert, W>: a grid-stride loop over packs of W = 8 elements (an f32 pack is two
+//   128-bit accesses, a bf16 pack one) when both pointers are aligned to their pack size, else
+//   W = 1; the n % W tail elements are converted one by one in the same launch. Indices are int64,
+//   so any n a Buffer can hold (2^40 and beyond) is covered by the capped grid looping.
+// f32 -> bf16 is __float2bfloat16_rn (cvt.rn.bf16.f32: round to nearest even, no flush of
+// subnormals, overflow to ±inf), the same rounding as core/dtype.h's float_to_bf16_bits. NaN is
+// handled before it, exactly as the host does ((bits >> 16) | 0x40: sign and top payload bits kept,
+// quiet bit set), because which NaN the cvt instruction returns is not what we want to depend on.
+// bf16 -> f32 moves the bits into the high half of a 32-bit word: exact for every input.
+// A same-dtype cast is a device-to-device cudaMemcpyAsync. Arguments were validated by
+// kernels/cast.cc (no overlap, equal numel, f32/bf16 only).
+#include <cstdint>
+#include <string>
+
+#include "kernels/cast.h"
+#include "kernels/cuda/cuda_common.cuh"
+
+namespace om::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+// Grid cap: 4096 blocks of 256 threads (1M threads) cover an H100/H200 (132 SMs x 2048 resident
+// threads) about four times; larger tensors loop (as kernels/cuda/residual.cu).
+constexpr int64_t kMaxBlocks = 4096;
+constexpr int kPack = 8;
+
+// Element conversions on raw bits (bf16 as uint16_t), so no __nv_bfloat16 conversion operator can
+// reinterpret a value on the way.
+struct F32ToBf16 {
+  using In = float;
+  using Out = uint16_t;
+  __device__ __forceinline__ Out operator()(In v) const {
+    const uint32_t u = __float_as_uint(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<Out>((u >> 16) | 0x40u);  // quiet NaN
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  }
+};
+struct Bf16ToF32 {
+  using In = uint16_t;
+  using Out = float;
+  __device__ __forceinline__ Out operator()(In b) const { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
+};
+
+// W consecutive elements moved as one aligned access.
+template <typename T, int W>
+struct alignas(sizeof(T) * W) Pack {
+  T v[W];
+};
+
+// out[i] = convert(in[i]) for i in [0, n): packs [0, n / W) first, then the n % W tail.
+template <typename Convert, int W>
+__global__ void __launch_bounds__(kThreads)
+    cast_packed(typename Convert::Out* out, const typename Convert::In* in, int64_t n) {
+  using In = typename Convert::In;
+  using Out = typename Convert::Out;
+  const Convert convert{};
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  const int64_t npacks = n / W;
+  for (int64_t p = first; p < npacks; p += stride) {
+    const Pack<In, W> pin = reinterpret_cast<const Pack<In, W>*>(in)[p];
+    Pack<Out, W> pout;
+#pragma unroll
+    for (int j = 0; j < W; ++j) pout.v[j] = convert(pin.v[j]);
+    reinterpret_cast<Pack<Out, W>*>(out)[p] = pout;
+  }
+  for (int64_t i = npacks * W + first; i < n; i += stride) out[i] = convert(in[i]);
+}
+
+bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+template <typename Convert>
+void convert_impl(const CastArgs& args, cudaStream_t s) {
+  using In = typename Convert::In;
+  using Out = typename Convert::Out;
+  const int64_t n = args.in.numel();
+  Out* out = static_cast<Out*>(args.out.data);
+  const In* in = static_cast<const In*>(args.in.data);
+  const bool packed = aligned(out, sizeof(Out) * kPack) && aligned(in, sizeof(In) * kPack);
+  const int64_t work = packed ? ceil_div(n, kPack) : n;  // threads that find something to do
+  const int64_t blocks = ceil_div(work, kThreads) < kMaxBlocks ? ceil_div(work, kThreads) : kMaxBlocks;
+  if (packed) {
+    cast_packed<Convert, kPack><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(out, in, n);
+  } else {
+    cast_packed<Convert, 1><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(out, in, n);
+  }
+  OM_CUDA_CHECK_KERNEL(s);
+}
+
+}  // namespace
+
+void cast(const CastArgs& args, Stream stream) {
+  if (args.in.numel() == 0) return;  // a zero-sized grid is a launch error
+  const cudaStream_t s = to_cuda_stream(stream);
+  const DType from = args.in.dtype, to = args.out.dtype;
+  if (from == to && (from == DType::kF32 || from == DType::kBF16)) {
+    OM_CUDA_CHECK(cudaMemcpyAsync(args.out.data, args.in.data, args.in.nbytes(), cudaMemcpyDeviceToDevice, s));
+    if (sync_debug()) OM_CUDA_CHECK(cudaStreamSynchronize(s));
+  } else if (from == DType::kF32 && to == DType::kBF16) {
+    convert_impl<F32ToBf16>(args, s);
+  } else if (from == DType::kBF16 && to == DType::kF32) {
+    convert_impl<Bf16ToF32>(args, s);
+  } else {
+    fatal_error("dtypes are f32/bf16",
+                format_message("cast (cuda): no conversion from %s ('%s') to %s ('%s'); the CUDA kernel converts "
+                               "f32 <-> bf16 and copies f32 or bf16",
+                               std::string(dtype_name(from)).c_str(), args.in.name,
+                               std::string(dtype_name(to)).c_str(), args.out.name),
+                __FILE__, __LINE__);
+  }
+}
+
+}  // namespace om::cuda
