@@ -18,6 +18,9 @@
 # Knobs (environment; defaults measured on this 2-core machine, experiments/README.md):
 #   GRID_MODEL=tiny  GRID_SEQ=256  GRID_MICRO=8  GRID_GLOBAL=32  GRID_STEPS=850  GRID_LR=1e-3
 #   GRID_VOCAB=8192  GRID_EVAL_TOKENS=0 (0 = the whole held-out set)  GRID_SEED=1234
+#   GRID_BOS=1 (--bos: "<s>" at position 0 of every sequence, as Llama's tokenizer starts every document;
+#   PAPER.md's calibration: first-token effects form on a fixed first token, not on windows at random
+#   offsets — a no-BOS grid at this scale showed none; 0: windows at random offsets)
 #   GRID_SEC_ADAMW=1.30  GRID_SEC_ORTHO=1.40 (measured seconds per step at the defaults; only for the estimate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +36,7 @@ LR=${GRID_LR:-1e-3}
 VOCAB=${GRID_VOCAB:-8192}
 EVAL_TOKENS=${GRID_EVAL_TOKENS:-0}
 SEED=${GRID_SEED:-1234}
+BOS=${GRID_BOS:-1}
 SEC_ADAMW=${GRID_SEC_ADAMW:-1.30}
 SEC_ORTHO=${GRID_SEC_ORTHO:-1.40}
 TP=2
@@ -62,6 +66,9 @@ log() { echo "[paper_grid $(date +%H:%M:%S)] $*"; }
 
 mkdir -p "$OUT"
 knobs="model=$MODEL seq=$SEQ micro=$MICRO global=$GLOBAL steps=$STEPS lr=$LR vocab=$VOCAB eval_tokens=$EVAL_TOKENS seed=$SEED tp=$TP dp=$DP"
+# bos=1 is recorded in grid.env; GRID_BOS=0 leaves the knobs line as before the knob existed.
+bos_flag=()
+if [[ $BOS == 1 ]]; then knobs+=" bos=1"; bos_flag=(--bos); elif [[ $BOS != 0 ]]; then echo "paper_grid: GRID_BOS must be 0 or 1" >&2; exit 2; fi
 if [[ -f $OUT/grid.env ]]; then
   if [[ $(cat "$OUT/grid.env") != "$knobs" ]]; then
     echo "paper_grid: $OUT was made with other knobs:" >&2
@@ -142,7 +149,8 @@ for spec in "${RUNS[@]}"; do
       --micro-batch-size "$MICRO" --global-batch-size "$GLOBAL" --train-iters "$STEPS" \
       --lr "$LR" --min-lr "$MIN_LR" --lr-warmup-iters "$WARMUP" --seed "$SEED" \
       --eval-interval "$EVAL_INTERVAL" --eval-iters 2 --eval-metrics --log-interval 10 \
-      --save "$run" --save-interval "$SAVE_INTERVAL" --save-keep 2 "${resume[@]}" >> "$run/train.log" 2>&1 \
+      --save "$run" --save-interval "$SAVE_INTERVAL" --save-keep 2 "${bos_flag[@]}" "${resume[@]}" \
+      >> "$run/train.log" 2>&1 \
     || { tail -n 20 "$run/train.log"; log "$name: training failed (rerun to resume)"; exit 1; }
   log "$name: done in $(( SECONDS - start )) s; last: $(grep -o 'step .*' "$run/train.log" | tail -n 1)"
 done
