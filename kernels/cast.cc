@@ -7,12 +7,6 @@ namespace {
 
 std::string name_of(DType t) { return std::string(dtype_name(t)); }
 
-bool overlaps(const ConstTensorView& x, const ConstTensorView& y) {
-  const char* xp = static_cast<const char*>(x.data);
-  const char* yp = static_cast<const char*>(y.data);
-  return x.nbytes() > 0 && y.nbytes() > 0 && xp < yp + y.nbytes() && yp < xp + x.nbytes();
-}
-
 // The conversions each backend implements (kernels/cast.h).
 bool supported(DeviceKind device, DType from, DType to) {
   const bool f32_bf16 = (from == DType::kF32 || from == DType::kBF16) && (to == DType::kF32 || to == DType::kBF16);

@@ -13,6 +13,12 @@ void check_tensor(const char* op, const ConstTensorView& t, DType dtype, const S
   OM_CHECK(t.is_contiguous(), "%s: '%s' %s must be contiguous", op, t.name, t.shape.ToString().c_str());
 }
 
+bool overlaps(const ConstTensorView& x, const ConstTensorView& y) {
+  const char* xp = static_cast<const char*>(x.data);
+  const char* yp = static_cast<const char*>(y.data);
+  return x.nbytes() > 0 && y.nbytes() > 0 && xp < yp + y.nbytes() && yp < xp + x.nbytes();
+}
+
 void check_device(const char* op, const ExecContext& ctx, const ConstTensorView& t) {
   OM_CHECK(t.device == ctx.device, "%s: '%s' is on %s but the op runs on %s", op, t.name,
            device_name(t.device).c_str(), device_name(ctx.device).c_str());

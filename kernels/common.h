@@ -17,6 +17,8 @@ enum class WriteMode : uint8_t { kOverwrite, kAccumulate };
 void check_tensor(const char* op, const ConstTensorView& t, DType dtype, const Shape& shape);
 // OM_CHECKs that `t` lives on ctx.device.
 void check_device(const char* op, const ExecContext& ctx, const ConstTensorView& t);
+// True when the bytes of x and y intersect (empty views overlap nothing).
+bool overlaps(const ConstTensorView& x, const ConstTensorView& y);
 // OM_CHECKs that the CPU reference supports `dtype` (f32 production, f64 for gradient checks).
 void check_cpu_float(const char* op, const ConstTensorView& t);
 

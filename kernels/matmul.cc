@@ -1,15 +1,6 @@
 #include "kernels/matmul.h"
 
 namespace om {
-namespace {
-
-bool overlaps(const ConstTensorView& x, const ConstTensorView& y) {
-  const char* xp = static_cast<const char*>(x.data);
-  const char* yp = static_cast<const char*>(y.data);
-  return x.nbytes() > 0 && y.nbytes() > 0 && xp < yp + y.nbytes() && yp < xp + x.nbytes();
-}
-
-}  // namespace
 
 void matmul(const ExecContext& ctx, const MatmulArgs& args) {
   constexpr const char* op = "matmul";
