@@ -4,7 +4,7 @@
 # seed, tokens and schedule, each on 4 MPI ranks (tp 2 × dp 2), then ortho_eval on the held-out split of
 # each and one combined table (OUT_DIR/grid.md, OUT_DIR/grid.html).
 #
-#   bash experiments/paper_grid.sh [OUT_DIR]        (default build/paper_grid; ~1 h 45 min on 2 cores)
+#   bash experiments/paper_grid.sh [OUT_DIR]        (default build/paper_grid; 1 h 52 min measured on 2 cores)
 #   GRID_STEPS=20 GRID_EVAL_TOKENS=2048 bash experiments/paper_grid.sh /tmp/grid_smoke   (a smoke test)
 #
 # Steps: enmix (data/corpus/build_enmix.sh, when missing) → one SentencePiece tokenizer on the training
@@ -83,8 +83,8 @@ fi
 
 tokens=$(( STEPS * GLOBAL * SEQ ))
 # 3 AdamW runs + 2 OrthoAdam runs; fixed costs measured at the defaults: corpus + tokenizer + preprocess
-# ~60 s, start-up ~5 s per run, ortho_eval ~70 s per run on the whole held-out set (194k tokens, 6 passes).
-est_s=$(python3 -c "print(round($STEPS * (3 * $SEC_ADAMW + 2 * $SEC_ORTHO) + 60 + 5 * 5 + 5 * 70 * (1 if $EVAL_TOKENS == 0 else min(1, $EVAL_TOKENS / 194000))))")
+# ~60 s, start-up ~5 s per run, ortho_eval ~140 s per run on the whole held-out set (194k tokens, 6 passes; measured 2026-11-29).
+est_s=$(python3 -c "print(round($STEPS * (3 * $SEC_ADAMW + 2 * $SEC_ORTHO) + 60 + 5 * 5 + 5 * 140 * (1 if $EVAL_TOKENS == 0 else min(1, $EVAL_TOKENS / 194000))))")
 log "out $OUT; $knobs"
 log "$STEPS steps × $GLOBAL sequences × $SEQ tokens = $tokens tokens per run, 5 runs (3 AdamW, 2 OrthoAdam)"
 log "schedule: lr $LR → $MIN_LR cosine, warm-up $WARMUP steps; estimated total $(( est_s / 3600 )) h $(( est_s % 3600 / 60 )) min on 2 idle cores"
