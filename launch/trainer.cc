@@ -123,8 +123,8 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
     return Status::InvalidArgument("--bos: the tokenizer of --data-path '" + o.data_path + "' (" + info.tokenizer_model +
                                    ") has no <s> piece; train the tokenizer with ortho_data tokenizer-train, or drop --bos");
   }
-  t->bos_id_ = o.bos ? info.bos_id : -1;
-  t->train_sampler_ = std::make_unique<GptSampler>(*t->train_data_, t->config_.seq_length, o.seed, t->bos_id_);
+  const int32_t bos_id = o.bos ? info.bos_id : -1;  // the samplers keep it (GptSampler::bos_id)
+  t->train_sampler_ = std::make_unique<GptSampler>(*t->train_data_, t->config_.seq_length, o.seed, bos_id);
   if (!o.valid_data_path.empty()) {
     OM_ASSIGN_OR_RETURN(DatasetInfo vinfo, read_dataset_info(o.valid_data_path));
     if (vinfo.vocab_size != info.vocab_size || vinfo.tokenizer_fnv1a64 != info.tokenizer_fnv1a64) {
@@ -140,7 +140,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
     }
     t->valid_data_.emplace(std::move(valid));
     // The held-out order is fixed (seed 0) so every validation sees the same batches.
-    t->valid_sampler_ = std::make_unique<GptSampler>(*t->valid_data_, t->config_.seq_length, 0, t->bos_id_);
+    t->valid_sampler_ = std::make_unique<GptSampler>(*t->valid_data_, t->config_.seq_length, 0, bos_id);
   }
 
   Comm* tp = t->device_tp();
@@ -209,7 +209,8 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   OM_LOG_INFO("device %s, %s; memory %.1f MiB (parameters, gradients, activations); %d threads; MFU against %.1f "
               "GFLOP/s (%s%s)",
               device_name(t->device_).c_str(),
-              t->dtype_ == DType::kBF16 ? "bf16 (f32 gradients and master weights)" : std::string(dtype_name(t->dtype_)).c_str(), static_cast<double>(t->model_->memory_bytes()) / (1 << 20),
+              t->dtype_ == DType::kBF16 ? "bf16 (f32 gradients and master weights)" : "f32",
+              static_cast<double>(t->model_->memory_bytes()) / (1 << 20),
               omp_get_max_threads(), t->peak_flops_ / 1e9, peak_source, t->parallel() ? " x ranks" : "");
   return t;
 }
@@ -553,7 +554,8 @@ Status Trainer::Load() {
   }
   const uint64_t data_seed = manifest["data"].value("seed", o.seed);
   if (!o.no_load_rng && data_seed != o.seed) {
-    train_sampler_ = std::make_unique<GptSampler>(*train_data_, config_.seq_length, data_seed, bos_id_);
+    train_sampler_ = std::make_unique<GptSampler>(*train_data_, config_.seq_length, data_seed,
+                                                  train_sampler_->bos_id());
   }
   if (is_logger()) {
     const nlohmann::json& lay = manifest["layout"];

@@ -112,7 +112,6 @@ class Trainer {
   TrainOptions options_;
   Device device_;
   DType dtype_ = DType::kF32;
-  int32_t bos_id_ = -1;  // --bos: the "<s>" id at position 0 of every sequence, else -1
   LlamaConfig config_;
   std::unique_ptr<Llama> model_;
   ProcessGroups* groups_ = nullptr;
