@@ -11,6 +11,8 @@
 # whole script ends in < 8 minutes; a run that would start with < 20 s left is skipped and says so):
 #   0. the peer's --self-test on the device (SDPA with a zero key/value == written-out softmax-1, f32);
 #   1. ours on each model: --train-iters 30; tokens/s and TFLOP/s = the medians of metrics.jsonl's steps 6..30;
+#      steps 2..5 (warm-up, not in the medians) run under --profile-steps 4: the op profiler's table of
+#      device time per op (core/profiler.h) goes to profile_<model>.txt;
 #   2. the peer's variants compile, sdpa-zero-kv, sdpa-softmax, eager on each model (python3 there: PyTorch
 #      2.11), 5 warm-up steps (the first compiles) then 25 timed; tokens/s = the median per-step figure
 #      (CUDA events), the same statistic as ours.
@@ -21,7 +23,7 @@
 # torch.cuda.max_memory_allocated) and, for both, the peak of nvidia-smi's memory.used during the run
 # minus the idle figure before it (CUDA context and allocator slack included).
 # Output under ${OUT:-build-gpu/gpu_perf}: gpu_perf.md (the table), gpu_perf.json (every run's raw
-# figures), runs.log (every run's output). Exit status 0 when the self-test passed, ours and at least one
+# figures), runs.log (every run's output), profile_<model>.txt (ours: where a step's time goes). Exit status 0 when the self-test passed, ours and at least one
 # softmax-1 peer ran on every model and both count the same FLOPs per token; the goal (>= 1.3x the
 # best softmax-1 peer, <= 5 s to the first step) is reported, not enforced.
 set -uo pipefail
@@ -104,7 +106,8 @@ ours() {
   fi
   local args=(--model "$model" --device "$DEV" --dtype "$DTYPE" --attention softmax1 --optimizer adamw
               --seq-length 256 --micro-batch-size "$MB" --global-batch-size "$MB" --train-iters "$STEPS"
-              --log-interval 1 --log-dir "$dir" --data-path "$DATA" --seed 1234)
+              --log-interval 1 --log-dir "$dir" --data-path "$DATA" --seed 1234
+              --profile-steps $((WARM > 1 ? WARM - 1 : 1)))
   # The preset's vocabulary, as the peer's --preset has it (ours would otherwise take the tokenizer's).
   if [[ $model == llama-* ]]; then args+=(--vocab-size 32000); else args+=(--vocab-size 8192); fi
   echo "=== ours $model: ${args[*]} (timeout ${limit}s)" >> "$LOG"
@@ -121,6 +124,7 @@ ours() {
   wait "$pid"; rc=$?
   mem_stop
   cat "$WORK/ours_$model.log" >> "$LOG"
+  [[ -f $dir/profile.txt ]] && cp "$dir/profile.txt" "$OUTDIR/profile_$model.txt"
   printf '{"kind": "ours", "model": "%s", "rc": %d, "limit_s": %d, "t0": %s, "t1": %s, "metrics": "%s", ' \
       "$model" "$rc" "$limit" "$t0" "$t1" "$dir/metrics.jsonl" >> "$RECORDS"
   printf '"log": "%s", "mem_file": "%s", "idle_mib": "%s"}\n' \
@@ -274,6 +278,9 @@ for model in dict.fromkeys(r["model"] for r in rows):
                      f"precision (relative difference {rel:.1g}, allowed {ours['flops_per_token_rtol']:.1g})")
 kinds = dict.fromkeys(f"{r['impl'].split()[0]}: {r['mem_own_kind']}" for r in rows if r.get("mem_own_kind"))
 notes.append("- peak memory, own count: " + "; ".join(kinds))
+profiles = sorted(f for f in os.listdir(outdir) if f.startswith("profile_") and f.endswith(".txt"))
+notes.append("- where ours spends a step (device time per op, --profile-steps over warm-up steps): " +
+             (", ".join(profiles) if profiles else "no profile was written"))
 if '"self_test": "pass"' not in selftest:
     ok = False
     verdicts.append("- **peer self-test did not pass: the sdpa-zero-kv rows are not shown to be softmax-1**")

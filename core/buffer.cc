@@ -5,6 +5,8 @@
 #include <cstring>
 #include <utility>
 
+#include "core/profiler.h"
+
 namespace om {
 namespace {
 
@@ -14,6 +16,9 @@ constexpr size_t kDeviceKinds = 2;
 static_assert(static_cast<size_t>(DeviceKind::kCuda) + 1 == kDeviceKinds, "one counter per DeviceKind");
 std::atomic<size_t> g_live[kDeviceKinds];
 std::atomic<size_t> g_peak[kDeviceKinds];
+std::atomic<uint64_t> g_synchronous_calls{0};
+
+void count_synchronous_call() { g_synchronous_calls.fetch_add(1, std::memory_order_relaxed); }
 
 size_t kind_index(DeviceKind kind) { return static_cast<size_t>(kind); }
 
@@ -62,6 +67,7 @@ StatusOr<Buffer> Buffer::TryAllocate(Device device, size_t bytes, const char* la
     account_allocate(device.kind, bytes);
     return b;
   }
+  count_synchronous_call();
   Status s = device_memory::cuda_malloc(&b.data_, bytes, device.index);
   if (!s.ok()) {
     b.data_ = nullptr;
@@ -78,11 +84,42 @@ Buffer Buffer::Allocate(Device device, size_t bytes, const char* label) {
   return std::move(b).value();
 }
 
+Buffer Buffer::AllocateScratch(Device device, Stream stream, size_t bytes, const char* label) {
+  if (device.kind == DeviceKind::kCpu) return Allocate(device, bytes, label);
+  Buffer b;
+  b.device_ = device;
+  b.label_ = label ? label : "";
+  b.size_ = bytes;
+  b.kind_ = Kind::kScratch;
+  b.stream_ = stream;
+  if (bytes == 0) return b;
+  const Status s = device_memory::cuda_malloc_async(&b.data_, bytes, device.index, stream.handle);
+  OM_CHECK(s.ok(), "allocating %zu bytes of scratch on %s for '%s': %s", bytes, device_name(device).c_str(),
+           b.label_.c_str(), s.ToString().c_str());
+  account_allocate(device.kind, bytes);
+  return b;
+}
+
+Buffer Buffer::AllocatePinned(size_t bytes, const char* label) {
+  void* pinned = bytes > 0 && cuda_available() ? device_memory::cuda_malloc_host(bytes) : nullptr;
+  if (pinned == nullptr) return Allocate(Device::Cpu(), bytes, label);
+  Buffer b;
+  b.device_ = Device::Cpu();
+  b.label_ = label ? label : "";
+  b.size_ = bytes;
+  b.kind_ = Kind::kPinned;
+  b.data_ = pinned;
+  account_allocate(DeviceKind::kCpu, bytes);
+  return b;
+}
+
 Buffer::Buffer(Buffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
       device_(other.device_),
-      label_(std::move(other.label_)) {}
+      label_(std::move(other.label_)),
+      kind_(other.kind_),
+      stream_(other.stream_) {}
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
@@ -91,6 +128,8 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     device_ = other.device_;
     label_ = std::move(other.label_);
+    kind_ = other.kind_;
+    stream_ = other.stream_;
   }
   return *this;
 }
@@ -99,9 +138,14 @@ Buffer::~Buffer() { Release(); }
 
 void Buffer::Release() noexcept {
   if (data_ == nullptr) return;
-  if (device_.kind == DeviceKind::kCpu) {
+  if (kind_ == Kind::kPinned) {
+    device_memory::cuda_free_host(data_);
+  } else if (device_.kind == DeviceKind::kCpu) {
     std::free(data_);
+  } else if (kind_ == Kind::kScratch) {
+    device_memory::cuda_free_async(data_, device_.index, stream_.handle);
   } else {
+    count_synchronous_call();
     device_memory::cuda_free(data_, device_.index);
   }
   account_release(device_.kind, size_);
@@ -111,6 +155,7 @@ void Buffer::Release() noexcept {
 
 void Buffer::Zero() {
   if (data_ == nullptr) return;
+  count_synchronous_call();
   if (device_.kind == DeviceKind::kCpu) {
     std::memset(data_, 0, size_);
   } else {
@@ -120,11 +165,43 @@ void Buffer::Zero() {
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t n) {
   if (n == 0) return;
+  count_synchronous_call();
   if (dst_device.kind == DeviceKind::kCpu && src_device.kind == DeviceKind::kCpu) {
     std::memcpy(dst, src, n);
     return;
   }
   device_memory::cuda_memcpy(dst, src, n);
 }
+
+void copy_async(const ExecContext& ctx, void* dst, Device dst_device, const void* src, Device src_device, size_t n) {
+  if (n == 0) return;
+  const profiler::Scope prof(ctx, "copy_async", 0, 2.0 * static_cast<double>(n));
+  if (dst_device.kind == DeviceKind::kCpu && src_device.kind == DeviceKind::kCpu) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+  OM_CHECK((dst_device.kind == DeviceKind::kCpu || dst_device == ctx.device) &&
+               (src_device.kind == DeviceKind::kCpu || src_device == ctx.device),
+           "copy_async: %s -> %s on a %s context; every device end must be the context's device",
+           device_name(src_device).c_str(), device_name(dst_device).c_str(), device_name(ctx.device).c_str());
+  device_memory::cuda_memcpy_async(dst, src, n, ctx.stream.handle);
+}
+
+void zero_async(const ExecContext& ctx, void* dst, size_t n) {
+  if (n == 0) return;
+  const profiler::Scope prof(ctx, "zero_async", 0, static_cast<double>(n));
+  if (ctx.device.kind == DeviceKind::kCpu) {
+    std::memset(dst, 0, n);
+    return;
+  }
+  device_memory::cuda_memset_zero_async(dst, n, ctx.device.index, ctx.stream.handle);
+}
+
+void synchronize(const ExecContext& ctx) {
+  count_synchronous_call();
+  if (ctx.device.kind != DeviceKind::kCpu) device_memory::cuda_stream_synchronize(ctx.device.index, ctx.stream.handle);
+}
+
+uint64_t synchronous_calls() { return g_synchronous_calls.load(std::memory_order_relaxed); }
 
 }  // namespace om

@@ -29,6 +29,15 @@ class Buffer {
   static StatusOr<Buffer> TryAllocate(Device device, size_t bytes, const char* label);
   // The same, but an allocation failure is fatal (for sizes the program computed itself).
   static Buffer Allocate(Device device, size_t bytes, const char* label);
+  // A kernel's temporary. CUDA: stream-ordered (cudaMallocAsync on `stream` from the device's default
+  // memory pool, which this process sets to keep freed memory cached; the destructor frees with
+  // cudaFreeAsync on the same stream), so neither the allocation nor the release waits for the device,
+  // where cudaMalloc/cudaFree would (cudaFree synchronizes the device). Only work on `stream` (or work
+  // ordered after it) may touch the memory. CPU: as Allocate. Fatal on failure, like Allocate.
+  static Buffer AllocateScratch(Device device, Stream stream, size_t bytes, const char* label);
+  // Host memory that copy_async can copy to a GPU without waiting: page-locked (cudaMallocHost) when a
+  // CUDA device is visible, else as Allocate(Device::Cpu()). device() is the CPU. Counted as CPU bytes.
+  static Buffer AllocatePinned(size_t bytes, const char* label);
 
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
@@ -52,14 +61,42 @@ class Buffer {
 
  private:
   void Release() noexcept;
+  enum class Kind : uint8_t { kPlain, kScratch, kPinned };
   void* data_ = nullptr;
   size_t size_ = 0;
   Device device_;
   std::string label_;
+  Kind kind_ = Kind::kPlain;
+  Stream stream_;  // kScratch: the stream it was allocated on and is freed on
 };
 
-// Copies n bytes between any two devices (host<->device, device<->device, host<->host); synchronous.
+// Copies n bytes between any two devices (host<->device, device<->device, host<->host); synchronous:
+// on CUDA it waits for the whole device (cudaDeviceSynchronize), so it is for set-up, read-backs and
+// checkpoints, not for the inside of a training step (copy_async).
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t n);
+
+// Stream-ordered copy of n bytes (host -> device, device -> device, device -> host; between host
+// buffers, and on a CPU context, a memcpy): ordered after the work already issued to ctx.stream and
+// before the work issued after it, and returns without waiting for the device. REQUIRES: every device
+// end is ctx.device. Host memory should be page-locked (Buffer::AllocatePinned): then the copy is truly
+// asynchronous, and a host source must stay unchanged, a host destination unread, until the stream has
+// passed the copy (e.g. the next copy_bytes, which waits for the device). With pageable host memory
+// the driver stages a source before returning (and may wait for the stream to do so), and a copy to
+// pageable memory returns only when done.
+void copy_async(const ExecContext& ctx, void* dst, Device dst_device, const void* src, Device src_device, size_t n);
+// Waits until the device has run everything issued to ctx.stream (CPU: returns at once). Counted by
+// synchronous_calls.
+void synchronize(const ExecContext& ctx);
+// Stream-ordered zeroing of n bytes at `dst` on ctx.device (cudaMemsetAsync; on the CPU a memset).
+void zero_async(const ExecContext& ctx, void* dst, size_t n);
+
+// How many calls that may stall a GPU's pipeline this process has made: copy_bytes and Buffer::Zero
+// (each waits for the device), and the allocation and release of plain device Buffers (cudaFree waits
+// for the device). copy_bytes and Zero count on every device, the CPU included, so a CPU run of the
+// device-agnostic code (model/, optim/, launch/) counts what a GPU run of it would; the GPU kernels'
+// own temporaries are scratch Buffers and do not count. tests/launch/trainer_test.cc holds a training
+// step to a fixed number, whatever the depth of the model or the number of micro-batches.
+uint64_t synchronous_calls();
 
 // Low-level device memory primitives behind Buffer; implemented in cuda_runtime.cc (CUDA builds)
 // or cuda_runtime_none.cc (CPU-only builds, where they report Unavailable).
@@ -68,6 +105,20 @@ Status cuda_malloc(void** ptr, size_t bytes, int device_index);
 void cuda_free(void* ptr, int device_index) noexcept;
 void cuda_memset_zero(void* ptr, size_t bytes, int device_index);
 void cuda_memcpy(void* dst, const void* src, size_t bytes);  // cudaMemcpyDefault (UVA)
+// Stream-ordered forms (`stream` is a cudaStream_t); see Buffer::AllocateScratch and copy_async.
+Status cuda_malloc_async(void** ptr, size_t bytes, int device_index, void* stream);
+void cuda_free_async(void* ptr, int device_index, void* stream) noexcept;
+void cuda_memcpy_async(void* dst, const void* src, size_t bytes, void* stream);
+void cuda_memset_zero_async(void* ptr, size_t bytes, int device_index, void* stream);
+void cuda_stream_synchronize(int device_index, void* stream);
+// CUDA events for the op profiler (core/profiler.h): created on the current device, recorded on a
+// stream; elapsed_s waits for `end` and returns the device time between the two in seconds.
+void* cuda_event_create();
+void cuda_event_record(void* event, void* stream);
+double cuda_event_elapsed_s(void* start, void* end);
+// Page-locked host memory; nullptr when no CUDA device is visible (the caller then uses plain memory).
+void* cuda_malloc_host(size_t bytes);
+void cuda_free_host(void* ptr) noexcept;
 int cuda_device_count();  // 0 in CPU-only builds or without a visible GPU
 }  // namespace device_memory
 

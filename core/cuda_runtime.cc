@@ -2,6 +2,8 @@
 // only places that call cudaMalloc/cudaFree.
 #include <cuda_runtime_api.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 
 #include "core/buffer.h"
@@ -47,6 +49,92 @@ void cuda_memcpy(void* dst, const void* src, size_t bytes) {
   // cudaMemcpy from pageable host memory may return before the DMA lands on the device; copy_bytes
   // promises a completed copy, visible to kernels on any stream (blocking or not).
   OM_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+namespace {
+
+cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
+
+// The default memory pool of a device keeps what cudaFreeAsync returns (release threshold: all of
+// it) instead of handing it back to the driver at every synchronization, so a kernel's scratch of the
+// same size next step is served from the pool without the driver. Set once per device.
+void keep_pool_cached(int device_index) {
+  static std::atomic<uint64_t> done{0};  // one bit per device ordinal < 64
+  const uint64_t bit = device_index < 64 ? uint64_t{1} << device_index : 0;
+  if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) return;
+  cudaMemPool_t pool = nullptr;
+  OM_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_index));
+  uint64_t threshold = UINT64_MAX;
+  OM_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  done.fetch_or(bit, std::memory_order_acq_rel);
+}
+
+}  // namespace
+
+Status cuda_malloc_async(void** ptr, size_t bytes, int device_index, void* stream) {
+  *ptr = nullptr;
+  OM_CUDA_CHECK(cudaSetDevice(device_index));
+  keep_pool_cached(device_index);
+  cudaError_t e = cudaMallocAsync(ptr, bytes, as_stream(stream));
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    *ptr = nullptr;
+    return Status::ResourceExhausted(format_message("cudaMallocAsync failed: %s", cudaGetErrorString(e)));
+  }
+  return Status::Ok();
+}
+
+void cuda_free_async(void* ptr, int device_index, void* stream) noexcept {
+  cudaSetDevice(device_index);
+  cudaError_t e = cudaFreeAsync(ptr, as_stream(stream));
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "[%s] cudaFreeAsync: %s\n", process_identity().c_str(), cudaGetErrorString(e));
+  }
+}
+
+void cuda_memcpy_async(void* dst, const void* src, size_t bytes, void* stream) {
+  OM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, as_stream(stream)));
+}
+
+void cuda_memset_zero_async(void* ptr, size_t bytes, int device_index, void* stream) {
+  OM_CUDA_CHECK(cudaSetDevice(device_index));
+  OM_CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, as_stream(stream)));
+}
+
+void cuda_stream_synchronize(int device_index, void* stream) {
+  OM_CUDA_CHECK(cudaSetDevice(device_index));
+  OM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
+}
+
+void* cuda_event_create() {
+  cudaEvent_t e = nullptr;
+  OM_CUDA_CHECK(cudaEventCreate(&e));
+  return e;
+}
+
+void cuda_event_record(void* event, void* stream) {
+  OM_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), as_stream(stream)));
+}
+
+double cuda_event_elapsed_s(void* start, void* end) {
+  OM_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end)));
+  float ms = 0.0f;
+  OM_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+  return 1e-3 * static_cast<double>(ms);
+}
+
+void* cuda_malloc_host(size_t bytes) {
+  void* p = nullptr;
+  if (cudaMallocHost(&p, bytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  return p;
+}
+
+void cuda_free_host(void* ptr) noexcept {
+  cudaError_t e = cudaFreeHost(ptr);
+  if (e != cudaSuccess) std::fprintf(stderr, "[%s] cudaFreeHost: %s\n", process_identity().c_str(), cudaGetErrorString(e));
 }
 
 int cuda_device_count() {

@@ -12,6 +12,22 @@ Status cuda_malloc(void** ptr, size_t bytes, int device_index) {
 void cuda_free(void*, int) noexcept {}
 void cuda_memset_zero(void*, size_t, int) { OM_CHECK(false, "CUDA memset in a CPU-only build"); }
 void cuda_memcpy(void*, const void*, size_t) { OM_CHECK(false, "CUDA memcpy in a CPU-only build"); }
+Status cuda_malloc_async(void** ptr, size_t bytes, int device_index, void*) { return cuda_malloc(ptr, bytes, device_index); }
+void cuda_free_async(void*, int, void*) noexcept {}
+void cuda_memcpy_async(void*, const void*, size_t, void*) { OM_CHECK(false, "CUDA memcpy in a CPU-only build"); }
+void cuda_memset_zero_async(void*, size_t, int, void*) { OM_CHECK(false, "CUDA memset in a CPU-only build"); }
+void cuda_stream_synchronize(int, void*) { OM_CHECK(false, "CUDA stream synchronization in a CPU-only build"); }
+void* cuda_event_create() {
+  OM_CHECK(false, "CUDA event in a CPU-only build");
+  return nullptr;
+}
+void cuda_event_record(void*, void*) { OM_CHECK(false, "CUDA event in a CPU-only build"); }
+double cuda_event_elapsed_s(void*, void*) {
+  OM_CHECK(false, "CUDA event in a CPU-only build");
+  return 0.0;
+}
+void* cuda_malloc_host(size_t) { return nullptr; }
+void cuda_free_host(void*) noexcept {}
 int cuda_device_count() { return 0; }
 
 }  // namespace om::device_memory

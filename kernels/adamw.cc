@@ -30,6 +30,7 @@ void adamw_update(const ExecContext& ctx, const AdamWArgs& a) {
     check_device(op, ctx, t);
   }
   check_betas(op, a.beta1, a.beta2, a.step);
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.param, a.m, a.v, a.grad, a.param, a.m, a.v}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.param); return cpu::adamw_update(a);
     case DeviceKind::kCuda: check_cuda_f32(op, a.param); OM_CUDA_OP(op, cuda::adamw_update(a, ctx.stream)); return;
@@ -44,6 +45,7 @@ void adam_direction(const ExecContext& ctx, const AdamDirectionArgs& a) {
     check_device(op, ctx, t);
   }
   check_betas(op, a.beta1, a.beta2, a.step);
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.m, a.v, a.grad, a.direction, a.m, a.v}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.direction); return cpu::adam_direction(a);
     case DeviceKind::kCuda:
@@ -59,6 +61,7 @@ void adam_apply(const ExecContext& ctx, const AdamApplyArgs& a) {
   check_tensor(op, a.direction, a.param.dtype, a.param.shape);
   check_device(op, ctx, a.param);
   check_device(op, ctx, a.direction);
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.param, a.direction, a.param}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.param); return cpu::adam_apply(a);
     case DeviceKind::kCuda: check_cuda_f32(op, a.param); OM_CUDA_OP(op, cuda::adam_apply(a, ctx.stream)); return;

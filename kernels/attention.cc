@@ -37,6 +37,9 @@ void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& a) {
     check_tensor(op, a.probs, stat_dtype(ctx, a.qkv), {B, H, T, T});
     check_device(op, ctx, a.probs);
   }
+  // Causal: T(T+1)/2 (query, key) pairs per sequence and head, 2·D FLOPs each for q·k and for p·v.
+  const double pairs = static_cast<double>(B * H) * static_cast<double>(T * (T + 1) / 2);
+  const profiler::Scope prof(ctx, op, 4.0 * pairs * static_cast<double>(D), bytes_of({a.qkv, a.out, a.lse, a.probs}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu:
       check_cpu_float(op, a.qkv);
@@ -57,6 +60,10 @@ void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& a) 
   check_tensor(op, a.out, a.qkv.dtype, {B, T, H * D});
   check_tensor(op, a.lse, stat_dtype(ctx, a.qkv), {B, H, T});
   for (const ConstTensorView& t : {ConstTensorView(a.dqkv), a.dout, a.qkv, a.out, a.lse}) check_device(op, ctx, t);
+  // Per causal pair: s = q·k recomputed, dv += p·dout, dp = dout·v, dq += ds·k, dk += ds·q: 5 × 2·D FLOPs.
+  const double pairs = static_cast<double>(B * H) * static_cast<double>(T * (T + 1) / 2);
+  const profiler::Scope prof(ctx, op, 10.0 * pairs * static_cast<double>(D),
+                             bytes_of({a.qkv, a.out, a.dout, a.lse, a.dqkv}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu:
       check_cpu_float(op, a.qkv);

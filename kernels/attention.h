@@ -71,7 +71,8 @@ namespace cuda {
 //             pass over the same keys as exp(s_ij - lse_i).
 //   backward: delta_i = dout_i · out_i, then one warp per query row writes dq_i and one warp per key
 //             row writes dk_j and dv_j, with p_ij recomputed as exp(s_ij - lse_i).
-// The backward allocates a (B, H, T) f32 scratch for delta and synchronizes `stream` before returning.
+// The backward uses a (B, H, T) f32 stream-ordered scratch for delta (Buffer::AllocateScratch); it does
+// not wait for the device.
 void attention_forward(const AttentionForwardArgs& args, Stream stream);
 void attention_backward(const AttentionBackwardArgs& args, Stream stream);
 }  // namespace cuda

@@ -25,6 +25,19 @@ void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, R
              u.x.shape.ToString().c_str(), static_cast<long>(covered), static_cast<long>(K));
   }
   if (units.empty()) return;
+  // Per unit x (R, K) <- Q_r x Q_cᵀ (or the inverse): 2·R²·K + Σ_b 2·R·K_b² FLOPs; x read and written,
+  // every Q read.
+  double flops = 0, bytes = 0;
+  for (const RotationUnit& u : units) {
+    const double R = static_cast<double>(u.x.dim(0)), K = static_cast<double>(u.x.dim(1));
+    flops += 2 * R * R * K;
+    bytes += bytes_of({u.x, u.x, u.q_r});
+    for (const ConstTensorView& q : u.q_c) {
+      flops += 2 * R * static_cast<double>(q.dim(0)) * static_cast<double>(q.dim(0));
+      bytes += bytes_of({q});
+    }
+  }
+  const profiler::Scope prof(ctx, op, flops, bytes);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, units.front().x); return cpu::block_rotate(units, direction);
     case DeviceKind::kCuda:

@@ -15,8 +15,8 @@
 // CUDA: f32 only (the units are fp32 optimizer state; kernels/cuda/block_rotate.cu): units grouped by
 // shape, each pass one pointer-array batched cuBLAS GEMM per group (true fp32, no TF32). Bit-identical
 // from run to run for the same batch on the same GPU and library; not bit-identical to the CPU, nor
-// promised across batchings (cuBLAS may choose another kernel for another batch count). Synchronizes
-// `stream` before returning (per-call scratch).
+// promised across batchings (cuBLAS may choose another kernel for another batch count). Its per-call
+// scratch and pointer tables are stream-ordered (Buffer::AllocateScratch): it does not wait for the device.
 // REQUIRES: per unit, x, q_r and every q_c[b] share one dtype; units do not overlap one another and
 // no x overlaps a Q.
 #pragma once

@@ -33,6 +33,7 @@ void cast(const ExecContext& ctx, const CastArgs& a) {
            op, ctx.device.kind == DeviceKind::kCuda ? "CUDA" : "CPU", name_of(a.in.dtype).c_str(), a.in.name,
            static_cast<long>(a.in.numel()), name_of(a.out.dtype).c_str(), a.out.name,
            ctx.device.kind == DeviceKind::kCuda ? "" : " (and f64 on the CPU)");
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.in, a.out}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: return cpu::cast(a);
     case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::cast(a, ctx.stream)); return;

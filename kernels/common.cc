@@ -19,6 +19,12 @@ bool overlaps(const ConstTensorView& x, const ConstTensorView& y) {
   return x.nbytes() > 0 && y.nbytes() > 0 && xp < yp + y.nbytes() && yp < xp + x.nbytes();
 }
 
+double bytes_of(std::initializer_list<ConstTensorView> tensors) {
+  double sum = 0;
+  for (const ConstTensorView& t : tensors) sum += static_cast<double>(t.nbytes());
+  return sum;
+}
+
 void check_device(const char* op, const ExecContext& ctx, const ConstTensorView& t) {
   OM_CHECK(t.device == ctx.device, "%s: '%s' is on %s but the op runs on %s", op, t.name,
            device_name(t.device).c_str(), device_name(ctx.device).c_str());

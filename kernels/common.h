@@ -3,6 +3,10 @@
 // messages name the op and the tensor ("rmsnorm_forward: 'inp' is f32 (2, 5) but expected (2, 8)").
 #pragma once
 
+#include <initializer_list>
+
+#include "core/profiler.h"
+
 #include "core/check.h"
 #include "core/device.h"
 #include "core/tensor.h"
@@ -19,6 +23,10 @@ void check_tensor(const char* op, const ConstTensorView& t, DType dtype, const S
 void check_device(const char* op, const ExecContext& ctx, const ConstTensorView& t);
 // True when the bytes of x and y intersect (empty views overlap nothing).
 bool overlaps(const ConstTensorView& x, const ConstTensorView& y);
+
+// Σ nbytes of the tensors (a tensor listed twice counts twice: read and written), for the op
+// profiler's least memory traffic (core/profiler.h).
+double bytes_of(std::initializer_list<ConstTensorView> tensors);
 // OM_CHECKs that the CPU reference supports `dtype` (f32 production, f64 for gradient checks).
 void check_cpu_float(const char* op, const ConstTensorView& t);
 

@@ -34,6 +34,7 @@ void cross_entropy_row_max(const ExecContext& ctx, const CrossEntropyRowMaxArgs&
   check_tensor(op, a.logits, a.logits.dtype, {N, Vl});
   check_tensor(op, a.row_max, stat_dtype(ctx, a.logits), {N});
   check_devices(op, ctx, {a.row_max, a.logits});
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.logits, a.row_max}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu:
       check_cpu_float(op, a.logits);
@@ -55,6 +56,7 @@ void cross_entropy_sum_exp(const ExecContext& ctx, const CrossEntropySumExpArgs&
   check_tensor(op, a.sum_exp, stat_dtype(ctx, a.logits), {N});
   check_tensor(op, a.row_max, stat_dtype(ctx, a.logits), {N});
   check_devices(op, ctx, {a.sum_exp, a.logits, a.row_max});
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.logits, a.row_max, a.sum_exp}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu:
       check_cpu_float(op, a.logits);
@@ -76,6 +78,7 @@ void cross_entropy_target_logit(const ExecContext& ctx, const CrossEntropyTarget
   check_tensor(op, a.target_logit, stat_dtype(ctx, a.logits), {N});
   check_tensor(op, a.targets, DType::kI32, {N});
   check_devices(op, ctx, {a.target_logit, a.logits, a.targets});
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.targets, a.target_logit}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.logits); return cpu::cross_entropy_target_logit(a);
     case DeviceKind::kCuda:
@@ -95,6 +98,7 @@ void cross_entropy_loss(const ExecContext& ctx, const CrossEntropyLossArgs& a) {
     check_tensor(op, t, dt, {N});
   check_tensor(op, a.targets, DType::kI32, {N});
   check_devices(op, ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.targets});
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.row_max, a.sum_exp, a.target_logit, a.targets, a.losses}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.row_max); return cpu::cross_entropy_loss(a);
     case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::cross_entropy_loss(a, ctx.stream)); return;
@@ -112,6 +116,8 @@ void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs
            "a vocab-parallel shard composes the cross_entropy_* pieces with all-reduces instead",
            op, a.logits.name, a.logits.shape.ToString().c_str(), static_cast<long>(a.shard.vocab_size),
            static_cast<long>(a.shard.vocab_start));
+  const profiler::Scope prof(ctx, op, 0,
+                             bytes_of({a.logits, a.targets, a.losses, a.row_max, a.sum_exp, a.target_logit}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu:
       cross_entropy_row_max(ctx, {a.row_max, a.logits, a.shard});
@@ -146,6 +152,7 @@ void cross_entropy_backward(const ExecContext& ctx, const CrossEntropyBackwardAr
   check_tensor(op, a.row_max, stat_dtype(ctx, a.logits), {N});
   check_tensor(op, a.sum_exp, stat_dtype(ctx, a.logits), {N});
   check_devices(op, ctx, {a.dlogits, a.logits, a.targets, a.row_max, a.sum_exp});
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.logits, a.targets, a.row_max, a.sum_exp, a.dlogits}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu:
       check_cpu_float(op, a.logits);

@@ -79,7 +79,9 @@ struct CrossEntropyForwardArgs {
 };
 
 struct CrossEntropyBackwardArgs {
-  TensorView dlogits;       // (N, Vl)  written (=); 0 on padding columns and ignored rows
+  TensorView dlogits;       // (N, Vl)  written (=); 0 on padding columns and ignored rows. May be
+                            //          `logits` itself (in place: every element is read before it is
+                            //          written, by the same thread); no other overlap.
   ConstTensorView logits;   // (N, Vl)
   ConstTensorView targets;  // (N)      i32
   ConstTensorView row_max;  // (N)      global

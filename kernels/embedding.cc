@@ -21,6 +21,7 @@ void embedding_forward(const ExecContext& ctx, const EmbeddingForwardArgs& a) {
   check_tensor(op, a.weight, a.weight.dtype, {Vl, C});
   check_tensor(op, a.out, a.weight.dtype, {N, C});
   for (const ConstTensorView& t : {ConstTensorView(a.out), a.ids, a.weight}) check_device(op, ctx, t);
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.ids, a.out, a.out}));  // the rows read, then written
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.weight); return cpu::embedding_forward(a);
     case DeviceKind::kCuda:
@@ -41,6 +42,10 @@ void embedding_backward(const ExecContext& ctx, const EmbeddingBackwardArgs& a) 
   check_tensor(op, a.dout, a.dout.dtype, {N, C});
   check_tensor(op, a.dweight, grad_dtype(ctx, a.dout), {Vl, C});
   for (const ConstTensorView& t : {ConstTensorView(a.dweight), a.dout, a.ids}) check_device(op, ctx, t);
+  // The rows of dout read; N rows of dweight read and written (fewer when ids repeat).
+  const profiler::Scope prof(ctx, op, 0,
+                             bytes_of({a.ids, a.dout}) + 2.0 * static_cast<double>(N * C * static_cast<int64_t>(
+                                                                                         dtype_size(a.dweight.dtype))));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.dweight); return cpu::embedding_backward(a);
     case DeviceKind::kCuda:

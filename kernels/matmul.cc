@@ -22,6 +22,18 @@ void matmul(const ExecContext& ctx, const MatmulArgs& args) {
   // The GEMM reads a and b while it writes c; an overlap would read partly written results.
   OM_CHECK(!overlaps(args.c, args.a) && !overlaps(args.c, args.b),
            "%s: output '%s' overlaps an input ('%s' or '%s')", op, args.c.name, args.a.name, args.b.name);
+  if (args.residual.data != nullptr) {
+    OM_CHECK(args.mode == WriteMode::kOverwrite, "%s: a residual ('%s') goes with kOverwrite only, not kAccumulate "
+             "into '%s'", op, args.residual.name, args.c.name);
+    check_tensor(op, args.residual, args.c.dtype, {M, N});
+    check_device(op, ctx, args.residual);
+    OM_CHECK(!overlaps(args.c, args.residual), "%s: output '%s' overlaps the residual '%s' (use kAccumulate for c += "
+             "op(a)·op(b))", op, args.c.name, args.residual.name);
+  }
+  const bool adds_c = args.mode == WriteMode::kAccumulate;
+  const profiler::Scope prof(ctx, op, 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K),
+                             bytes_of({args.a, args.b, args.c, adds_c ? ConstTensorView(args.c) : ConstTensorView{},
+                                       args.residual}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, args.a); return cpu::matmul(args);
     case DeviceKind::kCuda: check_cuda_float(op, args.a); OM_CUDA_OP(op, cuda::matmul(args, ctx.stream)); return;

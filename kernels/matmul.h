@@ -14,7 +14,15 @@
 // CUDA: cuBLASLt, f32 (no TF32), or bf16 inputs with f32 accumulation and a bf16 or f32 output
 // (kernels/cuda/matmul.cu). The CPU refuses bf16: the mixed case with "bf16 matmul runs on CUDA
 // only", all-bf16 through check_cpu_float.
-// REQUIRES: c does not alias a or b. K = 0 is allowed (c = 0, or c unchanged when accumulating).
+// Fused residual add (`residual` set, kOverwrite): c = op(a)·op(b) + residual, the skip connection of a
+// Linear layer whose output joins the residual stream (Llama's o and down projections at tp = 1).
+//   CPU   the GEMM into c, then c = c + residual in c's dtype: bit for bit matmul then residual_forward.
+//   CUDA  the cuBLASLt epilogue: C = residual, beta = 1, D = c, so one pass over c instead of a GEMM and a
+//         residual pass (2·M·N fewer elements moved, one launch fewer). The f32 accumulator plus the
+//         residual is rounded once to c's dtype, where the unfused ops round twice: bf16 results may
+//         differ from them by one rounding (tests/cuda/matmul_test.cc bounds both against f64).
+// REQUIRES: c does not alias a or b, nor overlap residual (for c += ..., use kAccumulate). K = 0 is
+// allowed (c = 0, or c unchanged when accumulating, or c = residual).
 #pragma once
 
 #include "kernels/common.h"
@@ -33,6 +41,7 @@ struct MatmulArgs {
   Transpose trans_a = Transpose::kNo;
   Transpose trans_b = Transpose::kNo;
   WriteMode mode = WriteMode::kOverwrite;  // kAccumulate: c += op(a)·op(b)
+  ConstTensorView residual = {};           // (M, N)   c's dtype; optional: c = op(a)·op(b) + residual
 };
 
 void matmul(const ExecContext& ctx, const MatmulArgs& args);

@@ -21,6 +21,7 @@ void rmsnorm_forward(const ExecContext& ctx, const RmsNormForwardArgs& a) {
   check_tensor(op, a.weight, stat_dtype(ctx, a.inp), weight_shape(a.kind, C));
   for (const ConstTensorView& t : {ConstTensorView(a.out), ConstTensorView(a.rstd), a.inp, a.weight})
     check_device(op, ctx, t);
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.inp, a.weight, a.out, a.rstd}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.inp); return cpu::rmsnorm_forward(a);
     case DeviceKind::kCuda: check_cuda_float(op, a.inp); OM_CUDA_OP(op, cuda::rmsnorm_forward(a, ctx.stream)); return;
@@ -39,6 +40,7 @@ void rmsnorm_backward(const ExecContext& ctx, const RmsNormBackwardArgs& a) {
   for (const ConstTensorView& t :
        {ConstTensorView(a.dinp), ConstTensorView(a.dweight), a.dout, a.inp, a.weight, a.rstd})
     check_device(op, ctx, t);
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.dout, a.inp, a.weight, a.rstd, a.dinp, a.dweight}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.inp); return cpu::rmsnorm_backward(a);
     case DeviceKind::kCuda: check_cuda_float(op, a.inp); OM_CUDA_OP(op, cuda::rmsnorm_backward(a, ctx.stream)); return;

@@ -20,6 +20,10 @@ void check_rope_args(const char* op, const ExecContext& ctx, const RopeArgs& a) 
 void rope_forward(const ExecContext& ctx, const RopeArgs& a) {
   constexpr const char* op = "rope_forward";
   check_rope_args(op, ctx, a);
+  // Reads and writes the rotated heads only: n_rot_heads of the Hx in x.
+  const profiler::Scope prof(ctx, op, 0,
+                             2.0 * static_cast<double>(a.x.nbytes()) * static_cast<double>(a.n_rot_heads) /
+                                 static_cast<double>(a.x.ndim() == 4 && a.x.dim(2) > 0 ? a.x.dim(2) : 1));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.x); return cpu::rope_forward(a);
     case DeviceKind::kCuda: check_cuda_float(op, a.x); OM_CUDA_OP(op, cuda::rope_forward(a, ctx.stream)); return;
@@ -29,6 +33,10 @@ void rope_forward(const ExecContext& ctx, const RopeArgs& a) {
 void rope_backward(const ExecContext& ctx, const RopeArgs& a) {
   constexpr const char* op = "rope_backward";
   check_rope_args(op, ctx, a);
+  // Reads and writes the rotated heads only: n_rot_heads of the Hx in x.
+  const profiler::Scope prof(ctx, op, 0,
+                             2.0 * static_cast<double>(a.x.nbytes()) * static_cast<double>(a.n_rot_heads) /
+                                 static_cast<double>(a.x.ndim() == 4 && a.x.dim(2) > 0 ? a.x.dim(2) : 1));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.x); return cpu::rope_backward(a);
     case DeviceKind::kCuda: check_cuda_float(op, a.x); OM_CUDA_OP(op, cuda::rope_backward(a, ctx.stream)); return;

@@ -19,6 +19,7 @@ void swiglu_forward(const ExecContext& ctx, const SwigluForwardArgs& a) {
   check_tensor(op, a.gate_up, a.gate_up.dtype, {N, 2 * F});
   check_tensor(op, a.out, a.gate_up.dtype, {N, F});
   for (const ConstTensorView& t : {ConstTensorView(a.out), a.gate_up}) check_device(op, ctx, t);
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.gate_up, a.out}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.gate_up); return cpu::swiglu_forward(a);
     case DeviceKind::kCuda:
@@ -35,6 +36,7 @@ void swiglu_backward(const ExecContext& ctx, const SwigluBackwardArgs& a) {
   check_tensor(op, a.dgate_up, a.gate_up.dtype, {N, 2 * F});
   check_tensor(op, a.dout, a.gate_up.dtype, {N, F});
   for (const ConstTensorView& t : {ConstTensorView(a.dgate_up), a.dout, a.gate_up}) check_device(op, ctx, t);
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.gate_up, a.dout, a.dgate_up}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.gate_up); return cpu::swiglu_backward(a);
     case DeviceKind::kCuda:

@@ -123,7 +123,13 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   plan.shard_size = shards.shard_size;
   const size_t S = static_cast<size_t>(shards.shard_size);
   plan.master = plan.exp_avg = plan.exp_avg_sq = kF32 * S;
-  plan.flat_grad = plan.flat_param = kF32 * static_cast<size_t>(dp) * S;
+  plan.flat_grad = kF32 * static_cast<size_t>(dp) * S;
+  // dp = 1 publishes from the master shard itself; a bf16 model gathers its weights in their own
+  // dtypes (PublishLayout), an f32 one as f32 (DistributedOptimizer).
+  plan.flat_param = dp == 1                 ? 0
+                    : dtype == DType::kF32 ? plan.flat_grad
+                                           : static_cast<size_t>(dp) *
+                                                 static_cast<size_t>(publish_layout(units, shards, params).shard_bytes);
   plan.grad_norm = sizeof(double);
 
   // OrthoAdam's cached rotations and (CUDA) block_rotate scratch, per dp rank; the worst rank counts.
@@ -180,7 +186,7 @@ std::string format_memory_plan(const MemoryPlan& p) {
   line("optimizer m", p.exp_avg, "4*S");
   line("optimizer v", p.exp_avg_sq, "4*S");
   line("zero1 flat grad", p.flat_grad, "4*dp*S");
-  line("zero1 flat param", p.flat_param, "4*dp*S");
+  line("zero1 flat param", p.flat_param, "4*dp*S; bf16: dp*SB (2 bytes per matrix element); 0 at dp = 1");
   line("grad norm", p.grad_norm, "8 (f64)");
   line("rotations", p.rotations,
        p.rotations > 0 ? format_message("4*sum over units (R^2 + sum_b K_b^2), dp rank %d", p.worst_dp_rank)

@@ -16,11 +16,13 @@
 // Lines (model/llama.h, optim/distributed_optimizer.h):
 //   parameters   Σ_p ⌈e_p·numel_p⌉₂₅₆ ≈ e·(P − n_norm) + 4·n_norm           (Llama parameter arena)
 //   gradients    Σ_p ⌈4·numel_p⌉₂₅₆ ≈ 4·P (f32: = parameters)                (Llama gradient arena)
-//   activations  Σ_views ⌈·⌉₂₅₆ of e·Bm·T·[L·(4C + 4Cl + 3Fl) + 3C + 2Vl + max(3Cl, 2Fl, C) + max(C, Fl)]
+//   activations  Σ_views ⌈·⌉₂₅₆ of e·Bm·T·[L·(4C + 4Cl + 3Fl) + 3C + Vl + max(3Cl, 2Fl, C) + max(C, Fl)]
 //                + 4·Bm·T·[L·(2 + Hl) + 5] (rstd, lse, cross-entropy statistics) + 2·4·Bm·T (i32 tokens,
 //                targets)
 //   master, m, v 4·S each                                                   (ZeRO-1 shard state)
-//   flat grad    4·dp·S, flat param 4·dp·S                                  (reduce_scatter / all_gather)
+//   flat grad    4·dp·S, flat param 4·dp·S (0 at dp = 1)                    (reduce_scatter / all_gather)
+//                bf16: flat param dp·SB, SB = the largest shard's value bytes (2 per matrix element, 4 per
+//                gain element, each unit aligned to 32 bytes: optim/optimizer_units.h PublishLayout)
 //   grad norm    8                                                          (f64 accumulator)
 //   rotations    OrthoAdam: 4·Σ_u (R_u² + Σ_b K_b²) over the rank's units (R_u rows, K_b ≤ B column
 //                blocks; optim/orthoadam.h rotation_numel), ≤ 4·(R/K + B/R) per unit element; AdamW: 0

@@ -87,6 +87,9 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
   po::options_description out("Logging and output");
   out.add_options()
       ("log-interval", po::value(&o->log_interval)->default_value(o->log_interval), "log every N steps")
+      ("profile-steps", po::value(&o->profile_steps)->default_value(o->profile_steps),
+       "time every op of N steps after the first and log a table (device time, TFLOP/s, GB/s per op, and the "
+       "step's time outside ops); also profile.txt next to metrics.jsonl; 0 = off")
       ("save", po::value(&o->save), "run directory: checkpoints (step_*/, latest) and metrics.jsonl")
       ("save-interval", po::value(&o->save_interval)->default_value(o->save_interval),
        "checkpoint every N steps (and after the last step); 0 = after the last step only")
@@ -195,6 +198,7 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
   if (o.eval_metrics && o.valid_data_path.empty())
     return bad("--eval-metrics measures on the validation batches: give --valid-data-path too");
   if (o.log_interval < 1) return bad("--log-interval must be >= 1");
+  if (o.profile_steps < 0) return bad("--profile-steps must be >= 0 (0 = off)");
   if (o.save_interval < 0) return bad("--save-interval must be >= 0 (0 = after the last step only)");
   if (o.save_keep < 0) return bad("--save-keep must be >= 0 (0 = keep all)");
   if (o.save_interval > 0 && o.save.empty()) return bad("--save-interval needs --save DIR (where checkpoints go)");

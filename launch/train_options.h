@@ -50,6 +50,7 @@ struct TrainOptions {
   bool eval_metrics = false;           // also the paper's metrics on the validation batches (metrics.jsonl)
   // Logging and output
   int64_t log_interval = 1;
+  int64_t profile_steps = 0;           // time every op of N steps after the first (core/profiler.h); 0 = off
   std::string save;                    // run directory: checkpoints (checkpoints/FORMAT.md) and metrics.jsonl
   int64_t save_interval = 0;           // checkpoint every N steps (and after the last); 0 = after the last only
   int64_t save_keep = 0;               // keep the newest K checkpoints; 0 = all

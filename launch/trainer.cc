@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/log.h"
+#include "core/profiler.h"
 #include "core/timer.h"
 #include "data/dataset_info.h"
 #include "checkpoints/checkpoint.h"
@@ -25,6 +26,8 @@ constexpr double kCpuPeakFlopsPerCore = 222.5e9;
 // The dense bf16 GEMM limit measured on the lent H200 (≈ 790 TFLOP/s, ../shared/ENVIRONMENT.md): MFU is
 // quoted against what the product's bf16 path could reach; give --peak-tflops for another GPU.
 constexpr double kCudaPeakFlops = 790e12;
+// HBM3e bandwidth of the H200 (NVIDIA's datasheet: 4.8 TB/s), for the op profiler's GB/s column.
+constexpr double kCudaPeakBytesPerS = 4.8e12;
 
 std::string format_eta(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
@@ -163,6 +166,19 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   t->tokens_.resize(n);
   t->targets_.resize(n);
   const bool cuda = t->device_.kind == DeviceKind::kCuda;
+  const size_t step_n = n * static_cast<size_t>(o.accumulation_steps());
+  if (cuda) {
+    t->pinned_ = Buffer::AllocatePinned(step_n * (2 * sizeof(int32_t) + sizeof(float)), "step batch and losses (host)");
+    t->step_tokens_ = static_cast<int32_t*>(t->pinned_.data());
+    t->step_targets_ = t->step_tokens_ + step_n;
+    t->step_losses_ = reinterpret_cast<float*>(t->step_targets_ + step_n);
+  } else {
+    t->host_ids_.resize(2 * step_n);
+    t->host_losses_.resize(step_n);
+    t->step_tokens_ = t->host_ids_.data();
+    t->step_targets_ = t->host_ids_.data() + step_n;
+    t->step_losses_ = t->host_losses_.data();
+  }
   t->peak_flops_ = o.peak_tflops > 0 ? o.peak_tflops * 1e12
                    : cuda            ? kCudaPeakFlops
                                      : kCpuPeakFlopsPerCore * omp_get_max_threads();
@@ -234,13 +250,30 @@ StatusOr<StepStats> Trainer::TrainStep() {
     std::this_thread::sleep_for(std::chrono::hours(1));
   }
   model_->ZeroGrad();
+  // Nothing is read back inside the loop: each micro-batch has its own slots (see trainer.h).
+  const int64_t n = mb * T;
+  std::vector<int64_t> target_counts(static_cast<size_t>(accumulation));
+  for (int64_t micro = 0; micro < accumulation; ++micro) {
+    int32_t* tok = step_tokens_ + micro * n;
+    int32_t* tgt = step_targets_ + micro * n;
+    train_sampler_->MicroBatch(consumed_samples_, micro, mb, dp_rank_, options_.dp, {tok, static_cast<size_t>(n)},
+                               {tgt, static_cast<size_t>(n)});
+    model_->Forward(make_view(tok, DType::kI32, {mb, T}, Device::Cpu(), "batch.tokens"),
+                    make_view(tgt, DType::kI32, {mb, T}, Device::Cpu(), "batch.targets"),
+                    make_view(step_losses_ + micro * n, DType::kF32, {mb, T}, Device::Cpu(), "batch.losses"));
+    target_counts[static_cast<size_t>(micro)] = model_->target_count();
+    model_->Backward(1.0f / static_cast<float>(accumulation));
+  }
+  // The first wait of the step: the losses have landed. Each micro-batch's mean in element order in
+  // double, as Llama::Forward(tokens, targets) returns it.
+  synchronize(ExecContext{device_, Stream{}});
   double loss = 0.0;
   for (int64_t micro = 0; micro < accumulation; ++micro) {
-    train_sampler_->MicroBatch(consumed_samples_, micro, mb, dp_rank_, options_.dp, tokens_, targets_);
-    const ConstTensorView tok = make_view(tokens_.data(), DType::kI32, {mb, T}, Device::Cpu(), "batch.tokens");
-    const ConstTensorView tgt = make_view(targets_.data(), DType::kI32, {mb, T}, Device::Cpu(), "batch.targets");
-    loss += model_->Forward(tok, tgt) / static_cast<double>(accumulation);
-    model_->Backward(1.0f / static_cast<float>(accumulation));
+    const int64_t count = target_counts[static_cast<size_t>(micro)];
+    if (count == 0) continue;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(step_losses_[micro * n + i]);
+    loss += sum / static_cast<double>(count) / static_cast<double>(accumulation);
   }
   if (fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank())) {
     loss = std::numeric_limits<double>::quiet_NaN();
@@ -399,11 +432,53 @@ void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> va
   }
 }
 
+void Trainer::ReportProfile(int64_t steps, double seconds) {
+  const std::vector<profiler::OpStats> ops = profiler::Collect();
+  if (!is_logger()) return;
+  const double world = parallel() ? static_cast<double>(groups_->dims().world_size) : 1.0;
+  const std::string table =
+      profiler::FormatTable(ops, steps, seconds / static_cast<double>(steps), peak_flops_ / world,
+                            device_.kind == DeviceKind::kCuda ? kCudaPeakBytesPerS : 0.0);
+  OM_LOG_INFO("--profile-steps: %ld step(s) of %.1f ms on %s (%s), rank 0; device time per op (core/profiler.h):",
+              steps, 1e3 * seconds / static_cast<double>(steps), device_name(device_).c_str(),
+              std::string(dtype_name(dtype_)).c_str());
+  for (size_t at = 0; at < table.size();) {
+    const size_t end = table.find('\n', at);
+    OM_LOG_INFO("  %s", table.substr(at, end - at).c_str());
+    at = end + 1;
+  }
+  const std::string dir = !options_.save.empty() ? options_.save : options_.log_dir;
+  if (dir.empty()) return;
+  const std::string path = dir + "/profile.txt";
+  if (std::FILE* f = std::fopen(path.c_str(), "w")) {
+    std::fprintf(f, "# ortho_megatron --profile-steps: %ld step(s), model %s, %s, micro-batch %ld, device %s\n%s",
+                 steps, config_.ToString().c_str(), std::string(dtype_name(dtype_)).c_str(), options_.micro_batch_size,
+                 device_name(device_).c_str(), table.c_str());
+    std::fclose(f);
+  } else {
+    OM_LOG_WARN("--profile-steps: cannot write '%s'; the table is in the log above", path.c_str());
+  }
+}
+
 Status Trainer::Run() {
   Timer total;
   const int64_t first = step_;
+  // --profile-steps N: steps first + 2 .. first + N + 1 (the first step warms up: allocations, cuBLASLt
+  // heuristics), TrainStep only (validation and saves are not counted).
+  int64_t profiled = 0;
+  double profiled_seconds = 0;
   while (step_ < options_.train_iters) {
-    OM_ASSIGN_OR_RETURN(StepStats s, TrainStep());
+    const bool profiling = profiled < options_.profile_steps && step_ > first;
+    if (profiling && profiled == 0) profiler::Reset();
+    profiler::set_enabled(profiling);
+    StatusOr<StepStats> stepped = TrainStep();
+    profiler::set_enabled(false);
+    OM_RETURN_IF_ERROR(stepped.status());
+    const StepStats s = *stepped;
+    if (profiling) {
+      profiled_seconds += s.seconds;
+      if (++profiled == options_.profile_steps) ReportProfile(profiled, profiled_seconds);
+    }
     std::optional<double> val;
     const bool last = s.step == options_.train_iters;
     if (valid_sampler_ && (last || (options_.eval_interval > 0 && s.step % options_.eval_interval == 0))) {
@@ -421,6 +496,10 @@ Status Trainer::Run() {
       }
       return Status::Ok();
     }
+  }
+  if (profiled > 0 && profiled < options_.profile_steps) ReportProfile(profiled, profiled_seconds);
+  if (options_.profile_steps > 0 && profiled == 0 && is_logger()) {
+    OM_LOG_WARN("--profile-steps: no step after the first one in this run; nothing was profiled");
   }
   if (!options_.save.empty() && saved_step_ != step_) OM_RETURN_IF_ERROR(Save());
   if (is_logger()) {

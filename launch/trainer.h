@@ -56,8 +56,9 @@ class Trainer {
   // Collective over the world when groups is given.
   // Device: the groups' device (train_main resolves --device per rank before creating them); without
   // groups, resolve_device(options.device, 0). On CUDA the model, its gradients and activations and the
-  // optimizer's state live on the GPU in f32 (true fp32 GEMMs), the model's tp layers and the optimizer
-  // run over the groups' NCCL communicators, and batches are copied to the GPU per micro-batch.
+  // optimizer's state live on the GPU (--dtype: bf16 matrices and activations by default, model/llama.h
+  // "Precision"), the model's tp layers and the optimizer run over the groups' NCCL communicators, and
+  // each micro-batch is copied to the GPU from page-locked memory without waiting (TrainStep).
   // --eval-metrics is CPU-only for now (the metrics read activations on the host).
   static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups);
   ~Trainer();
@@ -78,6 +79,12 @@ class Trainer {
   // naming the step and the ranks whose loss was not finite (--nan-policy abort), or the step counts
   // as taken, its data as consumed, and no update is applied (--nan-policy skip; StepStats::skipped).
   // --comm-timeout-s: the collectives of a step are watched (parallel/watchdog.h).
+  // Waiting for the device: the host samples every micro-batch into its own slot of host memory and
+  // issues forward and backward without reading anything back (Llama::Forward with a losses view), then
+  // waits twice, both after the last backward: for the per-token losses (the loss must be known on every
+  // rank before the gradients are reduced, so that all agree on a non-finite step), and inside
+  // DistributedOptimizer::ReduceGradients for the gradient norm. A fixed number of synchronous calls
+  // per step, whatever the depth and the accumulation (tests/launch/trainer_test.cc).
   StatusOr<StepStats> TrainStep();
   // Mean loss over eval_iters global batches of the held-out set (the same batches every time).
   double Validate();
@@ -90,6 +97,9 @@ class Trainer {
  private:
   Trainer() = default;
   void Log(const StepStats& s, double elapsed_s, std::optional<double> val_loss);
+  // --profile-steps: logs the op profiler's table of `steps` profiled steps that took `seconds` in all
+  // (rank 0) and writes it to profile.txt next to metrics.jsonl.
+  void ReportProfile(int64_t steps, double seconds);
   // --load: resolve, verify, check the model, load the optimizer units, restore the position.
   Status Load();
   // True on every rank when any rank saw a preemption signal or passed --exit-duration-in-mins.
@@ -121,7 +131,17 @@ class Trainer {
   LrSchedule schedule_;
   std::optional<IndexedDataset> train_data_, valid_data_;
   std::unique_ptr<GptSampler> train_sampler_, valid_sampler_;
-  std::vector<int32_t> tokens_, targets_;  // one micro-batch, (mb, T)
+  std::vector<int32_t> tokens_, targets_;  // one micro-batch, (mb, T), for Validate
+  // TrainStep's host side, every micro-batch at its own offset so that no copy still in flight is
+  // overwritten: tokens and targets (A, mb, T) i32, per-token losses (A, mb, T) f32, A = accumulation.
+  // Page-locked on CUDA (pinned_, Buffer::AllocatePinned), so the copies do not wait; host vectors on
+  // the CPU (host_ids_, host_losses_), where copy_async is a memcpy and the memory plan counts no Buffer.
+  Buffer pinned_;
+  std::vector<int32_t> host_ids_;
+  std::vector<float> host_losses_;
+  int32_t* step_tokens_ = nullptr;
+  int32_t* step_targets_ = nullptr;
+  float* step_losses_ = nullptr;
   int64_t consumed_samples_ = 0;
   int64_t step_ = 0;
   int64_t skipped_steps_ = 0;

@@ -281,7 +281,6 @@ void Llama::LayoutActivations(const LlamaConfig& config, int64_t max_micro_batch
   // dwide also holds a norm's (N, C) input gradient: 3·Cl < C when tp > 3.
   act.dwide = carve("dwide", dt, Shape{Bm * T * std::max({3 * Cl, 2 * F, C})});
   act.dnarrow = carve("dnarrow", dt, Shape{Bm * T * std::max(C, F)});
-  act.dlogits = carve("dlogits", dt, Shape{Bm, T, Vp});
 }
 
 void Llama::Initialize(uint64_t seed) {
@@ -303,6 +302,16 @@ void Llama::Initialize(uint64_t seed) {
 }
 
 double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
+  // A bad shape is reported by the Forward below, with the losses view of any B in range.
+  const int64_t B = tokens.ndim() == 2 ? std::clamp<int64_t>(tokens.dim(0), 0, max_micro_batch_) : 0;
+  const TensorView losses = Rows(act_.losses, B);
+  Forward(tokens, targets, losses);
+  if (target_count_ == 0) return 0.0;
+  const double sum = wide_ == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);
+  return sum / static_cast<double>(target_count_);
+}
+
+void Llama::Forward(ConstTensorView tokens, ConstTensorView targets, TensorView losses_out) {
   constexpr const char* op = "Llama::Forward";
   const int64_t T = config_.seq_length;
   OM_CHECK(tokens.ndim() == 2 && tokens.dim(0) >= 1 && tokens.dim(0) <= max_micro_batch_ && tokens.dim(1) == T,
@@ -311,15 +320,24 @@ double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
   const int64_t B = tokens.dim(0), N = B * T;
   check_tensor(op, tokens, DType::kI32, {B, T});
   check_tensor(op, targets, DType::kI32, {B, T});
+  OM_CHECK(losses_out.dtype == wide_ && losses_out.numel() == N && losses_out.is_contiguous() &&
+               (losses_out.device.kind == DeviceKind::kCpu || losses_out.device == device_),
+           "%s: losses %s must be %ld contiguous %s elements on %s or the host", op, losses_out.ToString().c_str(),
+           static_cast<long>(N), std::string(dtype_name(wide_)).c_str(), device_name(device_).c_str());
 
   // Own copies: backward needs them after the caller's batch buffers have moved on.
   TensorView ids = First(act_.tokens, B), tgt = First(act_.targets, B);
-  copy_bytes(ids.data, device_, tokens.data, tokens.device, tokens.nbytes());
-  copy_bytes(tgt.data, device_, targets.data, targets.device, targets.nbytes());
-  std::vector<int32_t> host_targets(static_cast<size_t>(N));
-  copy_bytes(host_targets.data(), Device::Cpu(), targets.data, targets.device, targets.nbytes());
+  copy_async(ctx_, ids.data, device_, tokens.data, tokens.device, tokens.nbytes());
+  copy_async(ctx_, tgt.data, device_, targets.data, targets.device, targets.nbytes());
+  const int32_t* counted = targets.data_as<const int32_t>();
+  std::vector<int32_t> host_targets;
+  if (targets.device.kind != DeviceKind::kCpu) {
+    host_targets.resize(static_cast<size_t>(N));
+    copy_bytes(host_targets.data(), Device::Cpu(), targets.data, targets.device, targets.nbytes());
+    counted = host_targets.data();
+  }
   target_count_ = 0;
-  for (int32_t t : host_targets) target_count_ += t != kIgnoreTarget;
+  for (int64_t n = 0; n < N; ++n) target_count_ += counted[n] != kIgnoreTarget;
   batch_ = B;
 
   if (tp_ != nullptr) {
@@ -344,9 +362,9 @@ double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
     cross_entropy_forward(ctx_, {losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B), Rows(act_.target_logit, B),
                                  logits, reshape(tgt, Shape{N}), VocabShard{0, config_.vocab_size}});
   }
-  if (target_count_ == 0) return 0.0;
-  const double sum = wide_ == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);
-  return sum / static_cast<double>(target_count_);
+  if (losses_out.data != losses.data) {
+    copy_async(ctx_, losses_out.data, losses_out.device, losses.data, device_, losses.nbytes());
+  }
 }
 
 void Llama::ForwardLayer(int64_t i, int64_t B) {
@@ -374,9 +392,7 @@ void Llama::ForwardLayer(int64_t i, int64_t B) {
   attention_forward(ctx_, {First(a.attn_out, B), First(a.lse, B), probs, qkv, H, config_.attention});
   if (probs.data != nullptr) probe_->OnAttention(i, probs);
   if (probe_ != nullptr) probe_->OnLinearInput(attn_out);
-  matmul(ctx_, {x_mid, attn_out, w.o, Transpose::kNo, Transpose::kYes});
-  if (tp_ != nullptr) reduce_from_tp_region_forward(*tp_, x_mid);  // sum of the ranks' head groups
-  residual_forward(ctx_, {x_mid, x_mid, x});
+  residual_linear(x_mid, attn_out, w.o, x);  // x_mid = x + O(attention)
 
   rmsnorm_forward(ctx_, {mlp_norm, Rows(a.mlp_rstd, B), x_mid, w.mlp_norm, config_.norm, config_.norm_eps});
   if (tp_ != nullptr) copy_to_tp_region_forward(*tp_, mlp_norm);
@@ -384,22 +400,28 @@ void Llama::ForwardLayer(int64_t i, int64_t B) {
   matmul(ctx_, {gate_up, mlp_norm, w.gate_up, Transpose::kNo, Transpose::kYes});
   swiglu_forward(ctx_, {swiglu, gate_up});
   if (probe_ != nullptr) probe_->OnLinearInput(swiglu);
-  matmul(ctx_, {x_next, swiglu, w.down, Transpose::kNo, Transpose::kYes});
-  if (tp_ != nullptr) reduce_from_tp_region_forward(*tp_, x_next);
-  residual_forward(ctx_, {x_next, x_next, x_mid});
+  residual_linear(x_next, swiglu, w.down, x_mid);  // x_next = x_mid + down(swiglu)
   if (probe_ != nullptr) {
     probe_->OnBlockOutput(i, First(i + 1 < config_.n_layers ? act_.layers[i + 1].x : act_.x_out, B));
   }
 }
 
-void Llama::ZeroGrad() {
-  for (const Parameter& p : params_) {
-    if (device_.kind == DeviceKind::kCpu) {
-      std::memset(p.grad.data, 0, p.grad.nbytes());
-    } else {
-      device_memory::cuda_memset_zero(p.grad.data, p.grad.nbytes(), device_.index);
-    }
+void Llama::residual_linear(const TensorView& out, const TensorView& in, const TensorView& w,
+                            const TensorView& skip) {
+  if (tp_ == nullptr) {
+    // One GEMM with the residual add in its epilogue (kernels/matmul.h; the CPU's bits are the unfused ops').
+    matmul(ctx_, {.c = out, .a = in, .b = w, .trans_b = Transpose::kYes, .residual = skip});
+    return;
   }
+  // Row parallel: the ranks' partial products are summed first, then the skip is added once.
+  matmul(ctx_, {out, in, w, Transpose::kNo, Transpose::kYes});
+  reduce_from_tp_region_forward(*tp_, out);
+  residual_forward(ctx_, {out, out, skip});
+}
+
+void Llama::ZeroGrad() {
+  // Every gradient is a view of the gradient arena: one stream-ordered memset of what is carved.
+  zero_async(ctx_, grad_arena_.buffer().data(), grad_arena_.used());
 }
 
 std::vector<bool> Llama::tp_replicated() const {

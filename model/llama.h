@@ -116,12 +116,23 @@ class Llama {
   // (kIgnoreTarget = masked), keeping what backward needs. Returns the mean loss over non-ignored
   // targets (0 if all are ignored). B <= max_micro_batch; T = config.seq_length.
   double Forward(ConstTensorView tokens, ConstTensorView targets);
+  // The same forward without reading anything back to the host (the training step's form, so a GPU
+  // never waits for the host inside a step): the per-token losses (B, T) at WideDType (0 where the
+  // target is ignored) are copied into `losses` with copy_async, on the model's device or in host
+  // memory (page-locked on CUDA, and not to be read before the device has passed the copy: the
+  // caller's next copy_bytes). The mean loss is then Σ losses / target_count(), summed in element order
+  // in double, which is what Forward(tokens, targets) returns. Host `tokens` and `targets` are copied
+  // to the device with copy_async too: page-locked ones must stay unchanged until the device has
+  // passed the copies. Host `targets` are counted where they are; device ones are read back (a wait).
+  void Forward(ConstTensorView tokens, ConstTensorView targets, TensorView losses);
+  // Non-ignored targets of the last Forward (what the mean loss divides by).
+  int64_t target_count() const { return target_count_; }
 
   // Backward of the last Forward: parameter gradients accumulate (+=) the gradient of
   // loss_scale · (mean loss), so gradient accumulation over k micro-batches passes 1/k.
   void Backward(float loss_scale);
 
-  void ZeroGrad();  // all gradients to 0
+  void ZeroGrad();  // all gradients to 0 (stream-ordered: one zero_async over the gradient arena)
 
   // Every following Forward reports to `probe` (not owned; nullptr: none). With attention requested,
   // a (max_micro_batch, Hl, T, T) probability buffer is allocated on first use.
@@ -143,7 +154,8 @@ class Llama {
   MemoryBytes arena_bytes() const;
   size_t memory_bytes() const { return arena_bytes().total(); }
 
-  // The logits (B, T, Vl) of the last Forward (this tp rank's vocabulary columns, padding included).
+  // The logits (B, T, Vl) of the last Forward (this tp rank's vocabulary columns, padding included);
+  // Backward overwrites them with their gradient.
   ConstTensorView logits() const;
 
  private:
@@ -183,13 +195,12 @@ class Llama {
     TensorView x_out;         // (Bm, T, C)   output of the last layer
     TensorView final_norm;    // (Bm, T, C)
     TensorView final_rstd;    // (Bm, T)
-    TensorView logits;        // (Bm, T, Vl)
+    TensorView logits;        // (Bm, T, Vl)   Backward overwrites them with their gradient
     TensorView row_max, sum_exp, target_logit, losses;  // (Bm, T) cross-entropy statistics
     // Backward scratch (llama_backward.cc says which gradient lives where, and why sharing is safe).
     TensorView dx;            // (Bm, T, C)            gradient of the residual stream
     TensorView dwide;         // (Bm·T·max(3Cl, 2Fl, C)) dqkv | dgate_up | a norm's dinp
     TensorView dnarrow;       // (Bm·T·max(C, Fl))     dattn | dswiglu | a norm's dout
-    TensorView dlogits;       // (Bm, T, Vl)
   };
 
   // Carves every activation view of a (config, max_micro_batch, dtype, tp_size) model through
@@ -208,6 +219,9 @@ class Llama {
   static void CheckLayout(const LlamaConfig& config, int64_t max_micro_batch, DType dtype, int tp_size);
   // Layer i on the first B sequences: x -> x_next (forward), dx_next -> dx (backward, in act_.dx).
   void ForwardLayer(int64_t i, int64_t B);
+  // out (N, C) = skip + in (N, K) · wᵀ for the o and down projections (w (C, K) row-parallel over tp):
+  // at tp = 1 one GEMM with the add fused in its epilogue, else GEMM, all-reduce over tp, add.
+  void residual_linear(const TensorView& out, const TensorView& in, const TensorView& w, const TensorView& skip);
   void BackwardLayer(int64_t i, int64_t B);  // llama_backward.cc
 
   LlamaConfig config_;

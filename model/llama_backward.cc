@@ -9,9 +9,12 @@
 //                                consumed by the matmul that produced the norm's output gradient.
 //   dnarrow  (B·T, max(C, F))    dattn / dswiglu (consumed by attention / swiglu backward), then the
 //                                norm's output gradient (written by the matmul that reads dwide).
-//   dlogits  (B·T, Vp)           its own buffer: the cross-entropy backward reads the logits.
+//   dlogits  (B·T, Vl)           the logits themselves: the cross-entropy backward writes each
+//                                element's gradient over it after reading it (kernels/cross_entropy.h
+//                                allows dlogits == logits), and nothing reads the logits afterwards.
+//                                This saves a (Bm, T, Vl) buffer: 1 GiB for llama-130m at Bm = 64, bf16.
 // Every op below reads and writes distinct buffers, except the residual adds (dx += ..., out aliasing
-// a, which residual_forward allows).
+// a, which residual_forward allows) and the cross-entropy backward (above).
 // Tensor parallel (tp Comm set): each norm's output gradient is a partial sum over the ranks' column
 // shards (LM head, qkv, gate_up), so copy_to_tp_region_backward all-reduces it before the norm's
 // backward; the row-parallel O / down backward and the vocab-parallel cross-entropy and embedding
@@ -35,7 +38,7 @@ void Llama::Backward(float loss_scale) {
   const int64_t B = batch_, N = B * config_.seq_length, C = config_.hidden;
   // d(mean loss)/d(loss of row n) = 1 / (non-ignored targets); ignored rows get no gradient anyway.
   const float dloss = target_count_ > 0 ? loss_scale / static_cast<float>(target_count_) : 0.0f;
-  const TensorView dlogits = Rows(act_.dlogits, B), logits = Rows(act_.logits, B);
+  const TensorView logits = Rows(act_.logits, B), dlogits = logits;  // in place (see the header)
   const TensorView final_norm = Rows(act_.final_norm, B), dx = Rows(act_.dx, B);
   const TensorView dnorm = Scratch(act_.dnarrow, {N, C}, "dfinal_norm");
   if (tp_ != nullptr) {

@@ -67,8 +67,29 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   const int64_t S = plan_.shard_size, total = padded_numel();
   flat_grad_ = Buffer::Allocate(dev, static_cast<size_t>(total) * kF32, "zero1 flat grad");
   flat_grad_.Zero();
-  flat_param_ = Buffer::Allocate(dev, static_cast<size_t>(total) * kF32, "zero1 flat param");
-  flat_param_.Zero();
+  // dp = 1: the master shard is every unit already (PublishMaster). dp > 1 with a value that is not
+  // f32: the weights travel in their own dtypes (PublishLayout); else as the f32 master.
+  narrow_publish_ = dp.size() > 1 && std::any_of(params_.begin(), params_.end(), [](const Parameter& p) {
+                      return p.value.dtype != DType::kF32;
+                    });
+  std::vector<size_t> all(units_.size());
+  for (size_t u = 0; u < all.size(); ++u) all[u] = u;
+  const auto elements = [&](size_t u) { return units_[u].numel(); };
+  flat_runs_ = MakeRuns(all, [&](size_t u) { return plan_.flat_offset(u); }, elements);
+  local_runs_ = MakeRuns(local_, [&](size_t u) { return plan_.offset[u]; }, elements);
+  if (narrow_publish_) {
+    publish_ = publish_layout(units_, plan_, params_);
+    const auto bytes = [&](size_t u) {
+      return units_[u].numel() * static_cast<int64_t>(dtype_size(params_[units_[u].param].value.dtype));
+    };
+    publish_runs_ = MakeRuns(all, [&](size_t u) { return publish_.flat_offset(plan_, u); }, bytes);
+    local_publish_runs_ = MakeRuns(local_, [&](size_t u) { return publish_.flat_offset(plan_, u); }, bytes);
+    flat_param_ = Buffer::Allocate(dev, static_cast<size_t>(dp.size() * publish_.shard_bytes), "zero1 flat param");
+    flat_param_.Zero();
+  } else if (dp.size() > 1) {
+    flat_param_ = Buffer::Allocate(dev, static_cast<size_t>(total) * kF32, "zero1 flat param");
+    flat_param_.Zero();
+  }
   state_ = Buffer::Allocate(dev, 3 * static_cast<size_t>(S) * kF32, "zero1 master|m|v");
   state_.Zero();
   norm_sq_ = Buffer::Allocate(dev, sizeof(double), "zero1 grad norm sq");
@@ -115,6 +136,35 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   if (dev.kind != DeviceKind::kCpu) copy_bytes(rotations_.data(), dev, host_rotations.data(), Device::Cpu(), rot_bytes);
 }
 
+template <typename OffsetFn, typename SizeFn>
+std::vector<DistributedOptimizer::Run> DistributedOptimizer::MakeRuns(const std::vector<size_t>& units, OffsetFn offset,
+                                                                      SizeFn size) const {
+  std::vector<Run> runs;
+  for (size_t k = 0; k < units.size(); ++k) {
+    const size_t u = units[k];
+    if (!runs.empty()) {
+      Run& r = runs.back();
+      const size_t last = r.first + r.count - 1;
+      const OptimizerUnit &a = units_[last], &b = units_[u];
+      if (u == last + 1 && b.param == a.param && b.param_offset() == a.param_offset() + a.numel() &&
+          offset(u) == offset(last) + size(last)) {
+        ++r.count;
+        r.numel += b.numel();
+        continue;
+      }
+    }
+    runs.push_back(Run{u, 1, units_[u].numel()});
+  }
+  return runs;
+}
+
+TensorView DistributedOptimizer::RunValue(const Run& run) const {
+  const OptimizerUnit& unit = units_[run.first];
+  const Parameter& p = params_[unit.param];
+  char* base = static_cast<char*>(p.value.data) + unit.param_offset() * static_cast<int64_t>(dtype_size(p.value.dtype));
+  return make_view(static_cast<void*>(base), p.value.dtype, Shape{run.numel}, p.value.device, p.name.c_str());
+}
+
 TensorView DistributedOptimizer::ShardView(int64_t which, int64_t offset, int64_t n, const char* name) const {
   return f32_view(state_, which * plan_.shard_size + offset, n, name);
 }
@@ -132,11 +182,12 @@ double DistributedOptimizer::ReduceGradients(bool poison) {
   const uint64_t bytes_before = dp_->bytes_sent();
   const Device dev = ctx_.device;
   // 1. Unit gradients → flat buffer (every rank fills every shard: reduce_scatter sums them all).
-  for (size_t u = 0; u < units_.size(); ++u) {
-    const OptimizerUnit& unit = units_[u];
-    copy_bytes(f32_at(flat_grad_, plan_.flat_offset(u)), dev,
+  // One stream-ordered copy per run of units (copy_async): the host does not wait.
+  for (const Run& run : flat_runs_) {
+    const OptimizerUnit& unit = units_[run.first];
+    copy_async(ctx_, f32_at(flat_grad_, plan_.flat_offset(run.first)), dev,
                static_cast<const float*>(params_[unit.param].grad.data) + unit.param_offset(), dev,
-               static_cast<size_t>(unit.numel()) * kF32);
+               static_cast<size_t>(run.numel) * kF32);
   }
 
   // 2. Sum over replicas into this rank's chunk, in place. The mean's 1/dp is applied by Step, folded
@@ -147,7 +198,7 @@ double DistributedOptimizer::ReduceGradients(bool poison) {
 
   // 3. Each unit lives in exactly one shard, so the shards' sums of squares add up to the global one.
   // The padding is zero and adds nothing.
-  norm_sq_.Zero();
+  zero_async(ctx_, norm_sq_.data(), sizeof(double));
   const TensorView sum_sq = make_view(norm_sq_.data(), DType::kF64, Shape{1}, dev, "zero1.grad_norm_sq");
   if (tp_ != nullptr && tp_->size() > 1 && tp_->rank() != 0) {
     // Replicated parameters (norm gains) are counted by tp_rank 0 alone.
@@ -166,6 +217,7 @@ double DistributedOptimizer::ReduceGradients(bool poison) {
   }
   dp_->all_reduce(sum_sq, ReduceOp::kSum);
   if (tp_ != nullptr && tp_->size() > 1) tp_->all_reduce(sum_sq, ReduceOp::kSum);
+  // The one wait of a step: the host needs the norm to decide (skip, stop, clip) before Step.
   double sum_of_squares = 0.0;
   copy_bytes(&sum_of_squares, Device::Cpu(), norm_sq_.data(), dev, sizeof(double));
   grad_norm_ = std::sqrt(sum_of_squares) * static_cast<double>(inv_dp());
@@ -187,10 +239,9 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
 
   // 4. The update of every unit of the shard; the padding is in no unit and never changes.
   if (config_.kind == OptimizerKind::kAdamW) {
-    for (size_t u : local_) {
-      const OptimizerUnit& unit = units_[u];
-      const Parameter& p = params_[unit.param];
-      const int64_t off = plan_.offset[u], n = unit.numel();
+    for (const Run& run : local_runs_) {  // one launch per run of one parameter's units
+      const Parameter& p = params_[units_[run.first].param];
+      const int64_t off = plan_.offset[run.first], n = run.numel;
       adamw_update(ctx_, make_adamw_args(a, p.weight_decay, ShardView(0, off, n, p.name.c_str()),
                                          ShardView(1, off, n, "zero1.exp_avg"), ShardView(2, off, n, "zero1.exp_avg_sq"),
                                          GradView(off, n), lr, step_, grad_scale));
@@ -207,9 +258,9 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
     d.grad_scale = grad_scale;
     adam_direction(ctx_, d);                                          // Ũ, in place
     block_rotate(ctx_, rotation_units_, RotateDirection::kInverse);  // U = Q_rᵀ Ũ Q_c
-    for (size_t u : local_) {
-      const OptimizerUnit& unit = units_[u];
-      const int64_t off = plan_.offset[u], n = unit.numel();
+    for (const Run& run : local_runs_) {
+      const OptimizerUnit& unit = units_[run.first];
+      const int64_t off = plan_.offset[run.first], n = run.numel;
       adam_apply(ctx_, {ShardView(0, off, n, params_[unit.param].name.c_str()), GradView(off, n), lr, decay(unit)});
     }
   }
@@ -220,13 +271,37 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
 }
 
 void DistributedOptimizer::PublishMaster() {
-  dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel(), "zero1.flat_param"));
-  // f32 values: a copy; bf16 values: the master rounded to nearest even (kernels/cast.h).
-  for (size_t u = 0; u < units_.size(); ++u) {
-    const OptimizerUnit& unit = units_[u];
-    cast(ctx_, {unit_value(params_[unit.param], unit),
-                f32_view(flat_param_, plan_.flat_offset(u), unit.numel(), "zero1.flat_param")});
+  if (narrow_publish_) return PublishNarrow();
+  // dp = 1: the one shard holds every unit at its flat offset, so the values are cast from the master
+  // itself (no all_gather, no flat parameter buffer: one pass over 4 bytes per parameter saved).
+  const bool gather = dp_->size() > 1;
+  if (gather) dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel(), "zero1.flat_param"));
+  const Buffer& source = gather ? flat_param_ : state_;
+  // f32 values: a copy; bf16 values: the master rounded to nearest even (kernels/cast.h). One cast per run.
+  for (const Run& run : flat_runs_) {
+    cast(ctx_, {RunValue(run), f32_view(source, plan_.flat_offset(run.first), run.numel, "zero1.flat_param")});
   }
+}
+
+void DistributedOptimizer::PublishNarrow() {
+  char* base = static_cast<char*>(flat_param_.data());
+  const int64_t SB = publish_.shard_bytes;
+  const auto publish_view = [&](const Run& run) {
+    return make_view(static_cast<void*>(base + publish_.flat_offset(plan_, run.first)),
+                     params_[units_[run.first].param].value.dtype, Shape{run.numel}, ctx_.device, "zero1.flat_param");
+  };
+  // This rank's units in their values' dtypes (bf16: round to nearest even) into its chunk, ...
+  for (const Run& run : local_publish_runs_) {
+    cast(ctx_, {publish_view(run), ShardView(0, plan_.offset[run.first], run.numel, "zero1.master")});
+  }
+  // ... every chunk to every rank as 4-byte words (a copy: the bytes arrive unchanged), ...
+  const int64_t words = SB / 4;
+  dp_->all_gather(make_view(static_cast<void*>(base + dp_->rank() * SB), DType::kI32, Shape{words}, ctx_.device,
+                            "zero1.flat_param.shard"),
+                  make_view(static_cast<void*>(base), DType::kI32, Shape{dp_->size() * words}, ctx_.device,
+                            "zero1.flat_param"));
+  // ... and every unit into its Parameter::value (same dtype: a copy).
+  for (const Run& run : publish_runs_) cast(ctx_, {RunValue(run), publish_view(run)});
 }
 
 TensorView DistributedOptimizer::unit_state(int which, size_t u) const {

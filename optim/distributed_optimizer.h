@@ -24,8 +24,11 @@
 //                       adam_direction over the shard (Ũ, in place), block_rotate inverse (U), then
 //                       adam_apply per unit (θ −= lr·(U + λθ)); optim/orthoadam.h has the algorithm
 //                    5. all_gather the master shard into the flat parameter buffer; copy every unit
-//                       into its Parameter::value
+//                       into its Parameter::value (dp = 1: straight from the master shard, which is
+//                       then every unit at its flat offset; no flat parameter buffer is allocated)
 // Splitting the step lets the trainer log the norm and skip a non-finite step before anything changes.
+// Launches: steps 1, 4 and 5 run once per run of consecutive units of one parameter (Run below), not
+// once per unit: ~6 per layer instead of ~11 at B = 1024 for each of the copy, AdamW and cast.
 //
 // Exactness. MpiComm sums in rank order, ((g_0 + g_1) + g_2) + …, then × (1/dp) as above; the Adam kernels
 // are element-wise and each unit's rotation is computed by one thread in a fixed order
@@ -40,16 +43,22 @@
 // Devices. Every buffer lives on the parameters' device (all parameters on one device): the CPU with
 // MpiComm or LocalComm, CUDA with NcclComm or LocalComm. The ops run through the kernels' device switch
 // (CUDA: adamw.cu, block_rotate.cu, sum_squares.cu, cast.cu); the per-unit gradient copies are
-// synchronous copy_bytes.
+// stream-ordered (copy_async). The host waits for the device once per step: ReduceGradients reads the
+// norm back (so everything issued before it, the trainer's loss copies included, has finished).
 // Precision. Gradients are f32 always; values f32 or bf16 (a bf16 Llama's matrices, model/llama.h
 // "Precision"). The master shard is f32 and is the truth: it starts as the model's values (bf16
 // converts exactly), and step 5 writes every value as the f32 master (f32: a copy) or its
-// round-to-nearest-even bf16 (kernels/cast.h). The all_gather stays f32 (4 bytes per element; a
-// bf16 gather would halve it, at the price of a second rounding path — not done). The
+// round-to-nearest-even bf16 (kernels/cast.h). At dp > 1 with any non-f32 value, step 5 gathers the
+// weights in their own dtypes instead of f32 (PublishLayout, optim/optimizer_units.h): each rank casts
+// its units into its chunk of a byte buffer (bf16 values rounded there, once), all_gathers the chunks
+// as 4-byte words and copies every unit into its value — the same bits as gathering f32 and rounding
+// after (rounding is element-wise), in half the bytes for bf16 matrices (tests/parallel/
+// distributed_optimizer_test.cc: bitwise vs dp = 1, bytes vs the ring formula). The
 // rotations are drawn on the host and copied to the device once; the norm is read back to the host.
 //
-// Memory per parameter element (f32 everywhere): 4 (flat gradient) + 4 (flat parameters, the
-// all_gather target) + 12/dp (master, m, v of the shard), besides the model's own value and grad.
+// Memory per parameter element: 4 (flat gradient) + the flat parameters, the all_gather target (4; the
+// value's size, 2 for bf16, when gathering in the values' dtypes; none at dp = 1) + 12/dp (master, m, v
+// of the shard), besides the model's own value and grad.
 // OrthoAdam adds its cached f32 rotations, R² + Σ K_b² floats per (R, K) unit, i.e. 4·(R/K + Σ K_b²/(R·K))
 // ≤ 4·(R/K + B/R) bytes per element of the shard's units (rotation_bytes()): 8 bytes for a (256, 256)
 // unit, 10 for a (1024, 512) one (B = 1024), divided over dp like the moments. They are cached, not
@@ -133,14 +142,30 @@ class DistributedOptimizer {
 
   // Bytes of cached f32 rotations on this rank (0 for AdamW).
   size_t rotation_bytes() const { return rotations_.size(); }
+  // SB of the weight all_gather in the values' dtypes (PublishLayout); 0 when it gathers f32 or dp = 1.
+  int64_t publish_shard_bytes() const { return narrow_publish_ ? publish_.shard_bytes : 0; }
 
   // Bytes this rank sent over dp (Comm::bytes_sent model) during the last ReduceGradients + Step:
-  // ring reduce_scatter and all_gather of padded_numel f32, plus an 8-byte f64 all_reduce.
+  // ring reduce_scatter of padded_numel f32, all_gather of padded_numel f32 (or of dp·publish_shard_bytes
+  // when gathering in the values' dtypes), plus an 8-byte f64 all_reduce.
   uint64_t last_step_bytes_sent() const { return reduce_bytes_ + step_bytes_; }
 
  private:
+  // Units [first, first + count) of one parameter whose rows follow each other and whose places in a
+  // destination buffer follow each other too: one copy, cast or Adam launch covers the run instead of
+  // one per unit (every such op is element-wise, so the bits are the same; a GPU saves the launches).
+  struct Run {
+    size_t first = 0, count = 0;
+    int64_t numel = 0;
+  };
+  // Merges `units` (ascending) into runs, given each unit's offset and size in the destination.
+  template <typename OffsetFn, typename SizeFn>
+  std::vector<Run> MakeRuns(const std::vector<size_t>& units, OffsetFn offset, SizeFn size) const;
+  TensorView RunValue(const Run& run) const;  // the run's elements in its parameter's value
+
   TensorView ShardView(int64_t which, int64_t offset, int64_t n, const char* name) const;  // master|m|v
   TensorView GradView(int64_t offset, int64_t n) const;  // within this rank's gradient shard
+  void PublishNarrow();  // PublishMaster with narrow_publish_ (step 5 in the values' dtypes)
 
   float inv_dp() const { return 1.0f / static_cast<float>(dp_->size()); }
 
@@ -155,9 +180,15 @@ class DistributedOptimizer {
   ShardPlan plan_;
   std::vector<size_t> local_;
   int64_t numel_ = 0;
+  std::vector<Run> flat_runs_;         // every unit, contiguous in the (dp·S) flat buffers
+  std::vector<Run> local_runs_;        // this rank's units, contiguous in its shard
+  std::vector<Run> publish_runs_;      // with narrow_publish_: every unit, contiguous in publish bytes
+  std::vector<Run> local_publish_runs_;
 
   Buffer flat_grad_;    // (dp·S) f32; this rank's chunk holds the reduced shard
-  Buffer flat_param_;   // (dp·S) f32; all_gather target
+  Buffer flat_param_;   // all_gather target: (dp·S) f32, (dp·SB) bytes with narrow_publish_, none at dp = 1
+  bool narrow_publish_ = false;  // dp > 1 and some value is not f32 (Precision above)
+  PublishLayout publish_;        // with narrow_publish_
   Buffer state_;        // 3·(S) f32: master | m | v, zeroed (m = v = 0, padding = 0)
   Buffer norm_sq_;      // (1) f64 accumulator for the norm
   Buffer rotations_;    // OrthoAdam: every local unit's Q_r and Q_c blocks, f32

@@ -71,4 +71,24 @@ ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp) {
   return plan;
 }
 
+PublishLayout publish_layout(std::span<const OptimizerUnit> units, const ShardPlan& plan,
+                             std::span<const Parameter> params) {
+  OM_CHECK(plan.owner.size() == units.size(), "publish_layout: a plan of %zu units for %zu units", plan.owner.size(),
+           units.size());
+  const auto align = [](int64_t bytes) { return (bytes + kPublishAlign - 1) / kPublishAlign * kPublishAlign; };
+  PublishLayout layout;
+  layout.offset.assign(units.size(), 0);
+  std::vector<int64_t> fill(static_cast<size_t>(plan.dp), 0);
+  for (size_t u = 0; u < units.size(); ++u) {  // ascending unit order within each shard, as the plan
+    OM_CHECK(units[u].param < params.size(), "publish_layout: unit %zu names parameter %zu of %zu", u, units[u].param,
+             params.size());
+    int64_t& at = fill[static_cast<size_t>(plan.owner[u])];
+    layout.offset[u] = align(at);
+    at = layout.offset[u] + units[u].numel() * static_cast<int64_t>(dtype_size(params[units[u].param].value.dtype));
+  }
+  layout.shard_bytes = kPublishAlign;
+  for (int64_t bytes : fill) layout.shard_bytes = std::max(layout.shard_bytes, align(bytes));
+  return layout;
+}
+
 }  // namespace om

@@ -63,4 +63,22 @@ struct ShardPlan {
 
 ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp);
 
+// The byte layout in which ZeRO-1 all-gathers updated weights in the parameters' own dtypes (bf16
+// matrices at 2 bytes, f32 gains at 4; optim/distributed_optimizer.h step 5): shard r holds its units'
+// values in the plan's order (ascending unit order), each at a multiple of kPublishAlign bytes (an
+// aligned pack for the cast kernels), padded to shard_bytes = the largest shard (a multiple of
+// kPublishAlign, ≥ kPublishAlign). Pure function of the units, plan and dtypes, like the plan.
+inline constexpr int64_t kPublishAlign = 32;
+struct PublishLayout {
+  std::vector<int64_t> offset;  // (units) first byte of the unit within its owner's shard
+  int64_t shard_bytes = 0;      // SB
+  // First byte of unit u in the flat (dp·SB) buffer.
+  int64_t flat_offset(const ShardPlan& plan, size_t u) const {
+    return static_cast<int64_t>(plan.owner[u]) * shard_bytes + offset[u];
+  }
+};
+// REQUIRES: `plan` is assign_units(units, ·) and every unit's parameter is in `params`.
+PublishLayout publish_layout(std::span<const OptimizerUnit> units, const ShardPlan& plan,
+                             std::span<const Parameter> params);
+
 }  // namespace om

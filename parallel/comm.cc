@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "core/profiler.h"
 #include "parallel/watchdog.h"
 
 namespace om {
@@ -31,12 +32,17 @@ void check_alias(const Comm& comm, const char* op, const void* big, size_t big_b
            comm.name().c_str(), op, index);
 }
 
-// Adds the wall time of its scope to `seconds` (Comm::seconds_in_collectives) and records the
-// collective for the hang watchdog (parallel/watchdog.h) while it runs.
+// Adds the wall time of its scope to `seconds` (Comm::seconds_in_collectives), records the
+// collective for the hang watchdog (parallel/watchdog.h) while it runs, and times it for the op
+// profiler as "comm:<comm>.<op>" with the message size (the full tensor; bytes / time is nccl-tests'
+// algbw), core/profiler.h.
 class ScopedSeconds {
  public:
   ScopedSeconds(double& seconds, const Comm& comm, const char* op, uint64_t bytes)
-      : seconds_(seconds), start_(std::chrono::steady_clock::now()) {
+      : seconds_(seconds),
+        start_(std::chrono::steady_clock::now()),
+        prof_name_(profiler::enabled() ? "comm:" + comm.name() + "." + op : std::string()),
+        prof_(ExecContext{Device::Cpu(), Stream{}}, prof_name_.c_str(), 0, static_cast<double>(bytes)) {
     collective_record::begin(comm.name(), op, bytes);
   }
   ~ScopedSeconds() {
@@ -49,6 +55,8 @@ class ScopedSeconds {
  private:
   double& seconds_;
   std::chrono::steady_clock::time_point start_;
+  std::string prof_name_;  // outlives prof_ (declared before it)
+  profiler::Scope prof_;
 };
 
 }  // namespace

@@ -133,9 +133,24 @@ void matmul_f64(const MatmulArgs& args) {
 
 }  // namespace
 
+// c = c + residual in c's dtype, element-wise: the arithmetic of residual_forward (kernels/residual.h).
+template <typename T>
+void add_residual(const MatmulArgs& args) {
+  T* c = args.c.data_as<T>();
+  const T* r = args.residual.data_as<const T>();
+  const int64_t n = args.c.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) c[i] = c[i] + r[i];
+}
+
 void matmul(const MatmulArgs& args) {
-  if (args.a.dtype == DType::kF64) return matmul_f64(args);
+  if (args.a.dtype == DType::kF64) {
+    matmul_f64(args);
+    if (args.residual.data != nullptr) add_residual<double>(args);
+    return;
+  }
   matmul_f32(args);
+  if (args.residual.data != nullptr) add_residual<float>(args);
 }
 
 }  // namespace om::cpu

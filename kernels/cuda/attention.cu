@@ -272,10 +272,10 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
   const HeadDims g = head_dims("attention_backward", a.qkv, a.n_heads);
   if (g.rows() == 0) return;  // nothing to write
   const cudaStream_t s = to_cuda_stream(stream);
-  // Per-call scratch for delta, through Buffer like all device memory; freed when this function
-  // returns, so the stream is synchronized first (below), as in kernels/cuda/rmsnorm.cu.
-  Buffer delta_buf = Buffer::Allocate(a.qkv.device, static_cast<size_t>(g.rows()) * sizeof(float),
-                                      "attention_backward.delta");
+  // Per-call scratch for delta, stream-ordered (Buffer::AllocateScratch): freed after the kernels
+  // below on `s`, without the host waiting for them.
+  Buffer delta_buf = Buffer::AllocateScratch(a.qkv.device, stream, static_cast<size_t>(g.rows()) * sizeof(float),
+                                             "attention_backward.delta");
   float* delta = static_cast<float*>(delta_buf.data());
   const float scale = softmax_scale(g.D);
   Act* dqkv = a.dqkv.data_as<Act>();
@@ -295,7 +295,6 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
         <<<row_blocks(g), kThreads, 0, s>>>(dqkv, dout, qkv, lse, delta, g, scale);
     OM_CUDA_CHECK_KERNEL(s);
   });
-  OM_CUDA_CHECK(cudaStreamSynchronize(s));  // `delta_buf` must outlive the kernels that use it
 }
 
 }  // namespace

@@ -200,18 +200,20 @@ void block_rotate(std::span<const RotationUnit> units, RotateDirection direction
   size_t scratch_floats = 0;  // the largest chunk's Σ R·K; chunks run one after another on `stream`
   for (const Chunk& chunk : chunks) scratch_floats = std::max(scratch_floats, chunk_floats(chunk));
   const Device device = units.front().x.device;
-  Buffer scratch = Buffer::Allocate(device, scratch_floats * sizeof(float), "block_rotate.scratch");
+  // Stream-ordered scratch (Buffer::AllocateScratch): freed after the GEMMs on the stream, no host wait.
+  Buffer scratch = Buffer::AllocateScratch(device, stream, scratch_floats * sizeof(float), "block_rotate.scratch");
 
   Plan plan;
   for (const Chunk& chunk : chunks)
     plan_chunk(plan, chunk, static_cast<float*>(scratch.data()), direction == RotateDirection::kForward);
   const cudaStream_t s = to_cuda_stream(stream);
   const size_t table_bytes = plan.table.size() * sizeof(void*);
-  Buffer pointers = Buffer::Allocate(device, table_bytes, "block_rotate.pointer_arrays");
-  // Ordered before the GEMMs on `s`; plan.table (host) lives until the synchronization below.
+  Buffer pointers = Buffer::AllocateScratch(device, stream, table_bytes, "block_rotate.pointer_arrays");
+  // Ordered before the GEMMs on `s`. plan.table is pageable host memory, which the driver stages
+  // before cudaMemcpyAsync returns (the CUDA API's synchronization rules), so it may be freed after.
   OM_CUDA_CHECK(cudaMemcpyAsync(pointers.data(), plan.table.data(), table_bytes, cudaMemcpyHostToDevice, s));
 
-  cublasHandle_t h = handle();  // after Buffer::Allocate, which made the units' device current
+  cublasHandle_t h = handle();  // after AllocateScratch, which made the units' device current
   OM_CUBLAS_CHECK(cublasSetStream(h, s));
   const float alpha = 1.0f, beta = 0.0f;  // beta = 0: C is written, never read (t starts uninitialised)
   void* const* dev_table = static_cast<void* const*>(pointers.data());
@@ -224,7 +226,6 @@ void block_rotate(std::span<const RotationUnit> units, RotateDirection direction
                                         CUBLAS_GEMM_DEFAULT));
     if (sync_debug()) OM_CUDA_CHECK(cudaStreamSynchronize(s));
   }
-  OM_CUDA_CHECK(cudaStreamSynchronize(s));  // `scratch` and `pointers` must outlive the GEMMs
 }
 
 }  // namespace om::cuda

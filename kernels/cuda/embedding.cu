@@ -152,7 +152,8 @@ void backward_impl(const EmbeddingBackwardArgs& a, Stream stream) {
   const size_t keys_in = carve(&used, n_bytes), keys_out = carve(&used, n_bytes);
   const size_t rows_in = carve(&used, n_bytes), rows_out = carve(&used, n_bytes);
   const size_t seg_end = carve(&used, static_cast<size_t>(Vl) * sizeof(int32_t)), cub_temp = carve(&used, cub_bytes);
-  Buffer scratch = Buffer::Allocate(a.dweight.device, used, "embedding_backward.sort_scratch");
+  // Stream-ordered (Buffer::AllocateScratch): freed after the kernels below on `s`, no host wait.
+  Buffer scratch = Buffer::AllocateScratch(a.dweight.device, stream, used, "embedding_backward.sort_scratch");
   char* base = static_cast<char*>(scratch.data());
   auto at = [base](size_t offset) { return static_cast<void*>(base + offset); };
 
@@ -174,7 +175,6 @@ void backward_impl(const EmbeddingBackwardArgs& a, Stream stream) {
       a.dweight.data_as<float>(), a.dout.data_as<const T>(), static_cast<const uint32_t*>(at(keys_out)),
       static_cast<const int32_t*>(at(rows_out)), static_cast<const int32_t*>(at(seg_end)), Vl, N, C);
   OM_CUDA_CHECK_KERNEL(s);
-  OM_CUDA_CHECK(cudaStreamSynchronize(s));  // `scratch` must outlive the kernels that use it
 }
 
 }  // namespace

@@ -12,7 +12,8 @@
 //     tests/cuda/matmul_test.cc confirms it, an unsupported combination fails OM_CUBLAS_CHECK); it is also what Megatron's fused weight-gradient accumulation runs (NVIDIA/apex
 //     csrc/megatron/fused_weight_gradient_dense_cuda.cu: cublasGemmEx, bf16 A/B, f32 C, beta = 1).
 //     Only the C/D layouts change type; the descriptor and the operand layouts are as for bf16.
-// kAccumulate is beta = 1. One cuBLASLt handle per thread and one 32 MiB workspace per device, made on
+// kAccumulate is beta = 1 with C = D = c; the fused residual add is beta = 1 with C = residual, D = c
+// (same type and layout, distinct memory). One cuBLASLt handle per thread and one 32 MiB workspace per device, made on
 // first use and kept for the process; the algorithm is cuBLASLt's heuristic choice for the shape
 // (deterministic for a given shape, GPU and library).
 #include <cublasLt.h>
@@ -80,9 +81,17 @@ void matmul(const MatmulArgs& args, Stream stream) {
            args.a.name, std::string(dtype_name(args.a.dtype)).c_str(), args.b.name,
            std::string(dtype_name(args.b.dtype)).c_str(), args.c.name, std::string(dtype_name(args.c.dtype)).c_str());
   const cudaStream_t s = to_cuda_stream(stream);
-  const float alpha = 1.0f, beta = args.mode == WriteMode::kAccumulate ? 1.0f : 0.0f;
-  if (K == 0) {  // an empty sum: c = 0, or c unchanged when accumulating
-    if (args.mode == WriteMode::kOverwrite) OM_CUDA_CHECK(cudaMemsetAsync(args.c.data, 0, args.c.nbytes(), s));
+  // The epilogue D = alpha·op(A)·op(B) + beta·C: C = c (kAccumulate, in place), C = residual (fused
+  // residual add, out of place), or beta = 0.
+  const bool fused_residual = args.residual.data != nullptr;
+  const void* c_in = fused_residual ? args.residual.data : args.c.data;
+  const float alpha = 1.0f, beta = args.mode == WriteMode::kAccumulate || fused_residual ? 1.0f : 0.0f;
+  if (K == 0) {  // an empty sum: c = 0, c unchanged when accumulating, or c = residual
+    if (fused_residual) {
+      OM_CUDA_CHECK(cudaMemcpyAsync(args.c.data, c_in, args.c.nbytes(), cudaMemcpyDeviceToDevice, s));
+    } else if (args.mode == WriteMode::kOverwrite) {
+      OM_CUDA_CHECK(cudaMemsetAsync(args.c.data, 0, args.c.nbytes(), s));
+    }
     return;
   }
   const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;                             // a and b
@@ -100,8 +109,8 @@ void matmul(const MatmulArgs& args, Stream stream) {
     // Second operand: a, row-major (M, K) → column-major (K, M) ld K as is; or (K, M) → (M, K) ld M, transposed.
     const Layout la = ta ? Layout(type, M, K, M) : Layout(type, K, M, K);
     const Layout lc(c_type, N, M, N);
-    OM_CUBLAS_CHECK(cublasLtMatmul(handle(), op, &alpha, args.b.data, lb.desc, args.a.data, la.desc, &beta,
-                                   args.c.data, lc.desc, args.c.data, lc.desc, nullptr, workspace(), kWorkspaceBytes, s));
+    OM_CUBLAS_CHECK(cublasLtMatmul(handle(), op, &alpha, args.b.data, lb.desc, args.a.data, la.desc, &beta, c_in,
+                                   lc.desc, args.c.data, lc.desc, nullptr, workspace(), kWorkspaceBytes, s));
   }
   cublasLtMatmulDescDestroy(op);
   if (sync_debug()) OM_CUDA_CHECK(cudaStreamSynchronize(s));

@@ -131,11 +131,10 @@ void backward_impl(const RmsNormBackwardArgs& a, Stream stream) {
   const cudaStream_t s = to_cuda_stream(stream);
   const int G = a.kind == NormKind::kRmsNormS ? 1 : C;
   const int64_t nblocks = ceil_div(N, kBackwardRowsPerBlock);
-  // Per-call scratch for the partials, through Buffer like all device memory. It is freed when
-  // this function returns, so the stream is synchronized first (below). Both the allocation and
-  // the synchronization go away once ExecContext carries a workspace (STYLE.md §2).
-  Buffer partial = Buffer::Allocate(a.inp.device, static_cast<size_t>(nblocks * G) * sizeof(float),
-                                    "rmsnorm_backward.dweight_partials");
+  // Per-call scratch for the partials: stream-ordered (Buffer::AllocateScratch), so it is freed
+  // after the kernels below on `s` without the host waiting for them.
+  Buffer partial = Buffer::AllocateScratch(a.inp.device, stream, static_cast<size_t>(nblocks * G) * sizeof(float),
+                                           "rmsnorm_backward.dweight_partials");
   float* pg = static_cast<float*>(partial.data());
   rmsnorm_backward_block_per_rows<T><<<static_cast<unsigned>(nblocks), kBackwardThreads, 0, s>>>(
       a.dinp.data_as<T>(), pg, a.dout.data_as<const T>(), a.inp.data_as<const T>(), a.weight.data_as<const float>(),
@@ -144,7 +143,6 @@ void backward_impl(const RmsNormBackwardArgs& a, Stream stream) {
   rmsnorm_dweight_sum_partials<<<static_cast<unsigned>(ceil_div(G, kSumThreads)), kSumThreads, 0, s>>>(
       a.dweight.data_as<float>(), pg, nblocks, G);
   OM_CUDA_CHECK_KERNEL(s);
-  OM_CUDA_CHECK(cudaStreamSynchronize(s));  // `partial` must outlive the kernels that use it
 }
 
 }  // namespace

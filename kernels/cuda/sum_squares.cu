@@ -112,13 +112,13 @@ void sum_squares_impl(const SumSquaresArgs& a, Stream stream) {
   const int64_t work = n / kPackWidth<T> > 0 ? n / kPackWidth<T> : 1;
   const int64_t blocks = ceil_div(work, kThreads) < kMaxBlocks ? ceil_div(work, kThreads) : kMaxBlocks;
   if (blocks == 1) return launch_partials<T>(out, true, x, n, 1, s);
-  Buffer partial = Buffer::Allocate(a.x.device, static_cast<size_t>(blocks) * sizeof(double),
-                                    "sum_squares.block_partials");
+  // Stream-ordered scratch: freed after the kernels below on `s`, without the host waiting.
+  Buffer partial = Buffer::AllocateScratch(a.x.device, stream, static_cast<size_t>(blocks) * sizeof(double),
+                                           "sum_squares.block_partials");
   double* pd = static_cast<double*>(partial.data());
   launch_partials<T>(pd, false, x, n, blocks, s);
   sum_squares_final<<<1, kThreads, 0, s>>>(out, pd, static_cast<int>(blocks));
   OM_CUDA_CHECK_KERNEL(s);
-  OM_CUDA_CHECK(cudaStreamSynchronize(s));  // `partial` must outlive the kernels that use it
 }
 
 }  // namespace

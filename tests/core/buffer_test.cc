@@ -1,4 +1,5 @@
 // Buffer ownership (move-only, frees once) and Arena carving (alignment, bounds, names).
+#include <cstring>
 #include <type_traits>
 
 #include "core/arena.h"
@@ -34,6 +35,27 @@ TEST(Buffer, ZeroAndCopy) {
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), 64));
   b.Zero();
   for (int i = 0; i < 64; ++i) EXPECT_EQ(static_cast<unsigned char*>(b.data())[i], 0);
+}
+
+TEST(Buffer, StreamOrderedCopiesAndCountedWaitsOnTheCpu) {
+  // On the CPU copy_async and zero_async are done on return and are not counted as waits; copy_bytes,
+  // Zero and synchronize are (core/buffer.h synchronous_calls). Scratch and pinned Buffers are plain
+  // host memory here.
+  Buffer a = Buffer::AllocateScratch(Device::Cpu(), Stream{}, 64, "a");
+  Buffer b = Buffer::AllocatePinned(64, "b");
+  EXPECT_EQ(b.device(), Device::Cpu());
+  std::memset(a.data(), 0x5c, 64);
+  const ExecContext cpu{};
+  const uint64_t before = synchronous_calls();
+  copy_async(cpu, b.data(), Device::Cpu(), a.data(), Device::Cpu(), 64);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), 64));
+  zero_async(cpu, a.data(), 32);
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(static_cast<unsigned char*>(a.data())[i], i < 32 ? 0 : 0x5c);
+  EXPECT_EQ(synchronous_calls(), before);
+  copy_bytes(a.data(), Device::Cpu(), b.data(), Device::Cpu(), 64);
+  b.Zero();
+  synchronize(cpu);
+  EXPECT_EQ(synchronous_calls(), before + 3);
 }
 
 TEST(Buffer, CudaRequestWithoutDeviceIsAStatusNotACrash) {

@@ -5,7 +5,8 @@
 // ignored targets; the pieces equal the fused forward bit for bit; two vocab shards composed with
 // host all-reduces match the full-row reference; an all-padding shard; aligned (vector loads) and
 // unaligned (element loads) rows give the same bits; bitwise determinism; NaN propagation; the
-// CUDA dtype contract and the device-side target check. Runs under cuda_test_main (exit 77 without
+// CUDA dtype contract and the device-side target check; the in-place backward (dlogits == logits)
+// equals a separate buffer bit for bit. Runs under cuda_test_main (exit 77 without
 // a GPU).
 //
 // Tolerances (kernels/check/tolerance.h). row_max and target_logit are copies of inputs: exact.
@@ -341,6 +342,28 @@ TEST(CrossEntropyCuda, AlignedAndUnalignedRowsGiveTheSameBits) {
     EXPECT_TRUE(bitwise_equal(sum_exp.Download(), aligned.sum_exp));
     EXPECT_TRUE(bitwise_equal(row_max.Download(), aligned.row_max));
     EXPECT_TRUE(bitwise_equal(dlogits, aligned.dlogits));
+  }
+}
+
+TEST(CrossEntropyCuda, InPlaceBackwardEqualsASeparateBuffer) {
+  // dlogits == logits (Llama::Backward, model/llama_backward.cc): every thread reads its chunk before
+  // writing it, so the bits equal those of a separate buffer, on the padded, odd and aligned shapes.
+  for (const CeShape& s : {kShapes[0], kShapes[1], kShapes[2]}) {
+    for (DType act : kActDtypes) {
+      SCOPED_TRACE(case_name(act, s));
+      const VocabShard shard{0, s.V};
+      const Inputs in(act, s, 37);
+      const Outputs separate = cuda_run(in, shard);
+      DeviceTensor x = DeviceTensor::Upload(in.logits);
+      const DeviceTensor t = DeviceTensor::Upload(in.targets);
+      DeviceTensor losses = stat("losses", s.N), row_max = stat("row_max", s.N), sum_exp = stat("sum_exp", s.N),
+                   target_logit = stat("target_logit", s.N);
+      cross_entropy_forward(cuda_ctx(), {losses.view(), row_max.view(), sum_exp.view(), target_logit.view(),
+                                         x.cview(), t.view(), shard});
+      cross_entropy_backward(cuda_ctx(), {x.view(), x.cview(), t.view(), row_max.cview(), sum_exp.cview(), shard,
+                                          in.dloss});
+      EXPECT_TRUE(bitwise_equal(x.Download(), separate.dlogits));
+    }
   }
 }
 

@@ -6,7 +6,8 @@
 // the error of the same-precision naive reference (the f32 CPU product of the bf16 values, rounded to
 // bf16) against f64. bf16 inputs with an f32 output (the weight gradient into an f32 main gradient):
 // rule 1 on integer-valued inputs, and rule 2 against the f32 CPU product of the same bf16 values
-// (derivations at the Bf16InputsF32Output tests).
+// (derivations at the Bf16InputsF32Output tests). The fused residual add (c = op(a)·op(b) + r, the
+// cuBLASLt epilogue) as kAccumulate's analysis with c0 = r, exact on integers, r left unchanged.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -163,6 +164,74 @@ TEST(CudaMatmul, Bf16InputsF32OutputMatchF32ReferenceOnTheSameValues) {
     results.push_back(compare_tensors(mixed_tag(c, ta, tb, mode), "vs f32 CPU on the same bf16 values", got, want,
                                       for_reduction(DType::kF32, c.K + (acc ? 1 : 0), abs_sum)));
   });
+  expect_all_ok(results);
+}
+
+// The fused residual add (kernels/matmul.h): c = op(a)·op(b) + r through the cuBLASLt epilogue (C = r,
+// beta = 1, D = c). c starts as garbage; r must come back unchanged.
+HostTensor gpu_residual(const HostTensor& a, const HostTensor& b, const HostTensor& r, Transpose ta, Transpose tb,
+                        CheckList& results, const std::string& tag) {
+  DeviceTensor da = DeviceTensor::Upload(a), db = DeviceTensor::Upload(b), dr = DeviceTensor::Upload(r);
+  HostTensor garbage("c", r.dtype(), r.shape());
+  garbage.Fill(-77.0);
+  DeviceTensor dc = DeviceTensor::Upload(garbage);
+  matmul(cuda_ctx(), {.c = dc.view(), .a = da.cview(), .b = db.cview(), .trans_a = ta, .trans_b = tb,
+                      .residual = dr.cview()});
+  results.push_back(check_fact(tag, "the residual is read, not written", bitwise_equal(dr.Download(), r)));
+  return dc.Download();
+}
+
+TEST(CudaMatmul, FusedResidualMatchesTheReference) {
+  // The same error analysis as kAccumulate above (c0 = r): the result approximates r + Σ_k a_ik b_kj,
+  // n = K + 1 terms. f32: rule 2 against f64. bf16: rule 3, twice the error of the same-precision naive
+  // reference (f32 CPU r + a·b, rounded to bf16 once, as the epilogue rounds).
+  CheckList results;
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (const Case& c : kCases) {
+      for (Transpose ta : {Transpose::kNo, Transpose::kYes}) {
+        for (Transpose tb : {Transpose::kNo, Transpose::kYes}) {
+          const uint64_t seed = static_cast<uint64_t>(c.M * 1000 + c.N * 10 + c.K) + 11;
+          const HostTensor a = ta == Transpose::kYes ? operand("a", dt, c.K, c.M, seed) : operand("a", dt, c.M, c.K, seed);
+          const HostTensor b = tb == Transpose::kYes ? operand("b", dt, c.N, c.K, seed) : operand("b", dt, c.K, c.N, seed);
+          const HostTensor r = operand("r", dt, c.M, c.N, seed);
+          const std::string tag = format_message("matmul cuda %s + residual M=%ld N=%ld K=%ld ta=%d tb=%d",
+                                                 std::string(dtype_name(dt)).c_str(), static_cast<long>(c.M),
+                                                 static_cast<long>(c.N), static_cast<long>(c.K), ta == Transpose::kYes,
+                                                 tb == Transpose::kYes);
+          const HostTensor got = gpu_residual(a, b, r, ta, tb, results, tag);
+          const HostTensor want = cpu(a, b, r, ta, tb, WriteMode::kAccumulate, DType::kF64);
+          const double abs_sum = static_cast<double>(c.K) * a.max_abs() * b.max_abs() + r.max_abs();
+          if (dt == DType::kF32) {
+            results.push_back(compare_tensors(tag, "vs f64 CPU", got, want, for_reduction(DType::kF32, c.K + 1, abs_sum)));
+          } else {
+            const HostTensor naive = cpu(a, b, r, ta, tb, WriteMode::kAccumulate, DType::kF32).Converted(DType::kBF16);
+            results.push_back(
+                compare_tensors(tag, "vs f64 CPU", got, want, for_naive_reference(max_abs_diff(naive, want))));
+          }
+        }
+      }
+    }
+  }
+  expect_all_ok(results);
+}
+
+TEST(CudaMatmul, FusedResidualExactOnIntegersAndEmptyKGivesTheResidual) {
+  // Rule 1: integers in [-4, 4] with K = 7: |r + Σ| <= 4 + 7·16 = 116 < 256, every partial sum an
+  // integer exact in bf16 and f32, so the fused result is the exact integer (and a residual added
+  // to the wrong place, or not at all, is off by an integer).
+  CheckList results;
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    const HostTensor a = integers("a", dt, 33, 7, 5), b = integers("b", dt, 7, 65, 5), r = integers("r", dt, 33, 65, 5);
+    const std::string tag = format_message("matmul cuda %s + residual (integers)", std::string(dtype_name(dt)).c_str());
+    const HostTensor got = gpu_residual(a, b, r, Transpose::kNo, Transpose::kNo, results, tag);
+    results.push_back(compare_tensors(tag, "exact", got,
+                                      cpu(a, b, r, Transpose::kNo, Transpose::kNo, WriteMode::kAccumulate, DType::kF64)
+                                          .Converted(dt),
+                                      exact()));
+    const HostTensor ea("a", dt, {33, 0}), eb("b", dt, {0, 65});
+    results.push_back(compare_tensors(tag, "K = 0: c = r",
+                                      gpu_residual(ea, eb, r, Transpose::kNo, Transpose::kNo, results, tag), r, exact()));
+  }
   expect_all_ok(results);
 }
 

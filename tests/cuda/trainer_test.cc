@@ -7,13 +7,15 @@
 //   - a checkpoint saved from GPU memory at step 2 and loaded into GPU memory continues to step 4 with
 //     the same losses, bit for bit, as the uninterrupted GPU run (every kernel is deterministic: no
 //     float atomics, fixed cuBLAS algorithms, one process so no NCCL reduction order);
-//   - the same checkpoint loads into the CPU trainer, whose next loss agrees within the same tolerance.
+//   - the same checkpoint loads into the CPU trainer, whose next loss agrees within the same tolerance;
+//   - a step waits for the GPU twice (core/buffer.h synchronous_calls), kernels included.
 // Skipped (exit 77) without a GPU, like every CUDA test (tests/support/cuda_test_main.cc).
 #include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "kernels/check/tolerance.h"
 #include "launch/trainer.h"
 #include "tests/support/synthetic_dataset.h"
@@ -93,6 +95,24 @@ TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathAdamW) { expect_close_to_cpu(fal
 TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathOrthoAdam) { expect_close_to_cpu(true, "f32"); }
 TEST(TrainerCuda, Bf16FirstFiveLossesMatchTheCpuPathAdamW) { expect_close_to_cpu(false, "bf16"); }
 TEST(TrainerCuda, Bf16FirstFiveLossesMatchTheCpuPathOrthoAdam) { expect_close_to_cpu(true, "bf16"); }
+
+TEST(TrainerCuda, TheHostWaitsTwicePerStepAndKernelsAllocateNoPlainDeviceMemory) {
+  // launch/trainer.h TrainStep: the host waits for the GPU twice per step (the losses, the norm). On the
+  // GPU synchronous_calls also counts cudaMalloc / cudaFree of plain device Buffers (core/buffer.h), so a
+  // kernel that allocated its scratch with Buffer::Allocate instead of AllocateScratch (cudaFree waits
+  // for the device) would add to the count. Two micro-batches, both optimizers, both dtypes.
+  for (bool orthoadam : {false, true}) {
+    for (const char* dtype : {"f32", "bf16"}) {
+      SCOPED_TRACE(std::string(orthoadam ? "orthoadam " : "adamw ") + dtype);
+      StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(options("syncs", "cuda", orthoadam, dtype));
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      ASSERT_TRUE(t.value()->TrainStep().ok());
+      const uint64_t before = synchronous_calls();
+      ASSERT_TRUE(t.value()->TrainStep().ok());
+      EXPECT_EQ(synchronous_calls() - before, 2u);
+    }
+  }
+}
 
 TEST(TrainerCuda, AutoDtypeIsBf16OnTheGpu) {
   StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(options("auto_dtype", "cuda", false, "auto"));

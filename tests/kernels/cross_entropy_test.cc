@@ -195,6 +195,31 @@ TEST(CrossEntropy, BackwardOverwritesDlogits) {
   expect_all_ok({compare_tensors("cross_entropy", "dlogits overwritten (=)", a.dlogits, first, exact())});
 }
 
+// dlogits == logits (what Llama::Backward passes, model/llama_backward.cc) gives the bits of a
+// separate dlogits buffer: f64 reference and f32 SIMD dispatch, odd widths (vector tails), padding
+// columns, ignored rows, and a shard that does not own every target.
+TEST(CrossEntropy, InPlaceBackwardEqualsASeparateBuffer) {
+  for (DType dt : {DType::kF64, DType::kF32}) {
+    for (int64_t Vl : {1, 7, 8, 9, 131}) {
+      const int64_t N = 11;
+      // Global ids [Vl/3, Vl/3 + Vl): the last two columns are padding (Vl > 2), and the targets, uniform in
+      // [0, vocab_size), fall below the shard too.
+      const VocabShard shard{Vl / 3, Vl / 3 + std::max<int64_t>(1, Vl - 2)};
+      Ce c(dt, N, Vl, shard);
+      fill(c, 61 + static_cast<uint64_t>(Vl), 2.0, {2, 7});
+      // Row statistics over the whole shard (row_max, sum_exp), as the vocab-parallel path all-reduces them.
+      cross_entropy_row_max({}, {c.row_max.view(), c.logits.view(), shard});
+      cross_entropy_sum_exp({}, {c.sum_exp.view(), c.logits.view(), c.row_max.view(), shard});
+      c.backward(0.3f);
+      HostTensor in_place = c.logits.Clone("logits -> dlogits");
+      cross_entropy_backward({}, {in_place.view(), in_place.view(), c.targets.view(), c.row_max.view(),
+                                  c.sum_exp.view(), shard, 0.3f});
+      expect_all_ok({compare_tensors("cross_entropy_backward in place", std::string(dtype_name(dt)) + " Vl " +
+                                         std::to_string(Vl), in_place, c.dlogits, exact())});
+    }
+  }
+}
+
 TEST(CrossEntropy, LargeLogitsGiveFiniteResults) {
   const int64_t N = 3, Vl = 8;
   Ce c(DType::kF32, N, Vl, {0, Vl});

@@ -8,6 +8,7 @@
 
 #include "kernels/check/checks.h"
 #include "kernels/matmul.h"
+#include "kernels/residual.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -95,6 +96,44 @@ TEST(Matmul, EmptyKIsAnEmptySum) {
     HostTensor a0("a0", dt, {0, 5}), b5("b5", dt, {5, 4}), c0("c0", dt, {0, 4});
     matmul({}, {c0.view(), a0.view(), b5.view()});
   }
+}
+
+TEST(Matmul, FusedResidualEqualsMatmulThenResidualForwardBitForBit) {
+  // kernels/matmul.h: on the CPU, c = op(a)·op(b) + residual is the GEMM then residual_forward's add,
+  // so the bits equal the two unfused ops (Llama's o and down projections run it at tp = 1). Normal
+  // data (every rounding matters), every transpose, f32 and f64; c starts as garbage; K = 0 gives the
+  // residual.
+  for (DType dt : {DType::kF32, DType::kF64}) {
+    for (Transpose ta : kBoth)
+      for (Transpose tb : kBoth)
+        for (int64_t K : {0, 1, 67}) {
+          const int64_t M = 37, N = 29;
+          HostTensor a("a", dt, operand_shape(M, K, ta)), b("b", dt, operand_shape(K, N, tb)), r("x", dt, {M, N});
+          for (HostTensor* t : {&a, &b, &r}) t->FillNormal(Rng(13, t->name()), 0, 1.0);
+          HostTensor fused("fused", dt, {M, N}), unfused("unfused", dt, {M, N});
+          fused.Fill(-7.0);
+          matmul({}, {.c = fused.view(), .a = a.view(), .b = b.view(), .trans_a = ta, .trans_b = tb,
+                      .residual = r.view()});
+          matmul({}, {unfused.view(), a.view(), b.view(), ta, tb});
+          residual_forward({}, {unfused.view(), unfused.view(), r.view()});
+          expect_all_ok({compare_tensors(format_message("matmul + residual %s K=%ld ta=%d tb=%d",
+                                                        std::string(dtype_name(dt)).c_str(), static_cast<long>(K),
+                                                        ta == Transpose::kYes, tb == Transpose::kYes),
+                                         "fused vs unfused", fused, unfused, exact())});
+        }
+  }
+}
+
+TEST(MatmulDeathTest, FusedResidualMustNotOverlapTheOutputNorAccumulate) {
+  HostTensor x("x", DType::kF32, {4, 3}), w("w", DType::kF32, {3, 3}), y("y", DType::kF32, {4, 3}),
+      r("x_mid", DType::kF32, {4, 2});
+  EXPECT_DEATH(matmul({}, {.c = y.view(), .a = x.view(), .b = w.view(), .residual = y.view()}),
+               "output 'y' overlaps the residual 'y'");
+  EXPECT_DEATH(matmul({}, {.c = y.view(), .a = x.view(), .b = w.view(), .mode = WriteMode::kAccumulate,
+                           .residual = x.view()}),
+               "a residual \\('x'\\) goes with kOverwrite only, not kAccumulate into 'y'");
+  EXPECT_DEATH(matmul({}, {.c = y.view(), .a = x.view(), .b = w.view(), .residual = r.view()}),
+               "matmul: 'x_mid' has shape \\(4, 2\\) but expected \\(4, 3\\)");
 }
 
 TEST(MatmulDeathTest, ShapeMismatchNamesTheTensor) {

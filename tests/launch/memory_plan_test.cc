@@ -152,7 +152,7 @@ TEST(MemoryPlan, EvalMetricsAddsTheProbeBuffer) {
 size_t activation_formula(const LlamaConfig& c, int64_t Bm, int64_t tp, int64_t Vp) {
   const int64_t T = c.seq_length, C = c.hidden, L = c.n_layers;
   const int64_t Cl = C / tp, Fl = c.ffn / tp, Hl = c.n_heads / tp, Vl = Vp / tp;
-  const int64_t per_token = L * (4 * C + 4 * Cl + 3 * Fl + 2) + 3 * C + 2 * Vl + 5 + std::max({3 * Cl, 2 * Fl, C}) +
+  const int64_t per_token = L * (4 * C + 4 * Cl + 3 * Fl + 2) + 3 * C + Vl + 5 + std::max({3 * Cl, 2 * Fl, C}) +
                             std::max(C, Fl);
   return static_cast<size_t>(4 * Bm * T * per_token + 4 * L * Bm * Hl * T + 8 * Bm * T);
 }
@@ -205,6 +205,7 @@ TEST(MemoryPlan, DataParallelShardsTheOptimizerState) {
   EXPECT_LE(dp2.shard_size, (N + largest_unit) / 2);
   EXPECT_EQ(dp2.master, 4 * static_cast<size_t>(dp2.shard_size));
   EXPECT_EQ(dp2.flat_param, 2 * 4 * static_cast<size_t>(dp2.shard_size));
+  EXPECT_EQ(dp1.flat_param, 0u) << "dp = 1 publishes from the master shard: no all_gather target";
   // The worst dp rank holds at least half of the rotations and at most all of them.
   EXPECT_GE(2 * dp2.rotations, dp1.rotations);
   EXPECT_LE(dp2.rotations, dp1.rotations);
@@ -255,15 +256,15 @@ TEST(MemoryPlan, Bf16HalvesMatricesAndActivationsOnly) {
   EXPECT_EQ(f32.gradients, f32.parameters);
   // Activations: per layer x, attn_norm, x_mid, mlp_norm (C), qkv (3C), attn_out (C), gate_up (2F),
   // swiglu (F) at 2 bytes; attn_rstd, mlp_rstd (1) and lse (H) at 4; then x_out, final_norm, dx (C),
-  // logits, dlogits (V), dwide (max(3C, 2F, C)), dnarrow (max(C, F)) at 2; final_rstd, row_max, sum_exp,
-  // target_logit, losses at 4; tokens, targets i32.
+  // logits (V; the backward writes dlogits over them), dwide (max(3C, 2F, C)), dnarrow (max(C, F)) at 2;
+  // final_rstd, row_max, sum_exp, target_logit, losses at 4; tokens, targets i32.
   const size_t N = Bm * T;
   size_t act = 0;
   for (size_t i = 0; i < L; ++i) {
     act += 4 * at(2 * N * C) + at(2 * N * 3 * C) + at(2 * N * C) + at(2 * N * 2 * F) + at(2 * N * F);
     act += 2 * at(4 * N) + at(4 * Bm * H * T);
   }
-  act += 3 * at(2 * N * C) + 2 * at(2 * N * V) + at(2 * N * std::max(3 * C, 2 * F)) + at(2 * N * std::max(C, F));
+  act += 3 * at(2 * N * C) + at(2 * N * V) + at(2 * N * std::max(3 * C, 2 * F)) + at(2 * N * std::max(C, F));
   act += 5 * at(4 * N) + 2 * at(4 * N);
   EXPECT_EQ(bf16.activations, act);
   // The optimizer is f32 master/m/v and f32 flat buffers whatever the model dtype.
@@ -274,6 +275,27 @@ TEST(MemoryPlan, Bf16HalvesMatricesAndActivationsOnly) {
   StatusOr<MemoryPlan> cpu = plan_training_memory(o, Device::Cpu());
   ASSERT_FALSE(cpu.ok());
   EXPECT_NE(cpu.status().ToString().find("--dtype"), std::string::npos) << cpu.status().ToString();
+}
+
+TEST(MemoryPlan, Bf16GathersTheWeightsInTwoBytesAtDpAboveOne) {
+  // optim/distributed_optimizer.h Precision: at dp > 1 a bf16 model all-gathers its weights in their own
+  // dtypes. tiny, dp = 2: each shard's bytes SB are 2 per matrix element and 4 per gain element, each unit
+  // aligned to 32 bytes (PublishLayout), so 2·S ≤ SB ≤ 2·S + 2·(gain elements) + 32·(units) with S the
+  // f32 shard's elements; the f32 model gathers 4·S per rank.
+  TrainOptions o = options_for("tiny", "adamw", 1024);
+  o.dp = 2;
+  o.global_batch_size = 4;
+  o.dtype = "f32";
+  const MemoryPlan f32 = plan_or_die(o, Device::Cuda(0));
+  o.dtype = "auto";  // bf16 on CUDA
+  const MemoryPlan bf16 = plan_or_die(o, Device::Cuda(0));
+  ASSERT_EQ(bf16.dtype, DType::kBF16);
+  const size_t S = static_cast<size_t>(bf16.shard_size), gains = (2 * 4 + 1) * 256, units = static_cast<size_t>(bf16.units);
+  EXPECT_EQ(f32.flat_param, 2 * 4 * S);
+  EXPECT_GE(bf16.flat_param, 2 * 2 * S);
+  EXPECT_LE(bf16.flat_param, 2 * (2 * S + 2 * gains + 32 * units));
+  EXPECT_LT(bf16.flat_param, f32.flat_param * 51 / 100) << "about half of the f32 gather";
+  EXPECT_EQ(bf16.flat_grad, f32.flat_grad) << "gradients stay f32";
 }
 
 TEST(MemoryPlan, RefusesWhatTheTrainerRefuses) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
+#include "core/profiler.h"
 #include "data/dataset_info.h"
 #include "data/indexed_dataset.h"
 #include "launch/trainer.h"
@@ -113,6 +114,81 @@ TEST(Trainer, AccumulationMatchesOneLargeMicroBatch) {
   const double eps = std::ldexp(1.0, -23);
   EXPECT_NEAR(a.loss, b.loss, 8 * eps * a.loss);
   EXPECT_NEAR(a.grad_norm, b.grad_norm, 64 * eps * a.grad_norm);
+}
+
+// The host waits for the device a fixed number of times per step (launch/trainer.h TrainStep): once
+// for the losses, once for the gradient norm. copy_bytes, Buffer::Zero and synchronize count on the
+// CPU as on a GPU (core/buffer.h synchronous_calls), so a per-layer, per-parameter, per-unit or
+// per-micro-batch wait in model/, optim/ or launch/ shows up here as a count that grows with the
+// depth (tiny: 4 layers, small: 6), the optimizer units or the accumulation (1 vs 4 micro-batches).
+TEST(Trainer, TheHostWaitsTwicePerStepWhateverTheDepthAndAccumulation) {
+  const std::string data = make_dataset("syncs", 20, 200);
+  const auto calls_in_second_step = [&](const char* model, const char* optimizer, int64_t accumulation) {
+    TrainOptions o = small_options(data);
+    o.model = model;
+    o.optimizer = optimizer;
+    o.global_batch_size = o.micro_batch_size * accumulation;
+    StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+    OM_CHECK(t.ok(), "%s", t.status().ToString().c_str());
+    OM_CHECK(t.value()->TrainStep().ok(), "first step");
+    const uint64_t before = synchronous_calls();
+    OM_CHECK(t.value()->TrainStep().ok(), "second step");
+    return synchronous_calls() - before;
+  };
+  EXPECT_EQ(calls_in_second_step("tiny", "adamw", 1), 2u);
+  EXPECT_EQ(calls_in_second_step("small", "adamw", 4), 2u);
+  EXPECT_EQ(calls_in_second_step("small", "orthoadam", 4), 2u);
+}
+
+// --profile-steps (core/profiler.h): one profiled step of `tiny` (L = 4) counts every op of the model
+// once per use, and the GEMMs' FLOPs are exactly 3 × 2·N·W (forward, input gradient and weight
+// gradient of every Linear: W = L·(4C² + 3CF) + Vp·C weights, N = micro-batch tokens).
+TEST(Trainer, ProfileStepsCountsEveryOpOfTheModelOnce) {
+  TrainOptions o = small_options(make_dataset("profile", 20, 200));
+  o.train_iters = 3;
+  o.profile_steps = 1;
+  o.log_dir = ::testing::TempDir() + "/profile_run";
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_TRUE(t.value()->Run().ok());
+  const std::vector<profiler::OpStats> ops = profiler::Collect();
+  const auto calls = [&](const std::string& name) {
+    for (const profiler::OpStats& s : ops)
+      if (s.name == name) return s.calls;
+    return int64_t{0};
+  };
+  const LlamaConfig& c = t.value()->config();
+  const int64_t L = c.n_layers, C = c.hidden, F = c.ffn, Vp = t.value()->model().padded_vocab();
+  EXPECT_EQ(calls("matmul"), 3 * (4 * L + 1));  // qkv, o, gate_up, down per layer and the LM head, ×3
+  EXPECT_EQ(calls("attention_forward"), L);
+  EXPECT_EQ(calls("attention_backward"), L);
+  EXPECT_EQ(calls("rmsnorm_forward"), 2 * L + 1);
+  EXPECT_EQ(calls("rmsnorm_backward"), 2 * L + 1);
+  EXPECT_EQ(calls("swiglu_forward"), L);
+  EXPECT_EQ(calls("rope_forward"), L);
+  EXPECT_EQ(calls("cross_entropy_forward"), 1);
+  EXPECT_EQ(calls("cross_entropy_backward"), 1);
+  EXPECT_EQ(calls("embedding_backward"), 1);
+  EXPECT_EQ(calls("cross_entropy_row_max"), 0) << "the pieces of the forward were counted on their own";
+  // The optimizer launches once per run of a parameter's consecutive units, not per unit
+  // (optim/distributed_optimizer.h): tiny's 6L + 3 parameters hold 39 units at B = 1024 (qkv: q, k and
+  // v; gate_up: gate and up), one run per parameter — for AdamW, the value casts and the gradient copies.
+  const int64_t params = static_cast<int64_t>(t.value()->model().parameters().size());
+  EXPECT_EQ(params, 6 * L + 3);
+  EXPECT_EQ(calls("adamw_update"), params);
+  EXPECT_EQ(calls("cast"), params);
+  EXPECT_EQ(calls("copy_async"), 3 + params) << "tokens, targets, losses, and one copy per parameter's gradient";
+  double matmul_flops = 0;
+  for (const profiler::OpStats& s : ops)
+    if (s.name == "matmul") matmul_flops = s.flops;
+  const double N = static_cast<double>(o.micro_batch_size * c.seq_length);
+  const double W = static_cast<double>(L * (4 * C * C + 3 * C * F) + Vp * C);
+  EXPECT_EQ(matmul_flops, 3 * 2 * N * W);
+  std::ifstream f(o.log_dir + "/profile.txt");
+  std::stringstream text;
+  text << f.rdbuf();
+  EXPECT_NE(text.str().find("matmul"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("outside ops"), std::string::npos) << text.str();
 }
 
 TEST(Trainer, NonFiniteLossStopsWithoutUpdating) {

@@ -126,5 +126,51 @@ TEST(OptimizerUnits, ShardPlanCoversEveryUnitOnceAndIsBalanced) {
   }
 }
 
+TEST(OptimizerUnits, PublishLayoutPacksEachShardsValuesAlignedAndInOrder) {
+  // The bf16 tiny model (bf16 matrices, f32 gains) at several dp: within each shard the units lie in
+  // ascending unit order, each at a multiple of kPublishAlign, not overlapping, inside shard_bytes,
+  // which is the largest shard's aligned end; an all-f32 model whose units are all multiples of 8
+  // elements (B = 1024 here) needs no padding, so its shard bytes are exactly 4·S (the f32 gather's).
+  const LlamaConfig cfg = LlamaConfig::Preset("tiny").value();
+  int exact_checks = 0;
+  const auto check = [&](DType dtype, int64_t block, int dp) {
+    const std::vector<Parameter> params = Llama::ParameterLayout(cfg, dtype, 1, 0);
+    const std::vector<OptimizerUnit> units = make_units(params, block);
+    const ShardPlan plan = assign_units(units, dp);
+    const PublishLayout layout = publish_layout(units, plan, params);
+    ASSERT_EQ(layout.offset.size(), units.size());
+    EXPECT_EQ(layout.shard_bytes % kPublishAlign, 0);
+    std::vector<int64_t> end(static_cast<size_t>(dp), 0);
+    int64_t largest_end = 0;
+    bool whole_packs = true;
+    for (size_t u = 0; u < units.size(); ++u) {
+      const int64_t bytes = units[u].numel() * static_cast<int64_t>(dtype_size(params[units[u].param].value.dtype));
+      whole_packs = whole_packs && units[u].numel() % 8 == 0;
+      int64_t& at = end[static_cast<size_t>(plan.owner[u])];
+      EXPECT_EQ(layout.offset[u] % kPublishAlign, 0) << "unit " << u;
+      EXPECT_GE(layout.offset[u], at) << "unit " << u << " overlaps the one before it in its shard";
+      EXPECT_LT(layout.offset[u] - at, kPublishAlign) << "more padding than the alignment needs";
+      at = layout.offset[u] + bytes;
+      largest_end = std::max(largest_end, at);
+      EXPECT_LE(at, layout.shard_bytes);
+      EXPECT_EQ(layout.flat_offset(plan, u), plan.owner[u] * layout.shard_bytes + layout.offset[u]);
+    }
+    EXPECT_EQ(layout.shard_bytes, (largest_end + kPublishAlign - 1) / kPublishAlign * kPublishAlign);
+    if (dtype == DType::kF32 && whole_packs) {
+      EXPECT_EQ(layout.shard_bytes, 4 * plan.shard_size);
+      ++exact_checks;
+    }
+  };
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    for (int64_t block : {100, 1024}) {
+      for (int dp : {1, 2, 3, 8}) {
+        SCOPED_TRACE(format_message("%s B %ld dp %d", std::string(dtype_name(dtype)).c_str(), static_cast<long>(block), dp));
+        check(dtype, block, dp);
+      }
+    }
+  }
+  EXPECT_EQ(exact_checks, 4) << "f32 with B = 1024 has whole packs at every dp";
+}
+
 }  // namespace
 }  // namespace om

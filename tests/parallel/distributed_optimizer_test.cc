@@ -220,6 +220,85 @@ TEST(DistributedOptimizer, OrthoAdamMatchesSingleProcessOrthoAdamBitwise) {
   run_equivalence(dp, "world-ortho", OptimizerKind::kOrthoAdam);
 }
 
+// The bf16 model's layout: w1 and w2 bf16 values (matrices), b1 and g f32 (gains); every gradient f32.
+// Initial values: the f32 draws of make_model rounded to bf16 (so both dtypes start from one model).
+TestModel make_mixed_model(const std::string& tag) {
+  const TestModel f32 = make_model(tag);
+  const auto dtype_of = [](const Parameter& p) { return p.value.shape.ndim == 2 ? DType::kBF16 : DType::kF32; };
+  size_t value_bytes = 0, grad_bytes = 0;
+  for (const Parameter& p : f32.params) {
+    value_bytes += Arena::BytesFor(dtype_of(p), p.value.shape);
+    grad_bytes += Arena::BytesFor(DType::kF32, p.value.shape);
+  }
+  TestModel m;
+  m.values = Arena(Device::Cpu(), value_bytes, "mixed values");
+  m.grads = Arena(Device::Cpu(), grad_bytes, "mixed grads");
+  for (const Parameter& src : f32.params) {
+    Parameter p = src;
+    const DType dt = dtype_of(src);
+    p.value = m.values.Carve(src.name, dt, src.value.shape);
+    p.grad = m.grads.Carve(src.name + ".grad", DType::kF32, src.value.shape);
+    for (int64_t k = 0; k < src.value.numel(); ++k) {
+      const float x = src.value.data_as<const float>()[k];
+      if (dt == DType::kBF16) {
+        static_cast<uint16_t*>(p.value.data)[k] = float_to_bf16_bits(x);
+      } else {
+        p.value.data_as<float>()[k] = x;
+      }
+    }
+    m.numel += p.value.numel();
+    m.params.push_back(p);
+  }
+  return m;
+}
+
+int64_t count_byte_mismatches(const TestModel& got, const TestModel& want) {
+  int64_t bad = 0;
+  for (size_t i = 0; i < got.params.size(); ++i) {
+    const Parameter& p = got.params[i];
+    if (std::memcmp(p.value.data, want.params[i].value.data, p.value.nbytes()) != 0) {
+      ADD_FAILURE() << p.name << " (" << dtype_name(p.value.dtype) << ") differs from the dp = 1 optimizer";
+      ++bad;
+    }
+  }
+  return bad;
+}
+
+TEST(DistributedOptimizer, Bf16ValuesGatherInTheirOwnDtypesBitwiseAsDpOfOne) {
+  // optim/distributed_optimizer.h Precision: at dp > 1 with bf16 values the weights are all-gathered in
+  // their own dtypes (bf16 rounded on the owning rank) instead of as f32 and rounded after; rounding
+  // is element-wise, so every value's bits equal those of the dp = 1 optimizer on the mean gradient
+  // (which casts its f32 master directly), for AdamW and OrthoAdam, and the all_gather sends
+  // ring_all_gather_bytes(dp·SB) with SB the PublishLayout's shard bytes.
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  const int n = dp.size();
+  for (OptimizerKind kind : {OptimizerKind::kAdamW, OptimizerKind::kOrthoAdam}) {
+    const std::string tag = kind == OptimizerKind::kAdamW ? "mixed" : "mixed-ortho";
+    TestModel dist = make_mixed_model(tag), ref = make_mixed_model(tag), initial = make_mixed_model(tag);
+    LocalComm local("dp");
+    DistributedOptimizer opt(dist.params, test_config(kind), dp), ref_opt(ref.params, test_config(kind), local);
+    const uint64_t S = static_cast<uint64_t>(opt.shard_size()), SB = static_cast<uint64_t>(opt.publish_shard_bytes());
+    EXPECT_GT(SB, 0u) << "bf16 values at dp > 1 gather in their own dtypes";
+    EXPECT_EQ(ref_opt.publish_shard_bytes(), 0) << "dp = 1 publishes from the master";
+    const uint64_t expected = ring_reduce_scatter_bytes(n * S * 4, n) + ring_all_gather_bytes(n * SB, n) +
+                              ring_all_reduce_bytes(8, n);
+    for (int k = 0; k < kSteps; ++k) {
+      fill_own_grads(dist, tag, dp.rank(), k);
+      fill_mean_grads(ref, tag, n, k);
+      opt.ReduceGradients();
+      ref_opt.ReduceGradients();
+      opt.Step(lr_at(k));
+      ref_opt.Step(lr_at(k));
+      EXPECT_EQ(opt.last_step_bytes_sent(), expected) << tag << " step " << k;
+      EXPECT_EQ(count_byte_mismatches(dist, ref), 0) << tag << " step " << k + 1;
+    }
+    for (size_t i = 0; i < dist.params.size(); ++i) {
+      EXPECT_NE(std::memcmp(dist.params[i].value.data, initial.params[i].value.data, dist.params[i].value.nbytes()), 0)
+          << tag << ": " << dist.params[i].name << " never moved";
+    }
+  }
+}
+
 TEST(DistributedOptimizer, DpOfOneIsAdamW) {
   // MPI_COMM_SELF: one shard holds everything, no padding, nothing sent; the mean is the rank's own
   // gradient (× 1/1 is exact).

@@ -1,0 +1,143 @@
+// Op profiler (core/profiler.h).
+#include "core/profiler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+
+#include "core/buffer.h"
+#include "core/status.h"
+
+namespace om::profiler {
+namespace {
+
+std::atomic<bool> g_on{false};
+thread_local int t_depth = 0;  // open Scopes of this thread (only the outermost records)
+
+struct Pending {
+  std::string name;
+  void* start;
+  void* end;
+  double flops, bytes;
+};
+
+std::mutex g_mu;
+std::map<std::string, OpStats> g_totals;  // by name
+std::vector<Pending> g_pending;           // CUDA event pairs not yet read
+std::vector<void*> g_free_events;         // recorded-and-read events for reuse
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void* take_event() {  // REQUIRES g_mu
+  if (g_free_events.empty()) return device_memory::cuda_event_create();
+  void* e = g_free_events.back();
+  g_free_events.pop_back();
+  return e;
+}
+
+void add(const std::string& name, double seconds, double flops, double bytes) {  // REQUIRES g_mu
+  OpStats& s = g_totals[name];
+  s.name = name;
+  s.calls += 1;
+  s.seconds += seconds;
+  s.flops += flops;
+  s.bytes += bytes;
+}
+
+void resolve_pending() {  // REQUIRES g_mu
+  for (const Pending& p : g_pending) {
+    add(p.name, device_memory::cuda_event_elapsed_s(p.start, p.end), p.flops, p.bytes);
+    g_free_events.push_back(p.start);
+    g_free_events.push_back(p.end);
+  }
+  g_pending.clear();
+}
+
+}  // namespace
+
+bool enabled() { return g_on.load(std::memory_order_relaxed); }
+void set_enabled(bool on) { g_on.store(on, std::memory_order_relaxed); }
+
+Scope::Scope(const ExecContext& ctx, const char* name, double flops, double bytes) {
+  if (!enabled()) return;
+  if (t_depth++ > 0) {  // inside another op: that one is timed
+    name_ = nullptr;
+    active_ = true;     // still pairs the depth decrement below
+    return;
+  }
+  active_ = true;
+  ctx_ = ctx;
+  name_ = name;
+  flops_ = flops;
+  bytes_ = bytes;
+  if (ctx.device.kind == DeviceKind::kCpu) {
+    start_s_ = now_s();
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  start_event_ = take_event();
+  device_memory::cuda_event_record(start_event_, ctx.stream.handle);
+}
+
+Scope::~Scope() {
+  if (!active_) return;
+  --t_depth;
+  if (name_ == nullptr) return;
+  if (ctx_.device.kind == DeviceKind::kCpu) {
+    const double seconds = now_s() - start_s_;
+    std::lock_guard<std::mutex> lock(g_mu);
+    add(name_, seconds, flops_, bytes_);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  void* end = take_event();
+  device_memory::cuda_event_record(end, ctx_.stream.handle);
+  g_pending.push_back(Pending{name_, start_event_, end, flops_, bytes_});
+}
+
+std::vector<OpStats> Collect() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  resolve_pending();
+  std::vector<OpStats> out;
+  for (const auto& [name, s] : g_totals) out.push_back(s);
+  std::sort(out.begin(), out.end(), [](const OpStats& a, const OpStats& b) {
+    return a.seconds != b.seconds ? a.seconds > b.seconds : a.name < b.name;
+  });
+  return out;
+}
+
+void Reset() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  resolve_pending();
+  g_totals.clear();
+}
+
+std::string FormatTable(const std::vector<OpStats>& ops, int64_t steps, double step_seconds, double peak_flops,
+                        double peak_bytes_per_s) {
+  const double n = static_cast<double>(std::max<int64_t>(steps, 1));
+  std::string out = format_message("%-28s %10s %10s %6s %9s %6s %9s %6s\n", "op", "calls/step", "ms/step", "step%",
+                                   "TFLOP/s", "peak%", "GB/s", "peak%");
+  double sum = 0;
+  for (const OpStats& s : ops) {
+    sum += s.seconds;
+    const double t = s.seconds > 0 ? s.seconds : 1e-30;
+    const double flops = s.flops / t, bw = s.bytes / t;
+    out += format_message("%-28s %10.1f %10.3f %6.1f %9s %6s %9s %6s\n", s.name.c_str(), static_cast<double>(s.calls) / n,
+                          1e3 * s.seconds / n, 100 * s.seconds / n / step_seconds,
+                          s.flops > 0 ? format_message("%.1f", flops / 1e12).c_str() : "-",
+                          s.flops > 0 && peak_flops > 0 ? format_message("%.1f", 100 * flops / peak_flops).c_str() : "-",
+                          s.bytes > 0 ? format_message("%.1f", bw / 1e9).c_str() : "-",
+                          s.bytes > 0 && peak_bytes_per_s > 0 ? format_message("%.1f", 100 * bw / peak_bytes_per_s).c_str()
+                                                              : "-");
+  }
+  out += format_message("%-28s %10s %10.3f %6.1f\n", "all ops", "", 1e3 * sum / n, 100 * sum / n / step_seconds);
+  out += format_message("%-28s %10s %10.3f %6.1f\n", "outside ops (host, waits)", "", 1e3 * (step_seconds - sum / n),
+                        100 * (1 - sum / n / step_seconds));
+  return out;
+}
+
+}  // namespace om::profiler

@@ -1,0 +1,60 @@
+// The op profiler (core/profiler.h) on the CPU: off records nothing; on, each outermost Scope adds one
+// call with its FLOPs, bytes and wall time; nested Scopes are counted once (the outer one); the table
+// lists every op and the time outside ops.
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "core/profiler.h"
+#include "tests/support/test_support.h"
+
+namespace om {
+namespace {
+
+const profiler::OpStats* find(const std::vector<profiler::OpStats>& ops, const std::string& name) {
+  for (const profiler::OpStats& s : ops)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+TEST(Profiler, OffRecordsNothingAndOnCountsOutermostScopesOnce) {
+  const ExecContext cpu{};
+  profiler::Reset();
+  profiler::set_enabled(false);
+  { const profiler::Scope s(cpu, "matmul", 10, 20); }
+  EXPECT_TRUE(profiler::Collect().empty());
+
+  profiler::set_enabled(true);
+  for (int i = 0; i < 3; ++i) {
+    const profiler::Scope outer(cpu, "cross_entropy_forward", 0, 100);
+    const profiler::Scope inner(cpu, "cross_entropy_row_max", 0, 1000);  // a piece of the outer op
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  { const profiler::Scope s(cpu, "matmul", 2.0 * 4 * 5 * 6, 8); }
+  profiler::set_enabled(false);
+  { const profiler::Scope s(cpu, "matmul", 1, 1); }  // after switching off: not counted
+
+  const std::vector<profiler::OpStats> ops = profiler::Collect();
+  ASSERT_EQ(ops.size(), 2u);
+  const profiler::OpStats* ce = find(ops, "cross_entropy_forward");
+  const profiler::OpStats* mm = find(ops, "matmul");
+  ASSERT_NE(ce, nullptr);
+  ASSERT_NE(mm, nullptr);
+  EXPECT_EQ(find(ops, "cross_entropy_row_max"), nullptr) << "a nested scope was counted";
+  EXPECT_EQ(ce->calls, 3);
+  EXPECT_EQ(ce->bytes, 300.0);
+  EXPECT_GE(ce->seconds, 3 * 0.002);  // slept inside each: the wall time is at least that
+  EXPECT_EQ(mm->calls, 1);
+  EXPECT_EQ(mm->flops, 240.0);
+  EXPECT_EQ(ops.front().name, "cross_entropy_forward") << "sorted by time, largest first";
+
+  const std::string table = profiler::FormatTable(ops, 3, 0.01, 1e12, 1e10);
+  EXPECT_NE(table.find("cross_entropy_forward"), std::string::npos) << table;
+  EXPECT_NE(table.find("matmul"), std::string::npos) << table;
+  EXPECT_NE(table.find("outside ops"), std::string::npos) << table;
+  profiler::Reset();
+  EXPECT_TRUE(profiler::Collect().empty());
+}
+
+}  // namespace
+}  // namespace om
