@@ -15,7 +15,9 @@
 #      device time per op (core/profiler.h) goes to profile_<model>.txt;
 #   2. the peer's variants compile, sdpa-zero-kv, sdpa-softmax, eager on each model (python3 there: PyTorch
 #      2.11), 5 warm-up steps (the first compiles) then 25 timed; tokens/s = the median per-step figure
-#      (CUDA events), the same statistic as ours.
+#      (CUDA events), the same statistic as ours;
+#   3. ours again on the first model with OM_ATTENTION_KERNEL=warp (the reference attention kernels instead
+#      of the tensor-core ones), if the budget leaves room: what the tensor-core attention is worth.
 # Time to first step, for both, on one clock: the shell's launch of the process -> step 1 done (ours: the
 # first metrics.jsonl line appears, polled every 20 ms; the peer: its first_step_unix, after a
 # synchronize). It includes process start, CUDA init, the import of torch and compilation.
@@ -97,12 +99,17 @@ mem_start() {
 mem_stop() { [[ -n $MEM_PID ]] && { kill "$MEM_PID" 2> /dev/null; wait "$MEM_PID" 2> /dev/null; MEM_PID=; }; }
 idle_mem() { ((HAVE_SMI)) && nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1 || echo ""; }
 
-# ours MODEL: one ortho_megatron run; a record with its metrics, log, launch and first-metrics times.
+# ours MODEL [VARIANT]: one ortho_megatron run; a record with its metrics, log, launch and first-metrics
+# times. VARIANT warp-attention: OM_ATTENTION_KERNEL=warp (the reference attention kernels instead of
+# the tensor-core ones), to measure what those are worth.
 ours() {
-  local model=$1 dir=$WORK/ours_$1 limit rc t0 t1 pid idle
+  local model=$1 variant=${2:-} tag=$1${2:+_$2} limit rc t0 t1 pid idle
+  local dir=$WORK/ours_$tag
   limit=$(limit_for "$OURS_CAP")
   if ((limit == 0)); then
-    printf '{"kind": "ours", "model": "%s", "skipped": "time budget"}\n' "$model" >> "$RECORDS"; return
+    printf '{"kind": "ours", "model": "%s", "variant": "%s", "skipped": "time budget"}\n' "$model" "$variant" \
+        >> "$RECORDS"
+    return
   fi
   local args=(--model "$model" --device "$DEV" --dtype "$DTYPE" --attention softmax1 --optimizer adamw
               --seq-length 256 --micro-batch-size "$MB" --global-batch-size "$MB" --train-iters "$STEPS"
@@ -110,25 +117,26 @@ ours() {
               --profile-steps $((WARM > 1 ? WARM - 1 : 1)))
   # The preset's vocabulary, as the peer's --preset has it (ours would otherwise take the tokenizer's).
   if [[ $model == llama-* ]]; then args+=(--vocab-size 32000); else args+=(--vocab-size 8192); fi
-  echo "=== ours $model: ${args[*]} (timeout ${limit}s)" >> "$LOG"
-  idle=$(idle_mem); mem_start "$WORK/mem_ours_$model"
+  echo "=== ours $model ${variant:-default}: ${args[*]} (timeout ${limit}s)" >> "$LOG"
+  idle=$(idle_mem); mem_start "$WORK/mem_ours_$tag"
   t0=$EPOCHREALTIME
   (
     [[ $DEV == cuda ]] && source "$BUNDLE/env.sh"
     [[ $DEV == cpu ]] && export OMP_NUM_THREADS=$(nproc)
+    [[ $variant == warp-attention ]] && export OM_ATTENTION_KERNEL=warp
     exec timeout "$limit" "$OURS" "${args[@]}"
-  ) > "$WORK/ours_$model.log" 2>&1 &
+  ) > "$WORK/ours_$tag.log" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2> /dev/null && [[ ! -s $dir/metrics.jsonl ]]; do sleep 0.02; done
   t1=$EPOCHREALTIME
   wait "$pid"; rc=$?
   mem_stop
-  cat "$WORK/ours_$model.log" >> "$LOG"
-  [[ -f $dir/profile.txt ]] && cp "$dir/profile.txt" "$OUTDIR/profile_$model.txt"
-  printf '{"kind": "ours", "model": "%s", "rc": %d, "limit_s": %d, "t0": %s, "t1": %s, "metrics": "%s", ' \
-      "$model" "$rc" "$limit" "$t0" "$t1" "$dir/metrics.jsonl" >> "$RECORDS"
-  printf '"log": "%s", "mem_file": "%s", "idle_mib": "%s"}\n' \
-      "$WORK/ours_$model.log" "$WORK/mem_ours_$model" "$idle" >> "$RECORDS"
+  cat "$WORK/ours_$tag.log" >> "$LOG"
+  [[ -f $dir/profile.txt ]] && cp "$dir/profile.txt" "$OUTDIR/profile_$tag.txt"
+  printf '{"kind": "ours", "model": "%s", "variant": "%s", "rc": %d, "limit_s": %d, "t0": %s, "t1": %s, ' \
+      "$model" "$variant" "$rc" "$limit" "$t0" "$t1" >> "$RECORDS"
+  printf '"metrics": "%s", "log": "%s", "mem_file": "%s", "idle_mib": "%s"}\n' \
+      "$dir/metrics.jsonl" "$WORK/ours_$tag.log" "$WORK/mem_ours_$tag" "$idle" >> "$RECORDS"
 }
 
 # peer MODEL VARIANT: one torch_llama.py run; a record with its JSON line and launch time.
@@ -162,6 +170,10 @@ SELFTEST=$(timeout 60 "$PY" bench/peers/torch_llama.py --self-test --device "$DE
 echo "$SELFTEST" >> "$LOG"
 for m in $MODELS; do ours "$m"; done
 for v in $VARIANTS; do for m in $MODELS; do peer "$m" "$v"; done; done
+# Last, what the budget leaves: ours with the reference attention kernels, on the first model
+# (GPU_PERF_WARP_ATTENTION: 1 on cuda, 0 on the cpu rehearsal, where it changes nothing but the script path).
+WARP_DEFAULT=0; [[ $DEV == cuda ]] && WARP_DEFAULT=1
+if [[ ${GPU_PERF_WARP_ATTENTION:-$WARP_DEFAULT} == 1 ]]; then ours "${MODELS%% *}" warp-attention; fi
 
 python3 - "$RECORDS" "$OUTDIR" "$PEAK_TFLOPS" "$WARM" "$GPU_NAME" \
     "$DEV $DTYPE, seq 256, micro-batch $MB, $STEPS steps" "$SELFTEST" "$BUDGET" "$SECONDS" <<'PY'
@@ -184,8 +196,10 @@ def mem_peak(rec):
 rows = []
 for line in open(records_path):
     rec = json.loads(line)
-    row = {"model": rec["model"], "impl": "ortho_megatron" if rec["kind"] == "ours" else "torch " + rec["variant"],
-           "kind": rec["kind"], "variant": rec.get("variant"), "tps": None, "status": "ok"}
+    impl = ("ortho_megatron" + (f" ({rec['variant']})" if rec.get("variant") else "") if rec["kind"] == "ours"
+            else "torch " + rec["variant"])
+    row = {"model": rec["model"], "impl": impl, "kind": rec["kind"], "variant": rec.get("variant") or None,
+           "tps": None, "status": "ok"}
     if "skipped" in rec:
         row["status"] = "skipped: " + rec["skipped"]
     elif rec["kind"] == "ours":
@@ -240,7 +254,7 @@ lines = [f"# gpu_perf {datetime.date.today()} — {gpu}", "",
 notes, verdicts, ok = [], [], True
 for model in dict.fromkeys(r["model"] for r in rows):
     mine = [r for r in rows if r["model"] == model]
-    ours = next((r for r in mine if r["kind"] == "ours"), None)
+    ours = next((r for r in mine if r["kind"] == "ours" and not r["variant"]), None)
     for r in mine:
         name = r["impl"] + (" (standard softmax)" if r["variant"] == "sdpa-softmax" else "")
         if r.get("backend"):
@@ -250,7 +264,7 @@ for model in dict.fromkeys(r["model"] for r in rows):
         if r["tps"] is None:
             lines.append(f"| {model} | {name} | {r['status']} | | | | | | |")
             continue
-        ratio = ours["tps"] / r["tps"] if ours and ours["tps"] and r["kind"] == "peer" else None
+        ratio = ours["tps"] / r["tps"] if ours and ours["tps"] and r is not ours else None
         lines.append(f"| {model} | {name} | {r['tps']:,.0f} | {tf(r['tflops'])} | {100 * r['tflops'] / peak:.1f}% | "
                      f"{fmt(r.get('mem_own'), '{:,.0f}')} | {fmt(r.get('mem_smi'), '{:,.0f}')} | "
                      f"{fmt(r.get('first_s'), '{:.1f}')} | {fmt(ratio, '{:.2f}×')} |")

@@ -73,8 +73,14 @@ namespace cuda {
 //             row writes dk_j and dv_j, with p_ij recomputed as exp(s_ij - lse_i).
 // The backward uses a (B, H, T) f32 stream-ordered scratch for delta (Buffer::AllocateScratch); it does
 // not wait for the device.
+// bf16 with D = 64 (every preset's head width) and 16-byte aligned tensors takes the tensor-core kernels
+// of kernels/cuda/attention_mma.cu instead (FlashAttention-2 tiling, WMMA bf16 products, f32
+// accumulation; p and ds rounded to bf16 before their products), unless switched off here or by
+// OM_ATTENTION_KERNEL=warp in the environment (read once). probs still come from a warp pass.
 void attention_forward(const AttentionForwardArgs& args, Stream stream);
 void attention_backward(const AttentionBackwardArgs& args, Stream stream);
+void set_tensor_core_attention(bool allowed);  // process-wide; for tests and comparisons
+bool tensor_core_attention_allowed();
 }  // namespace cuda
 
 }  // namespace om

@@ -14,12 +14,15 @@
 // (keys or queries ascending; warp_sum is a fixed butterfly); no atomics. Every kernel computes s_ij
 // with the same code (warp_dot(q_i, k_j) * scale), so all of them see the same s_ij bits.
 // Arguments were validated by kernels/attention.cc.
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 
 #include "core/buffer.h"
 #include "kernels/attention.h"
+#include "kernels/cuda/attention_mma.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 
 namespace om::cuda {
@@ -93,8 +96,7 @@ __device__ __forceinline__ float warp_dot(const float (&a)[kPerLane], const floa
 // never overflows, as m >= 0 keeps exp(-m) <= 1. At the end out_i = acc / l, lse_i = m + log l.
 template <typename Act, int kPerLane>
 __global__ void __launch_bounds__(kThreads)
-    attention_forward_warp_per_query(Act* out, float* lse, float* probs, const Act* qkv, HeadDims g, float scale,
-                                     bool plus_one) {
+    attention_forward_warp_per_query(Act* out, float* lse, const Act* qkv, HeadDims g, float scale, bool plus_one) {
   const int64_t row = warp_row();
   if (row >= g.rows()) return;  // the whole warp leaves together, so warp_dot sees 32 active lanes
   const int lane = threadIdx.x % kWarpSize;
@@ -121,16 +123,31 @@ __global__ void __launch_bounds__(kThreads)
     for (int r = 0; r < kPerLane; ++r) acc[r] = acc[r] * corr + p * vj[r];
     m = m_new;
   }
-  const float lse_i = m + logf(l);
-  if (lane == 0) lse[row] = lse_i;
+  if (lane == 0) lse[row] = m + logf(l);
   Act* o = out + out_offset(g, b, i, h);
 #pragma unroll
   for (int r = 0; r < kPerLane; ++r) {
     const int d = lane + r * kWarpSize;
     if (d < g.D) store_f32(o + d, acc[r] / l);
   }
-  if (probs == nullptr) return;
-  // Second pass, from the lse just computed: the same p_ij = exp(s_ij - lse_i) the backward uses.
+}
+
+// probs, when requested, after either forward (this file's or attention_mma.cu's): one warp per query
+// row (b, h, i), p_ij = exp(s_ij - lse_i) from the saved lse, the same p_ij the backward uses; 0 above
+// the diagonal.
+template <typename Act, int kPerLane>
+__global__ void __launch_bounds__(kThreads)
+    attention_probs_warp_per_query(float* probs, const float* lse, const Act* qkv, HeadDims g, float scale) {
+  const int64_t row = warp_row();
+  if (row >= g.rows()) return;
+  const int lane = threadIdx.x % kWarpSize;
+  const int64_t i = row % g.T, bh = row / g.T, b = bh / g.H;
+  const int h = static_cast<int>(bh % g.H);
+  const int64_t stride = 3 * int64_t{g.H} * g.D;
+  const Act* k0 = qkv + qkv_offset(g, b, 0, QkvPart::kK, h);
+  float q[kPerLane], kj[kPerLane];
+  load_lanes(q, qkv + qkv_offset(g, b, i, QkvPart::kQ, h), g.D, lane);
+  const float lse_i = lse[row];
   float* prow = probs + row * g.T;
   for (int64_t j = 0; j <= i; ++j) {
     load_lanes(kj, k0 + j * stride, g.D, lane);
@@ -253,16 +270,50 @@ void with_lane_split(int D, F&& f) {
   return f(std::integral_constant<int, 8>{});
 }
 
+// -1: not read yet (OM_ATTENTION_KERNEL decides), 0: warp kernels only, 1: tensor cores where eligible.
+std::atomic<int> g_tensor_cores{-1};
+
+bool tensor_core_attention() {
+  int v = g_tensor_cores.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("OM_ATTENTION_KERNEL");
+    v = e != nullptr && std::string(e) == "warp" ? 0 : 1;
+    g_tensor_cores.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+template <typename Act>
+void forward_warp(const AttentionForwardArgs& a, const HeadDims& g, float scale, bool plus_one, cudaStream_t s) {
+  with_lane_split(g.D, [&](auto per_lane) {
+    attention_forward_warp_per_query<Act, decltype(per_lane)::value><<<row_blocks(g), kThreads, 0, s>>>(
+        a.out.data_as<Act>(), a.lse.data_as<float>(), a.qkv.data_as<const Act>(), g, scale, plus_one);
+  });
+  OM_CUDA_CHECK_KERNEL(s);
+}
+
+
 template <typename Act>
 void forward_impl(const AttentionForwardArgs& a, Stream stream) {
   const HeadDims g = head_dims("attention_forward", a.qkv, a.n_heads);
   if (g.rows() == 0) return;  // a zero-sized grid is a launch error
   const cudaStream_t s = to_cuda_stream(stream);
-  float* probs = a.probs.empty() ? nullptr : a.probs.data_as<float>();
+  const float scale = softmax_scale(g.D);
+  const bool plus_one = a.kind == AttentionKind::kSoftmax1;
+  if constexpr (std::is_same_v<Act, __nv_bfloat16>) {
+    if (tensor_core_attention() && attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.out.data})) {
+      attention_forward_mma(a.out.data_as<Act>(), a.lse.data_as<float>(), a.qkv.data_as<const Act>(), g.B, g.T, g.H,
+                            scale, plus_one, s);
+    } else {
+      forward_warp<Act>(a, g, scale, plus_one, s);
+    }
+  } else {
+    forward_warp<Act>(a, g, scale, plus_one, s);
+  }
+  if (a.probs.empty()) return;
   with_lane_split(g.D, [&](auto per_lane) {
-    attention_forward_warp_per_query<Act, decltype(per_lane)::value><<<row_blocks(g), kThreads, 0, s>>>(
-        a.out.data_as<Act>(), a.lse.data_as<float>(), probs, a.qkv.data_as<const Act>(), g, softmax_scale(g.D),
-        a.kind == AttentionKind::kSoftmax1);
+    attention_probs_warp_per_query<Act, decltype(per_lane)::value><<<row_blocks(g), kThreads, 0, s>>>(
+        a.probs.data_as<float>(), a.lse.data_as<const float>(), a.qkv.data_as<const Act>(), g, scale);
   });
   OM_CUDA_CHECK_KERNEL(s);
 }
@@ -287,6 +338,13 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
     attention_backward_delta<Act, kPerLane>
         <<<row_blocks(g), kThreads, 0, s>>>(delta, dout, a.out.data_as<const Act>(), g);
     OM_CUDA_CHECK_KERNEL(s);
+    if constexpr (std::is_same_v<Act, __nv_bfloat16>) {
+      if (tensor_core_attention() &&
+          attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.dqkv.data, a.dout.data})) {
+        attention_backward_mma(dqkv, dout, qkv, lse, delta, g.B, g.T, g.H, scale, s);
+        return;
+      }
+    }
     // dq and (dk, dv) write disjoint parts of dqkv; both read delta, written by the launch above.
     attention_backward_dq_warp_per_query<Act, kPerLane>
         <<<row_blocks(g), kThreads, 0, s>>>(dqkv, dout, qkv, lse, delta, g, scale);
@@ -298,6 +356,10 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
 }
 
 }  // namespace
+
+void set_tensor_core_attention(bool allowed) { g_tensor_cores.store(allowed ? 1 : 0, std::memory_order_relaxed); }
+
+bool tensor_core_attention_allowed() { return tensor_core_attention(); }
 
 void attention_forward(const AttentionForwardArgs& a, Stream stream) {
   switch (a.qkv.dtype) {

@@ -1,7 +1,9 @@
 // CUDA causal attention (kernels/cuda/attention.cu) against the CPU f64 reference (kernels/cpu/attention.cc)
 // on the same inputs: forward out, lse and probs, backward dqkv; softmax and softmax-1; f32 and bf16
 // activations; (B, T, H, D) = (1, 1, 1, 8) tiny, (2, 17, 3, 32) odd T, (2, 256, 4, 64) the tiny Llama's
-// heads, (1, 128, 2, 128) wide heads, (1, 33, 2, 200) a D that leaves lanes partly empty. Also: probability
+// heads, (1, 128, 2, 128) wide heads, (1, 33, 2, 200) a D that leaves lanes partly empty, (2, 100, 2, 64)
+// and (1, 64, 3, 64) a partial and a single tile of the tensor-core path (bf16, D = 64: attention_mma.cu;
+// every case also runs with it switched off, and its extra bf16 roundings are bounded below). Also: probability
 // rows (sum 1 for softmax, < 1 for softmax-1, exactly 0 above the diagonal), asking for probs leaves out
 // and lse unchanged, outputs are overwritten (=), two runs give the same bits, and the CUDA contract
 // (lse f32, D <= 256). Tolerances from kernels/check/tolerance.h: rule 2 for f32 results (lse and probs
@@ -27,7 +29,8 @@ namespace {
 struct Shape4 {
   int64_t B, T, H, D;
 };
-constexpr Shape4 kShapes[] = {{1, 1, 1, 8}, {2, 17, 3, 32}, {2, 256, 4, 64}, {1, 128, 2, 128}, {1, 33, 2, 200}};
+constexpr Shape4 kShapes[] = {{1, 1, 1, 8},     {2, 17, 3, 32},   {2, 256, 4, 64}, {1, 128, 2, 128},
+                               {1, 33, 2, 200},  {2, 100, 2, 64},  {1, 64, 3, 64}};
 constexpr AttentionKind kKinds[] = {AttentionKind::kSoftmax, AttentionKind::kSoftmax1};
 constexpr DType kActDtypes[] = {DType::kF32, DType::kBF16};
 
@@ -238,71 +241,105 @@ HostTensor exact_row_sums(const HostTensor& lse64, AttentionKind kind) {
   return want;
 }
 
+// ---- The tensor-core path (kernels/cuda/attention_mma.cu: bf16, D = 64) ---------------------------
+// On top of the warp kernels' f32 arithmetic (whose errors rule 3 absorbs for bf16 results), it rounds
+// each p_ij to bf16 before P·V and Pᵀ·dout, and each ds_ij before dS·K and dSᵀ·Q: one more relative
+// error of at most u = 2^-8 (bf16's unit round-off, dtype_eps / 2) on every term of those sums, so
+//   out_id:  |d| <= u sum_j P_ij |v_jd|          <= u max|v|           (P_ij <= 1, sum_j P_ij <= 1)
+//   dq, dk, dv: |d| <= u A_q, u A_k, u A_v       <= u max(A_q, A_k, A_v)  (|ds_ij| <= p_ij W_ij)
+// added to the rule-3 tolerance as an absolute term. The S = Q·Kᵀ and dP = dout·Vᵀ tiles are exact
+// bf16 products summed in f32 like the warp kernels' dot products (rule 3 covers them).
+bool mma_path(bool tensor_cores, DType act, Shape4 s) { return tensor_cores && act == DType::kBF16 && s.D == 64; }
+
+Tolerance plus_bf16_rounding(Tolerance t, double bound) {
+  t.atol += 0.5 * dtype_eps(DType::kBF16) * bound;
+  t.rule += " + tensor cores' bf16 p/ds: 2^-8 x " + format_message("%.3g", bound);
+  return t;
+}
+
 TEST(AttentionCuda, ForwardMatchesCpuReference) {
   CheckList results;
-  for (AttentionKind kind : kKinds) {
-    for (DType act : kActDtypes) {
-      for (Shape4 s : kShapes) {
-        const std::string name = case_name(kind, act, s);
-        const Inputs in(act, s, 21);
-        const Forward ref = cpu_forward(in, kind, DType::kF64);
-        const Forward got = cuda_forward(in, kind, /*with_probs=*/true);
-        const Magnitudes mg = magnitudes(in, ref.out, ref.probs);
-        const int64_t n = n_terms(s);
-        if (act == DType::kF32) {
-          results.push_back(compare_tensors(name, "out vs f64 reference", got.out, ref.out,
-                                            for_reduction(DType::kF32, 7 * n, mg.E * mg.max_v)));
-        } else {
-          // Rule 3: naive = the f32 CPU op (GEMM variant) on the same bf16 inputs, out rounded to bf16.
-          const HostTensor naive = cpu_forward(in, kind, DType::kF32).out.Converted(DType::kBF16);
-          results.push_back(compare_tensors(name, "out vs f64 reference", got.out, ref.out,
-                                            for_naive_reference(max_abs_diff(naive, ref.out))));
+  for (bool tensor_cores : {true, false}) {
+    cuda::set_tensor_core_attention(tensor_cores);
+    for (AttentionKind kind : kKinds) {
+      for (DType act : kActDtypes) {
+        for (Shape4 s : kShapes) {
+          const std::string name = case_name(kind, act, s) + (mma_path(tensor_cores, act, s) ? " [tensor cores]" : "");
+          const Inputs in(act, s, 21);
+          const Forward ref = cpu_forward(in, kind, DType::kF64);
+          const Forward got = cuda_forward(in, kind, /*with_probs=*/true);
+          const Magnitudes mg = magnitudes(in, ref.out, ref.probs);
+          const int64_t n = n_terms(s);
+          if (act == DType::kF32) {
+            results.push_back(compare_tensors(name, "out vs f64 reference", got.out, ref.out,
+                                              for_reduction(DType::kF32, 7 * n, mg.E * mg.max_v)));
+          } else {
+            // Rule 3: naive = the f32 CPU op (GEMM variant) on the same bf16 inputs, out rounded to bf16.
+            const HostTensor naive = cpu_forward(in, kind, DType::kF32).out.Converted(DType::kBF16);
+            Tolerance tol = for_naive_reference(max_abs_diff(naive, ref.out));
+            if (mma_path(tensor_cores, act, s)) tol = plus_bf16_rounding(tol, mg.max_v);
+            results.push_back(compare_tensors(name, "out vs f64 reference", got.out, ref.out, tol));
+          }
+          // lse and probs are f32 whatever the activation dtype, and bf16 inputs are exact in f32: rule 2.
+          results.push_back(
+              compare_tensors(name, "lse vs f64 reference", got.lse, ref.lse, for_reduction(DType::kF32, 4 * n, mg.E)));
+          results.push_back(compare_tensors(name, "probs vs f64 reference", got.probs, ref.probs,
+                                            for_reduction(DType::kF32, 5 * n, mg.E)));
+          const RowFacts rows = row_facts(got.probs, s);
+          results.push_back(compare_tensors(name, "probs row sums vs exact", rows.sums, exact_row_sums(ref.lse, kind),
+                                            for_reduction(DType::kF32, 5 * n, mg.E)));
+          if (kind == AttentionKind::kSoftmax1)
+            results.push_back(check_fact(name, "probs rows sum to < 1", rows.below_one));
+          results.push_back(check_fact(name, "probs exactly 0 above the diagonal", rows.zero_above));
+          // The probs pass comes after out and lse are final: asking for probs must not change them.
+          const Forward plain = cuda_forward(in, kind, /*with_probs=*/false);
+          results.push_back(check_fact(name, "out, lse without probs bitwise equal",
+                                       bitwise_equal(plain.out, got.out) && bitwise_equal(plain.lse, got.lse)));
         }
-        // lse and probs are f32 whatever the activation dtype, and bf16 inputs are exact in f32: rule 2.
-        results.push_back(
-            compare_tensors(name, "lse vs f64 reference", got.lse, ref.lse, for_reduction(DType::kF32, 4 * n, mg.E)));
-        results.push_back(compare_tensors(name, "probs vs f64 reference", got.probs, ref.probs,
-                                          for_reduction(DType::kF32, 5 * n, mg.E)));
-        const RowFacts rows = row_facts(got.probs, s);
-        results.push_back(compare_tensors(name, "probs row sums vs exact", rows.sums, exact_row_sums(ref.lse, kind),
-                                          for_reduction(DType::kF32, 5 * n, mg.E)));
-        if (kind == AttentionKind::kSoftmax1)
-          results.push_back(check_fact(name, "probs rows sum to < 1", rows.below_one));
-        results.push_back(check_fact(name, "probs exactly 0 above the diagonal", rows.zero_above));
-        // The probs pass comes after out and lse are final: asking for probs must not change them.
-        const Forward plain = cuda_forward(in, kind, /*with_probs=*/false);
-        results.push_back(check_fact(name, "out, lse without probs bitwise equal",
-                                     bitwise_equal(plain.out, got.out) && bitwise_equal(plain.lse, got.lse)));
       }
     }
   }
+  cuda::set_tensor_core_attention(true);
   expect_all_ok(results);
 }
 
 TEST(AttentionCuda, BackwardMatchesCpuReference) {
   CheckList results;
-  for (AttentionKind kind : kKinds) {
-    for (DType act : kActDtypes) {
-      for (Shape4 s : kShapes) {
-        const std::string name = case_name(kind, act, s);
-        const Inputs in(act, s, 22);
-        const Forward fwd64 = cpu_forward(in, kind, DType::kF64);
-        const Saved sv = saved_from(fwd64, act);
-        const HostTensor ref = cpu_backward(in, sv, kind, DType::kF64);
-        const HostTensor got = cuda_backward(in, sv, kind);
-        if (act == DType::kF32) {
+  for (bool tensor_cores : {true, false}) {
+    cuda::set_tensor_core_attention(tensor_cores);
+    for (AttentionKind kind : kKinds) {
+      for (DType act : kActDtypes) {
+        for (Shape4 s : kShapes) {
+          const bool mma = mma_path(tensor_cores, act, s);
+          const std::string name = case_name(kind, act, s) + (mma ? " [tensor cores]" : "");
+          const Inputs in(act, s, 22);
+          const Forward fwd64 = cpu_forward(in, kind, DType::kF64);
+          const Saved sv = saved_from(fwd64, act);
+          const HostTensor ref = cpu_backward(in, sv, kind, DType::kF64);
+          const HostTensor got = cuda_backward(in, sv, kind);
           const Magnitudes mg = magnitudes(in, sv.out, fwd64.probs);
-          results.push_back(compare_tensors(name, "dqkv vs f64 reference", got, ref,
-                                            for_reduction(DType::kF32, 4 * n_terms(s), mg.E * mg.a_dqkv)));
-        } else {
-          // Rule 3: naive = the f32 CPU op (GEMM variant) on the same inputs, dqkv rounded to bf16.
-          const HostTensor naive = cpu_backward(in, sv, kind, DType::kF32).Converted(DType::kBF16);
-          results.push_back(compare_tensors(name, "dqkv vs f64 reference", got, ref,
-                                            for_naive_reference(max_abs_diff(naive, ref))));
+          if (act == DType::kF32) {
+            results.push_back(compare_tensors(name, "dqkv vs f64 reference", got, ref,
+                                              for_reduction(DType::kF32, 4 * n_terms(s), mg.E * mg.a_dqkv)));
+          } else {
+            // Rule 3: naive = the f32 CPU op (GEMM variant) on the same inputs, dqkv rounded to bf16.
+            const HostTensor naive = cpu_backward(in, sv, kind, DType::kF32).Converted(DType::kBF16);
+            Tolerance tol = for_naive_reference(max_abs_diff(naive, ref));
+            if (mma) tol = plus_bf16_rounding(tol, mg.a_dqkv);
+            results.push_back(compare_tensors(name, "dqkv vs f64 reference", got, ref, tol));
+          }
+          if (mma) {  // the dispatch really took the tensor-core kernels: their bf16 p/ds change some bits
+            cuda::set_tensor_core_attention(false);
+            const HostTensor warp = cuda_backward(in, sv, kind);
+            cuda::set_tensor_core_attention(true);
+            results.push_back(
+                check_fact(name, "dqkv differs from the warp kernels' somewhere", !bitwise_equal(warp, got)));
+          }
         }
       }
     }
   }
+  cuda::set_tensor_core_attention(true);
   expect_all_ok(results);
 }
 
