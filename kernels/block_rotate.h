@@ -15,8 +15,9 @@
 // CUDA: f32 only (the units are fp32 optimizer state; kernels/cuda/block_rotate.cu): units grouped by
 // shape, each pass one pointer-array batched cuBLAS GEMM per group (true fp32, no TF32). Bit-identical
 // from run to run for the same batch on the same GPU and library; not bit-identical to the CPU, nor
-// promised across batchings (cuBLAS may choose another kernel for another batch count). Its per-call
-// scratch and pointer tables are stream-ordered (Buffer::AllocateScratch): it does not wait for the device.
+// promised across batchings (cuBLAS may choose another kernel for another batch count). The scratch and
+// pointer tables of a set of units are built on its first call and kept (a small cache keyed by the
+// units' pointers and shapes), so later calls on the same units allocate, upload and wait for nothing.
 // REQUIRES: per unit, x, q_r and every q_c[b] share one dtype; units do not overlap one another and
 // no x overlaps a Q.
 #pragma once

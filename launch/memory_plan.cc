@@ -27,10 +27,10 @@ constexpr int64_t kSumSquaresMaxBlocks = 1024;                 // sum_squares.cu
 
 size_t round256(size_t bytes) { return (bytes + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment; }
 
-// The scratch and pointer arrays of one CUDA block_rotate call over `units`, as
-// kernels/cuda/block_rotate.cu allocates them: units grouped by shape (R, K_b…), each group cut into
-// chunks of max(1, 256 MiB / unit bytes) units that reuse one scratch (so the largest chunk sizes
-// it), and 3 device pointers per GEMM: one GEMM per unit (pass 1) and one per column block (pass 2).
+// The scratch and pointer arrays CUDA block_rotate keeps for `units` (kernels/cuda/block_rotate.cu's
+// cached plan): units grouped by shape (R, K_b…), each group cut into chunks of max(1, 256 MiB / unit
+// bytes) units that reuse one scratch (so the largest chunk sizes it), and 3 device pointers per GEMM
+// and direction (forward and inverse): one GEMM per unit (pass 1) and one per column block (pass 2).
 size_t block_rotate_workspace(const std::vector<const OptimizerUnit*>& units, int64_t block) {
   if (units.empty()) return 0;
   std::map<std::vector<int64_t>, size_t> groups;  // (R, K_0, K_1, …) -> units of that shape
@@ -49,7 +49,7 @@ size_t block_rotate_workspace(const std::vector<const OptimizerUnit*>& units, in
     const size_t per_chunk = std::max<size_t>(1, kRotateChunkBytes / unit_bytes);
     scratch = std::max(scratch, std::min(count, per_chunk) * unit_bytes);
   }
-  return scratch + 3 * gemms * sizeof(void*);
+  return scratch + 2 * 3 * gemms * sizeof(void*);
 }
 
 // The largest per-call scratch of the model's CUDA kernels (header: workspace), for micro-batches of
@@ -153,7 +153,8 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
 
   if (device.kind == DeviceKind::kCuda) {
     const int64_t Vl = dims.padded_vocab(config.vocab_size) / dims.tp;
-    plan.workspace = std::max(rotate_workspace, model_kernel_workspace(config, o.micro_batch_size, dims.tp, Vl));
+    // block_rotate's plan is kept for the run; the model kernels' scratch comes and goes on top of it.
+    plan.workspace = rotate_workspace + model_kernel_workspace(config, o.micro_batch_size, dims.tp, Vl);
     plan.cublaslt_workspace = kCublasLtWorkspaceBytes;
   }
   if (o.eval_metrics) plan.eval_probs = Llama::ProbeBytes(config, o.micro_batch_size, dtype, tp);
@@ -180,7 +181,7 @@ std::string format_memory_plan(const MemoryPlan& p) {
        bf16 ? "sum over tensors of 2*numel (matrices), 4*numel (norm gains)" : "sum over tensors of 4*numel (~ 4*P)");
   line("gradients", p.gradients, bf16 ? "sum over tensors of 4*numel (~ 4*P)" : "= parameters");
   line("activations", p.activations,
-       format_message("%d*Bm*T*[L*(4C + 4Cl + 3Fl) + 3C + 2Vl + max(3Cl, 2Fl, C) + max(C, Fl)] + "
+       format_message("%d*Bm*T*[L*(4C + 4Cl + 3Fl) + 3C + Vl + max(3Cl, 2Fl, C) + max(C, Fl)] + "
                       "4*Bm*T*[L*(2 + Hl) + 5] + 8*Bm*T", bf16 ? 2 : 4));
   line("optimizer master", p.master, "4*S");
   line("optimizer m", p.exp_avg, "4*S");
@@ -192,7 +193,8 @@ std::string format_memory_plan(const MemoryPlan& p) {
        p.rotations > 0 ? format_message("4*sum over units (R^2 + sum_b K_b^2), dp rank %d", p.worst_dp_rank)
                        : std::string("0 (AdamW)"));
   line("workspace", p.workspace,
-       cuda ? std::string("largest per-call kernel scratch (block_rotate <= 256 MiB + pointers, embedding sort, ...)")
+       cuda ? std::string("block_rotate's kept plan (<= 256 MiB + pointers; OrthoAdam) + the largest per-call "
+                          "kernel scratch (embedding sort, ...)")
             : std::string("0 (the CPU kernels allocate no Buffer per call)"));
   if (cuda) line("cuBLASLt workspace", p.cublaslt_workspace, "32 MiB per device (outside Buffer)");
   line("eval probabilities", p.eval_probs, p.eval_metrics ? "4*Bm*Hl*T^2 (--eval-metrics)" : "0 (no --eval-metrics)");

@@ -26,10 +26,11 @@
 //   grad norm    8                                                          (f64 accumulator)
 //   rotations    OrthoAdam: 4·Σ_u (R_u² + Σ_b K_b²) over the rank's units (R_u rows, K_b ≤ B column
 //                blocks; optim/orthoadam.h rotation_numel), ≤ 4·(R/K + B/R) per unit element; AdamW: 0
-//   workspace    per-call kernel scratch through Buffer, the largest single call (calls run one after
-//                another and free theirs before returning). CPU: 0. CUDA: the max of
-//                  block_rotate (OrthoAdam)  4·(largest chunk's Σ R·K; chunks ≤ 256 MiB of one unit shape)
-//                                            + 8·3·Σ_u (1 + blocks_u) (device pointer arrays)
+//   workspace    kernel scratch through Buffer. CPU: 0. CUDA: block_rotate's plan, kept for the run
+//                (OrthoAdam; kernels/cuda/block_rotate.cu): 4·(largest chunk's Σ R·K; chunks ≤ 256 MiB
+//                of one unit shape) + 2·8·3·Σ_u (1 + blocks_u) (both directions' pointer arrays); plus
+//                the largest per-call scratch of the model's kernels (calls run one after another and
+//                free theirs as they go), the max of
 //                  embedding_backward        4 × ⌈4·Bm·T⌉₂₅₆ + 4·Vl + ≈ 8·Bm·T (CUB's sort buffers)
 //                  rmsnorm_backward          4·⌈Bm·T/32⌉·C (rmsnorm-s: ·1)
 //                  attention_backward        4·Bm·Hl·T

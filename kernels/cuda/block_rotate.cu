@@ -34,14 +34,15 @@
 // file has no atomics. Not promised: bit-equality with the CPU (different summation orders) or
 // across batchings (cuBLAS may pick a different kernel, e.g. split-K, for a different batch count).
 //
-// Memory and streams. One per-call device Buffer holds the pointer arrays (uploaded once with
-// cudaMemcpyAsync on `stream`) and one the scratch (the largest chunk's Σ R·K floats); both are
-// freed at return, so the stream is synchronized first, as in kernels/cuda/rmsnorm.cu until
-// ExecContext carries a workspace. The rotation runs once per optimizer step, so one allocation
-// and one synchronization per call are small next to its GEMMs. One cuBLAS handle per thread and
-// device, made on first use and kept for the process; a call sets the handle's stream and waits for
-// it, so the handle's workspace is never used by two streams at once (cuBLAS's reproducibility
-// condition for a shared handle).
+// Memory and streams. The optimizer rotates the same units every step, so a call's whole plan — the
+// scratch (the largest chunk's Σ R·K floats) and both directions' device pointer arrays — is built
+// once per set of units and kept (a small per-thread cache keyed by every unit's pointers and shapes:
+// a hit is exactly the plan a rebuild would make). A call then only sets the handle's stream and
+// issues its GEMMs: no allocation, no upload, no host wait. The first call of a set allocates and
+// uploads synchronously; an evicted plan's Buffers are freed (cudaFree waits for the device, so no
+// GEMM still reads them). One cuBLAS handle per thread and device, made on first use and kept for the
+// process; every call of this project runs on one stream, so the handle's workspace is never used by
+// two streams at once (cuBLAS's reproducibility condition for a shared handle).
 // Arguments were validated by kernels/block_rotate.cc (shapes, dtypes, devices).
 #include <cublas_v2.h>
 
@@ -49,6 +50,7 @@
 #include <climits>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -189,34 +191,79 @@ void plan_chunk(Plan& plan, const Chunk& chunk, float* scratch, bool forward) {
   }
 }
 
+// A set of units' plan for both directions, on its device: the scratch and one pointer table holding
+// the forward GEMMs' arrays then the inverse ones' (each Plan's `first` indexes the whole table).
+struct CachedRotation {
+  std::vector<uintptr_t> key;  // units_key
+  Buffer scratch, table;
+  Plan forward, inverse;
+};
+
+constexpr size_t kCachedRotations = 4;  // the optimizer needs one; tests rotate a few sets
+
+// Every unit's x, q_r and q_c pointers and shapes, in order: equal keys give equal plans.
+std::vector<uintptr_t> units_key(std::span<const RotationUnit> units) {
+  std::vector<uintptr_t> key;
+  for (const RotationUnit& u : units) {
+    key.insert(key.end(), {reinterpret_cast<uintptr_t>(u.x.data), static_cast<uintptr_t>(u.x.dim(0)),
+                           static_cast<uintptr_t>(u.x.dim(1)), reinterpret_cast<uintptr_t>(u.q_r.data),
+                           static_cast<uintptr_t>(u.x.device.index), u.q_c.size()});
+    for (const ConstTensorView& q : u.q_c) {
+      key.insert(key.end(), {reinterpret_cast<uintptr_t>(q.data), static_cast<uintptr_t>(q.dim(0))});
+    }
+  }
+  return key;
+}
+
+// The cached plan of `units` (built, uploaded and cached on a miss; the least recently used of a full
+// cache is dropped); nullptr when every unit is empty (nothing to rotate).
+const CachedRotation* cached_rotation(std::span<const RotationUnit> units) {
+  // Least recently used first. Never destroyed (like the cuBLAS handles): freeing device memory after
+  // the CUDA runtime has shut down at exit would only print errors.
+  thread_local auto& cache = *new std::vector<std::unique_ptr<CachedRotation>>();
+  std::vector<uintptr_t> key = units_key(units);
+  for (size_t i = 0; i < cache.size(); ++i) {
+    if (cache[i]->key != key) continue;
+    std::rotate(cache.begin() + static_cast<ptrdiff_t>(i), cache.begin() + static_cast<ptrdiff_t>(i) + 1, cache.end());
+    return cache.back().get();
+  }
+  const std::vector<Chunk> chunks = make_chunks(units);
+  if (chunks.empty()) return nullptr;
+  auto entry = std::make_unique<CachedRotation>();
+  entry->key = std::move(key);
+  size_t scratch_floats = 0;  // the largest chunk's Σ R·K; chunks run one after another on the stream
+  for (const Chunk& chunk : chunks) scratch_floats = std::max(scratch_floats, chunk_floats(chunk));
+  const Device device = units.front().x.device;
+  entry->scratch = Buffer::Allocate(device, scratch_floats * sizeof(float), "block_rotate.scratch");
+  float* scratch = static_cast<float*>(entry->scratch.data());
+  for (const Chunk& chunk : chunks) plan_chunk(entry->forward, chunk, scratch, /*forward=*/true);
+  for (const Chunk& chunk : chunks) plan_chunk(entry->inverse, chunk, scratch, /*forward=*/false);
+  const size_t offset = entry->forward.table.size();
+  for (BatchedGemm& g : entry->inverse.gemms) g.first += offset;
+  std::vector<const void*> table = entry->forward.table;
+  table.insert(table.end(), entry->inverse.table.begin(), entry->inverse.table.end());
+  entry->table = Buffer::Allocate(device, table.size() * sizeof(void*), "block_rotate.pointer_arrays");
+  copy_bytes(entry->table.data(), device, table.data(), Device::Cpu(), table.size() * sizeof(void*));
+  if (cache.size() == kCachedRotations) cache.erase(cache.begin());
+  cache.push_back(std::move(entry));
+  return cache.back().get();
+}
+
 }  // namespace
 
 void block_rotate(std::span<const RotationUnit> units, RotateDirection direction, Stream stream) {
   for (const RotationUnit& u : units) {
     if (u.x.dtype != DType::kF32) unsupported_dtype(kOp, u.x, "units (the CUDA kernel takes f32 only)");
   }
-  const std::vector<Chunk> chunks = make_chunks(units);
-  if (chunks.empty()) return;
-  size_t scratch_floats = 0;  // the largest chunk's Σ R·K; chunks run one after another on `stream`
-  for (const Chunk& chunk : chunks) scratch_floats = std::max(scratch_floats, chunk_floats(chunk));
-  const Device device = units.front().x.device;
-  // Stream-ordered scratch (Buffer::AllocateScratch): freed after the GEMMs on the stream, no host wait.
-  Buffer scratch = Buffer::AllocateScratch(device, stream, scratch_floats * sizeof(float), "block_rotate.scratch");
-
-  Plan plan;
-  for (const Chunk& chunk : chunks)
-    plan_chunk(plan, chunk, static_cast<float*>(scratch.data()), direction == RotateDirection::kForward);
+  const CachedRotation* cached = cached_rotation(units);
+  if (cached == nullptr) return;
+  const Plan& plan = direction == RotateDirection::kForward ? cached->forward : cached->inverse;
   const cudaStream_t s = to_cuda_stream(stream);
-  const size_t table_bytes = plan.table.size() * sizeof(void*);
-  Buffer pointers = Buffer::AllocateScratch(device, stream, table_bytes, "block_rotate.pointer_arrays");
-  // Ordered before the GEMMs on `s`. plan.table is pageable host memory, which the driver stages
-  // before cudaMemcpyAsync returns (the CUDA API's synchronization rules), so it may be freed after.
-  OM_CUDA_CHECK(cudaMemcpyAsync(pointers.data(), plan.table.data(), table_bytes, cudaMemcpyHostToDevice, s));
-
-  cublasHandle_t h = handle();  // after AllocateScratch, which made the units' device current
+  OM_CUDA_CHECK(cudaSetDevice(units.front().x.device.index));
+  cublasHandle_t h = handle();  // for the units' device, made current above
   OM_CUBLAS_CHECK(cublasSetStream(h, s));
   const float alpha = 1.0f, beta = 0.0f;  // beta = 0: C is written, never read (t starts uninitialised)
-  void* const* dev_table = static_cast<void* const*>(pointers.data());
+  void* const* dev_table = static_cast<void* const*>(cached->table.data());
   for (const BatchedGemm& g : plan.gemms) {
     void* const* A = dev_table + g.first;
     void* const* B = A + g.count;

@@ -216,23 +216,29 @@ TEST(MemoryPlan, CudaWorkspaceOfTheBlockRotation) {
   // The plan is arithmetic, so a CUDA plan is computed in CPU builds too.
   TrainOptions o = options_for("tiny", "orthoadam", 1024);
   const MemoryPlan plan = plan_or_die(o, Device::Cuda(0));
+  o.optimizer = "adamw";
+  const size_t model_kernels = plan_or_die(o, Device::Cuda(0)).workspace;  // no rotation: the kernels' part
+  EXPECT_GT(model_kernels, 0u);
   EXPECT_EQ(plan.cublaslt_workspace, size_t{32} << 20);
   // tiny at B = 1024: 53 units (8 + 8 vocabulary units of (1024, 256); per layer q, k, v, o (256, 256),
   // gate, up (688, 256), down (256, 688); 2L + 1 = 9 norm gains (256, 1)), each one column block, so
-  // 2 GEMMs per unit. The largest same-shape chunk is the 16 vocabulary units: 16 · 1 MiB of scratch.
+  // 2 GEMMs per unit and direction. The largest same-shape chunk is the 16 vocabulary units: 16 · 1 MiB of
+  // scratch; block_rotate keeps it and both directions' pointer arrays, beside the kernels' scratch.
   EXPECT_EQ(plan.units, 53);
-  EXPECT_EQ(plan.workspace, (size_t{16} << 20) + 3 * 2 * 53 * sizeof(void*));
+  EXPECT_EQ(plan.workspace, (size_t{16} << 20) + 2 * 3 * 2 * 53 * sizeof(void*) + model_kernels);
   EXPECT_GT(plan.total(), plan.buffer_bytes());  // the cuBLASLt workspace is outside Buffer
 
   // llama-1b: far more (1024, 1024 | 1024) units than fit the 256 MiB cap (8 MiB each), so the scratch is
-  // exactly the cap; the pointer arrays add 24 bytes per GEMM, at most 1 + ⌈5461/1024⌉ = 7 GEMMs per unit.
+  // exactly the cap; the pointer arrays add 24 bytes per GEMM and direction, at most 1 + ⌈5461/1024⌉ = 7 GEMMs per unit.
   TrainOptions big = options_for("llama-1b", "orthoadam", 1024);
   big.vocab_size = 32000;
   const MemoryPlan b = plan_or_die(big, Device::Cuda(0));
+  big.optimizer = "adamw";
+  const size_t rotate = b.workspace - plan_or_die(big, Device::Cuda(0)).workspace;
   const size_t cap = size_t{256} << 20;
-  EXPECT_GE(b.workspace, cap);
-  EXPECT_LE(b.workspace, cap + 3 * 7 * static_cast<size_t>(b.units) * sizeof(void*));
-  EXPECT_EQ((b.workspace - cap) % (3 * sizeof(void*)), 0u);
+  EXPECT_GE(rotate, cap);
+  EXPECT_LE(rotate, cap + 2 * 3 * 7 * static_cast<size_t>(b.units) * sizeof(void*));
+  EXPECT_EQ((rotate - cap) % (2 * 3 * sizeof(void*)), 0u);
 }
 
 // --dtype bf16 (the CUDA default): matrices and activations at 2 bytes, the rest as in f32. Checked
