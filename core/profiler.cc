@@ -124,15 +124,16 @@ std::string FormatTable(const std::vector<OpStats>& ops, int64_t steps, double s
   double sum = 0;
   for (const OpStats& s : ops) {
     sum += s.seconds;
-    const double t = s.seconds > 0 ? s.seconds : 1e-30;
-    const double flops = s.flops / t, bw = s.bytes / t;
+    // Rates only where a call took a measurable time (≥ 1 µs): a no-op (a one-rank collective) has none.
+    const bool timed = s.calls > 0 && s.seconds / static_cast<double>(s.calls) >= 1e-6;
+    const double flops = timed ? s.flops / s.seconds : 0, bw = timed ? s.bytes / s.seconds : 0;
+    const auto rate = [](double v, double scale) { return v > 0 ? format_message("%.1f", v / scale) : std::string("-"); };
+    const auto share = [](double v, double peak) {
+      return v > 0 && peak > 0 ? format_message("%.1f", 100 * v / peak) : std::string("-");
+    };
     out += format_message("%-28s %10.1f %10.3f %6.1f %9s %6s %9s %6s\n", s.name.c_str(), static_cast<double>(s.calls) / n,
-                          1e3 * s.seconds / n, 100 * s.seconds / n / step_seconds,
-                          s.flops > 0 ? format_message("%.1f", flops / 1e12).c_str() : "-",
-                          s.flops > 0 && peak_flops > 0 ? format_message("%.1f", 100 * flops / peak_flops).c_str() : "-",
-                          s.bytes > 0 ? format_message("%.1f", bw / 1e9).c_str() : "-",
-                          s.bytes > 0 && peak_bytes_per_s > 0 ? format_message("%.1f", 100 * bw / peak_bytes_per_s).c_str()
-                                                              : "-");
+                          1e3 * s.seconds / n, 100 * s.seconds / n / step_seconds, rate(flops, 1e12).c_str(),
+                          share(flops, peak_flops).c_str(), rate(bw, 1e9).c_str(), share(bw, peak_bytes_per_s).c_str());
   }
   out += format_message("%-28s %10s %10.3f %6.1f\n", "all ops", "", 1e3 * sum / n, 100 * sum / n / step_seconds);
   out += format_message("%-28s %10s %10.3f %6.1f\n", "outside ops (host, waits)", "", 1e3 * (step_seconds - sum / n),

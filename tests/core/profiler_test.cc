@@ -50,6 +50,10 @@ TEST(Profiler, OffRecordsNothingAndOnCountsOutermostScopesOnce) {
 
   const std::string table = profiler::FormatTable(ops, 3, 0.01, 1e12, 1e10);
   EXPECT_NE(table.find("cross_entropy_forward"), std::string::npos) << table;
+  // A no-op (a one-rank collective: 4 GB of message in 1 ns) gets no rate, not 4000000 GB/s.
+  const std::vector<profiler::OpStats> noop = {{"comm:dp.reduce_scatter", 1, 1e-9, 0, 4e9}};
+  const std::string line = profiler::FormatTable(noop, 1, 0.01, 1e12, 1e10);
+  EXPECT_EQ(line.find("4000"), std::string::npos) << line;
   EXPECT_NE(table.find("matmul"), std::string::npos) << table;
   EXPECT_NE(table.find("outside ops"), std::string::npos) << table;
   profiler::Reset();
