@@ -5,7 +5,9 @@
 // profiler::Scope that names the op and its least work: FLOPs (2·M·N·K for a GEMM, 0 where negligible)
 // and bytes (every input read once and every output written once: the least memory traffic the op can
 // have, so bytes / time is a lower bound on the bandwidth it reached).
-// Off (the default) a Scope costs one relaxed atomic load. On:
+// Off (the default) a Scope costs one relaxed atomic load. On, each op adds a little host time (two event
+// records, a map update), so profiled steps run a bit slower than others: bench/gpu_perf.sh profiles
+// warm-up steps only. On:
 //   CUDA         two CUDA events recorded on the op's stream around it (the host does not wait);
 //                Collect() waits for the device and reads the elapsed device time of each pair.
 //   CPU          the wall time of the scope (CPU ops are done when they return).
