@@ -90,12 +90,12 @@ void synchronize(const ExecContext& ctx);
 // Stream-ordered zeroing of n bytes at `dst` on ctx.device (cudaMemsetAsync; on the CPU a memset).
 void zero_async(const ExecContext& ctx, void* dst, size_t n);
 
-// How many calls that may stall a GPU's pipeline this process has made: copy_bytes and Buffer::Zero
-// (each waits for the device), and the allocation and release of plain device Buffers (cudaFree waits
-// for the device). copy_bytes and Zero count on every device, the CPU included, so a CPU run of the
-// device-agnostic code (model/, optim/, launch/) counts what a GPU run of it would; the GPU kernels'
-// own temporaries are scratch Buffers and do not count. tests/launch/trainer_test.cc holds a training
-// step to a fixed number, whatever the depth of the model or the number of micro-batches.
+// How many calls that may stall a GPU's pipeline this process has made: copy_bytes, Buffer::Zero and
+// synchronize (each waits for the device), and the allocation and release of plain device Buffers
+// (cudaFree waits for the device). The first three count on every device, the CPU included, so a CPU
+// run of the device-agnostic code (model/, optim/, launch/) counts what a GPU run of it would; the GPU
+// kernels' own temporaries are scratch Buffers and do not count. tests/launch/trainer_test.cc holds a
+// training step to a fixed number, whatever the depth of the model or the number of micro-batches.
 uint64_t synchronous_calls();
 
 // Low-level device memory primitives behind Buffer; implemented in cuda_runtime.cc (CUDA builds)
