@@ -80,7 +80,6 @@ namespace cuda {
 void attention_forward(const AttentionForwardArgs& args, Stream stream);
 void attention_backward(const AttentionBackwardArgs& args, Stream stream);
 void set_tensor_core_attention(bool allowed);  // process-wide; for tests and comparisons
-bool tensor_core_attention_allowed();
 }  // namespace cuda
 
 }  // namespace om

@@ -264,16 +264,13 @@ StatusOr<StepStats> Trainer::TrainStep() {
     target_counts[static_cast<size_t>(micro)] = model_->target_count();
     model_->Backward(1.0f / static_cast<float>(accumulation));
   }
-  // The first wait of the step: the losses have landed. Each micro-batch's mean in element order in
-  // double, as Llama::Forward(tokens, targets) returns it.
+  // The first wait of the step: the losses have landed. Each micro-batch's mean as
+  // Llama::Forward(tokens, targets) returns it.
   synchronize(ExecContext{device_, Stream{}});
   double loss = 0.0;
   for (int64_t micro = 0; micro < accumulation; ++micro) {
-    const int64_t count = target_counts[static_cast<size_t>(micro)];
-    if (count == 0) continue;
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(step_losses_[micro * n + i]);
-    loss += sum / static_cast<double>(count) / static_cast<double>(accumulation);
+    const ConstTensorView losses = make_view(step_losses_ + micro * n, DType::kF32, {n}, Device::Cpu(), "batch.losses");
+    loss += Llama::MeanLoss(losses, target_counts[static_cast<size_t>(micro)]) / static_cast<double>(accumulation);
   }
   if (fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank())) {
     loss = std::numeric_limits<double>::quiet_NaN();

@@ -82,13 +82,19 @@ void init_tensor(const Parameter& p, uint64_t seed, T fill, bool fill_only, Stdd
   copy_bytes(dst.data, dst.device, host.data(), Device::Cpu(), dst.nbytes());
 }
 
-// Sum of a float tensor in double, in element order (deterministic), read back to the host.
+// Sum of a float tensor in double, in element order (deterministic): host memory read in place,
+// device memory read back first.
 template <typename T>
 double host_sum(const ConstTensorView& v) {
-  std::vector<T> host(static_cast<size_t>(v.numel()));
-  copy_bytes(host.data(), Device::Cpu(), v.data, v.device, v.nbytes());
+  const T* x = v.data_as<const T>();
+  std::vector<T> host;
+  if (v.device.kind != DeviceKind::kCpu) {
+    host.resize(static_cast<size_t>(v.numel()));
+    copy_bytes(host.data(), Device::Cpu(), v.data, v.device, v.nbytes());
+    x = host.data();
+  }
   double s = 0.0;
-  for (T x : host) s += static_cast<double>(x);
+  for (int64_t i = 0; i < v.numel(); ++i) s += static_cast<double>(x[i]);
   return s;
 }
 
@@ -306,9 +312,13 @@ double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
   const int64_t B = tokens.ndim() == 2 ? std::clamp<int64_t>(tokens.dim(0), 0, max_micro_batch_) : 0;
   const TensorView losses = Rows(act_.losses, B);
   Forward(tokens, targets, losses);
-  if (target_count_ == 0) return 0.0;
-  const double sum = wide_ == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);
-  return sum / static_cast<double>(target_count_);
+  return MeanLoss(losses, target_count_);
+}
+
+double Llama::MeanLoss(ConstTensorView losses, int64_t target_count) {
+  if (target_count == 0) return 0.0;
+  const double sum = losses.dtype == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);
+  return sum / static_cast<double>(target_count);
 }
 
 void Llama::Forward(ConstTensorView tokens, ConstTensorView targets, TensorView losses_out) {

@@ -127,6 +127,10 @@ class Llama {
   void Forward(ConstTensorView tokens, ConstTensorView targets, TensorView losses);
   // Non-ignored targets of the last Forward (what the mean loss divides by).
   int64_t target_count() const { return target_count_; }
+  // The mean loss from per-token `losses` (f32 or f64) and the count of non-ignored targets: their sum in
+  // element order in double over target_count (0 when it is 0), what Forward(tokens, targets) returns.
+  // Host memory is read in place; device memory is read back (a wait).
+  static double MeanLoss(ConstTensorView losses, int64_t target_count);
 
   // Backward of the last Forward: parameter gradients accumulate (+=) the gradient of
   // loss_scale · (mean loss), so gradient accumulation over k micro-batches passes 1/k.

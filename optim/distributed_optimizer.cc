@@ -21,12 +21,6 @@ TensorView f32_view(const Buffer& b, int64_t offset, int64_t n, const char* name
   return make_view(f32_at(b, offset), DType::kF32, Shape{n}, b.device(), name);
 }
 
-// The elements of `unit` in its parameter's value (f32 or bf16), as a flat (numel) view.
-TensorView unit_value(const Parameter& p, const OptimizerUnit& unit) {
-  char* base = static_cast<char*>(p.value.data) + unit.param_offset() * static_cast<int64_t>(dtype_size(p.value.dtype));
-  return make_view(static_cast<void*>(base), p.value.dtype, Shape{unit.numel()}, p.value.device, p.name.c_str());
-}
-
 }  // namespace
 
 DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, const OptimizerConfig& config,
@@ -94,10 +88,9 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   state_.Zero();
   norm_sq_ = Buffer::Allocate(dev, sizeof(double), "zero1 grad norm sq");
 
-  // The master weights start as the model's values (bf16 values convert exactly).
-  for (size_t u : local_) {
-    const OptimizerUnit& unit = units_[u];
-    cast(ctx_, {ShardView(0, plan_.offset[u], unit.numel(), "zero1.master"), unit_value(params_[unit.param], unit)});
+  // The master weights start as the model's values (bf16 values convert exactly), a cast per run.
+  for (const Run& run : local_runs_) {
+    cast(ctx_, {ShardView(0, plan_.offset[run.first], run.numel, "zero1.master"), RunValue(run)});
   }
 
   if (config_.kind != OptimizerKind::kOrthoAdam) return;

@@ -284,31 +284,28 @@ bool tensor_core_attention() {
 }
 
 template <typename Act>
-void forward_warp(const AttentionForwardArgs& a, const HeadDims& g, float scale, bool plus_one, cudaStream_t s) {
-  with_lane_split(g.D, [&](auto per_lane) {
-    attention_forward_warp_per_query<Act, decltype(per_lane)::value><<<row_blocks(g), kThreads, 0, s>>>(
-        a.out.data_as<Act>(), a.lse.data_as<float>(), a.qkv.data_as<const Act>(), g, scale, plus_one);
-  });
-  OM_CUDA_CHECK_KERNEL(s);
-}
-
-
-template <typename Act>
 void forward_impl(const AttentionForwardArgs& a, Stream stream) {
   const HeadDims g = head_dims("attention_forward", a.qkv, a.n_heads);
   if (g.rows() == 0) return;  // a zero-sized grid is a launch error
   const cudaStream_t s = to_cuda_stream(stream);
   const float scale = softmax_scale(g.D);
   const bool plus_one = a.kind == AttentionKind::kSoftmax1;
-  if constexpr (std::is_same_v<Act, __nv_bfloat16>) {
-    if (tensor_core_attention() && attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.out.data})) {
-      attention_forward_mma(a.out.data_as<Act>(), a.lse.data_as<float>(), a.qkv.data_as<const Act>(), g.B, g.T, g.H,
-                            scale, plus_one, s);
-    } else {
-      forward_warp<Act>(a, g, scale, plus_one, s);
+  const bool tensor_cores = [&] {  // launched the tensor-core forward (bf16 only: attention_mma.cuh)
+    if constexpr (std::is_same_v<Act, __nv_bfloat16>) {
+      if (tensor_core_attention() && attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.out.data})) {
+        attention_forward_mma(a.out.data_as<Act>(), a.lse.data_as<float>(), a.qkv.data_as<const Act>(), g.B, g.T,
+                              g.H, scale, plus_one, s);
+        return true;
+      }
     }
-  } else {
-    forward_warp<Act>(a, g, scale, plus_one, s);
+    return false;
+  }();
+  if (!tensor_cores) {
+    with_lane_split(g.D, [&](auto per_lane) {
+      attention_forward_warp_per_query<Act, decltype(per_lane)::value><<<row_blocks(g), kThreads, 0, s>>>(
+          a.out.data_as<Act>(), a.lse.data_as<float>(), a.qkv.data_as<const Act>(), g, scale, plus_one);
+    });
+    OM_CUDA_CHECK_KERNEL(s);
   }
   if (a.probs.empty()) return;
   with_lane_split(g.D, [&](auto per_lane) {
@@ -358,8 +355,6 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
 }  // namespace
 
 void set_tensor_core_attention(bool allowed) { g_tensor_cores.store(allowed ? 1 : 0, std::memory_order_relaxed); }
-
-bool tensor_core_attention_allowed() { return tensor_core_attention(); }
 
 void attention_forward(const AttentionForwardArgs& a, Stream stream) {
   switch (a.qkv.dtype) {
