@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kSumThreads)
     for (int64_t j0 = k; j0 < end; j0 += kSumThreads) {
       const int m = static_cast<int>(end - j0 < kSumThreads ? end - j0 : kSumThreads);
       __syncthreads();  // the previous chunk's readers are done with rows_s
-      if (threadIdx.x < m) rows_s[threadIdx.x] = rows[j0 + threadIdx.x];
+      if (static_cast<int>(threadIdx.x) < m) rows_s[threadIdx.x] = rows[j0 + threadIdx.x];
       __syncthreads();
       if (c < C) {
         // In order (n increasing), as the reference; unrolling lets the 8 loads be in flight at once.

@@ -10,6 +10,7 @@
 //   - the same checkpoint loads into the CPU trainer, whose next loss agrees within the same tolerance;
 //   - a step waits for the GPU twice (core/buffer.h synchronous_calls), kernels included.
 // Skipped (exit 77) without a GPU, like every CUDA test (tests/support/cuda_test_main.cc).
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -33,7 +34,10 @@ TrainOptions options(const std::string& name, const std::string& device, bool or
   o.micro_batch_size = 4;
   o.global_batch_size = 8;  // two micro-batches: gradient accumulation on the GPU too
   o.train_iters = 5;
-  o.lr = 3e-3f;
+  // 1e-3, not higher: at 3e-3 this tiny model on the synthetic corpus spikes by step 4 or 5 (CPU f32
+  // losses 4.08, 2.84, 1.96, 6.92, 3.82 with OrthoAdam), and a spike amplifies the bf16 path's roundings
+  // past any per-step bound (found by the emulated GPU run, cuda_emu/README.md).
+  o.lr = 1e-3f;
   o.lr_decay_iters = 5;
   o.device = device;
   o.dtype = dtype;
@@ -63,7 +67,7 @@ std::vector<double> losses(const TrainOptions& o, int64_t steps, std::unique_ptr
 // tolerance" for the GPU path.
 //   f32: both sides compute in f32 and differ only in summation order (cuBLAS vs oneDNN GEMMs, the
 //     flash-style attention's online softmax), ≈ 1e-6 relative at step 1; Adam carries such differences
-//     into later steps at most at the size of one update (lr·|u| ≤ 3e-3 per element here), which moves
+//     into later steps at most at the size of one update (lr·|u| ≤ 1e-3 per element here), which moves
 //     the loss far less than 2^-6 of its value ≈ 4.2 at this scale.
 //   bf16: every matrix and activation is rounded to bf16 (relative 2^-9 per rounding), about 6
 //     roundings per layer on the residual path; over L = 4 layers they add up (root-sum-square) to
@@ -86,9 +90,13 @@ void expect_close_to_cpu(bool orthoadam, const std::string& dtype) {
         << name << " step " << i + 1 << ": gpu " << gpu[i] << " cpu " << cpu[i];
   }
   // Learning, not only a matching first loss: a GPU path whose gradients were wrong (or zero) would
-  // keep its loss near the initial one while the CPU run's falls.
-  ASSERT_GT(cpu.front() - cpu.back(), 0.0) << name << ": the CPU run did not learn";
-  EXPECT_GE(gpu.front() - gpu.back(), 0.5 * (cpu.front() - cpu.back())) << name;
+  // keep its loss near the initial one while the CPU run's falls. The lowest loss of the run, not the
+  // last: a batch of the synthetic corpus may be harder than the one before it (AdamW's CPU losses
+  // here: 4.08, 2.95, 2.40, 1.75, 2.95).
+  const double cpu_drop = cpu.front() - *std::min_element(cpu.begin(), cpu.end());
+  const double gpu_drop = gpu.front() - *std::min_element(gpu.begin(), gpu.end());
+  ASSERT_GT(cpu_drop, 1.0) << name << ": the CPU run did not learn";
+  EXPECT_GE(gpu_drop, 0.5 * cpu_drop) << name;
 }
 
 TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathAdamW) { expect_close_to_cpu(false, "f32"); }

@@ -1,0 +1,336 @@
+// The CUDA emulator's cuBLAS and cuBLASLt (cuda_emu/README.md): the calls kernels/cuda/matmul.cu and
+// kernels/cuda/block_rotate.cu make, as naive column-major GEMMs queued like kernels (cuda_emu/emu.h).
+// Checked as the libraries check: operand shapes against op(A)·op(B), leading dimensions, the supported
+// type combinations (f32·f32 → f32; bf16·bf16 → bf16 or f32; compute and scale f32), device pointers.
+// Numbers: products and sums in f32, k ascending (the libraries' order is theirs); beta = 0 never reads C.
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "cuda_emu/emu.h"
+
+namespace om_emu {
+namespace {
+
+float load(const void* p, cudaDataType_t t, size_t i) {
+  return t == CUDA_R_16BF ? __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]) : static_cast<const float*>(p)[i];
+}
+
+void store(void* p, cudaDataType_t t, size_t i, float v) {
+  if (t == CUDA_R_16BF) {
+    static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+  } else {
+    static_cast<float*>(p)[i] = v;
+  }
+}
+
+size_t elem_size(cudaDataType_t t) { return t == CUDA_R_16BF ? 2 : 4; }
+
+// Column-major D (m × n, ld ldd) = alpha·op(A)·op(B) + beta·C; op(A) is m × k, op(B) is k × n.
+struct Gemm {
+  bool ta, tb;
+  int64_t m, n, k, lda, ldb, ldc, ldd;
+  cudaDataType_t a_type, b_type, c_type;
+  float alpha, beta;
+  const void *a, *b, *c;
+  void* d;
+
+  // op(A) and op(B) are first copied to f32 (bf16 → f32 is exact), so the product loop runs over
+  // contiguous rows; every element still sums its k terms in ascending order.
+  void Run() const {
+    std::vector<float> at(static_cast<size_t>(m * k)), bt(static_cast<size_t>(k * n));  // op(A) m × k, op(B) k × n, row-major
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t p = 0; p < k; ++p) at[static_cast<size_t>(i * k + p)] = load(a, a_type, static_cast<size_t>(ta ? p + i * lda : i + p * lda));
+    }
+    for (int64_t p = 0; p < k; ++p) {
+      for (int64_t j = 0; j < n; ++j) bt[static_cast<size_t>(p * n + j)] = load(b, b_type, static_cast<size_t>(tb ? j + p * ldb : p + j * ldb));
+    }
+    std::vector<float> out(static_cast<size_t>(m * n));  // row-major m × n
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+      float* row = out.data() + i * n;
+      for (int64_t p = 0; p < k; ++p) {
+        const float x = at[static_cast<size_t>(i * k + p)];
+        const float* brow = bt.data() + p * n;
+        for (int64_t j = 0; j < n; ++j) row[j] += x * brow[j];
+      }
+    }
+    // Written after every read: D may be C (in place).
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t i = 0; i < m; ++i) {
+        float v = alpha * out[static_cast<size_t>(i * n + j)];
+        if (beta != 0.0f) v += beta * load(c, c_type, static_cast<size_t>(i + j * ldc));
+        store(d, c_type, static_cast<size_t>(i + j * ldd), v);
+      }
+    }
+  }
+};
+
+// Bytes a column-major (rows × cols, ld) matrix spans.
+size_t span_bytes(int64_t rows, int64_t cols, int64_t ld, cudaDataType_t t) {
+  if (rows == 0 || cols == 0) return 0;
+  return static_cast<size_t>((cols - 1) * ld + rows) * elem_size(t);
+}
+
+bool types_supported(cudaDataType_t a, cudaDataType_t b, cudaDataType_t c) {
+  if (a != b) return false;
+  if (a == CUDA_R_32F) return c == CUDA_R_32F;
+  if (a == CUDA_R_16BF) return c == CUDA_R_16BF || c == CUDA_R_32F;
+  return false;
+}
+
+cublasStatus_t check_and_queue(const Gemm& g, const char* what) {
+  if (g.m < 0 || g.n < 0 || g.k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  const int64_t a_rows = g.ta ? g.k : g.m, a_cols = g.ta ? g.m : g.k;
+  const int64_t b_rows = g.tb ? g.n : g.k, b_cols = g.tb ? g.k : g.n;
+  if (g.lda < std::max<int64_t>(1, a_rows) || g.ldb < std::max<int64_t>(1, b_rows) || g.ldd < std::max<int64_t>(1, g.m) ||
+      (g.beta != 0.0f && g.ldc < std::max<int64_t>(1, g.m))) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  if (!types_supported(g.a_type, g.b_type, g.c_type)) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (g.m == 0 || g.n == 0) return CUBLAS_STATUS_SUCCESS;
+  struct Operand {
+    const void* p;
+    size_t bytes;
+    const char* name;
+  } ops[] = {{g.a, span_bytes(a_rows, a_cols, g.lda, g.a_type), "A"},
+             {g.b, span_bytes(b_rows, b_cols, g.ldb, g.b_type), "B"},
+             {g.d, span_bytes(g.m, g.n, g.ldd, g.c_type), "D"},
+             {g.beta != 0.0f ? g.c : nullptr, span_bytes(g.m, g.n, g.ldc, g.c_type), "C"}};
+  for (const Operand& o : ops) {
+    if (o.bytes == 0 || (o.p == nullptr && o.name[0] == 'C')) continue;
+    if (!device_accessible(o.p, o.bytes)) {
+      fail("%s: operand %s (%p, %zu bytes) is not inside one device allocation", what, o.name, o.p, o.bytes);
+    }
+  }
+  enqueue([g] { g.Run(); }, what);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+struct LtDesc {
+  cublasComputeType_t compute;
+  cudaDataType_t scale;
+  cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
+};
+struct LtLayout {
+  cudaDataType_t type;
+  uint64_t rows, cols;
+  int64_t ld;
+};
+static_assert(sizeof(LtDesc) <= sizeof(cublasLtMatmulDescOpaque_t));
+static_assert(sizeof(LtLayout) <= sizeof(cublasLtMatrixLayoutOpaque_t));
+
+struct BlasHandle {
+  cublasPointerMode_t pointer_mode = CUBLAS_POINTER_MODE_HOST;
+};
+
+}  // namespace
+}  // namespace om_emu
+
+using om_emu::Gemm;
+
+extern "C" {
+
+// ---- cuBLASLt ----------------------------------------------------------------------------------------
+cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle) {
+  if (handle == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  *handle = reinterpret_cast<cublasLtHandle_t>(new char[1]);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle) {
+  delete[] reinterpret_cast<char*>(handle);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* desc, cublasComputeType_t compute, cudaDataType_t scale) {
+  if (desc == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  auto* d = new cublasLtMatmulDescOpaque_t{};
+  om_emu::LtDesc v{compute, scale};
+  std::memcpy(d->data, &v, sizeof v);
+  *desc = d;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc) {
+  delete desc;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
+                                              const void* buf, size_t size) {
+  if (desc == nullptr || buf == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  om_emu::LtDesc v;
+  std::memcpy(&v, desc->data, sizeof v);
+  if (attr == CUBLASLT_MATMUL_DESC_TRANSA || attr == CUBLASLT_MATMUL_DESC_TRANSB) {
+    if (size != sizeof(cublasOperation_t)) return CUBLAS_STATUS_INVALID_VALUE;
+    cublasOperation_t op;
+    std::memcpy(&op, buf, sizeof op);
+    if (op != CUBLAS_OP_N && op != CUBLAS_OP_T) return CUBLAS_STATUS_NOT_SUPPORTED;
+    (attr == CUBLASLT_MATMUL_DESC_TRANSA ? v.ta : v.tb) = op;
+  } else {
+    om_emu::fail("cublasLtMatmulDescSetAttribute: attribute %d is not emulated", static_cast<int>(attr));
+  }
+  std::memcpy(desc->data, &v, sizeof v);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* layout, cudaDataType type, uint64_t rows,
+                                          uint64_t cols, int64_t ld) {
+  if (layout == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  if (ld < static_cast<int64_t>(std::max<uint64_t>(rows, 1))) return CUBLAS_STATUS_INVALID_VALUE;
+  auto* l = new cublasLtMatrixLayoutOpaque_t{};
+  om_emu::LtLayout v{type, rows, cols, ld};
+  std::memcpy(l->data, &v, sizeof v);
+  *layout = l;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout) {
+  delete layout;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
+                              cublasLtMatrixLayout_t a_desc, const void* B, cublasLtMatrixLayout_t b_desc,
+                              const void* beta, const void* C, cublasLtMatrixLayout_t c_desc, void* D,
+                              cublasLtMatrixLayout_t d_desc, const cublasLtMatmulAlgo_t*, void*, size_t,
+                              cudaStream_t) {
+  if (handle == nullptr || desc == nullptr || a_desc == nullptr || b_desc == nullptr || c_desc == nullptr ||
+      d_desc == nullptr || alpha == nullptr || beta == nullptr) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  om_emu::LtDesc op;
+  om_emu::LtLayout la, lb, lc, ld;
+  std::memcpy(&op, desc->data, sizeof op);
+  std::memcpy(&la, a_desc->data, sizeof la);
+  std::memcpy(&lb, b_desc->data, sizeof lb);
+  std::memcpy(&lc, c_desc->data, sizeof lc);
+  std::memcpy(&ld, d_desc->data, sizeof ld);
+  if (op.compute != CUBLAS_COMPUTE_32F || op.scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+  // C and D: one type and shape (the emulated subset; cuBLASLt also needs equal layouts when C is D).
+  if (lc.type != ld.type || lc.rows != ld.rows || lc.cols != ld.cols || (C == D && lc.ld != ld.ld)) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  Gemm g{};
+  g.ta = op.ta == CUBLAS_OP_T;
+  g.tb = op.tb == CUBLAS_OP_T;
+  g.m = static_cast<int64_t>(ld.rows);
+  g.n = static_cast<int64_t>(ld.cols);
+  const int64_t a_rows = static_cast<int64_t>(g.ta ? la.cols : la.rows), k = static_cast<int64_t>(g.ta ? la.rows : la.cols);
+  const int64_t b_rows = static_cast<int64_t>(g.tb ? lb.cols : lb.rows), b_cols = static_cast<int64_t>(g.tb ? lb.rows : lb.cols);
+  if (a_rows != g.m || b_rows != k || b_cols != g.n) return CUBLAS_STATUS_INVALID_VALUE;
+  g.k = k;
+  g.lda = la.ld;
+  g.ldb = lb.ld;
+  g.ldc = lc.ld;
+  g.ldd = ld.ld;
+  g.a_type = la.type;
+  g.b_type = lb.type;
+  g.c_type = ld.type;
+  g.alpha = *static_cast<const float*>(alpha);  // pointer mode host (the default)
+  g.beta = *static_cast<const float*>(beta);
+  g.a = A;
+  g.b = B;
+  g.c = C;
+  g.d = D;
+  return om_emu::check_and_queue(g, "cublasLtMatmul");
+}
+
+// ---- cuBLAS ------------------------------------------------------------------------------------------
+cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
+  if (handle == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  *handle = reinterpret_cast<cublasHandle_t>(new om_emu::BlasHandle);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
+  delete reinterpret_cast<om_emu::BlasHandle*>(handle);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t) {
+  return handle != nullptr ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t) {
+  return handle != nullptr ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+cublasStatus_t cublasSetAtomicsMode(cublasHandle_t handle, cublasAtomicsMode_t) {
+  return handle != nullptr ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+cublasStatus_t cublasSetPointerMode_v2(cublasHandle_t handle, cublasPointerMode_t mode) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  reinterpret_cast<om_emu::BlasHandle*>(handle)->pointer_mode = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+const char* cublasGetStatusString(cublasStatus_t status) {
+  switch (status) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    default: return "CUBLAS_STATUS (emulated)";
+  }
+}
+
+// The pointer arrays live in device memory: read when the call runs, as the GPU reads them.
+cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
+                                   int n, int k, const void* alpha, const void* const Aarray[], cudaDataType Atype,
+                                   int lda, const void* const Barray[], cudaDataType Btype, int ldb, const void* beta,
+                                   void* const Carray[], cudaDataType Ctype, int ldc, int batch,
+                                   cublasComputeType_t compute, cublasGemmAlgo_t) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (reinterpret_cast<om_emu::BlasHandle*>(handle)->pointer_mode != CUBLAS_POINTER_MODE_HOST) {
+    om_emu::fail("cublasGemmBatchedEx: only CUBLAS_POINTER_MODE_HOST is emulated");
+  }
+  if (batch < 0 || m < 0 || n < 0 || k < 0 || compute != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_INVALID_VALUE;
+  if (batch == 0 || m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  const size_t table = static_cast<size_t>(batch) * sizeof(void*);
+  if (!om_emu::device_accessible(Aarray, table) || !om_emu::device_accessible(Barray, table) ||
+      !om_emu::device_accessible(Carray, table)) {
+    om_emu::fail("cublasGemmBatchedEx: the pointer arrays must be device memory (%d entries each)", batch);
+  }
+  Gemm g{};
+  g.ta = transa == CUBLAS_OP_T;
+  g.tb = transb == CUBLAS_OP_T;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.lda = lda;
+  g.ldb = ldb;
+  g.ldc = ldc;
+  g.ldd = ldc;
+  g.a_type = Atype;
+  g.b_type = Btype;
+  g.c_type = Ctype;
+  g.alpha = *static_cast<const float*>(alpha);
+  g.beta = *static_cast<const float*>(beta);
+  if (!om_emu::types_supported(g.a_type, g.b_type, g.c_type)) return CUBLAS_STATUS_NOT_SUPPORTED;
+  om_emu::enqueue(
+      [g, Aarray, Barray, Carray, batch] {
+        for (int i = 0; i < batch; ++i) {
+          Gemm one = g;
+          one.a = Aarray[i];
+          one.b = Barray[i];
+          one.c = Carray[i];
+          one.d = Carray[i];
+          const int64_t a_rows = one.ta ? one.k : one.m, a_cols = one.ta ? one.m : one.k;
+          const int64_t b_rows = one.tb ? one.n : one.k, b_cols = one.tb ? one.k : one.n;
+          if (!om_emu::device_accessible(one.a, om_emu::span_bytes(a_rows, a_cols, one.lda, one.a_type)) ||
+              !om_emu::device_accessible(one.b, om_emu::span_bytes(b_rows, b_cols, one.ldb, one.b_type)) ||
+              !om_emu::device_accessible(one.d, om_emu::span_bytes(one.m, one.n, one.ldc, one.c_type))) {
+            om_emu::fail("cublasGemmBatchedEx: GEMM %d of %d has an operand outside device memory", i, batch);
+          }
+          one.Run();
+        }
+      },
+      "cublasGemmBatchedEx");
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // extern "C"

@@ -1,0 +1,180 @@
+// The device side of the CUDA emulator (cuda_emu/README.md): force-included (g++ -include) into every
+// kernels/cuda/*.cu after transform_cu.py has rewritten its launches, so the kernels' own source runs on
+// the CPU. Provides what nvcc would: the execution-space keywords, threadIdx/blockIdx/blockDim/gridDim,
+// __syncthreads/__syncwarp and warp shuffles (barriers of the emulated block, cuda_emu/emu.h), the
+// rounding intrinsics the kernels use, __trap, and nvcuda::wmma's bf16/f32 m16n16k16 fragments.
+// Semantics are CUDA's where a test can observe them; see the README for what is not emulated.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <type_traits>
+
+#include "cuda_emu/emu.h"
+
+// ---- Keywords: host C++ for device code ------------------------------------------------------------
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __launch_bounds__
+#undef __shared__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+// transform_cu.py rewrites `__shared__ T name[N];` and `__shared__ T name;` to per-block slots
+// (om_emu::static_shared). Any other form falls back to a static object: shared by the block's threads
+// (blocks run one at a time), but not refilled between blocks.
+#define __shared__ static
+
+// ---- Math as device code sees it: float overloads, the rounding intrinsics ---------------------------
+using std::ceil;
+using std::cos;
+using std::exp;
+using std::fabs;
+using std::floor;
+using std::log;
+using std::pow;
+using std::sin;
+using std::sqrt;
+
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+// Round-to-nearest operations: host IEEE arithmetic (the build uses -ffp-contract=off).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+inline double __dsqrt_rn(double a) { return std::sqrt(a); }
+inline float __double2float_rn(double a) { return static_cast<float>(a); }
+inline float __uint_as_float(unsigned int u) { return std::bit_cast<float>(u); }
+inline unsigned int __float_as_uint(float f) { return std::bit_cast<unsigned int>(f); }
+
+// ---- Threads, barriers, shuffles ---------------------------------------------------------------------
+inline void __syncthreads() { om_emu::sync_block(); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { om_emu::sync_warp(mask); }
+
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "emulated shuffles move up to 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int base = lane - lane % width;
+  bits = om_emu::shuffle(mask, bits, base + ((lane % width) ^ lane_mask) % width);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+template <typename T>
+T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  bits = om_emu::shuffle(mask, bits, lane - lane % width + src_lane % width);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+
+[[noreturn]] inline void __trap() { om_emu::trap(); }
+
+// cuda_runtime.h's C++ overload for a kernel (nvcc only): the C call with the function's address.
+template <typename... P>
+cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute attr, int value) {
+  return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
+
+// ---- nvcuda::wmma: m16n16k16, bf16 inputs, f32 accumulators -------------------------------------------
+// A fragment here holds its whole 16×16 tile in every lane (row-major, whatever the layout it was loaded
+// with), so each lane computes the whole product: the same values as the warp's distributed fragment,
+// without its (opaque) element-to-lane map. Only lane 0 of the warp stores, so a read of a stored tile by
+// another lane before __syncwarp sees stale memory here as it may on the GPU. The alignment rules of
+// load/store_matrix_sync (32-byte pointers; ldm a multiple of 16 bytes) are checked.
+namespace nvcuda::wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+  static_assert(M == 16 && N == 16 && K == 16, "the emulator has m16n16k16 only");
+  static constexpr int num_elements = 256;
+  T x[num_elements];
+};
+
+namespace detail {
+inline float as_float(float v) { return v; }
+inline float as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T>
+void check(const T* p, unsigned ldm, const char* what) {
+  om_emu::check_wmma_pointer(p, static_cast<size_t>(ldm) * sizeof(T), what);
+}
+}  // namespace detail
+
+template <typename Use, typename T, typename Layout>
+void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& f, T v) {
+  for (T& e : f.x) e = v;
+}
+inline void fill_fragment(fragment<accumulator, 16, 16, 16, float, void>& f, float v) {
+  for (float& e : f.x) e = v;
+}
+
+// matrix_a / matrix_b from memory: element (r, c) at p[r·ldm + c] (row_major) or p[c·ldm + r] (col_major).
+template <typename Use, typename T, typename Layout>
+void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& f, const T* p, unsigned ldm) {
+  detail::check(p, ldm, "load_matrix_sync");
+  for (int r = 0; r < 16; ++r) {
+    for (int c = 0; c < 16; ++c) {
+      f.x[r * 16 + c] = std::is_same_v<Layout, row_major> ? p[r * ldm + c] : p[c * ldm + r];
+    }
+  }
+}
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float, void>& f, const float* p, unsigned ldm,
+                             layout_t layout) {
+  detail::check(p, ldm, "load_matrix_sync");
+  for (int r = 0; r < 16; ++r) {
+    for (int c = 0; c < 16; ++c) f.x[r * 16 + c] = layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r];
+  }
+}
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float, void>& f, unsigned ldm,
+                              layout_t layout) {
+  detail::check(p, ldm, "store_matrix_sync");
+  if (threadIdx.x % 32 != 0) return;
+  for (int r = 0; r < 16; ++r) {
+    for (int c = 0; c < 16; ++c) (layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.x[r * 16 + c];
+  }
+}
+// d = a·b + c, products and sums in f32 (bf16 products are exact in f32; the order of the sum over k is
+// the tensor core's business, here k ascending).
+template <typename TA, typename LA, typename LB>
+void mma_sync(fragment<accumulator, 16, 16, 16, float, void>& d, const fragment<matrix_a, 16, 16, 16, TA, LA>& a,
+              const fragment<matrix_b, 16, 16, 16, TA, LB>& b, const fragment<accumulator, 16, 16, 16, float, void>& c) {
+  float out[256];
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      float s = c.x[i * 16 + j];
+      for (int k = 0; k < 16; ++k) s += detail::as_float(a.x[i * 16 + k]) * detail::as_float(b.x[k * 16 + j]);
+      out[i * 16 + j] = s;
+    }
+  }
+  std::memcpy(d.x, out, sizeof out);
+}
+
+}  // namespace nvcuda::wmma

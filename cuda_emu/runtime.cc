@@ -1,0 +1,881 @@
+// The CUDA emulator's runtime (cuda_emu/README.md, model in cuda_emu/emu.h): the CUDA runtime API
+// subset the project calls, over host memory, with a deferred work queue, guarded device allocations and
+// a fiber scheduler that runs a kernel's blocks. One emulated device (index 0); thread-safe under one
+// lock (work runs on the thread that waits).
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cuda_emu/emu.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define OM_EMU_ASAN 1
+#else
+#define OM_EMU_ASAN 0
+#endif
+
+namespace om_emu {
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kStaticSmemLimit = 48 * 1024;   // without cudaFuncAttributeMaxDynamicSharedMemorySize
+constexpr size_t kOptInSmemLimit = 227 * 1024;   // sm_90's opt-in maximum per block
+constexpr unsigned char kUninitialised = 0xff;   // fresh device and shared memory: NaN as f32, bf16, f64
+size_t g_static_shared_bytes = 0;                // reserved by static __shared__ declarations so far
+
+enum class Kind { kDevice, kPinned };
+
+// A guarded mapping: [guard page][pages holding the bytes, ending at the guard][guard page]. Device
+// memory starts at a 256-byte boundary (cudaMalloc's alignment) as close to the trailing guard as that
+// allows, so an overrun by more than the alignment slack faults.
+struct Mapping {
+  char* base = nullptr;  // the whole region, guards included
+  size_t region = 0;
+  char* data = nullptr;
+  size_t bytes = 0;
+  Kind kind = Kind::kDevice;
+};
+
+Mapping map_guarded(size_t bytes, Kind kind) {
+  const size_t body = (std::max<size_t>(bytes, 1) + kPage - 1) / kPage * kPage;
+  Mapping m;
+  m.region = body + 2 * kPage;
+  void* p = mmap(nullptr, m.region, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return Mapping{};
+  m.base = static_cast<char*>(p);
+  const size_t rounded = (bytes + 255) / 256 * 256;
+  m.data = m.base + kPage + body - rounded;
+  m.bytes = bytes;
+  m.kind = kind;
+  mprotect(m.base + kPage, body, PROT_READ | PROT_WRITE);
+  std::memset(m.base + kPage, kUninitialised, body);
+  return m;
+}
+
+struct Event {
+  std::chrono::steady_clock::time_point at{};
+  bool recorded = false;
+};
+
+struct State {
+  std::recursive_mutex mu;
+  std::map<uintptr_t, Mapping> allocations;  // by data address
+  std::deque<std::pair<std::function<void()>, std::string>> queue;
+  bool device_open = false;  // device mappings accessible (work is running)
+  cudaError_t last_error = cudaSuccess;
+  std::map<const void*, int> max_dynamic_smem;  // cudaFuncAttributeMaxDynamicSharedMemorySize
+  int current_device = 0;
+  // Set by __trap (cudaErrorLaunchFailure): like a GPU's sticky error, every later call returns it and
+  // queued work is dropped; the process cannot recover (CUDA needs a new process too).
+  cudaError_t sticky = cudaSuccess;
+};
+
+State& state() {
+  static State* s = new State;  // never destroyed: allocations may be freed during static destruction
+  return *s;
+}
+
+// ---- Opening device memory while work runs ----------------------------------------------------------
+void set_device_protection(State& s, bool open) {
+  for (auto& [addr, m] : s.allocations) {
+    if (m.kind != Kind::kDevice) continue;
+    mprotect(m.base + kPage, m.region - 2 * kPage, open ? PROT_READ | PROT_WRITE : PROT_NONE);
+  }
+  s.device_open = open;
+}
+
+struct DeviceOpen {
+  State& s;
+  bool was;
+  explicit DeviceOpen(State& st) : s(st), was(st.device_open) {
+    if (!was) set_device_protection(s, true);
+  }
+  ~DeviceOpen() {
+    if (!was) set_device_protection(s, false);
+  }
+};
+
+// The allocation holding p: its bytes (and, for bytes = 0 style checks, its end), or with `with_guards`
+// anywhere in its region, guard pages included (the fault handler's question).
+const Mapping* find_mapping(State& s, const void* p, bool with_guards) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  if (with_guards) {
+    for (const auto& [addr, m] : s.allocations) {
+      const auto lo = reinterpret_cast<uintptr_t>(m.base);
+      if (a >= lo && a < lo + m.region) return &m;
+    }
+    return nullptr;
+  }
+  auto it = s.allocations.upper_bound(a);
+  if (it == s.allocations.begin()) return nullptr;
+  --it;
+  const Mapping& m = it->second;
+  return a <= it->first + m.bytes ? &m : nullptr;
+}
+
+// ---- What is running, for fault reports --------------------------------------------------------------
+thread_local const char* t_running = nullptr;  // the queued op running on this thread
+thread_local bool t_in_kernel = false;
+
+void describe_running(char* buf, size_t n) {
+  if (t_running == nullptr) {
+    std::snprintf(buf, n, "host code (no GPU work running)");
+  } else if (t_in_kernel) {
+    std::snprintf(buf, n, "kernel %s, block (%u, %u, %u), thread (%u, %u, %u)", t_running, blockIdx.x, blockIdx.y,
+                  blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
+  } else {
+    std::snprintf(buf, n, "%s", t_running);
+  }
+}
+
+void on_segv(int sig, siginfo_t* info, void*) {
+  State& s = state();
+  const Mapping* m = find_mapping(s, info->si_addr, true);
+  char where[512];
+  describe_running(where, sizeof where);
+  if (m != nullptr) {
+    const auto a = reinterpret_cast<intptr_t>(info->si_addr), d = reinterpret_cast<intptr_t>(m->data);
+    const char* why = !s.device_open && a >= d && a < d + static_cast<intptr_t>(m->bytes)
+                          ? "host code dereferenced device memory (a GPU faults on that too)"
+                          : "access outside the allocation (an illegal address on a GPU)";
+    std::fprintf(stderr,
+                 "cuda_emu: %s at %p: byte %ld of a %zu-byte %s allocation at %p; in %s\n", why, info->si_addr,
+                 static_cast<long>(a - d), m->bytes, m->kind == Kind::kDevice ? "device" : "page-locked", m->data,
+                 where);
+  } else {
+    std::fprintf(stderr, "cuda_emu: segmentation fault at %p in %s\n", info->si_addr, where);
+  }
+  std::fflush(stderr);
+  signal(sig, SIG_DFL);
+  std::abort();
+}
+
+void install_fault_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+  });
+}
+
+// The fault handler runs on an alternate stack: a fault may be a fiber's stack overflow.
+void ensure_signal_stack() {
+  thread_local bool done = false;
+  if (done) return;
+  static constexpr size_t kAlt = 256 * 1024;
+  stack_t ss{};
+  ss.ss_sp = std::malloc(kAlt);
+  ss.ss_size = kAlt;
+  sigaltstack(&ss, nullptr);
+  done = true;
+}
+
+// ---- The block scheduler: one fiber per thread of the block ------------------------------------------
+// A fiber switch saves the callee-saved registers on the old stack and loads the new stack's: ~5 ns on
+// x86-64 (swapcontext's signal-mask syscall costs ~100x that, and a warp shuffle is 32 switches).
+#if defined(__x86_64__)
+extern "C" void om_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl om_emu_switch
+    .type om_emu_switch, @function
+om_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size om_emu_switch, .-om_emu_switch
+    .section .note.GNU-stack,"",@progbits
+    .text
+)");
+#else
+#error "cuda_emu: the fiber switch is written for x86-64 only"
+#endif
+
+enum class FiberState { kRunnable, kBlockWait, kWarpWait, kDone };
+
+constexpr size_t kFiberStack = OM_EMU_ASAN ? 1024 * 1024 : 256 * 1024;
+
+struct Fiber {
+  void* sp = nullptr;     // saved stack pointer while switched out
+  char* stack = nullptr;  // kFiberStack bytes above a guard page
+  FiberState st = FiberState::kDone;
+  uint32_t shuffles = 0;  // shuffles this thread has made in the block (picks the exchange slot)
+};
+
+struct BlockRun {
+  const char* name = nullptr;
+  const std::function<void()>* body = nullptr;
+  std::vector<Fiber>* fibers = nullptr;
+  int n = 0;
+  int current = 0;
+  void* sched_sp = nullptr;
+  unsigned char* smem = nullptr;
+  unsigned char* static_smem = nullptr;  // kStaticSmemLimit bytes
+  bool trapped = false;
+  // Two exchange slots per lane: shuffle k writes slot k mod 2, waits for its warp, reads. A lane can
+  // write that slot again (shuffle k + 2) only after every lane has passed shuffle k + 1's wait, that
+  // is after every lane has read shuffle k's values: one wait per shuffle.
+  uint64_t slots[2][32][32] = {};
+  uint32_t slot_shuffle[2][32][32] = {};  // which shuffle (per-thread count) wrote each slot
+#if OM_EMU_ASAN
+  void* fake_stack = nullptr;
+#endif
+};
+
+thread_local BlockRun* t_run = nullptr;
+
+std::vector<Fiber>& fiber_pool(int n) {
+  thread_local std::vector<Fiber> pool;
+  while (static_cast<int>(pool.size()) < n) {
+    Fiber f;
+    void* p = mmap(nullptr, kFiberStack + kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) fail("cannot map a %zu-byte fiber stack", kFiberStack);
+    mprotect(p, kPage, PROT_NONE);
+    f.stack = static_cast<char*>(p) + kPage;
+    pool.push_back(f);
+  }
+  return pool;
+}
+
+void set_thread_index(int t) {
+  const unsigned bx = blockDim.x, by = blockDim.y;
+  threadIdx.x = static_cast<unsigned>(t) % bx;
+  threadIdx.y = static_cast<unsigned>(t) / bx % by;
+  threadIdx.z = static_cast<unsigned>(t) / (bx * by);
+}
+
+// Switches from the running fiber to the scheduler.
+void to_scheduler(Fiber& f, BlockRun* r, bool exiting) {
+#if OM_EMU_ASAN
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &fake, nullptr, 0);
+  om_emu_switch(&f.sp, r->sched_sp);
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+  (void)exiting;
+  om_emu_switch(&f.sp, r->sched_sp);
+#endif
+}
+
+// A fiber's first frame: runs the kernel body for its thread, then leaves for good.
+[[noreturn]] void fiber_main() {
+  BlockRun* r = t_run;
+#if OM_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+  (*r->body)();
+  Fiber& f = (*r->fibers)[static_cast<size_t>(r->current)];
+  f.st = FiberState::kDone;
+  to_scheduler(f, r, true);
+  __builtin_unreachable();
+}
+
+// A fresh fiber's stack: six zero registers for om_emu_switch to pop, then fiber_main as the return
+// address, then a zero "return address" so fiber_main starts with the stack alignment of a call.
+void* initial_sp(char* stack) {
+  auto top = reinterpret_cast<uintptr_t>(stack + kFiberStack) & ~uintptr_t{15};
+  auto* words = reinterpret_cast<uintptr_t*>(top);
+  words[-1] = 0;
+  words[-2] = reinterpret_cast<uintptr_t>(&fiber_main);
+  for (int i = 3; i <= 8; ++i) words[-i] = 0;
+  return words - 8;
+}
+
+// Switches from the running fiber back to the scheduler, leaving it in state `st`.
+void yield(FiberState st) {
+  BlockRun* r = t_run;
+  if (r == nullptr) fail("__syncthreads, __syncwarp or a shuffle outside a kernel");
+  Fiber& f = (*r->fibers)[static_cast<size_t>(r->current)];
+  f.st = st;
+  to_scheduler(f, r, false);
+}
+
+const char* state_name(FiberState s) {
+  switch (s) {
+    case FiberState::kRunnable: return "runnable";
+    case FiberState::kBlockWait: return "__syncthreads";
+    case FiberState::kWarpWait: return "__syncwarp/shuffle";
+    case FiberState::kDone: return "exited";
+  }
+  return "?";
+}
+
+void run_block(BlockRun& r) {
+  std::vector<Fiber>& fibers = *r.fibers;
+  for (int t = 0; t < r.n; ++t) {
+    Fiber& f = fibers[static_cast<size_t>(t)];
+    f.sp = initial_sp(f.stack);
+    f.st = FiberState::kRunnable;
+    f.shuffles = 0;
+    for (int k = 0; k < 2; ++k) r.slot_shuffle[k][t / 32][t % 32] = ~0u;
+  }
+  const int warps = (r.n + 31) / 32;
+  for (;;) {
+    for (int t = 0; t < r.n; ++t) {
+      Fiber& f = fibers[static_cast<size_t>(t)];
+      if (f.st != FiberState::kRunnable) continue;
+      r.current = t;
+      set_thread_index(t);
+#if OM_EMU_ASAN
+      __sanitizer_start_switch_fiber(&r.fake_stack, f.stack, kFiberStack);
+      om_emu_switch(&r.sched_sp, f.sp);
+      __sanitizer_finish_switch_fiber(r.fake_stack, nullptr, nullptr);
+#else
+      om_emu_switch(&r.sched_sp, f.sp);
+#endif
+      if (r.trapped) return;  // __trap: the grid stops (its other threads are abandoned)
+    }
+    int live = 0, at_block = 0;
+    for (int t = 0; t < r.n; ++t) {
+      const FiberState st = fibers[static_cast<size_t>(t)].st;
+      live += st != FiberState::kDone;
+      at_block += st == FiberState::kBlockWait;
+    }
+    if (live == 0) return;
+    bool released = false;
+    for (int w = 0; w < warps; ++w) {
+      int lanes = 0, waiting = 0;
+      for (int t = 32 * w; t < std::min(r.n, 32 * w + 32); ++t) {
+        const FiberState st = fibers[static_cast<size_t>(t)].st;
+        lanes += st != FiberState::kDone;
+        waiting += st == FiberState::kWarpWait;
+      }
+      if (lanes > 0 && waiting == lanes) {
+        for (int t = 32 * w; t < std::min(r.n, 32 * w + 32); ++t) {
+          Fiber& f = fibers[static_cast<size_t>(t)];
+          if (f.st == FiberState::kWarpWait) f.st = FiberState::kRunnable;
+        }
+        released = true;
+      }
+    }
+    if (!released && at_block == live) {
+      for (int t = 0; t < r.n; ++t) {
+        Fiber& f = fibers[static_cast<size_t>(t)];
+        if (f.st == FiberState::kBlockWait) f.st = FiberState::kRunnable;
+      }
+      released = true;
+    }
+    if (!released) {
+      char who[768] = "";
+      size_t used = 0;
+      for (int t = 0; t < r.n && used < 600; ++t) {
+        used += static_cast<size_t>(std::snprintf(who + used, sizeof who - used, " %d:%s", t,
+                                                  state_name(fibers[static_cast<size_t>(t)].st)));
+      }
+      fail("kernel %s, block (%u, %u, %u): the threads wait at different barriers (a hang or undefined behaviour "
+           "on a GPU):%s",
+           r.name, blockIdx.x, blockIdx.y, blockIdx.z, who);
+    }
+  }
+}
+
+void run_grid(const char* name, const LaunchConfig& cfg, const std::function<void()>& body) {
+  const int n = static_cast<int>(cfg.block.x * cfg.block.y * cfg.block.z);
+  BlockRun r;
+  r.name = name;
+  r.body = &body;
+  r.fibers = &fiber_pool(n);
+  r.n = n;
+  Mapping smem;
+  if (cfg.smem > 0) {
+    smem = map_guarded(cfg.smem, Kind::kPinned);
+    // Shared memory starts at the mapping's data; make it 128-byte aligned as the GPU's.
+    r.smem = reinterpret_cast<unsigned char*>(smem.data);
+  }
+  Mapping static_smem = map_guarded(kStaticSmemLimit, Kind::kPinned);
+  if (static_smem.base == nullptr) fail("cannot map %zu bytes of static shared memory", kStaticSmemLimit);
+  r.static_smem = reinterpret_cast<unsigned char*>(static_smem.data);
+  BlockRun* saved = t_run;
+  t_run = &r;
+  t_in_kernel = true;
+  blockDim = cfg.block;
+  gridDim = cfg.grid;
+  for (unsigned z = 0; z < cfg.grid.z; ++z) {
+    for (unsigned y = 0; y < cfg.grid.y; ++y) {
+      for (unsigned x = 0; x < cfg.grid.x; ++x) {
+        blockIdx = uint3{x, y, z};
+        if (r.smem != nullptr) std::memset(r.smem, kUninitialised, cfg.smem);
+        std::memset(r.static_smem, kUninitialised, g_static_shared_bytes);  // the reserved part (the rest is fresh)
+        run_block(r);
+        if (r.trapped) break;
+      }
+      if (r.trapped) break;
+    }
+    if (r.trapped) break;
+  }
+  t_in_kernel = false;
+  t_run = saved;
+  if (smem.base != nullptr) munmap(smem.base, smem.region);
+  munmap(static_smem.base, static_smem.region);
+}
+
+}  // namespace
+
+// ---- emu.h -------------------------------------------------------------------------------------------
+void fail(const char* fmt, ...) {
+  char where[512];
+  describe_running(where, sizeof where);
+  std::fprintf(stderr, "cuda_emu: ");
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, " [in %s]\n", where);
+  std::fflush(stderr);
+  std::abort();
+}
+
+void sync_block() { yield(FiberState::kBlockWait); }
+
+void sync_warp(unsigned mask) {
+  if (mask != 0xffffffffu) fail("__syncwarp(0x%x): the emulator supports the full mask only", mask);
+  yield(FiberState::kWarpWait);
+}
+
+uint64_t shuffle(unsigned mask, uint64_t bits, int src_lane) {
+  if (mask != 0xffffffffu) fail("shuffle with mask 0x%x: the emulator supports the full mask only", mask);
+  BlockRun* r = t_run;
+  if (r == nullptr) fail("a warp shuffle outside a kernel");
+  const int t = r->current, warp = t / 32, lane = t % 32;
+  const uint32_t k = (*r->fibers)[static_cast<size_t>(t)].shuffles++;
+  r->slots[k % 2][warp][lane] = bits;
+  r->slot_shuffle[k % 2][warp][lane] = k;
+  yield(FiberState::kWarpWait);
+  // The source lane must have made this same shuffle (not exited before it, not elsewhere).
+  if (src_lane < 0 || src_lane >= 32 || 32 * warp + src_lane >= r->n || r->slot_shuffle[k % 2][warp][src_lane] != k) {
+    fail("lane %d of warp %d reads lane %d in its shuffle #%u, which that lane did not make (it exited or "
+         "diverged: undefined on a GPU)",
+         lane, warp, src_lane, k);
+  }
+  return r->slots[k % 2][warp][src_lane];
+}
+
+void* dynamic_smem() {
+  BlockRun* r = t_run;
+  if (r == nullptr || r->smem == nullptr) fail("extern __shared__ memory used by a kernel launched with 0 bytes of it");
+  return r->smem;
+}
+
+size_t reserve_static_shared(size_t bytes, size_t align) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const size_t offset = (g_static_shared_bytes + align - 1) / align * align;
+  if (offset + bytes > kStaticSmemLimit) {
+    fail("static __shared__ declarations need more than %zu bytes in all (the emulator gives every kernel one "
+         "48 KiB area)",
+         kStaticSmemLimit);
+  }
+  g_static_shared_bytes = offset + bytes;
+  return offset;
+}
+
+void* static_shared_base() {
+  BlockRun* r = t_run;
+  if (r == nullptr) fail("a __shared__ variable used outside a kernel");
+  return r->static_smem;
+}
+
+void trap() {
+  BlockRun* r = t_run;
+  char where[512];
+  describe_running(where, sizeof where);
+  std::fprintf(stderr, "cuda_emu: __trap() in %s: unspecified launch failure\n", where);
+  std::fflush(stderr);
+  if (r == nullptr) std::abort();
+  state().sticky = cudaErrorLaunchFailure;
+  r->trapped = true;
+  Fiber& f = (*r->fibers)[static_cast<size_t>(r->current)];
+  f.st = FiberState::kDone;
+  to_scheduler(f, r, true);
+  __builtin_unreachable();
+}
+
+void check_wmma_pointer(const void* p, size_t ldm_bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || ldm_bytes % 16 != 0) {
+    fail("wmma::%s at %p with a %zu-byte leading dimension: WMMA needs a 32-byte-aligned pointer and a leading "
+         "dimension that is a multiple of 16 bytes",
+         what, p, ldm_bytes);
+  }
+}
+
+void enqueue(std::function<void()> op, const char* what) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  s.queue.emplace_back(std::move(op), what);
+}
+
+cudaError_t flush() {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.queue.empty()) return s.sticky;
+  install_fault_handler();
+  ensure_signal_stack();
+  DeviceOpen open(s);
+  while (!s.queue.empty()) {
+    auto [op, what] = std::move(s.queue.front());
+    s.queue.pop_front();
+    t_running = what.c_str();
+    op();
+    t_running = nullptr;
+    if (s.sticky != cudaSuccess) s.queue.clear();
+  }
+  return s.sticky;
+}
+
+bool device_accessible(const void* p, size_t bytes) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const Mapping* m = find_mapping(s, p, false);
+  if (m == nullptr) return false;
+  const auto a = reinterpret_cast<uintptr_t>(p), d = reinterpret_cast<uintptr_t>(m->data);
+  return bytes == 0 ? a <= d + m->bytes : a + bytes <= d + m->bytes;
+}
+
+bool is_device(const void* p) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const Mapping* m = find_mapping(s, p, false);
+  return m != nullptr && m->kind == Kind::kDevice;
+}
+
+void set_last_error(cudaError_t e) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  s.last_error = e;
+}
+
+void submit(const char* name, const void* fn, const LaunchConfig& cfg, std::function<void()> body) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.sticky != cudaSuccess) {
+    s.last_error = s.sticky;
+    return;
+  }
+  const dim3 g = cfg.grid, b = cfg.block;
+  const uint64_t threads = uint64_t{b.x} * b.y * b.z;
+  if (g.x == 0 || g.y == 0 || g.z == 0 || threads == 0 || threads > 1024 || b.x > 1024 || b.y > 1024 || b.z > 64 ||
+      g.x > 0x7fffffffu || g.y > 65535 || g.z > 65535) {
+    s.last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  if (cfg.smem > kStaticSmemLimit) {
+    const auto it = s.max_dynamic_smem.find(fn);
+    if (cfg.smem > kOptInSmemLimit || it == s.max_dynamic_smem.end() || static_cast<size_t>(it->second) < cfg.smem) {
+      s.last_error = cudaErrorInvalidValue;
+      return;
+    }
+  }
+  s.queue.emplace_back([name, cfg, body = std::move(body)] { run_grid(name, cfg, body); }, name);
+}
+
+// ---- Memory for the API below ------------------------------------------------------------------------
+namespace {
+
+cudaError_t allocate(void** ptr, size_t bytes, Kind kind) {
+  if (ptr == nullptr) return cudaErrorInvalidValue;
+  install_fault_handler();  // a host dereference of this memory must be reported, not only a kernel's
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  Mapping m = map_guarded(bytes, kind);
+  if (m.base == nullptr) return cudaErrorMemoryAllocation;
+  if (kind == Kind::kDevice && !s.device_open) mprotect(m.base + kPage, m.region - 2 * kPage, PROT_NONE);
+  s.allocations[reinterpret_cast<uintptr_t>(m.data)] = m;
+  *ptr = m.data;
+  return cudaSuccess;
+}
+
+cudaError_t release(void* ptr, Kind kind) {
+  if (ptr == nullptr) return cudaSuccess;
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const auto it = s.allocations.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == s.allocations.end() || it->second.kind != kind) return cudaErrorInvalidValue;
+  munmap(it->second.base, it->second.region);
+  s.allocations.erase(it);
+  return cudaSuccess;
+}
+
+// Where a copy's side lives: device, page-locked host, or pageable host.
+enum class Side { kDevice, kPinned, kPageable };
+Side side_of(const void* p) {
+  State& s = state();
+  const Mapping* m = find_mapping(s, p, false);
+  if (m == nullptr) return Side::kPageable;
+  return m->kind == Kind::kDevice ? Side::kDevice : Side::kPinned;
+}
+
+// Runs `op` now, after everything queued (a synchronous call).
+cudaError_t run_now(const std::function<void()>& op, const char* what) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (flush() != cudaSuccess) return s.sticky;
+  install_fault_handler();
+  DeviceOpen open(s);
+  t_running = what;
+  op();
+  t_running = nullptr;
+  return cudaSuccess;
+}
+
+cudaError_t check_range(const void* p, size_t bytes, Side side) {
+  if (side == Side::kPageable || bytes == 0) return cudaSuccess;
+  return device_accessible(p, bytes) ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, bool async) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.sticky != cudaSuccess) return s.sticky;
+  if (n == 0) return cudaSuccess;
+  if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
+  const Side ds = side_of(dst), ss = side_of(src);
+  if (check_range(dst, n, ds) != cudaSuccess || check_range(src, n, ss) != cudaSuccess) return cudaErrorInvalidValue;
+  // A stated direction must match the pointers (cudaMemcpyDefault infers it).
+  const bool dst_dev = ds == Side::kDevice, src_dev = ss == Side::kDevice;
+  if ((kind == cudaMemcpyHostToDevice && (!dst_dev || src_dev)) || (kind == cudaMemcpyDeviceToHost && (dst_dev || !src_dev)) ||
+      (kind == cudaMemcpyDeviceToDevice && (!dst_dev || !src_dev)) || (kind == cudaMemcpyHostToHost && (dst_dev || src_dev))) {
+    return cudaErrorInvalidValue;
+  }
+  auto op = [dst, src, n] { std::memmove(dst, src, n); };
+  if (!dst_dev && !src_dev && ds == Side::kPageable && ss == Side::kPageable) {
+    return run_now(op, "cudaMemcpy (host to host)");
+  }
+  if (ds == Side::kPageable) {  // to pageable host memory: the call returns when the bytes have landed
+    return run_now(op, "cudaMemcpy to pageable host memory");
+  }
+  if (ss == Side::kPageable) {  // from pageable host memory: staged now, so the caller may reuse it
+    if (!async) {
+      return run_now(op, "cudaMemcpy from pageable host memory");
+    }
+    auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + n);
+    enqueue([dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "cudaMemcpyAsync from pageable host memory");
+    return cudaSuccess;
+  }
+  if (!async && (ds == Side::kPinned || ss == Side::kPinned)) {
+    return run_now(op, "cudaMemcpy with page-locked host memory");
+  }
+  enqueue(op, async ? "cudaMemcpyAsync" : "cudaMemcpy (device to device)");
+  return cudaSuccess;
+}
+
+cudaError_t fill(void* ptr, int value, size_t n) {
+  if (state().sticky != cudaSuccess) return state().sticky;
+  if (n == 0) return cudaSuccess;
+  if (!device_accessible(ptr, n)) return cudaErrorInvalidValue;
+  enqueue([ptr, value, n] { std::memset(ptr, value, n); }, "cudaMemset");
+  return cudaSuccess;
+}
+
+int g_stream_tag = 0;      // cudaStreamCreate hands out addresses of distinct bytes below
+char g_streams[1 << 16];   // (never dereferenced)
+int g_pool_tag = 0;
+
+}  // namespace
+}  // namespace om_emu
+
+// ---- The CUDA runtime API ----------------------------------------------------------------------------
+using om_emu::state;
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  if (count == nullptr) return cudaErrorInvalidValue;
+  *count = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  if (device != 0) return cudaErrorInvalidDevice;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+  if (device == nullptr) return cudaErrorInvalidValue;
+  *device = 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) { return om_emu::flush(); }
+
+cudaError_t cudaGetLastError(void) {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const cudaError_t e = s.sticky != cudaSuccess ? s.sticky : s.last_error;
+  s.last_error = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  return s.sticky != cudaSuccess ? s.sticky : s.last_error;
+}
+
+const char* cudaGetErrorName(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    default: return "cudaError (emulated)";
+  }
+}
+
+const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    default: return "unknown error (emulated)";
+  }
+}
+
+cudaError_t cudaMalloc(void** ptr, size_t size) { return om_emu::allocate(ptr, size, om_emu::Kind::kDevice); }
+
+cudaError_t cudaFree(void* ptr) {
+  if (const cudaError_t e = om_emu::flush(); e != cudaSuccess) return e;  // cudaFree waits for the device
+  return om_emu::release(ptr, om_emu::Kind::kDevice);
+}
+
+cudaError_t cudaMallocAsync(void** ptr, size_t size, cudaStream_t) {
+  return om_emu::allocate(ptr, size, om_emu::Kind::kDevice);
+}
+
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) {
+  if (ptr == nullptr) return cudaSuccess;
+  if (!om_emu::is_device(ptr)) return cudaErrorInvalidValue;
+  om_emu::enqueue([ptr] { om_emu::release(ptr, om_emu::Kind::kDevice); }, "cudaFreeAsync");
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void** ptr, size_t size) { return om_emu::allocate(ptr, size, om_emu::Kind::kPinned); }
+
+cudaError_t cudaFreeHost(void* ptr) {
+  om_emu::flush();
+  return om_emu::release(ptr, om_emu::Kind::kPinned);
+}
+
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
+  if (pool == nullptr || device != 0) return cudaErrorInvalidValue;
+  *pool = reinterpret_cast<cudaMemPool_t>(&om_emu::g_pool_tag);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, enum cudaMemPoolAttr, void* value) {
+  return pool != nullptr && value != nullptr ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind) {
+  return om_emu::copy(dst, src, count, kind, false);
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t) {
+  return om_emu::copy(dst, src, count, kind, true);
+}
+
+cudaError_t cudaMemset(void* ptr, int value, size_t count) { return om_emu::fill(ptr, value, count); }
+
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t) { return om_emu::fill(ptr, value, count); }
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) {
+  if (stream == nullptr) return cudaErrorInvalidValue;
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  *stream = reinterpret_cast<cudaStream_t>(&om_emu::g_streams[om_emu::g_stream_tag++ % sizeof om_emu::g_streams]);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) { return cudaStreamCreate(stream); }
+
+cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return om_emu::flush(); }  // every stream shares the queue
+
+cudaError_t cudaStreamQuery(cudaStream_t) { return om_emu::flush(); }
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  if (event == nullptr) return cudaErrorInvalidValue;
+  *event = reinterpret_cast<cudaEvent_t>(new om_emu::Event);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  om_emu::flush();
+  delete reinterpret_cast<om_emu::Event*>(event);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  if (event == nullptr) return cudaErrorInvalidValue;
+  auto* e = reinterpret_cast<om_emu::Event*>(event);
+  om_emu::enqueue(
+      [e] {
+        e->at = std::chrono::steady_clock::now();
+        e->recorded = true;
+      },
+      "cudaEventRecord");
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (event == nullptr) return cudaErrorInvalidValue;
+  return om_emu::flush();
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (ms == nullptr || start == nullptr || end == nullptr) return cudaErrorInvalidValue;
+  const auto* a = reinterpret_cast<const om_emu::Event*>(start);
+  const auto* b = reinterpret_cast<const om_emu::Event*>(end);
+  if (!a->recorded || !b->recorded) return cudaErrorNotReady;  // not yet run: the caller did not wait
+  *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
+  return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, int value) {
+  if (func == nullptr) return cudaErrorInvalidValue;
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || static_cast<size_t>(value) > om_emu::kOptInSmemLimit) return cudaErrorInvalidValue;
+    auto& s = state();
+    std::lock_guard<std::recursive_mutex> lock(s.mu);
+    s.max_dynamic_smem[func] = value;
+  }
+  return cudaSuccess;
+}
+
+}  // extern "C"

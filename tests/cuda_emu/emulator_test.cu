@@ -1,0 +1,289 @@
+// The CUDA emulator itself (cuda_emu/README.md): that it runs kernels with CUDA's semantics where the
+// project's cuda tests depend on them (barriers, shuffles, WMMA, work deferred to the host's waits,
+// launch checks), and that it reports the bugs it exists to catch (out-of-bounds accesses, host
+// dereferences of device memory, a missing __syncthreads, divergent barriers, host pointers passed to a
+// kernel, misaligned WMMA tiles, __trap). Built and run only in emulator builds (OM_CUDA_EMULATION).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+#include <mma.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+// ---- Kernels -------------------------------------------------------------------------------------
+
+__global__ void write_index(float* out, int n) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) out[i] = static_cast<float>(i);
+}
+
+__global__ void read_at(float* out, const float* in, int index) { out[0] = in[index]; }
+
+// Thread t writes smem[t], then reads smem[(t + 1) mod n]: correct only with the barrier between.
+__global__ void neighbour_through_shared(float* out, bool with_barrier) {
+  __shared__ float smem[64];
+  const int t = static_cast<int>(threadIdx.x), n = static_cast<int>(blockDim.x);
+  smem[t] = static_cast<float>(t);
+  if (with_barrier) __syncthreads();
+  out[t] = smem[(t + 1) % n];
+}
+
+// Lanes 0-15 wait at __syncthreads while lanes 16-31 wait at __syncwarp: a hang on a GPU.
+__global__ void divergent_barriers() {
+  if (threadIdx.x < 16) {
+    __syncthreads();
+  } else {
+    __syncwarp();
+  }
+}
+
+// Lanes 16-31 exit; lanes 0-15 then read them with a full-mask shuffle.
+__global__ void shuffle_from_exited(float* out) {
+  if (threadIdx.x >= 16) return;
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 16);
+}
+
+// Each lane's butterfly sum of the lane indices, and lane 5's value broadcast.
+__global__ void shuffles(float* sums, float* broadcast) {
+  float v = static_cast<float>(threadIdx.x);
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  sums[threadIdx.x] = v;
+  broadcast[threadIdx.x] = __shfl_sync(0xffffffffu, static_cast<float>(threadIdx.x) * 10.0f, 5);
+}
+
+__global__ void uses_dynamic_smem(float* out) {
+  extern __shared__ float dyn[];
+  dyn[threadIdx.x] = 2.0f * static_cast<float>(threadIdx.x);
+  __syncthreads();
+  out[threadIdx.x] = dyn[blockDim.x - 1 - threadIdx.x];
+}
+
+__global__ void traps() { __trap(); }
+
+// c (16 × 16 f32, row-major) = a (16 × 16 bf16, row-major) · bᵀ where b is stored row-major, so bᵀ is
+// b read column-major: the pattern of attention_mma.cu's Q·Kᵀ.
+__global__ void wmma_a_bt(float* c, const __nv_bfloat16* a, const __nv_bfloat16* b, int offset) {
+  using namespace nvcuda;
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+  wmma::fill_fragment(acc, 0.0f);
+  wmma::load_matrix_sync(fa, a + offset, 16);
+  wmma::load_matrix_sync(fb, b, 16);
+  wmma::mma_sync(acc, fa, fb, acc);
+  wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
+}
+
+// ---- Helpers -------------------------------------------------------------------------------------
+
+template <typename T>
+T* device_alloc(size_t n) {
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess);
+  return static_cast<T*>(p);
+}
+
+std::vector<float> download(const float* d, size_t n) {
+  std::vector<float> h(n);
+  EXPECT_EQ(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  return h;
+}
+
+// ---- Semantics -----------------------------------------------------------------------------------
+
+TEST(CudaEmulator, RunsEveryThreadOfEveryBlock) {
+  constexpr int n = 1000;
+  float* d = device_alloc<float>(n);
+  write_index<<<(n + 127) / 128, 128>>>(d, n);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<float> h = download(d, n);
+  for (int i = 0; i < n; ++i) ASSERT_EQ(h[static_cast<size_t>(i)], static_cast<float>(i)) << i;
+  cudaFree(d);
+}
+
+TEST(CudaEmulator, WorkRunsWhenTheHostWaitsNotWhenItIsQueued) {
+  float* pinned = nullptr;
+  ASSERT_EQ(cudaMallocHost(reinterpret_cast<void**>(&pinned), 4 * sizeof(float)), cudaSuccess);
+  std::memset(pinned, 0, 4 * sizeof(float));
+  write_index<<<1, 4>>>(pinned, 4);
+  // Not yet: a host read before the wait sees the old bytes (on a GPU it may see either).
+  EXPECT_EQ(pinned[3], 0.0f);
+  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+  EXPECT_EQ(pinned[3], 3.0f);
+  cudaFreeHost(pinned);
+}
+
+TEST(CudaEmulator, FreshDeviceMemoryIsNanNotZero) {
+  float* d = device_alloc<float>(8);
+  const std::vector<float> h = download(d, 8);
+  for (float v : h) EXPECT_TRUE(std::isnan(v));
+  cudaFree(d);
+}
+
+TEST(CudaEmulator, SyncthreadsOrdersSharedMemoryAndItsAbsenceShows) {
+  constexpr int n = 64;
+  float* d = device_alloc<float>(n);
+  neighbour_through_shared<<<1, n>>>(d, true);
+  std::vector<float> h = download(d, n);
+  for (int t = 0; t < n; ++t) ASSERT_EQ(h[static_cast<size_t>(t)], static_cast<float>((t + 1) % n)) << t;
+  // Without the barrier thread t runs before t + 1 has written: it reads what was there before.
+  neighbour_through_shared<<<1, n>>>(d, false);
+  h = download(d, n);
+  EXPECT_NE(h[0], 1.0f);
+  cudaFree(d);
+}
+
+TEST(CudaEmulator, ShufflesExchangeWithinTheWarp) {
+  float* sums = device_alloc<float>(32);
+  float* bcast = device_alloc<float>(32);
+  shuffles<<<1, 32>>>(sums, bcast);
+  const std::vector<float> s = download(sums, 32), b = download(bcast, 32);
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_EQ(s[static_cast<size_t>(i)], 496.0f) << i;  // 0 + 1 + ... + 31
+    EXPECT_EQ(b[static_cast<size_t>(i)], 50.0f) << i;
+  }
+  cudaFree(sums);
+  cudaFree(bcast);
+}
+
+TEST(CudaEmulator, WmmaComputesTheDocumentedProduct) {
+  std::vector<__nv_bfloat16> a(16 * 16 + 16), b(16 * 16);
+  for (int i = 0; i < 16 * 16 + 16; ++i) a[static_cast<size_t>(i)] = __float2bfloat16_rn(static_cast<float>(i % 7) - 3.0f);
+  for (int i = 0; i < 16 * 16; ++i) b[static_cast<size_t>(i)] = __float2bfloat16_rn(0.5f * static_cast<float>(i % 5));
+  __nv_bfloat16* da = device_alloc<__nv_bfloat16>(a.size());
+  __nv_bfloat16* db = device_alloc<__nv_bfloat16>(b.size());
+  float* dc = device_alloc<float>(256);
+  cudaMemcpy(da, a.data(), a.size() * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(db, b.data(), b.size() * 2, cudaMemcpyHostToDevice);
+  wmma_a_bt<<<1, 32>>>(dc, da, db, 0);
+  const std::vector<float> c = download(dc, 256);
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      double want = 0.0;
+      for (int k = 0; k < 16; ++k) {
+        want += static_cast<double>(__bfloat162float(a[static_cast<size_t>(i * 16 + k)])) *
+                __bfloat162float(b[static_cast<size_t>(j * 16 + k)]);
+      }
+      ASSERT_EQ(c[static_cast<size_t>(i * 16 + j)], static_cast<float>(want)) << i << "," << j;  // small integers: exact
+    }
+  }
+  cudaFree(da);
+  cudaFree(db);
+  cudaFree(dc);
+}
+
+TEST(CudaEmulator, DynamicSharedMemoryAboveTheDefaultNeedsTheOptIn) {
+  float* d = device_alloc<float>(64);
+  const size_t big = 64 * 1024;
+  uses_dynamic_smem<<<1, 64, big>>>(d);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);  // above 48 KiB without the attribute
+  ASSERT_EQ(cudaFuncSetAttribute(uses_dynamic_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(big)),
+            cudaSuccess);
+  uses_dynamic_smem<<<1, 64, big>>>(d);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<float> h = download(d, 64);
+  EXPECT_EQ(h[0], 126.0f);
+  EXPECT_EQ(h[63], 0.0f);
+  cudaFree(d);
+}
+
+TEST(CudaEmulator, BadLaunchConfigurationsAreLaunchErrors) {
+  float* d = device_alloc<float>(4);
+  write_index<<<1, 2048>>>(d, 4);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  write_index<<<0, 32>>>(d, 4);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  write_index<<<dim3(1, 70000), 32>>>(d, 4);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // read and cleared
+  cudaFree(d);
+}
+
+// ---- Bugs it reports -----------------------------------------------------------------------------
+
+TEST(CudaEmulatorDeathTest, OutOfBoundsReadNamesTheKernelAndThread) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        float* in = device_alloc<float>(64);  // 256 bytes: the allocation ends at its guard page
+        float* out = device_alloc<float>(1);
+        read_at<<<1, 1>>>(out, in, 64);
+        cudaDeviceSynchronize();
+      },
+      "access outside the allocation.*kernel read_at, block \\(0, 0, 0\\), thread \\(0, 0, 0\\)");
+}
+
+TEST(CudaEmulatorDeathTest, HostDereferenceOfDeviceMemoryIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        float* d = device_alloc<float>(4);
+        volatile float x = d[1];
+        (void)x;
+      },
+      "host code dereferenced device memory");
+}
+
+TEST(CudaEmulatorDeathTest, HostPointerPassedToAKernelIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::vector<float> host(4);
+        write_index<<<1, 4>>>(host.data(), 4);
+      },
+      "kernel write_index: argument 0 .* is not device memory");
+}
+
+TEST(CudaEmulatorDeathTest, DivergentBarriersAreReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        divergent_barriers<<<1, 32>>>();
+        cudaDeviceSynchronize();
+      },
+      "kernel divergent_barriers.*wait at different barriers");
+}
+
+TEST(CudaEmulatorDeathTest, ShuffleFromAnExitedLaneIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        float* d = device_alloc<float>(32);
+        shuffle_from_exited<<<1, 32>>>(d);
+        cudaDeviceSynchronize();
+      },
+      "reads lane 16 in its shuffle #0, which that lane did not make");
+}
+
+TEST(CudaEmulatorDeathTest, MisalignedWmmaTileIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        __nv_bfloat16* a = device_alloc<__nv_bfloat16>(16 * 16 + 16);
+        __nv_bfloat16* b = device_alloc<__nv_bfloat16>(16 * 16);
+        float* c = device_alloc<float>(256);
+        wmma_a_bt<<<1, 32>>>(c, a, b, 8);  // 16 bytes past a 32-byte boundary
+        cudaDeviceSynchronize();
+      },
+      "32-byte-aligned pointer");
+}
+
+TEST(CudaEmulatorDeathTest, TrapIsAStickyLaunchFailure) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        traps<<<1, 32>>>();
+        const cudaError_t sync = cudaDeviceSynchronize();
+        void* p = nullptr;
+        const cudaError_t later = cudaMemcpy(&p, &p, 0, cudaMemcpyDefault);
+        std::exit(sync == cudaErrorLaunchFailure && later == cudaErrorLaunchFailure ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "__trap\\(\\) in kernel traps.*unspecified launch failure");
+}
+
+}  // namespace
