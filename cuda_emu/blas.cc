@@ -50,7 +50,7 @@ struct Gemm {
       for (int64_t j = 0; j < n; ++j) bt[static_cast<size_t>(p * n + j)] = load(b, b_type, static_cast<size_t>(tb ? j + p * ldb : p + j * ldb));
     }
     std::vector<float> out(static_cast<size_t>(m * n));  // row-major m × n
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * n * k > (int64_t{1} << 22))
     for (int64_t i = 0; i < m; ++i) {
       float* row = out.data() + i * n;
       for (int64_t p = 0; p < k; ++p) {

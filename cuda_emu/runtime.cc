@@ -180,7 +180,8 @@ void ensure_signal_stack() {
   if (done) return;
   static constexpr size_t kAlt = 256 * 1024;
   stack_t ss{};
-  ss.ss_sp = std::malloc(kAlt);
+  ss.ss_sp = mmap(nullptr, kAlt, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);  // kept for the thread
+  if (ss.ss_sp == MAP_FAILED) return;
   ss.ss_size = kAlt;
   sigaltstack(&ss, nullptr);
   done = true;

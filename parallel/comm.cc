@@ -35,14 +35,16 @@ void check_alias(const Comm& comm, const char* op, const void* big, size_t big_b
 // Adds the wall time of its scope to `seconds` (Comm::seconds_in_collectives), records the
 // collective for the hang watchdog (parallel/watchdog.h) while it runs, and times it for the op
 // profiler as "comm:<comm>.<op>" with the message size (the full tensor; bytes / time is nccl-tests'
-// algbw), core/profiler.h.
+// algbw), core/profiler.h. A one-rank group communicates nothing: 0 bytes, so no rate is printed (its
+// wall time is the host's enqueue of a device copy at most, which the copy's own row already counts).
 class ScopedSeconds {
  public:
   ScopedSeconds(double& seconds, const Comm& comm, const char* op, uint64_t bytes)
       : seconds_(seconds),
         start_(std::chrono::steady_clock::now()),
         prof_name_(profiler::enabled() ? "comm:" + comm.name() + "." + op : std::string()),
-        prof_(ExecContext{Device::Cpu(), Stream{}}, prof_name_.c_str(), 0, static_cast<double>(bytes)) {
+        prof_(ExecContext{Device::Cpu(), Stream{}}, prof_name_.c_str(), 0,
+              comm.size() > 1 ? static_cast<double>(bytes) : 0.0) {
     collective_record::begin(comm.name(), op, bytes);
   }
   ~ScopedSeconds() {

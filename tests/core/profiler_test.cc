@@ -5,7 +5,9 @@
 #include <string>
 #include <thread>
 
+#include "core/buffer.h"
 #include "core/profiler.h"
+#include "parallel/local_comm.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -58,6 +60,24 @@ TEST(Profiler, OffRecordsNothingAndOnCountsOutermostScopesOnce) {
   EXPECT_NE(table.find("outside ops"), std::string::npos) << table;
   profiler::Reset();
   EXPECT_TRUE(profiler::Collect().empty());
+}
+
+// A one-rank collective sends nothing: its row carries no bytes, so no GB/s (the emulated GPU run's
+// profile showed dp = 1's reduce_scatter at "4588 GB/s, 95.6 % of peak": 13 MB over the host's enqueue time).
+TEST(Profiler, OneRankCollectivesRecordNoBytes) {
+  Buffer in = Buffer::Allocate(Device::Cpu(), 1 << 19, "in"), out = Buffer::Allocate(Device::Cpu(), 1 << 19, "out");
+  LocalComm dp("dp");
+  profiler::Reset();
+  profiler::set_enabled(true);
+  dp.reduce_scatter(make_view(in.data(), DType::kF32, Shape{1 << 17}, Device::Cpu(), "in"),
+                    make_view(out.data(), DType::kF32, Shape{1 << 17}, Device::Cpu(), "out"));
+  profiler::set_enabled(false);
+  const std::vector<profiler::OpStats> ops = profiler::Collect();
+  const profiler::OpStats* rs = find(ops, "comm:dp.reduce_scatter");
+  ASSERT_NE(rs, nullptr);
+  EXPECT_EQ(rs->calls, 1);
+  EXPECT_EQ(rs->bytes, 0.0);
+  profiler::Reset();
 }
 
 }  // namespace
