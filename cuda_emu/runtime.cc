@@ -330,6 +330,16 @@ const char* state_name(FiberState s) {
   return "?";
 }
 
+// OM_EMU_THREAD_ORDER=reverse runs a block's threads from the last to the first between barriers: a
+// missing __syncthreads shows when a reader runs before its writer, so each order catches one direction.
+bool reverse_thread_order() {
+  static const bool reverse = [] {
+    const char* v = std::getenv("OM_EMU_THREAD_ORDER");
+    return v != nullptr && std::strcmp(v, "reverse") == 0;
+  }();
+  return reverse;
+}
+
 void run_block(BlockRun& r) {
   std::vector<Fiber>& fibers = *r.fibers;
   for (int t = 0; t < r.n; ++t) {
@@ -340,8 +350,10 @@ void run_block(BlockRun& r) {
     for (int k = 0; k < 2; ++k) r.slot_shuffle[k][t / 32][t % 32] = ~0u;
   }
   const int warps = (r.n + 31) / 32;
+  const bool reverse = reverse_thread_order();
   for (;;) {
-    for (int t = 0; t < r.n; ++t) {
+    for (int i = 0; i < r.n; ++i) {
+      const int t = reverse ? r.n - 1 - i : i;
       Fiber& f = fibers[static_cast<size_t>(t)];
       if (f.st != FiberState::kRunnable) continue;
       r.current = t;

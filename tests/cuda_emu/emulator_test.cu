@@ -131,10 +131,13 @@ TEST(CudaEmulator, SyncthreadsOrdersSharedMemoryAndItsAbsenceShows) {
   neighbour_through_shared<<<1, n>>>(d, true);
   std::vector<float> h = download(d, n);
   for (int t = 0; t < n; ++t) ASSERT_EQ(h[static_cast<size_t>(t)], static_cast<float>((t + 1) % n)) << t;
-  // Without the barrier thread t runs before t + 1 has written: it reads what was there before.
+  // Without the barrier a reader runs before its writer (thread 0 before 1; or, with
+  // OM_EMU_THREAD_ORDER=reverse, thread 63 before 0) and reads the block's fresh NaN bytes.
   neighbour_through_shared<<<1, n>>>(d, false);
   h = download(d, n);
-  EXPECT_NE(h[0], 1.0f);
+  int stale = 0;
+  for (int t = 0; t < n; ++t) stale += std::isnan(h[static_cast<size_t>(t)]) ? 1 : 0;
+  EXPECT_GE(stale, 1);
   cudaFree(d);
 }
 
@@ -257,7 +260,7 @@ TEST(CudaEmulatorDeathTest, ShuffleFromAnExitedLaneIsReported) {
         shuffle_from_exited<<<1, 32>>>(d);
         cudaDeviceSynchronize();
       },
-      "reads lane 16 in its shuffle #0, which that lane did not make");
+      "reads lane (16|31) in its shuffle #0, which that lane did not make");
 }
 
 TEST(CudaEmulatorDeathTest, MisalignedWmmaTileIsReported) {
