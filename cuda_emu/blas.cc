@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -83,16 +84,24 @@ bool types_supported(cudaDataType_t a, cudaDataType_t b, cudaDataType_t c) {
   return false;
 }
 
-cublasStatus_t check_and_queue(const Gemm& g, const char* what) {
+// The libraries' argument checks: sizes, leading dimensions against op(A), op(B) and D (and C when
+// beta reads it), the supported type combinations.
+cublasStatus_t validate(const Gemm& g) {
   if (g.m < 0 || g.n < 0 || g.k < 0) return CUBLAS_STATUS_INVALID_VALUE;
-  const int64_t a_rows = g.ta ? g.k : g.m, a_cols = g.ta ? g.m : g.k;
-  const int64_t b_rows = g.tb ? g.n : g.k, b_cols = g.tb ? g.k : g.n;
+  const int64_t a_rows = g.ta ? g.k : g.m, b_rows = g.tb ? g.n : g.k;
   if (g.lda < std::max<int64_t>(1, a_rows) || g.ldb < std::max<int64_t>(1, b_rows) || g.ldd < std::max<int64_t>(1, g.m) ||
       (g.beta != 0.0f && g.ldc < std::max<int64_t>(1, g.m))) {
     return CUBLAS_STATUS_INVALID_VALUE;
   }
   if (!types_supported(g.a_type, g.b_type, g.c_type)) return CUBLAS_STATUS_NOT_SUPPORTED;
-  if (g.m == 0 || g.n == 0) return CUBLAS_STATUS_SUCCESS;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+// Fails unless every operand the GEMM touches lies inside one device allocation (C only when beta
+// reads it).
+void check_operands(const Gemm& g, const char* what) {
+  const int64_t a_rows = g.ta ? g.k : g.m, a_cols = g.ta ? g.m : g.k;
+  const int64_t b_rows = g.tb ? g.n : g.k, b_cols = g.tb ? g.k : g.n;
   struct Operand {
     const void* p;
     size_t bytes;
@@ -100,13 +109,18 @@ cublasStatus_t check_and_queue(const Gemm& g, const char* what) {
   } ops[] = {{g.a, span_bytes(a_rows, a_cols, g.lda, g.a_type), "A"},
              {g.b, span_bytes(b_rows, b_cols, g.ldb, g.b_type), "B"},
              {g.d, span_bytes(g.m, g.n, g.ldd, g.c_type), "D"},
-             {g.beta != 0.0f ? g.c : nullptr, span_bytes(g.m, g.n, g.ldc, g.c_type), "C"}};
+             {g.c, g.beta != 0.0f ? span_bytes(g.m, g.n, g.ldc, g.c_type) : 0, "C"}};
   for (const Operand& o : ops) {
-    if (o.bytes == 0 || (o.p == nullptr && o.name[0] == 'C')) continue;
-    if (!device_accessible(o.p, o.bytes)) {
+    if (o.bytes != 0 && !device_accessible(o.p, o.bytes)) {
       fail("%s: operand %s (%p, %zu bytes) is not inside one device allocation", what, o.name, o.p, o.bytes);
     }
   }
+}
+
+cublasStatus_t check_and_queue(const Gemm& g, const char* what) {
+  if (const cublasStatus_t st = validate(g); st != CUBLAS_STATUS_SUCCESS) return st;
+  if (g.m == 0 || g.n == 0) return CUBLAS_STATUS_SUCCESS;
+  check_operands(g, what);
   enqueue([g] { g.Run(); }, what);
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -310,7 +324,7 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperation_t tran
   g.c_type = Ctype;
   g.alpha = *static_cast<const float*>(alpha);
   g.beta = *static_cast<const float*>(beta);
-  if (!om_emu::types_supported(g.a_type, g.b_type, g.c_type)) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (const cublasStatus_t st = om_emu::validate(g); st != CUBLAS_STATUS_SUCCESS) return st;
   om_emu::enqueue(
       [g, Aarray, Barray, Carray, batch] {
         for (int i = 0; i < batch; ++i) {
@@ -319,13 +333,9 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperation_t tran
           one.b = Barray[i];
           one.c = Carray[i];
           one.d = Carray[i];
-          const int64_t a_rows = one.ta ? one.k : one.m, a_cols = one.ta ? one.m : one.k;
-          const int64_t b_rows = one.tb ? one.n : one.k, b_cols = one.tb ? one.k : one.n;
-          if (!om_emu::device_accessible(one.a, om_emu::span_bytes(a_rows, a_cols, one.lda, one.a_type)) ||
-              !om_emu::device_accessible(one.b, om_emu::span_bytes(b_rows, b_cols, one.ldb, one.b_type)) ||
-              !om_emu::device_accessible(one.d, om_emu::span_bytes(one.m, one.n, one.ldc, one.c_type))) {
-            om_emu::fail("cublasGemmBatchedEx: GEMM %d of %d has an operand outside device memory", i, batch);
-          }
+          char what[64];
+          std::snprintf(what, sizeof what, "cublasGemmBatchedEx (GEMM %d of %d)", i, batch);
+          om_emu::check_operands(one, what);
           one.Run();
         }
       },

@@ -66,27 +66,29 @@ inline unsigned int __float_as_uint(float f) { return std::bit_cast<unsigned int
 inline void __syncthreads() { om_emu::sync_block(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { om_emu::sync_warp(mask); }
 
+namespace om_emu {
+// A shuffle of any value up to 8 bytes: its bits through om_emu::shuffle from lane `src` of the warp.
 template <typename T>
-T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+T shuffle_value(unsigned mask, T v, int src) {
   static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "emulated shuffles move up to 8 bytes");
   uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof(T));
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  const int base = lane - lane % width;
-  bits = om_emu::shuffle(mask, bits, base + ((lane % width) ^ lane_mask) % width);
+  bits = shuffle(mask, bits, src);
   T out;
   std::memcpy(&out, &bits, sizeof(T));
   return out;
 }
+}  // namespace om_emu
+
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  return om_emu::shuffle_value(mask, v, lane - lane % width + ((lane % width) ^ lane_mask) % width);
+}
 template <typename T>
 T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32) {
-  uint64_t bits = 0;
-  std::memcpy(&bits, &v, sizeof(T));
   const int lane = static_cast<int>(threadIdx.x % 32);
-  bits = om_emu::shuffle(mask, bits, lane - lane % width + src_lane % width);
-  T out;
-  std::memcpy(&out, &bits, sizeof(T));
-  return out;
+  return om_emu::shuffle_value(mask, v, lane - lane % width + src_lane % width);
 }
 
 [[noreturn]] inline void __trap() { om_emu::trap(); }
@@ -131,9 +133,6 @@ void check(const T* p, unsigned ldm, const char* what) {
 template <typename Use, typename T, typename Layout>
 void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& f, T v) {
   for (T& e : f.x) e = v;
-}
-inline void fill_fragment(fragment<accumulator, 16, 16, 16, float, void>& f, float v) {
-  for (float& e : f.x) e = v;
 }
 
 // matrix_a / matrix_b from memory: element (r, c) at p[r·ldm + c] (row_major) or p[c·ldm + r] (col_major).

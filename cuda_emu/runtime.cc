@@ -76,7 +76,6 @@ struct State {
   bool device_open = false;  // device mappings accessible (work is running)
   cudaError_t last_error = cudaSuccess;
   std::map<const void*, int> max_dynamic_smem;  // cudaFuncAttributeMaxDynamicSharedMemorySize
-  int current_device = 0;
   // Set by __trap (cudaErrorLaunchFailure): like a GPU's sticky error, every later call returns it and
   // queued work is dropped; the process cannot recover (CUDA needs a new process too).
   cudaError_t sticky = cudaSuccess;
@@ -127,12 +126,13 @@ const Mapping* find_mapping(State& s, const void* p, bool with_guards) {
 
 // ---- What is running, for fault reports --------------------------------------------------------------
 thread_local const char* t_running = nullptr;  // the queued op running on this thread
-thread_local bool t_in_kernel = false;
+struct BlockRun;
+thread_local BlockRun* t_run = nullptr;        // the block being run on this thread (inside a kernel)
 
 void describe_running(char* buf, size_t n) {
   if (t_running == nullptr) {
     std::snprintf(buf, n, "host code (no GPU work running)");
-  } else if (t_in_kernel) {
+  } else if (t_run != nullptr) {
     std::snprintf(buf, n, "kernel %s, block (%u, %u, %u), thread (%u, %u, %u)", t_running, blockIdx.x, blockIdx.y,
                   blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
   } else {
@@ -252,8 +252,6 @@ struct BlockRun {
   void* fake_stack = nullptr;
 #endif
 };
-
-thread_local BlockRun* t_run = nullptr;
 
 std::vector<Fiber>& fiber_pool(int n) {
   thread_local std::vector<Fiber> pool;
@@ -431,7 +429,6 @@ void run_grid(const char* name, const LaunchConfig& cfg, const std::function<voi
   r.static_smem = reinterpret_cast<unsigned char*>(static_smem.data);
   BlockRun* saved = t_run;
   t_run = &r;
-  t_in_kernel = true;
   blockDim = cfg.block;
   gridDim = cfg.grid;
   for (unsigned z = 0; z < cfg.grid.z; ++z) {
@@ -447,7 +444,6 @@ void run_grid(const char* name, const LaunchConfig& cfg, const std::function<voi
     }
     if (r.trapped) break;
   }
-  t_in_kernel = false;
   t_run = saved;
   if (smem.base != nullptr) munmap(smem.base, smem.region);
   munmap(static_smem.base, static_smem.region);
