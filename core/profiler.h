@@ -11,7 +11,8 @@
 //   CUDA         two CUDA events recorded on the op's stream around it (the host does not wait);
 //                Collect() waits for the device and reads the elapsed device time of each pair.
 //   CPU          the wall time of the scope (CPU ops are done when they return).
-//   collectives  the host's wall time on every device (a Comm call returns when its result is ready);
+//   collectives  in the Comm's profile_context(): the host's wall time for MpiComm (it returns when its
+//                result is ready), the device time on the comm's stream for NcclComm (stream-ordered);
 //                bytes = the message size, so their GB/s is nccl-tests' algbw.
 // Nesting: only the outermost Scope of a thread records (an op built from other ops, such as a
 // vocab-parallel cross-entropy's pieces, is counted once per leaf the caller opened, never twice).

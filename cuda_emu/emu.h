@@ -5,7 +5,8 @@
 // Execution model. Work is queued in issue order (every stream on one queue: a legal schedule of
 // independent streams) and runs when the host waits (cudaStreamSynchronize, cudaDeviceSynchronize,
 // cudaEventSynchronize, a synchronous cudaMemcpy/cudaFree, a device-to-pageable copy), as on a GPU; so a
-// host read of a result before its wait sees stale memory here too. A kernel runs block after block; a
+// host read of a result before its wait sees stale memory here too. (A collective of a multi-rank NCCL
+// communicator flushes the queue and runs at its issue, nccl.cc.) A kernel runs block after block; a
 // block's threads are fibers on one host thread, switched only at __syncthreads, __syncwarp and
 // shuffles, so a run is deterministic. Device allocations are host mappings that are inaccessible
 // (PROT_NONE) while host code runs and surrounded by guard pages: a host dereference of device memory,
@@ -63,6 +64,12 @@ cudaError_t flush();
 bool device_accessible(const void* p, size_t bytes);
 // True when p lies in a device allocation (cudaMalloc, cudaMallocAsync).
 bool is_device(const void* p);
+// How many times so far the host waited for device work (cudaStreamSynchronize, cudaDeviceSynchronize,
+// cudaEventSynchronize, cudaMemcpy or cudaFree with work issued since its previous wait: a stall of a
+// GPU's pipeline; a second wait with nothing issued in between does not count). Lets a test of an
+// emulator build count the waits of code that bypasses core/buffer.h's counted ones. The emulator's own
+// flushes (a multi-rank NCCL collective at its issue, nccl.cc) are not waits of the program.
+uint64_t host_waits();
 // Records a launch-time error for cudaGetLastError (a bad launch configuration, as the driver reports).
 void set_last_error(cudaError_t e);
 

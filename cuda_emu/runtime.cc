@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -67,6 +68,7 @@ Mapping map_guarded(size_t bytes, Kind kind) {
 struct Event {
   std::chrono::steady_clock::time_point at{};
   bool recorded = false;
+  bool timing = true;  // false: cudaEventDisableTiming (no elapsed time)
 };
 
 struct State {
@@ -74,6 +76,7 @@ struct State {
   std::map<uintptr_t, Mapping> allocations;  // by data address
   std::deque<std::pair<std::function<void()>, std::string>> queue;
   bool device_open = false;  // device mappings accessible (work is running)
+  bool issued_since_wait = false;  // work was queued since the host last waited (host_waits)
   cudaError_t last_error = cudaSuccess;
   std::map<const void*, int> max_dynamic_smem;  // cudaFuncAttributeMaxDynamicSharedMemorySize
   // Set by __trap (cudaErrorLaunchFailure): like a GPU's sticky error, every later call returns it and
@@ -542,6 +545,7 @@ void enqueue(std::function<void()> op, const char* what) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
   s.queue.emplace_back(std::move(op), what);
+  s.issued_since_wait = true;
 }
 
 cudaError_t flush() {
@@ -606,6 +610,7 @@ void submit(const char* name, const void* fn, const LaunchConfig& cfg, std::func
     }
   }
   s.queue.emplace_back([name, cfg, body = std::move(body)] { run_grid(name, cfg, body); }, name);
+  s.issued_since_wait = true;
 }
 
 // ---- Memory for the API below ------------------------------------------------------------------------
@@ -716,26 +721,64 @@ int g_pool_tag = 0;
 // ---- The CUDA runtime API ----------------------------------------------------------------------------
 using om_emu::state;
 
+namespace {
+
+// OM_EMU_DEVICES=N (1 to 64, default 1) makes N devices visible, so N ranks of a job on one host take
+// cuda:0 .. cuda:N-1 as on an N-GPU node. Each process has one emulated memory: the ordinal is recorded,
+// not separate memory (ranks are processes, and one rank uses one device).
+int visible_devices() {
+  static const int n = [] {
+    const char* v = std::getenv("OM_EMU_DEVICES");
+    const int parsed = v != nullptr ? std::atoi(v) : 1;
+    if (parsed < 1 || parsed > 64) om_emu::fail("OM_EMU_DEVICES=%s: give a device count from 1 to 64", v);
+    return parsed;
+  }();
+  return n;
+}
+
+thread_local int t_device = 0;
+
+std::atomic<uint64_t> g_host_waits{0};
+
+// The host waits for the device: counted (om_emu::host_waits) when work was issued since its last wait,
+// whether or not the emulator has run it already (a multi-rank NCCL collective runs at its issue).
+void count_wait() {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.issued_since_wait) g_host_waits.fetch_add(1, std::memory_order_relaxed);
+  s.issued_since_wait = false;
+}
+
+cudaError_t host_wait() {
+  count_wait();
+  return om_emu::flush();
+}
+
+}  // namespace
+
+uint64_t om_emu::host_waits() { return g_host_waits.load(std::memory_order_relaxed); }
+
 extern "C" {
 
 cudaError_t cudaGetDeviceCount(int* count) {
   if (count == nullptr) return cudaErrorInvalidValue;
-  *count = 1;
+  *count = visible_devices();
   return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-  if (device != 0) return cudaErrorInvalidDevice;
+  if (device < 0 || device >= visible_devices()) return cudaErrorInvalidDevice;
+  t_device = device;
   return cudaSuccess;
 }
 
 cudaError_t cudaGetDevice(int* device) {
   if (device == nullptr) return cudaErrorInvalidValue;
-  *device = 0;
+  *device = t_device;
   return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return om_emu::flush(); }
+cudaError_t cudaDeviceSynchronize(void) { return host_wait(); }
 
 cudaError_t cudaGetLastError(void) {
   auto& s = state();
@@ -780,7 +823,7 @@ const char* cudaGetErrorString(cudaError_t error) {
 cudaError_t cudaMalloc(void** ptr, size_t size) { return om_emu::allocate(ptr, size, om_emu::Kind::kDevice); }
 
 cudaError_t cudaFree(void* ptr) {
-  if (const cudaError_t e = om_emu::flush(); e != cudaSuccess) return e;  // cudaFree waits for the device
+  if (const cudaError_t e = host_wait(); e != cudaSuccess) return e;  // cudaFree waits for the device
   return om_emu::release(ptr, om_emu::Kind::kDevice);
 }
 
@@ -803,7 +846,7 @@ cudaError_t cudaFreeHost(void* ptr) {
 }
 
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
-  if (pool == nullptr || device != 0) return cudaErrorInvalidValue;
+  if (pool == nullptr || device < 0 || device >= visible_devices()) return cudaErrorInvalidValue;
   *pool = reinterpret_cast<cudaMemPool_t>(&om_emu::g_pool_tag);
   return cudaSuccess;
 }
@@ -813,10 +856,13 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, enum cudaMemPoolAttr, vo
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind) {
+  count_wait();
   return om_emu::copy(dst, src, count, kind, false);
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t) {
+  // Into pageable memory the call returns only when the bytes have landed: a host wait, as on a GPU.
+  if (count > 0 && dst != nullptr && om_emu::side_of(dst) == om_emu::Side::kPageable) count_wait();
   return om_emu::copy(dst, src, count, kind, true);
 }
 
@@ -836,13 +882,21 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) { retu
 
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return om_emu::flush(); }  // every stream shares the queue
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return host_wait(); }  // every stream shares the queue
 
 cudaError_t cudaStreamQuery(cudaStream_t) { return om_emu::flush(); }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
   if (event == nullptr) return cudaErrorInvalidValue;
   *event = reinterpret_cast<cudaEvent_t>(new om_emu::Event);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
+  if (event == nullptr) return cudaErrorInvalidValue;
+  auto* e = new om_emu::Event;
+  e->timing = (flags & cudaEventDisableTiming) == 0;
+  *event = reinterpret_cast<cudaEvent_t>(e);
   return cudaSuccess;
 }
 
@@ -864,15 +918,22 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
   return cudaSuccess;
 }
 
+// Every stream shares the one queue, which already runs the event's work before anything issued after
+// this call: the wait itself has nothing to add.
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned int) {
+  return event == nullptr ? cudaErrorInvalidResourceHandle : cudaSuccess;
+}
+
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (event == nullptr) return cudaErrorInvalidValue;
-  return om_emu::flush();
+  return host_wait();
 }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (ms == nullptr || start == nullptr || end == nullptr) return cudaErrorInvalidValue;
   const auto* a = reinterpret_cast<const om_emu::Event*>(start);
   const auto* b = reinterpret_cast<const om_emu::Event*>(end);
+  if (!a->timing || !b->timing) return cudaErrorInvalidResourceHandle;  // made with cudaEventDisableTiming
   if (!a->recorded || !b->recorded) return cudaErrorNotReady;  // not yet run: the caller did not wait
   *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
   return cudaSuccess;

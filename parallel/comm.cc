@@ -33,9 +33,10 @@ void check_alias(const Comm& comm, const char* op, const void* big, size_t big_b
 }
 
 // Adds the wall time of its scope to `seconds` (Comm::seconds_in_collectives), records the
-// collective for the hang watchdog (parallel/watchdog.h) while it runs, and times it for the op
-// profiler as "comm:<comm>.<op>" with the message size (the full tensor; bytes / time is nccl-tests'
-// algbw), core/profiler.h. A one-rank group communicates nothing: 0 bytes, so no rate is printed (its
+// collective for the hang watchdog (parallel/watchdog.h) while it runs (for a stream-ordered backend:
+// while it is enqueued), and times it for the op profiler as "comm:<comm>.<op>" in the comm's
+// profile_context() with the message size (the full tensor; bytes / time is nccl-tests' algbw),
+// core/profiler.h. A one-rank group communicates nothing: 0 bytes, so no rate is printed (its
 // wall time is the host's enqueue of a device copy at most, which the copy's own row already counts).
 class ScopedSeconds {
  public:
@@ -43,7 +44,7 @@ class ScopedSeconds {
       : seconds_(seconds),
         start_(std::chrono::steady_clock::now()),
         prof_name_(profiler::enabled() ? "comm:" + comm.name() + "." + op : std::string()),
-        prof_(ExecContext{Device::Cpu(), Stream{}}, prof_name_.c_str(), 0,
+        prof_(comm.profile_context(), prof_name_.c_str(), 0,
               comm.size() > 1 ? static_cast<double>(bytes) : 0.0) {
     collective_record::begin(comm.name(), op, bytes);
   }

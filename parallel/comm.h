@@ -1,6 +1,8 @@
-// Comm: blocking collectives over a fixed group of ranks (the world, a tp group or a dp group),
-// with one virtual call per collective and none per element. Backends: MpiComm (CPU tensors,
-// parallel/mpi_comm.h); NcclComm (CUDA tensors) plugs in behind the same interface.
+// Comm: collectives over a fixed group of ranks (the world, a tp group or a dp group), with one
+// virtual call per collective and none per element. Backends: MpiComm (CPU tensors, blocking: the
+// result is there when the call returns; parallel/mpi_comm.h) and NcclComm (CUDA tensors,
+// stream-ordered: the result is there for any later work on the GPU and after the host's next wait for
+// the device; parallel/nccl_comm.h).
 // Contract for every collective: all ranks of the group call it in the same order with the same
 // dtype and shapes (a rank's count differing is undefined behaviour in the backend, as in MPI/NCCL).
 // Tensors are contiguous and on the backend's device. A zero-element call is a no-op on every backend.
@@ -25,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/device.h"
 #include "core/tensor.h"
 
 namespace om {
@@ -64,10 +67,15 @@ class Comm {
   uint64_t bytes_sent() const { return bytes_sent_; }
   void reset_bytes() { bytes_sent_ = 0; }
   // Cumulative wall time (steady clock) this rank spent inside the backend hooks since the last
-  // reset: transfer plus waiting for the slowest rank; checks and zero-element calls not counted.
-  // For benchmarks (a step's communication share, bench/parallel/); it changes no behaviour.
+  // reset: for a blocking backend the transfer plus waiting for the slowest rank, for a stream-ordered
+  // one the host's enqueue only (the op profiler has the device time); checks and zero-element calls
+  // not counted. For benchmarks (a step's communication share, bench/parallel/); it changes no behaviour.
   double seconds_in_collectives() const { return seconds_; }
   void reset_seconds() { seconds_ = 0.0; }
+  // Where the op profiler (core/profiler.h) times this Comm's collectives: the host's wall clock (a CPU
+  // context, the default: blocking backends), or the device and stream a stream-ordered backend runs
+  // them on (device time between two events around the collective).
+  virtual ExecContext profile_context() const { return ExecContext{Device::Cpu(), Stream{}}; }
 
  protected:
   Comm(std::string name, int rank, int size);

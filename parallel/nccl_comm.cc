@@ -48,25 +48,34 @@ NcclComm::NcclComm(MPI_Comm mpi_comm, Device device, std::string name)
   OM_NCCL_CHECK(ncclCommInitRank(&comm_, size(), id, rank()));
   // Default flags: a blocking stream, ordered after the legacy default stream (see the header).
   OM_CUDA_CHECK(cudaStreamCreate(&stream_));
+  OM_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
   barrier_word_ = Buffer::Allocate(device_, sizeof(int32_t), "nccl barrier");
   barrier_word_.Zero();
 }
 
 NcclComm::~NcclComm() {
-  // Every collective synchronized its stream, so nothing is in flight: destroy, not abort.
+  // Collectives may still be in flight (stream-ordered): wait for them, then destroy (not abort).
+  if (stream_ != nullptr) {
+    cudaSetDevice(device_.index);
+    OM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
   if (comm_ != nullptr) OM_NCCL_CHECK(ncclCommDestroy(comm_));
+  if (done_ != nullptr) OM_CUDA_CHECK(cudaEventDestroy(done_));
   if (stream_ != nullptr) OM_CUDA_CHECK(cudaStreamDestroy(stream_));
 }
 
 void NcclComm::activate() const { OM_CUDA_CHECK(cudaSetDevice(device_.index)); }
 
-void NcclComm::finish() const { OM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void NcclComm::order_after() const {
+  OM_CUDA_CHECK(cudaEventRecord(done_, stream_));
+  OM_CUDA_CHECK(cudaStreamWaitEvent(cudaStreamLegacy, done_, 0));
+}
 
 void NcclComm::do_all_reduce(TensorView buf, ReduceOp op) {
   const ncclDataType_t type = nccl_type(*this, "all_reduce", buf);
   activate();
   OM_NCCL_CHECK(ncclAllReduce(buf.data, buf.data, to_count(buf.numel()), type, nccl_op(op), comm_, stream_));
-  finish();
+  order_after();
 }
 
 void NcclComm::do_reduce_scatter(ConstTensorView in, TensorView out) {
@@ -75,7 +84,7 @@ void NcclComm::do_reduce_scatter(ConstTensorView in, TensorView out) {
   activate();
   // `out` == chunk rank() of `in` is NCCL's own in-place form; the base class rejects other overlaps.
   OM_NCCL_CHECK(ncclReduceScatter(in.data, out.data, to_count(out.numel()), type, ncclSum, comm_, stream_));
-  finish();
+  order_after();
 }
 
 void NcclComm::do_all_gather(ConstTensorView in, TensorView out) {
@@ -84,22 +93,23 @@ void NcclComm::do_all_gather(ConstTensorView in, TensorView out) {
   activate();
   // `in` == chunk rank() of `out` (ZeRO's in-place form) is NCCL's in-place all-gather.
   OM_NCCL_CHECK(ncclAllGather(in.data, out.data, to_count(in.numel()), type, comm_, stream_));
-  finish();
+  order_after();
 }
 
 void NcclComm::do_broadcast(TensorView buf, int root) {
   const ncclDataType_t type = nccl_type(*this, "broadcast", buf);
   activate();
   OM_NCCL_CHECK(ncclBroadcast(buf.data, buf.data, to_count(buf.numel()), type, root, comm_, stream_));
-  finish();
+  order_after();
 }
 
 void NcclComm::do_barrier() {
   // NCCL has no barrier: a one-int all_reduce completes on a rank only after every rank has joined
-  // it, and the stream synchronization makes the host wait for that.
+  // it, and the host waits for that (a counted wait, core/buffer.h synchronous_calls).
   activate();
   OM_NCCL_CHECK(ncclAllReduce(barrier_word_.data(), barrier_word_.data(), 1, ncclInt32, ncclSum, comm_, stream_));
-  finish();
+  order_after();
+  synchronize(ExecContext{device_, Stream{stream_}});
 }
 
 }  // namespace om

@@ -12,14 +12,25 @@
 // reference; CUDA results are compared with it under a reduction tolerance, never bit for bit.
 // Copies (all_gather, broadcast) and max are exact and order-independent.
 //
-// Synchronous semantics, like MpiComm: each collective is enqueued on the comm's stream, and the
-// stream is synchronized before the call returns, so the result is readable by any stream afterwards.
-// The stream is created blocking (not cudaStreamNonBlocking), so it waits for work already issued to
-// the legacy default stream; work on other non-blocking streams must be synchronized by the caller
-// before the collective. (Asynchronous collectives overlapping compute come with the CUDA trainer.)
+// Stream-ordered semantics (no host wait): each collective is enqueued on the comm's stream and the
+// call returns at once. The project's GPU work runs on the legacy default stream (Stream{}, no
+// --default-stream per-thread), and the comm's stream is a blocking one, so
+//   - the collective starts after every op issued to the legacy stream before it (its inputs are ready):
+//     the legacy stream's implicit ordering with blocking streams;
+//   - after it, the legacy stream waits for the collective's event (cudaStreamWaitEvent), so every later
+//     op on the legacy stream, and a host wait on it (core/buffer.h synchronize, copy_bytes), sees the
+//     result; and, that wait being an action on the legacy stream, every blocking stream (another
+//     NcclComm's) waits for it in turn: the collectives of all NcclComms run one after another in issue
+//     order, the same order on every rank (no cross-communicator deadlock).
+// A caller's host code must not read the result before such a wait, and buffers the collective reads or
+// writes may be released stream-ordered (cudaFreeAsync on the legacy stream) at once. barrier() alone
+// still waits on the host (its purpose), counted by core/buffer.h synchronous_calls. Work on
+// non-blocking streams is not ordered with the collectives; the project has none.
+// The op profiler times the collectives on the comm's stream (profile_context); a hung peer shows as a
+// host wait that does not end (the hang watchdog's idle rule, parallel/watchdog.h), not inside the call.
 //
-// Ownership: owns the ncclComm_t (ncclCommDestroy) and the cudaStream_t (cudaStreamDestroy); the MPI
-// communicator is only borrowed for the id exchange. Not copyable or movable, not thread-safe.
+// Ownership: owns the ncclComm_t (ncclCommDestroy, after waiting for its stream), the cudaStream_t and
+// the cudaEvent_t; the MPI communicator is only borrowed for the id exchange. Not copyable or movable, not thread-safe.
 // Failures: NCCL and CUDA errors are fatal through OM_NCCL_CHECK / OM_CUDA_CHECK with rank and host;
 // a tensor on another device (a CPU tensor, or another GPU) or of an unsupported dtype is an OM_CHECK
 // naming the tensor.
@@ -51,8 +62,9 @@ class NcclComm final : public Comm {
 
   Device device() const { return device_; }
   ncclComm_t handle() const { return comm_; }
-  // The stream the collectives run on (idle whenever a collective has returned).
+  // The stream the collectives run on (work may be pending there when a collective has returned).
   Stream stream() const { return Stream{stream_}; }
+  ExecContext profile_context() const override { return ExecContext{device_, Stream{stream_}}; }
 
  private:
   void do_all_reduce(TensorView buf, ReduceOp op) override;
@@ -61,13 +73,15 @@ class NcclComm final : public Comm {
   void do_broadcast(TensorView buf, int root) override;
   void do_barrier() override;
 
-  // Makes device_ current and waits for the enqueued collective: the synchronous contract above.
+  // Makes device_ current (before a collective is enqueued).
   void activate() const;
-  void finish() const;
+  // After a collective is enqueued: the legacy stream waits for it (the stream-ordered contract above).
+  void order_after() const;
 
   Device device_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t done_ = nullptr;  // recorded after each collective on stream_ (no timing)
   Buffer barrier_word_;  // one int32 on device_, the payload of barrier()'s all_reduce
 };
 

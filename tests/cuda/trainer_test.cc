@@ -19,6 +19,7 @@
 #include "core/buffer.h"
 #include "kernels/check/tolerance.h"
 #include "launch/trainer.h"
+#include "tests/support/host_waits.h"
 #include "tests/support/synthetic_dataset.h"
 #include "tests/support/test_support.h"
 
@@ -115,9 +116,11 @@ TEST(TrainerCuda, TheHostWaitsTwicePerStepAndKernelsAllocateNoPlainDeviceMemory)
       StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(options("syncs", "cuda", orthoadam, dtype));
       ASSERT_TRUE(t.ok()) << t.status().ToString();
       ASSERT_TRUE(t.value()->TrainStep().ok());
-      const uint64_t before = synchronous_calls();
+      const HostWaits before = host_waits_now();
       ASSERT_TRUE(t.value()->TrainStep().ok());
-      EXPECT_EQ(synchronous_calls() - before, 2u);
+      const HostWaits after = host_waits_now();
+      EXPECT_EQ(after.counted - before.counted, 2u);
+      EXPECT_EQ(after.runtime - before.runtime, 2u) << "CUDA runtime waits (tests/support/host_waits.h)";
     }
   }
 }

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <vector>
 
+#include "cuda_emu/emu.h"
+
 namespace {
 
 // ---- Kernels -------------------------------------------------------------------------------------
@@ -116,6 +118,42 @@ TEST(CudaEmulator, WorkRunsWhenTheHostWaitsNotWhenItIsQueued) {
   ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
   EXPECT_EQ(pinned[3], 3.0f);
   cudaFreeHost(pinned);
+}
+
+// om_emu::host_waits (what tests/support/host_waits.h reads): a wait with work issued since the previous
+// one counts once, a second wait with nothing issued in between does not, whichever call waits.
+TEST(CudaEmulator, HostWaitsCountWaitsForIssuedWorkOnly) {
+  float* d = device_alloc<float>(4);
+  float h[4] = {};
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const uint64_t start = om_emu::host_waits();
+  write_index<<<1, 4>>>(d, 4);
+  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // nothing issued since: not a stall
+  EXPECT_EQ(om_emu::host_waits() - start, 1u);
+  write_index<<<1, 4>>>(d, 4);
+  ASSERT_EQ(cudaMemcpyAsync(h, d, sizeof h, cudaMemcpyDeviceToHost, nullptr), cudaSuccess);  // into pageable
+  EXPECT_EQ(om_emu::host_waits() - start, 2u);
+  EXPECT_EQ(h[3], 3.0f);
+  write_index<<<1, 4>>>(d, 4);
+  ASSERT_EQ(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(om_emu::host_waits() - start, 3u);
+  cudaFree(d);  // nothing issued since the copy
+  EXPECT_EQ(om_emu::host_waits() - start, 3u);
+}
+
+// OM_EMU_DEVICES: the device count a job sees (1 unless set; ctest sets it for the multi-rank tests).
+TEST(CudaEmulator, DeviceCountAndCurrentDevice) {
+  int count = 0;
+  ASSERT_EQ(cudaGetDeviceCount(&count), cudaSuccess);
+  const char* env = std::getenv("OM_EMU_DEVICES");
+  EXPECT_EQ(count, env != nullptr ? std::atoi(env) : 1);
+  EXPECT_EQ(cudaSetDevice(count), cudaErrorInvalidDevice);
+  ASSERT_EQ(cudaSetDevice(count - 1), cudaSuccess);
+  int current = -1;
+  ASSERT_EQ(cudaGetDevice(&current), cudaSuccess);
+  EXPECT_EQ(current, count - 1);
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
 }
 
 TEST(CudaEmulator, FreshDeviceMemoryIsNanNotZero) {

@@ -1,0 +1,30 @@
+// The host's waits for the GPU, counted two ways for the CUDA tests: core/buffer.h synchronous_calls
+// (the project's own waits: synchronize, copy_bytes, plain device Buffers' cudaMalloc / cudaFree) and,
+// in a CUDA emulator build, every CUDA runtime call that waits (om_emu::host_waits, cuda_emu/emu.h),
+// which also sees a wait that bypasses core/buffer.h, such as a raw cudaStreamSynchronize in a backend.
+// In a GPU build the second count is the first.
+#pragma once
+
+#include <cstdint>
+
+#include "core/buffer.h"
+#if OM_CUDA_EMULATION
+#include "cuda_emu/emu.h"
+#endif
+
+namespace om {
+
+struct HostWaits {
+  uint64_t counted = 0;  // synchronous_calls()
+  uint64_t runtime = 0;  // om_emu::host_waits() on the emulator, else = counted
+};
+
+inline HostWaits host_waits_now() {
+#if OM_CUDA_EMULATION
+  return HostWaits{synchronous_calls(), om_emu::host_waits()};
+#else
+  return HostWaits{synchronous_calls(), synchronous_calls()};
+#endif
+}
+
+}  // namespace om
