@@ -1,0 +1,356 @@
+// The CUDA emulator's CUDA runtime API (cuda_emu/README.md, model in cuda_emu/emu.h): the subset the
+// project calls (devices, memory, copies, memsets, streams, events, function attributes) over the queue
+// and guarded mappings of runtime.cc. Thread-safe under the state's one lock.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "cuda_emu/internal.h"
+
+namespace om_emu {
+
+// ---- Memory for the API below ------------------------------------------------------------------------
+namespace {
+
+cudaError_t allocate(void** ptr, size_t bytes, Kind kind) {
+  if (ptr == nullptr) return cudaErrorInvalidValue;
+  install_fault_handler();  // a host dereference of this memory must be reported, not only a kernel's
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  Mapping m = map_guarded(bytes, kind);
+  if (m.base == nullptr) return cudaErrorMemoryAllocation;
+  if (kind == Kind::kDevice && !s.device_open) mprotect(m.base + kPage, m.region - 2 * kPage, PROT_NONE);
+  s.allocations[reinterpret_cast<uintptr_t>(m.data)] = m;
+  *ptr = m.data;
+  return cudaSuccess;
+}
+
+cudaError_t release(void* ptr, Kind kind) {
+  if (ptr == nullptr) return cudaSuccess;
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const auto it = s.allocations.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == s.allocations.end() || it->second.kind != kind) return cudaErrorInvalidValue;
+  munmap(it->second.base, it->second.region);
+  s.allocations.erase(it);
+  return cudaSuccess;
+}
+
+// Where a copy's side lives: device, page-locked host, or pageable host.
+enum class Side { kDevice, kPinned, kPageable };
+Side side_of(const void* p) {
+  State& s = state();
+  const Mapping* m = find_mapping(s, p, false);
+  if (m == nullptr) return Side::kPageable;
+  return m->kind == Kind::kDevice ? Side::kDevice : Side::kPinned;
+}
+
+// Runs `op` now, after everything queued (a synchronous call).
+cudaError_t run_now(const std::function<void()>& op, const char* what) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (flush() != cudaSuccess) return s.sticky;
+  install_fault_handler();
+  DeviceOpen open(s);
+  set_running(what);
+  op();
+  set_running(nullptr);
+  return cudaSuccess;
+}
+
+cudaError_t check_range(const void* p, size_t bytes, Side side) {
+  if (side == Side::kPageable || bytes == 0) return cudaSuccess;
+  return device_accessible(p, bytes) ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, bool async) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.sticky != cudaSuccess) return s.sticky;
+  if (n == 0) return cudaSuccess;
+  if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
+  const Side ds = side_of(dst), ss = side_of(src);
+  if (check_range(dst, n, ds) != cudaSuccess || check_range(src, n, ss) != cudaSuccess) return cudaErrorInvalidValue;
+  // A stated direction must match the pointers (cudaMemcpyDefault infers it).
+  const bool dst_dev = ds == Side::kDevice, src_dev = ss == Side::kDevice;
+  if ((kind == cudaMemcpyHostToDevice && (!dst_dev || src_dev)) || (kind == cudaMemcpyDeviceToHost && (dst_dev || !src_dev)) ||
+      (kind == cudaMemcpyDeviceToDevice && (!dst_dev || !src_dev)) || (kind == cudaMemcpyHostToHost && (dst_dev || src_dev))) {
+    return cudaErrorInvalidValue;
+  }
+  auto op = [dst, src, n] { std::memmove(dst, src, n); };
+  if (!dst_dev && !src_dev && ds == Side::kPageable && ss == Side::kPageable) {
+    return run_now(op, "cudaMemcpy (host to host)");
+  }
+  if (ds == Side::kPageable) {  // to pageable host memory: the call returns when the bytes have landed
+    return run_now(op, "cudaMemcpy to pageable host memory");
+  }
+  if (ss == Side::kPageable) {  // from pageable host memory: staged now, so the caller may reuse it
+    if (!async) {
+      return run_now(op, "cudaMemcpy from pageable host memory");
+    }
+    auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + n);
+    enqueue([dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "cudaMemcpyAsync from pageable host memory");
+    return cudaSuccess;
+  }
+  if (!async && (ds == Side::kPinned || ss == Side::kPinned)) {
+    return run_now(op, "cudaMemcpy with page-locked host memory");
+  }
+  enqueue(op, async ? "cudaMemcpyAsync" : "cudaMemcpy (device to device)");
+  return cudaSuccess;
+}
+
+cudaError_t fill(void* ptr, int value, size_t n) {
+  if (state().sticky != cudaSuccess) return state().sticky;
+  if (n == 0) return cudaSuccess;
+  if (!device_accessible(ptr, n)) return cudaErrorInvalidValue;
+  enqueue([ptr, value, n] { std::memset(ptr, value, n); }, "cudaMemset");
+  return cudaSuccess;
+}
+
+int g_stream_tag = 0;      // cudaStreamCreate hands out addresses of distinct bytes below
+char g_streams[1 << 16];   // (never dereferenced)
+int g_pool_tag = 0;
+
+}  // namespace
+}  // namespace om_emu
+
+// ---- The CUDA runtime API ----------------------------------------------------------------------------
+using om_emu::state;
+
+namespace {
+
+// OM_EMU_DEVICES=N (1 to 64, default 1) makes N devices visible, so N ranks of a job on one host take
+// cuda:0 .. cuda:N-1 as on an N-GPU node. Each process has one emulated memory: the ordinal is recorded,
+// not separate memory (ranks are processes, and one rank uses one device).
+int visible_devices() {
+  static const int n = [] {
+    const char* v = std::getenv("OM_EMU_DEVICES");
+    const int parsed = v != nullptr ? std::atoi(v) : 1;
+    if (parsed < 1 || parsed > 64) om_emu::fail("OM_EMU_DEVICES=%s: give a device count from 1 to 64", v);
+    return parsed;
+  }();
+  return n;
+}
+
+thread_local int t_device = 0;
+
+std::atomic<uint64_t> g_host_waits{0};
+
+// The host waits for the device: counted (om_emu::host_waits) when work was issued since its last wait,
+// whether or not the emulator has run it already (a multi-rank NCCL collective runs at its issue).
+void count_wait() {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.issued_since_wait) g_host_waits.fetch_add(1, std::memory_order_relaxed);
+  s.issued_since_wait = false;
+}
+
+cudaError_t host_wait() {
+  count_wait();
+  return om_emu::flush();
+}
+
+}  // namespace
+
+uint64_t om_emu::host_waits() { return g_host_waits.load(std::memory_order_relaxed); }
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  if (count == nullptr) return cudaErrorInvalidValue;
+  *count = visible_devices();
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  if (device < 0 || device >= visible_devices()) return cudaErrorInvalidDevice;
+  t_device = device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+  if (device == nullptr) return cudaErrorInvalidValue;
+  *device = t_device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) { return host_wait(); }
+
+cudaError_t cudaGetLastError(void) {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const cudaError_t e = s.sticky != cudaSuccess ? s.sticky : s.last_error;
+  s.last_error = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  return s.sticky != cudaSuccess ? s.sticky : s.last_error;
+}
+
+const char* cudaGetErrorName(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    default: return "cudaError (emulated)";
+  }
+}
+
+const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    default: return "unknown error (emulated)";
+  }
+}
+
+cudaError_t cudaMalloc(void** ptr, size_t size) { return om_emu::allocate(ptr, size, om_emu::Kind::kDevice); }
+
+cudaError_t cudaFree(void* ptr) {
+  if (const cudaError_t e = host_wait(); e != cudaSuccess) return e;  // cudaFree waits for the device
+  return om_emu::release(ptr, om_emu::Kind::kDevice);
+}
+
+cudaError_t cudaMallocAsync(void** ptr, size_t size, cudaStream_t) {
+  return om_emu::allocate(ptr, size, om_emu::Kind::kDevice);
+}
+
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) {
+  if (ptr == nullptr) return cudaSuccess;
+  if (!om_emu::is_device(ptr)) return cudaErrorInvalidValue;
+  om_emu::enqueue([ptr] { om_emu::release(ptr, om_emu::Kind::kDevice); }, "cudaFreeAsync");
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void** ptr, size_t size) { return om_emu::allocate(ptr, size, om_emu::Kind::kPinned); }
+
+cudaError_t cudaFreeHost(void* ptr) {
+  om_emu::flush();
+  return om_emu::release(ptr, om_emu::Kind::kPinned);
+}
+
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
+  if (pool == nullptr || device < 0 || device >= visible_devices()) return cudaErrorInvalidValue;
+  *pool = reinterpret_cast<cudaMemPool_t>(&om_emu::g_pool_tag);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, enum cudaMemPoolAttr, void* value) {
+  return pool != nullptr && value != nullptr ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind) {
+  count_wait();
+  return om_emu::copy(dst, src, count, kind, false);
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t) {
+  // Into pageable memory the call returns only when the bytes have landed: a host wait, as on a GPU.
+  if (count > 0 && dst != nullptr && om_emu::side_of(dst) == om_emu::Side::kPageable) count_wait();
+  return om_emu::copy(dst, src, count, kind, true);
+}
+
+cudaError_t cudaMemset(void* ptr, int value, size_t count) { return om_emu::fill(ptr, value, count); }
+
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t) { return om_emu::fill(ptr, value, count); }
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) {
+  if (stream == nullptr) return cudaErrorInvalidValue;
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  *stream = reinterpret_cast<cudaStream_t>(&om_emu::g_streams[om_emu::g_stream_tag++ % sizeof om_emu::g_streams]);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) { return cudaStreamCreate(stream); }
+
+cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return host_wait(); }  // every stream shares the queue
+
+cudaError_t cudaStreamQuery(cudaStream_t) { return om_emu::flush(); }
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  if (event == nullptr) return cudaErrorInvalidValue;
+  *event = reinterpret_cast<cudaEvent_t>(new om_emu::Event);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
+  if (event == nullptr) return cudaErrorInvalidValue;
+  auto* e = new om_emu::Event;
+  e->timing = (flags & cudaEventDisableTiming) == 0;
+  *event = reinterpret_cast<cudaEvent_t>(e);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  om_emu::flush();
+  delete reinterpret_cast<om_emu::Event*>(event);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  if (event == nullptr) return cudaErrorInvalidValue;
+  auto* e = reinterpret_cast<om_emu::Event*>(event);
+  om_emu::enqueue(
+      [e] {
+        e->at = std::chrono::steady_clock::now();
+        e->recorded = true;
+      },
+      "cudaEventRecord");
+  return cudaSuccess;
+}
+
+// Every stream shares the one queue, which already runs the event's work before anything issued after
+// this call: the wait itself has nothing to add.
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned int) {
+  return event == nullptr ? cudaErrorInvalidResourceHandle : cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (event == nullptr) return cudaErrorInvalidValue;
+  return host_wait();
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (ms == nullptr || start == nullptr || end == nullptr) return cudaErrorInvalidValue;
+  const auto* a = reinterpret_cast<const om_emu::Event*>(start);
+  const auto* b = reinterpret_cast<const om_emu::Event*>(end);
+  if (!a->timing || !b->timing) return cudaErrorInvalidResourceHandle;  // made with cudaEventDisableTiming
+  if (!a->recorded || !b->recorded) return cudaErrorNotReady;  // not yet run: the caller did not wait
+  *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
+  return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, int value) {
+  if (func == nullptr) return cudaErrorInvalidValue;
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || static_cast<size_t>(value) > om_emu::kOptInSmemLimit) return cudaErrorInvalidValue;
+    auto& s = state();
+    std::lock_guard<std::recursive_mutex> lock(s.mu);
+    s.max_dynamic_smem[func] = value;
+  }
+  return cudaSuccess;
+}
+
+}  // extern "C"
+

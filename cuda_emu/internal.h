@@ -1,0 +1,85 @@
+// The CUDA emulator's internals shared by its runtime (runtime.cc: the work queue, the block scheduler,
+// emu.h) and its CUDA runtime API (cudart.cc: devices, memory, copies, streams, events). Not for project
+// code, not for the rewritten kernels (they see emu.h).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "cuda_emu/emu.h"
+
+namespace om_emu {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kStaticSmemLimit = 48 * 1024;   // without cudaFuncAttributeMaxDynamicSharedMemorySize
+constexpr size_t kOptInSmemLimit = 227 * 1024;   // sm_90's opt-in maximum per block
+constexpr unsigned char kUninitialised = 0xff;   // fresh device and shared memory: NaN as f32, bf16, f64
+
+enum class Kind { kDevice, kPinned };
+
+// A guarded mapping: [guard page][pages holding the bytes, ending at the guard][guard page]. Device
+// memory starts at a 256-byte boundary (cudaMalloc's alignment) as close to the trailing guard as that
+// allows, so an overrun by more than the alignment slack faults.
+struct Mapping {
+  char* base = nullptr;  // the whole region, guards included
+  size_t region = 0;
+  char* data = nullptr;
+  size_t bytes = 0;
+  Kind kind = Kind::kDevice;
+};
+
+// A fresh guarded mapping of `bytes` (kUninitialised-filled, accessible); base == nullptr if mmap failed.
+Mapping map_guarded(size_t bytes, Kind kind);
+
+struct Event {
+  std::chrono::steady_clock::time_point at{};
+  bool recorded = false;
+  bool timing = true;  // false: cudaEventDisableTiming (no elapsed time)
+};
+
+struct State {
+  std::recursive_mutex mu;
+  std::map<uintptr_t, Mapping> allocations;  // by data address
+  std::deque<std::pair<std::function<void()>, std::string>> queue;
+  bool device_open = false;  // device mappings accessible (work is running)
+  bool issued_since_wait = false;  // work was queued since the host last waited (host_waits)
+  cudaError_t last_error = cudaSuccess;
+  std::map<const void*, int> max_dynamic_smem;  // cudaFuncAttributeMaxDynamicSharedMemorySize
+  // Set by __trap (cudaErrorLaunchFailure): like a GPU's sticky error, every later call returns it and
+  // queued work is dropped; the process cannot recover (CUDA needs a new process too).
+  cudaError_t sticky = cudaSuccess;
+};
+
+State& state();
+
+// ---- Opening device memory while work runs ----------------------------------------------------------
+void set_device_protection(State& s, bool open);
+
+struct DeviceOpen {
+  State& s;
+  bool was;
+  explicit DeviceOpen(State& st) : s(st), was(st.device_open) {
+    if (!was) set_device_protection(s, true);
+  }
+  ~DeviceOpen() {
+    if (!was) set_device_protection(s, false);
+  }
+};
+
+// The allocation holding p: its bytes (and, for bytes = 0 style checks, its end), or with `with_guards`
+// anywhere in its region, guard pages included (the fault handler's question).
+const Mapping* find_mapping(State& s, const void* p, bool with_guards);
+
+// Reports faults in device memory with what was running (once per process; idempotent).
+void install_fault_handler();
+// Names the queued op running on this thread for fault reports (nullptr: host code).
+void set_running(const char* what);
+
+}  // namespace om_emu
