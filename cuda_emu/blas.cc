@@ -142,6 +142,71 @@ struct BlasHandle {
   cublasPointerMode_t pointer_mode = CUBLAS_POINTER_MODE_HOST;
 };
 
+// cublasLtMatmulPreference_t: the workspace limit and the operands' promised alignments (bytes; cuBLASLt's
+// default promise is 256).
+struct LtPreference {
+  uint64_t max_workspace = 0;
+  uint32_t align[4] = {256, 256, 256, 256};  // A, B, C, D
+};
+static_assert(sizeof(LtPreference) <= sizeof(cublasLtMatmulPreferenceOpaque_t));
+
+// What an algorithm from cublasLtMatmulAlgoGetHeuristic records here: the problem it was chosen for and the
+// alignments it may assume, checked when cublasLtMatmul runs it (a real algorithm chosen for 256-byte
+// aligned operands may fail or misbehave on less aligned ones; one chosen for another problem may not
+// apply). data[0] marks it.
+constexpr uint64_t kAlgoMagic = 0x6f6d2d616c676f31ull;  // "om-algo1"
+struct LtAlgo {
+  uint64_t magic;
+  int64_t m, n, k;
+  uint32_t align[4];
+};
+static_assert(sizeof(LtAlgo) <= sizeof(cublasLtMatmulAlgo_t));
+
+// The problem of a cuBLASLt call from its descriptors (pointers and scalars not yet set): the shape checks
+// of cublasLtMatmul, shared with its heuristic.
+cublasStatus_t lt_problem(cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a_desc, cublasLtMatrixLayout_t b_desc,
+                          cublasLtMatrixLayout_t c_desc, cublasLtMatrixLayout_t d_desc, bool c_is_d, Gemm* g) {
+  if (desc == nullptr || a_desc == nullptr || b_desc == nullptr || c_desc == nullptr || d_desc == nullptr) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  LtDesc op;
+  LtLayout la, lb, lc, ld;
+  std::memcpy(&op, desc->data, sizeof op);
+  std::memcpy(&la, a_desc->data, sizeof la);
+  std::memcpy(&lb, b_desc->data, sizeof lb);
+  std::memcpy(&lc, c_desc->data, sizeof lc);
+  std::memcpy(&ld, d_desc->data, sizeof ld);
+  if (op.compute != CUBLAS_COMPUTE_32F || op.scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+  // C and D: one type and shape (the emulated subset; cuBLASLt also needs equal layouts when C is D).
+  if (lc.type != ld.type || lc.rows != ld.rows || lc.cols != ld.cols || (c_is_d && lc.ld != ld.ld)) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  *g = Gemm{};
+  g->ta = op.ta == CUBLAS_OP_T;
+  g->tb = op.tb == CUBLAS_OP_T;
+  g->m = static_cast<int64_t>(ld.rows);
+  g->n = static_cast<int64_t>(ld.cols);
+  const int64_t a_rows = static_cast<int64_t>(g->ta ? la.cols : la.rows), k = static_cast<int64_t>(g->ta ? la.rows : la.cols);
+  const int64_t b_rows = static_cast<int64_t>(g->tb ? lb.cols : lb.rows), b_cols = static_cast<int64_t>(g->tb ? lb.rows : lb.cols);
+  if (a_rows != g->m || b_rows != k || b_cols != g->n) return CUBLAS_STATUS_INVALID_VALUE;
+  g->k = k;
+  g->lda = la.ld;
+  g->ldb = lb.ld;
+  g->ldc = lc.ld;
+  g->ldd = ld.ld;
+  g->a_type = la.type;
+  g->b_type = lb.type;
+  g->c_type = ld.type;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+uint32_t address_alignment(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && a % align != 0) align /= 2;
+  return align;
+}
+
 }  // namespace
 }  // namespace om_emu
 
@@ -209,43 +274,102 @@ cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* pref) {
+  if (pref == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  auto* p = new cublasLtMatmulPreferenceOpaque_t{};
+  const om_emu::LtPreference v;
+  std::memcpy(p->data, &v, sizeof v);
+  *pref = p;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref) {
+  delete pref;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
+                                                    cublasLtMatmulPreferenceAttributes_t attr, const void* buf,
+                                                    size_t size) {
+  if (pref == nullptr || buf == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  om_emu::LtPreference v;
+  std::memcpy(&v, pref->data, sizeof v);
+  int align_index = -1;
+  switch (attr) {
+    case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES:
+      if (size != sizeof(uint64_t)) return CUBLAS_STATUS_INVALID_VALUE;
+      std::memcpy(&v.max_workspace, buf, sizeof v.max_workspace);
+      break;
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES: align_index = 0; break;
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES: align_index = 1; break;
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES: align_index = 2; break;
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES: align_index = 3; break;
+    default: om_emu::fail("cublasLtMatmulPreferenceSetAttribute: attribute %d is not emulated", static_cast<int>(attr));
+  }
+  if (align_index >= 0) {
+    if (size != sizeof(uint32_t)) return CUBLAS_STATUS_INVALID_VALUE;
+    std::memcpy(&v.align[align_index], buf, sizeof(uint32_t));
+  }
+  std::memcpy(pref->data, &v, sizeof v);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+// One algorithm (the emulator has one: ascending-k f32 sums) for any problem cublasLtMatmul accepts,
+// recording the problem and the alignments promised (see LtAlgo).
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
+                                              cublasLtMatrixLayout_t a_desc, cublasLtMatrixLayout_t b_desc,
+                                              cublasLtMatrixLayout_t c_desc, cublasLtMatrixLayout_t d_desc,
+                                              cublasLtMatmulPreference_t pref, int requested,
+                                              cublasLtMatmulHeuristicResult_t results[], int* returned) {
+  if (handle == nullptr || pref == nullptr || results == nullptr || returned == nullptr || requested <= 0) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  Gemm g;
+  if (const cublasStatus_t st = om_emu::lt_problem(desc, a_desc, b_desc, c_desc, d_desc, true, &g);
+      st != CUBLAS_STATUS_SUCCESS) {
+    return st;
+  }
+  om_emu::LtPreference p;
+  std::memcpy(&p, pref->data, sizeof p);
+  om_emu::LtAlgo algo{om_emu::kAlgoMagic, g.m, g.n, g.k, {p.align[0], p.align[1], p.align[2], p.align[3]}};
+  results[0] = cublasLtMatmulHeuristicResult_t{};
+  std::memcpy(results[0].algo.data, &algo, sizeof algo);
+  results[0].workspaceSize = 0;
+  results[0].state = CUBLAS_STATUS_SUCCESS;
+  results[0].wavesCount = 1.0f;
+  *returned = 1;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
                               cublasLtMatrixLayout_t a_desc, const void* B, cublasLtMatrixLayout_t b_desc,
                               const void* beta, const void* C, cublasLtMatrixLayout_t c_desc, void* D,
-                              cublasLtMatrixLayout_t d_desc, const cublasLtMatmulAlgo_t*, void*, size_t,
+                              cublasLtMatrixLayout_t d_desc, const cublasLtMatmulAlgo_t* algo, void*, size_t,
                               cudaStream_t) {
-  if (handle == nullptr || desc == nullptr || a_desc == nullptr || b_desc == nullptr || c_desc == nullptr ||
-      d_desc == nullptr || alpha == nullptr || beta == nullptr) {
-    return CUBLAS_STATUS_INVALID_VALUE;
+  if (handle == nullptr || alpha == nullptr || beta == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  Gemm g;
+  if (const cublasStatus_t st = om_emu::lt_problem(desc, a_desc, b_desc, c_desc, d_desc, C == D, &g);
+      st != CUBLAS_STATUS_SUCCESS) {
+    return st;
   }
-  om_emu::LtDesc op;
-  om_emu::LtLayout la, lb, lc, ld;
-  std::memcpy(&op, desc->data, sizeof op);
-  std::memcpy(&la, a_desc->data, sizeof la);
-  std::memcpy(&lb, b_desc->data, sizeof lb);
-  std::memcpy(&lc, c_desc->data, sizeof lc);
-  std::memcpy(&ld, d_desc->data, sizeof ld);
-  if (op.compute != CUBLAS_COMPUTE_32F || op.scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
-  // C and D: one type and shape (the emulated subset; cuBLASLt also needs equal layouts when C is D).
-  if (lc.type != ld.type || lc.rows != ld.rows || lc.cols != ld.cols || (C == D && lc.ld != ld.ld)) {
-    return CUBLAS_STATUS_INVALID_VALUE;
+  if (algo != nullptr) {
+    om_emu::LtAlgo a;
+    std::memcpy(&a, algo->data, sizeof a);
+    if (a.magic != om_emu::kAlgoMagic) om_emu::fail("cublasLtMatmul: the algorithm is not from cublasLtMatmulAlgoGetHeuristic");
+    if (a.m != g.m || a.n != g.n || a.k != g.k) {
+      om_emu::fail("cublasLtMatmul: an algorithm chosen for the problem (m %ld, n %ld, k %ld) runs (m %ld, n %ld, k %ld)",
+                   static_cast<long>(a.m), static_cast<long>(a.n), static_cast<long>(a.k), static_cast<long>(g.m),
+                   static_cast<long>(g.n), static_cast<long>(g.k));
+    }
+    const void* ptrs[4] = {A, B, C, D};
+    for (int i = 0; i < 4; ++i) {
+      if (om_emu::address_alignment(ptrs[i]) < a.align[i]) {
+        om_emu::fail("cublasLtMatmul: operand %c at %p is %u-byte aligned; its algorithm was chosen for %u-byte "
+                     "alignment (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_%c_BYTES)",
+                     "ABCD"[i], ptrs[i], om_emu::address_alignment(ptrs[i]), a.align[i], "ABCD"[i]);
+      }
+    }
   }
-  Gemm g{};
-  g.ta = op.ta == CUBLAS_OP_T;
-  g.tb = op.tb == CUBLAS_OP_T;
-  g.m = static_cast<int64_t>(ld.rows);
-  g.n = static_cast<int64_t>(ld.cols);
-  const int64_t a_rows = static_cast<int64_t>(g.ta ? la.cols : la.rows), k = static_cast<int64_t>(g.ta ? la.rows : la.cols);
-  const int64_t b_rows = static_cast<int64_t>(g.tb ? lb.cols : lb.rows), b_cols = static_cast<int64_t>(g.tb ? lb.rows : lb.cols);
-  if (a_rows != g.m || b_rows != k || b_cols != g.n) return CUBLAS_STATUS_INVALID_VALUE;
-  g.k = k;
-  g.lda = la.ld;
-  g.ldb = lb.ld;
-  g.ldc = lc.ld;
-  g.ldd = ld.ld;
-  g.a_type = la.type;
-  g.b_type = lb.type;
-  g.c_type = ld.type;
   g.alpha = *static_cast<const float*>(alpha);  // pointer mode host (the default)
   g.beta = *static_cast<const float*>(beta);
   g.a = A;

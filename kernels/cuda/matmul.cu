@@ -14,12 +14,21 @@
 //     Only the C/D layouts change type; the descriptor and the operand layouts are as for bf16.
 // kAccumulate is beta = 1 with C = D = c; the fused residual add is beta = 1 with C = residual, D = c
 // (same type and layout, distinct memory). One cuBLASLt handle per thread and one 32 MiB workspace per device, made on
-// first use and kept for the process; the algorithm is cuBLASLt's heuristic choice for the shape
-// (deterministic for a given shape, GPU and library).
+// first use and kept for the process.
+// Plans: the descriptors of a call and cuBLASLt's heuristic algorithm (cublasLtMatmulAlgoGetHeuristic, the
+// first result, within the workspace) are made once per distinct call (shape, transposes, types, beta,
+// and the alignment of each operand's address, up to 256 bytes, which the heuristic is told: an
+// algorithm chosen for 256-byte-aligned operands may not run on 16-byte-aligned ones) and kept in a
+// per-thread table, so a training step's GEMMs make no descriptor or heuristic call after the first step
+// (cuBLASLt runs its heuristic inside every cublasLtMatmul given no algorithm). The algorithm is therefore
+// fixed per call and the results deterministic for a given GPU and library. Should the heuristic return
+// nothing, the call passes no algorithm and cuBLASLt chooses, as before.
 #include <cublasLt.h>
 
+#include <cstdint>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/matmul.h"
@@ -56,16 +65,97 @@ void* workspace() {
   return spaces[device];
 }
 
-// RAII for the cuBLASLt descriptors of one call.
-struct Layout {
-  cublasLtMatrixLayout_t desc = nullptr;
-  Layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld) {
-    OM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&desc, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
-  }
-  Layout(const Layout&) = delete;
-  Layout& operator=(const Layout&) = delete;
-  ~Layout() { cublasLtMatrixLayoutDestroy(desc); }
+// The largest power of two dividing p's address, at most 256 (cuBLASLt's alignment preferences).
+uint32_t alignment(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && a % align != 0) align /= 2;
+  return align;
+}
+
+// What a plan depends on. A and B are cuBLASLt's operands: our b and a (see the top).
+struct PlanKey {
+  int64_t m, n, k;
+  bool ta, tb, beta_one;
+  cudaDataType_t type, c_type;
+  uint32_t align_a, align_b, align_c, align_d;
+  bool operator==(const PlanKey&) const = default;
 };
+
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& p) const {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a over the fields
+    auto mix = [&h](uint64_t v) {
+      h ^= v;
+      h *= 1099511628211ull;
+    };
+    mix(static_cast<uint64_t>(p.m));
+    mix(static_cast<uint64_t>(p.n));
+    mix(static_cast<uint64_t>(p.k));
+    mix((p.ta ? 1u : 0u) | (p.tb ? 2u : 0u) | (p.beta_one ? 4u : 0u));
+    mix(static_cast<uint64_t>(p.type) << 32 | static_cast<uint32_t>(p.c_type));
+    mix(uint64_t{p.align_a} << 48 | uint64_t{p.align_b} << 32 | uint64_t{p.align_c} << 16 | p.align_d);
+    return static_cast<size_t>(h);
+  }
+};
+
+// The descriptors and algorithm of one kind of call; made once, kept for the process.
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;  // cuBLASLt's A (our b), B (our a), C = D
+  cublasLtMatmulAlgo_t algo{};
+  bool has_algo = false;
+};
+
+cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld) {
+  cublasLtMatrixLayout_t desc = nullptr;
+  OM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&desc, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+  return desc;
+}
+
+Plan make_plan(const PlanKey& key) {
+  const int64_t M = key.m, N = key.n, K = key.k;
+  Plan p;
+  OM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_b = key.tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = key.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  OM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));
+  OM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));
+  // First operand: b. Its storage is row-major (K, N) (no transpose) or (N, K): column-major (N, K) with
+  // ld N, used as is, or column-major (K, N) with ld K, transposed.
+  p.la = key.tb ? make_layout(key.type, K, N, K) : make_layout(key.type, N, K, N);
+  // Second operand: a, row-major (M, K) → column-major (K, M) ld K as is; or (K, M) → (M, K) ld M, transposed.
+  p.lb = key.ta ? make_layout(key.type, M, K, M) : make_layout(key.type, K, M, K);
+  p.lc = make_layout(key.c_type, N, M, N);
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  OM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t max_workspace = kWorkspaceBytes;
+  OM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_workspace,
+                                                       sizeof(max_workspace)));
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_c},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align_d}};
+  for (const auto& [attr, value] : aligns) {
+    OM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof(value)));
+  }
+  cublasLtMatmulHeuristicResult_t result{};
+  int returned = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(handle(), p.op, p.la, p.lb, p.lc, p.lc, pref, 1, &result, &returned);
+  cublasLtMatmulPreferenceDestroy(pref);
+  p.has_algo = st == CUBLAS_STATUS_SUCCESS && returned > 0 && result.state == CUBLAS_STATUS_SUCCESS;
+  if (p.has_algo) p.algo = result.algo;
+  return p;
+}
+
+const Plan& plan_for(const PlanKey& key) {
+  thread_local std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;  // with the thread's handle
+  auto it = plans.find(key);
+  if (it == plans.end()) it = plans.emplace(key, make_plan(key)).first;
+  return it->second;
+}
 
 }  // namespace
 
@@ -96,23 +186,11 @@ void matmul(const MatmulArgs& args, Stream stream) {
   }
   const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;                             // a and b
   const cudaDataType_t c_type = args.c.dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;  // c and d
-
-  cublasLtMatmulDesc_t op = nullptr;
-  OM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  // First operand: b. Its storage is row-major (K, N) (no transpose) or (N, K): column-major (N, K) with
-  // ld N, used as is, or column-major (K, N) with ld K, transposed.
-  const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-  OM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));
-  OM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));
-  {
-    const Layout lb = tb ? Layout(type, K, N, K) : Layout(type, N, K, N);
-    // Second operand: a, row-major (M, K) → column-major (K, M) ld K as is; or (K, M) → (M, K) ld M, transposed.
-    const Layout la = ta ? Layout(type, M, K, M) : Layout(type, K, M, K);
-    const Layout lc(c_type, N, M, N);
-    OM_CUBLAS_CHECK(cublasLtMatmul(handle(), op, &alpha, args.b.data, lb.desc, args.a.data, la.desc, &beta, c_in,
-                                   lc.desc, args.c.data, lc.desc, nullptr, workspace(), kWorkspaceBytes, s));
-  }
-  cublasLtMatmulDescDestroy(op);
+  const PlanKey key{M, N, K, ta, tb, beta != 0.0f, type, c_type,
+                    alignment(args.b.data), alignment(args.a.data), alignment(c_in), alignment(args.c.data)};
+  const Plan& p = plan_for(key);
+  OM_CUBLAS_CHECK(cublasLtMatmul(handle(), p.op, &alpha, args.b.data, p.la, args.a.data, p.lb, &beta, c_in, p.lc,
+                                 args.c.data, p.lc, p.has_algo ? &p.algo : nullptr, workspace(), kWorkspaceBytes, s));
   if (sync_debug()) OM_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 

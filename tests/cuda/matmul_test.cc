@@ -259,5 +259,42 @@ TEST(CudaMatmul, BitIdenticalAcrossRunsAndEmptyKWritesZero) {
   EXPECT_EQ(gpu(ea, eb, ones, Transpose::kNo, Transpose::kNo, WriteMode::kAccumulate).max_abs(), 1.0);
 }
 
+// kernels/cuda/matmul.cu keeps one plan (descriptors and heuristic algorithm) per kind of call, and the
+// operands' address alignments are part of what a plan is for: an algorithm cuBLASLt picked for
+// 256-byte-aligned operands may not run on 2-byte-aligned ones. The same shape at both alignments, in
+// either order, and again from the cache: every result exact (integer-valued bf16 inputs in [-4, 4],
+// K = 24, f32 output: every partial sum is an integer below 2^24, rule 1). On the emulator an algorithm
+// run on operands less aligned than it was chosen for is a reported failure (cuda_emu/blas.cc).
+TEST(CudaMatmul, PlansFollowOperandAlignmentAndAreReused) {
+  constexpr int64_t M = 16, N = 32, K = 24;
+  auto integers = [](const char* name, int64_t n, int salt) {
+    HostTensor t(name, DType::kBF16, {n});
+    for (int64_t i = 0; i < n; ++i) t.set(i, static_cast<double>((i * 5 + salt) % 9) - 4.0);
+    return t;
+  };
+  // Element `shift` onwards of each store is the operand: shift 0 is the allocation's own 256-byte
+  // alignment, shift 1 a 2-byte (a, b: bf16) or 4-byte (c: f32) alignment.
+  const HostTensor a_store = integers("a", M * K + 1, 1), b_store = integers("b", K * N + 1, 2);
+  DeviceTensor da = DeviceTensor::Upload(a_store), db = DeviceTensor::Upload(b_store);
+  for (int shift : {0, 1, 0, 1}) {
+    SCOPED_TRACE(format_message("operands shifted by %d element(s)", shift));
+    DeviceTensor dc("c", DType::kF32, {M * N + 1});
+    char* a0 = static_cast<char*>(da.view().data) + shift * 2;
+    char* b0 = static_cast<char*>(db.view().data) + shift * 2;
+    char* c0 = static_cast<char*>(dc.view().data) + shift * 4;
+    matmul(cuda_ctx(), {make_view(c0, DType::kF32, {M, N}, Device::Cuda(0), "c"),
+                        make_view(static_cast<const void*>(a0), DType::kBF16, {M, K}, Device::Cuda(0), "a"),
+                        make_view(static_cast<const void*>(b0), DType::kBF16, {K, N}, Device::Cuda(0), "b")});
+    const HostTensor got = dc.Download();
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t j = 0; j < N; ++j) {
+        double want = 0.0;
+        for (int64_t k = 0; k < K; ++k) want += a_store.get(shift + i * K + k) * b_store.get(shift + k * N + j);
+        ASSERT_EQ(got.get(shift + i * N + j), want) << "c[" << i << ", " << j << "]";
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace om
