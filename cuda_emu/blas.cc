@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -200,6 +201,8 @@ cublasStatus_t lt_problem(cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a_de
   return CUBLAS_STATUS_SUCCESS;
 }
 
+std::atomic<uint64_t> g_heuristic_calls{0};
+
 uint32_t address_alignment(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   uint32_t align = 256;
@@ -208,6 +211,9 @@ uint32_t address_alignment(const void* p) {
 }
 
 }  // namespace
+
+uint64_t lt_heuristic_calls() { return g_heuristic_calls.load(std::memory_order_relaxed); }
+
 }  // namespace om_emu
 
 using om_emu::Gemm;
@@ -329,6 +335,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
       st != CUBLAS_STATUS_SUCCESS) {
     return st;
   }
+  om_emu::g_heuristic_calls.fetch_add(1, std::memory_order_relaxed);
   om_emu::LtPreference p;
   std::memcpy(&p, pref->data, sizeof p);
   om_emu::LtAlgo algo{om_emu::kAlgoMagic, g.m, g.n, g.k, {p.align[0], p.align[1], p.align[2], p.align[3]}};

@@ -70,6 +70,9 @@ bool is_device(const void* p);
 // emulator build count the waits of code that bypasses core/buffer.h's counted ones. The emulator's own
 // flushes (a multi-rank NCCL collective at its issue, nccl.cc) are not waits of the program.
 uint64_t host_waits();
+// How many cublasLtMatmulAlgoGetHeuristic calls this process has made (blas.cc): lets a test check that
+// a caller caches its plans.
+uint64_t lt_heuristic_calls();
 // Records a launch-time error for cudaGetLastError (a bad launch configuration, as the driver reports).
 void set_last_error(cudaError_t e);
 

@@ -8,7 +8,8 @@
 //     the same losses, bit for bit, as the uninterrupted GPU run (every kernel is deterministic: no
 //     float atomics, fixed cuBLAS algorithms, one process so no NCCL reduction order);
 //   - the same checkpoint loads into the CPU trainer, whose next loss agrees within the same tolerance;
-//   - a step waits for the GPU twice (core/buffer.h synchronous_calls), kernels included.
+//   - a step waits for the GPU twice (core/buffer.h synchronous_calls), kernels included, and after the
+//     first step makes no cuBLASLt heuristic query (counted on the emulator).
 // Skipped (exit 77) without a GPU, like every CUDA test (tests/support/cuda_test_main.cc).
 #include <algorithm>
 #include <cmath>
@@ -117,10 +118,16 @@ TEST(TrainerCuda, TheHostWaitsTwicePerStepAndKernelsAllocateNoPlainDeviceMemory)
       ASSERT_TRUE(t.ok()) << t.status().ToString();
       ASSERT_TRUE(t.value()->TrainStep().ok());
       const HostWaits before = host_waits_now();
+      const int64_t heuristics_before = lt_heuristic_calls_now();
       ASSERT_TRUE(t.value()->TrainStep().ok());
       const HostWaits after = host_waits_now();
       EXPECT_EQ(after.counted - before.counted, 2u);
       EXPECT_EQ(after.runtime - before.runtime, 2u) << "CUDA runtime waits (tests/support/host_waits.h)";
+      // The second step's GEMMs reuse the first step's cuBLASLt plans (kernels/cuda/matmul.cu).
+      EXPECT_EQ(lt_heuristic_calls_now(), heuristics_before) << "cuBLASLt heuristic queries in step 2";
+      if (heuristics_before >= 0) {
+        EXPECT_GT(heuristics_before, 0) << "the emulator counted no heuristic query";
+      }
     }
   }
 }

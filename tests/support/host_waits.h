@@ -2,7 +2,7 @@
 // (the project's own waits: synchronize, copy_bytes, plain device Buffers' cudaMalloc / cudaFree) and,
 // in a CUDA emulator build, every CUDA runtime call that waits (om_emu::host_waits, cuda_emu/emu.h),
 // which also sees a wait that bypasses core/buffer.h, such as a raw cudaStreamSynchronize in a backend.
-// In a GPU build the second count is the first.
+// In a GPU build the second count is the first. Also the cuBLASLt heuristic queries, on the emulator.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,16 @@ inline HostWaits host_waits_now() {
   return HostWaits{synchronous_calls(), om_emu::host_waits()};
 #else
   return HostWaits{synchronous_calls(), synchronous_calls()};
+#endif
+}
+
+// cuBLASLt heuristic queries so far (om_emu::lt_heuristic_calls on the emulator; -1 in a GPU build, where
+// they cannot be counted): kernels/cuda/matmul.cu makes one per kind of GEMM call, then reuses the plan.
+inline int64_t lt_heuristic_calls_now() {
+#if OM_CUDA_EMULATION
+  return static_cast<int64_t>(om_emu::lt_heuristic_calls());
+#else
+  return -1;
 #endif
 }
 
