@@ -2,7 +2,9 @@
 // project's cuda tests depend on them (barriers, shuffles, WMMA, work deferred to the host's waits,
 // launch checks), and that it reports the bugs it exists to catch (out-of-bounds accesses, host
 // dereferences of device memory, a missing __syncthreads, divergent barriers, host pointers passed to a
-// kernel, misaligned WMMA tiles, __trap). Built and run only in emulator builds (OM_CUDA_EMULATION).
+// kernel, misaligned WMMA tiles, __trap, a cuBLASLt algorithm on less aligned operands), and its counters
+// (host waits, devices). Built and run only in emulator builds (OM_CUDA_EMULATION).
+#include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -312,6 +314,41 @@ TEST(CudaEmulatorDeathTest, MisalignedWmmaTileIsReported) {
         cudaDeviceSynchronize();
       },
       "32-byte-aligned pointer");
+}
+
+// cuBLASLt: an algorithm from the heuristic, promised 256-byte-aligned operands (the default preference),
+// runs on aligned operands, then is run on an A two bytes off that alignment.
+void run_lt_algorithm_on_misaligned_a() {
+  constexpr int n = 16;  // column-major n×n f32 operands, D = A·B
+  float* a = device_alloc<float>(n * n + 1);
+  float* b = device_alloc<float>(n * n);
+  float* d = device_alloc<float>(n * n);
+  cublasLtHandle_t h = nullptr;
+  cublasLtCreate(&h);
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  cublasLtMatrixLayout_t l = nullptr;
+  cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, n, n, n);
+  cublasLtMatmulPreference_t pref = nullptr;
+  cublasLtMatmulPreferenceCreate(&pref);
+  cublasLtMatmulHeuristicResult_t r{};
+  int returned = 0;
+  if (cublasLtMatmulAlgoGetHeuristic(h, op, l, l, l, l, pref, 1, &r, &returned) != CUBLAS_STATUS_SUCCESS ||
+      returned != 1) {
+    std::exit(3);
+  }
+  const float one = 1.0f;
+  const float zero = 0.0f;
+  if (cublasLtMatmul(h, op, &one, a, l, b, l, &zero, d, l, d, l, &r.algo, nullptr, 0, nullptr) != CUBLAS_STATUS_SUCCESS) {
+    std::exit(4);
+  }
+  cublasLtMatmul(h, op, &one, reinterpret_cast<char*>(a) + 2, l, b, l, &zero, d, l, d, l, &r.algo, nullptr, 0, nullptr);
+}
+
+TEST(CudaEmulatorDeathTest, CublasLtAlgorithmOnLessAlignedOperandsIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(run_lt_algorithm_on_misaligned_a(),
+               "operand A at .* is 2-byte aligned; its algorithm was chosen for 256-byte alignment");
 }
 
 TEST(CudaEmulatorDeathTest, TrapIsAStickyLaunchFailure) {
