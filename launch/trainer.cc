@@ -262,18 +262,12 @@ StatusOr<StepStats> Trainer::TrainStep() {
                     make_view(tgt, DType::kI32, {mb, T}, Device::Cpu(), "batch.targets"),
                     make_view(step_losses_ + micro * n, DType::kF32, {mb, T}, Device::Cpu(), "batch.losses"));
     target_counts[static_cast<size_t>(micro)] = model_->target_count();
+    // A non-finite loss anywhere poisons the global norm (below), checked on the device: no wait here.
+    optimizer_->CheckFinite(model_->last_losses());
     model_->Backward(1.0f / static_cast<float>(accumulation));
   }
-  // The first wait of the step: the losses have landed. Each micro-batch's mean as
-  // Llama::Forward(tokens, targets) returns it.
-  synchronize(ExecContext{device_, Stream{}});
-  double loss = 0.0;
-  for (int64_t micro = 0; micro < accumulation; ++micro) {
-    const ConstTensorView losses = make_view(step_losses_ + micro * n, DType::kF32, {n}, Device::Cpu(), "batch.losses");
-    loss += Llama::MeanLoss(losses, target_counts[static_cast<size_t>(micro)]) / static_cast<double>(accumulation);
-  }
-  if (fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank())) {
-    loss = std::numeric_limits<double>::quiet_NaN();
+  const bool inject_nan = fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank());
+  if (inject_nan) {
     // Into layer 0's qkv weight: every tp rank holds its own slice, always in an optimizer unit and
     // counted by the norm (an embedding row may be vocabulary padding, a norm gain is counted on tp
     // rank 0 only).
@@ -286,10 +280,18 @@ StatusOr<StepStats> Trainer::TrainStep() {
   }
   // The global norm counts every logical element once across the world (ZeRO-1: over dp shards and
   // tp ranks); the loss is the mean over dp replicas of their micro-batch means.
-  // A non-finite local loss poisons the global norm, so every rank of the world sees a non-finite norm
-  // and takes the same branch below: the mean loss is only over dp, so a tp rank's own NaN would
-  // otherwise send the ranks down different paths (a deadlock in the next collective).
-  const double norm = optimizer_->ReduceGradients(!std::isfinite(loss));
+  // A non-finite local loss poisons the global norm (CheckFinite above), so every rank of the world sees
+  // a non-finite norm and takes the same branch below: the mean loss is only over dp, so a tp rank's own
+  // NaN would otherwise send the ranks down different paths (a deadlock in the next collective).
+  // The step's one wait, inside ReduceGradients (the norm is read back): the losses copied into the host
+  // slots before it have landed too. Each micro-batch's mean as Llama::Forward(tokens, targets) returns it.
+  const double norm = optimizer_->ReduceGradients();
+  double loss = 0.0;
+  for (int64_t micro = 0; micro < accumulation; ++micro) {
+    const ConstTensorView losses = make_view(step_losses_ + micro * n, DType::kF32, {n}, Device::Cpu(), "batch.losses");
+    loss += Llama::MeanLoss(losses, target_counts[static_cast<size_t>(micro)]) / static_cast<double>(accumulation);
+  }
+  if (inject_nan) loss = std::numeric_limits<double>::quiet_NaN();
   const double local_loss = loss;
   loss = MeanOverDp(loss);
   const float lr = schedule_.At(step_);

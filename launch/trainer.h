@@ -80,11 +80,12 @@ class Trainer {
   // as taken, its data as consumed, and no update is applied (--nan-policy skip; StepStats::skipped).
   // --comm-timeout-s: the collectives of a step are watched (parallel/watchdog.h).
   // Waiting for the device: the host samples every micro-batch into its own slot of host memory and
-  // issues forward and backward without reading anything back (Llama::Forward with a losses view), then
-  // waits twice, both after the last backward: for the per-token losses (the loss must be known on every
-  // rank before the gradients are reduced, so that all agree on a non-finite step), and inside
-  // DistributedOptimizer::ReduceGradients for the gradient norm. A fixed number of synchronous calls
-  // per step, whatever the depth and the accumulation (tests/launch/trainer_test.cc).
+  // issues forward and backward without reading anything back (Llama::Forward with a losses view; each
+  // micro-batch's losses also go into the optimizer's finiteness check on the device, so that all ranks
+  // agree on a non-finite step: DistributedOptimizer::CheckFinite), then waits once, after the last
+  // backward, inside DistributedOptimizer::ReduceGradients for the gradient norm; the losses have landed
+  // in their host slots by then. One synchronous call per step, whatever the depth and the accumulation
+  // (tests/launch/trainer_test.cc).
   StatusOr<StepStats> TrainStep();
   // Mean loss over eval_iters global batches of the held-out set (the same batches every time).
   double Validate();

@@ -315,6 +315,11 @@ double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {
   return MeanLoss(losses, target_count_);
 }
 
+ConstTensorView Llama::last_losses() const {
+  OM_CHECK(batch_ > 0, "Llama::last_losses: no Forward yet");
+  return Rows(act_.losses, batch_);
+}
+
 double Llama::MeanLoss(ConstTensorView losses, int64_t target_count) {
   if (target_count == 0) return 0.0;
   const double sum = losses.dtype == DType::kF64 ? host_sum<double>(losses) : host_sum<float>(losses);

@@ -127,6 +127,9 @@ class Llama {
   void Forward(ConstTensorView tokens, ConstTensorView targets, TensorView losses);
   // Non-ignored targets of the last Forward (what the mean loss divides by).
   int64_t target_count() const { return target_count_; }
+  // The per-token losses (B, T) of the last Forward on the model's device, WideDType; valid until the next
+  // Forward (the training step checks them for finiteness on the device: DistributedOptimizer::CheckFinite).
+  ConstTensorView last_losses() const;
   // The mean loss from per-token `losses` (f32 or f64) and the count of non-ignored targets: their sum in
   // element order in double over target_count (0 when it is 0), what Forward(tokens, targets) returns.
   // Host memory is read in place; device memory is read back (a wait).

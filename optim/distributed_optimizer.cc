@@ -86,7 +86,8 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   }
   state_ = Buffer::Allocate(dev, 3 * static_cast<size_t>(S) * kF32, "zero1 master|m|v");
   state_.Zero();
-  norm_sq_ = Buffer::Allocate(dev, sizeof(double), "zero1 grad norm sq");
+  norm_sq_ = Buffer::Allocate(dev, 2 * sizeof(double), "zero1 grad norm sq and finiteness check");
+  norm_sq_.Zero();
 
   // The master weights start as the model's values (bf16 values convert exactly), a cast per run.
   for (const Run& run : local_runs_) {
@@ -171,7 +172,13 @@ ConstTensorView DistributedOptimizer::m_shard() const { return ShardView(1, 0, p
 ConstTensorView DistributedOptimizer::v_shard() const { return ShardView(2, 0, plan_.shard_size, "zero1.exp_avg_sq"); }
 ConstTensorView DistributedOptimizer::grad_shard() const { return GradView(0, plan_.shard_size); }
 
-double DistributedOptimizer::ReduceGradients(bool poison) {
+void DistributedOptimizer::CheckFinite(ConstTensorView x) {
+  sum_squares(ctx_, {make_view(static_cast<double*>(norm_sq_.data()) + 1, DType::kF64, Shape{1}, ctx_.device,
+                               "zero1.finite_check"),
+                     x});
+}
+
+double DistributedOptimizer::ReduceGradients() {
   const uint64_t bytes_before = dp_->bytes_sent();
   const Device dev = ctx_.device;
   // 1. Unit gradients → flat buffer (every rank fills every shard: reduce_scatter sums them all).
@@ -191,8 +198,11 @@ double DistributedOptimizer::ReduceGradients(bool poison) {
 
   // 3. Each unit lives in exactly one shard, so the shards' sums of squares add up to the global one.
   // The padding is zero and adds nothing.
+  // Element 0: Σ g² of this rank's units; element 1: CheckFinite's Σ x² since the last ReduceGradients
+  // (zeroed after its read below), reduced with it so a non-finite element anywhere reaches every rank.
   zero_async(ctx_, norm_sq_.data(), sizeof(double));
   const TensorView sum_sq = make_view(norm_sq_.data(), DType::kF64, Shape{1}, dev, "zero1.grad_norm_sq");
+  const TensorView both = make_view(norm_sq_.data(), DType::kF64, Shape{2}, dev, "zero1.grad_norm_sq_and_check");
   if (tp_ != nullptr && tp_->size() > 1 && tp_->rank() != 0) {
     // Replicated parameters (norm gains) are counted by tp_rank 0 alone.
     for (size_t u : local_) {
@@ -202,18 +212,14 @@ double DistributedOptimizer::ReduceGradients(bool poison) {
   } else {
     sum_squares(ctx_, {sum_sq, shard});
   }
-  if (poison) {
-    double local = 0.0;
-    copy_bytes(&local, Device::Cpu(), norm_sq_.data(), dev, sizeof(double));
-    local += std::numeric_limits<double>::quiet_NaN();
-    copy_bytes(norm_sq_.data(), dev, &local, Device::Cpu(), sizeof(double));
-  }
-  dp_->all_reduce(sum_sq, ReduceOp::kSum);
-  if (tp_ != nullptr && tp_->size() > 1) tp_->all_reduce(sum_sq, ReduceOp::kSum);
+  dp_->all_reduce(both, ReduceOp::kSum);
+  if (tp_ != nullptr && tp_->size() > 1) tp_->all_reduce(both, ReduceOp::kSum);
   // The one wait of a step: the host needs the norm to decide (skip, stop, clip) before Step.
-  double sum_of_squares = 0.0;
-  copy_bytes(&sum_of_squares, Device::Cpu(), norm_sq_.data(), dev, sizeof(double));
-  grad_norm_ = std::sqrt(sum_of_squares) * static_cast<double>(inv_dp());
+  double sums[2] = {0.0, 0.0};
+  copy_bytes(sums, Device::Cpu(), norm_sq_.data(), dev, sizeof sums);
+  zero_async(ctx_, static_cast<double*>(norm_sq_.data()) + 1, sizeof(double));
+  grad_norm_ = std::isfinite(sums[1]) ? std::sqrt(sums[0]) * static_cast<double>(inv_dp())
+                                      : std::numeric_limits<double>::quiet_NaN();
 
   reduced_ = true;
   reduce_bytes_ = dp_->bytes_sent() - bytes_before;

@@ -17,7 +17,8 @@
 //                       first (a product with 2^-k is exact, so (g·2^-k)·s and g·(2^-k·s) round alike;
 //                       sqrt(Σ(g·2^-k)²) = sqrt(Σg²)·2^-k exactly); for other dp it may differ in the last bit.
 //                    3. global norm: sum_squares of the shard (every unit is owned by exactly one dp
-//                       rank, so counted once), all_reduce(kSum) over dp, sqrt, × 1/dp
+//                       rank, so counted once), all_reduce(kSum) over dp (with CheckFinite's sum, as
+//                       one 2-element f64 vector), sqrt, × 1/dp
 //   Step             4. AdamW: adamw_update on each unit of the master shard, grad_scale = the
 //                       caller's clip coefficient (optim/grad_clip.h).
 //                       OrthoAdam: block_rotate forward (G̃, in place in the gradient shard),
@@ -101,12 +102,17 @@ class DistributedOptimizer {
   DistributedOptimizer(const DistributedOptimizer&) = delete;
   DistributedOptimizer& operator=(const DistributedOptimizer&) = delete;
 
+  // Adds Σ x² (f64, on x's device, stream-ordered: no wait) to a finiteness check that the next
+  // ReduceGradients reduces over dp and tp with the norm: a non-finite element of x on any rank makes
+  // that norm NaN on every rank of the dp and tp groups. The trainer passes each micro-batch's per-token
+  // losses, so all ranks agree on a non-finite step without reading the losses first or a collective of
+  // their own. x: f32 or f64 on the CPU, bf16 or f32 on CUDA (kernels/sum_squares.h).
+  void CheckFinite(ConstTensorView x);
   // Steps 1–3 above; collective over dp (and over tp when given). Returns the global gradient norm of
-  // the mean gradient (also grad_norm()). Leaves every Parameter untouched. `poison`: this rank adds a
-  // NaN to its sum of squares, so the norm is NaN on every rank of the dp and tp groups (the trainer
-  // passes "my loss is not finite", making all ranks agree on a non-finite step without a collective
-  // of its own).
-  double ReduceGradients(bool poison = false);
+  // the mean gradient (also grad_norm()), NaN if CheckFinite saw a non-finite value on any rank since
+  // the last call. Leaves every Parameter untouched. The step's one host wait: the norm (with the check)
+  // is read back, after everything issued before it.
+  double ReduceGradients();
   // Steps 4–5; collective over dp. `grad_scale` multiplies the mean gradient (the clip coefficient;
   // 1 without clipping). REQUIRES: ReduceGradients was called since the last Step. Increments step()
   // before the update (bias correction uses t ≥ 1), as AdamW::Step.
@@ -190,7 +196,7 @@ class DistributedOptimizer {
   bool narrow_publish_ = false;  // dp > 1 and some value is not f32 (Precision above)
   PublishLayout publish_;        // with narrow_publish_
   Buffer state_;        // 3·(S) f32: master | m | v, zeroed (m = v = 0, padding = 0)
-  Buffer norm_sq_;      // (1) f64 accumulator for the norm
+  Buffer norm_sq_;      // (2) f64: the norm's sum of squares, CheckFinite's sum
   Buffer rotations_;    // OrthoAdam: every local unit's Q_r and Q_c blocks, f32
   std::vector<RotationUnit> rotation_units_;  // (local units) x = the unit's gradient shard slice
 

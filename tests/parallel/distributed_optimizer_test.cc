@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -281,7 +282,7 @@ TEST(DistributedOptimizer, Bf16ValuesGatherInTheirOwnDtypesBitwiseAsDpOfOne) {
     EXPECT_GT(SB, 0u) << "bf16 values at dp > 1 gather in their own dtypes";
     EXPECT_EQ(ref_opt.publish_shard_bytes(), 0) << "dp = 1 publishes from the master";
     const uint64_t expected = ring_reduce_scatter_bytes(n * S * 4, n) + ring_all_gather_bytes(n * SB, n) +
-                              ring_all_reduce_bytes(8, n);
+                              ring_all_reduce_bytes(16, n);
     for (int k = 0; k < kSteps; ++k) {
       fill_own_grads(dist, tag, dp.rank(), k);
       fill_mean_grads(ref, tag, n, k);
@@ -461,6 +462,33 @@ TEST(DistributedOptimizer, ShardsAreWholeUnitsCoveringEveryElementOnceAndBalance
   }
 }
 
+// CheckFinite: a NaN (or an infinity) in one rank's checked tensor makes the norm NaN on every rank, where
+// every gradient is finite; the check starts again from zero after each ReduceGradients, so the next
+// norm is the finite one, equal to the run without any check (a finite check adds nothing to the norm).
+TEST(DistributedOptimizer, OneRanksNonFiniteCheckMakesTheNormNanEverywhere) {
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  const int n = dp.size();
+  TestModel model = make_model("finite"), plain = make_model("finite");
+  DistributedOptimizer opt(model.params, test_config(), dp);
+  HostTensor losses("batch.losses", DType::kF32, {4, 8});
+  losses.Fill(2.5);
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+    fill_own_grads(model, "finite", dp.rank(), 0);
+    if (dp.rank() == n - 1) losses.set(13, bad);
+    opt.CheckFinite(losses.view());
+    opt.CheckFinite(losses.view());  // several micro-batches
+    EXPECT_TRUE(std::isnan(opt.ReduceGradients())) << "rank " << dp.rank() << ", bad value " << bad;
+    losses.set(13, 2.5);
+    fill_own_grads(model, "finite", dp.rank(), 0);
+    opt.CheckFinite(losses.view());
+    const double norm = opt.ReduceGradients();
+    DistributedOptimizer unchecked(plain.params, test_config(), dp);
+    fill_own_grads(plain, "finite", dp.rank(), 0);
+    EXPECT_EQ(norm, unchecked.ReduceGradients()) << "a finite check changed the norm";
+    EXPECT_TRUE(std::isfinite(norm));
+  }
+}
+
 TEST(DistributedOptimizer, BytesPerStepMatchRingFormulas) {
   MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
   const uint64_t n = static_cast<uint64_t>(dp.size());
@@ -468,11 +496,12 @@ TEST(DistributedOptimizer, BytesPerStepMatchRingFormulas) {
   DistributedOptimizer opt(model.params, test_config(), dp);
   const uint64_t S = static_cast<uint64_t>(opt.shard_size());
   // Per rank (comm.h ring model, B = padded buffer bytes = n·S·4):
-  //   reduce_scatter (n−1)/n·B = (n−1)·S·4,  all_gather the same,  norm all_reduce ⌊2(n−1)·8/n⌋.
-  const uint64_t expected = 2 * (n - 1) * S * 4 + (2 * (n - 1) * 8) / n;
+  //   reduce_scatter (n−1)/n·B = (n−1)·S·4,  all_gather the same,  the all_reduce of the f64 norm
+  //   partial and finiteness check (16 bytes) ⌊2(n−1)·16/n⌋.
+  const uint64_t expected = 2 * (n - 1) * S * 4 + (2 * (n - 1) * 16) / n;
   EXPECT_EQ(expected, ring_reduce_scatter_bytes(n * S * 4, static_cast<int>(n)) +
                           ring_all_gather_bytes(n * S * 4, static_cast<int>(n)) +
-                          ring_all_reduce_bytes(8, static_cast<int>(n)));
+                          ring_all_reduce_bytes(16, static_cast<int>(n)));
   for (int k = 0; k < 3; ++k) {
     fill_own_grads(model, "bytes", dp.rank(), k);
     const uint64_t before = dp.bytes_sent();

@@ -77,19 +77,20 @@ struct StepVolume {
 //             per layer: copy_to_tp_region_backward of dmlp_norm (gate_up input grad)  L
 //                        copy_to_tp_region_backward of dattn_norm (qkv input grad)     L
 //             (vocab-parallel CE and embedding backward, row-parallel backward: local, 0)
-//   per step  DistributedOptimizer::ReduceGradients: the f64 norm partial, all_reduce over tp  1
-//   ⇒ tp = A·((4L + 2)·ar(4·N·C, tp) + 3·ar(4·N, tp)) + ar(8, tp)
+//   per step  DistributedOptimizer::ReduceGradients: the f64 norm partial and the f64 finiteness check
+//             (CheckFinite), one 2-element all_reduce over tp                                   1
+//   ⇒ tp = A·((4L + 2)·ar(4·N·C, tp) + 3·ar(4·N, tp)) + ar(16, tp)
 // The ring formula floors per call, so each call's count is taken separately (here every term divides).
 // dp group (ZeRO-1, optim/distributed_optimizer.h), per step:
 //   reduce_scatter of the padded flat gradient (P f32)  rs(4·P, dp)
-//   all_reduce of the f64 norm partial                  ar(8, dp)
+//   all_reduce of the f64 norm partial and check        ar(16, dp)
 //   all_gather of the updated flat parameters (P f32)   ag(4·P, dp)
 //   Trainer::MeanOverDp of the f64 loss                 ar(8, dp)
 //   P = dp·S, S the largest dp shard of whole optimizer units (optim/optimizer_units.h: ShardPlan of
 //     this tp rank's units, which cover its parameters except vocabulary padding rows)
 //   n = this tp rank's parameter count (padding included; checked against the model)
 //     = Vp·C/tp (embed) + L·(2C + 3C·C/tp + C·C/tp + 2F·C/tp + F·C/tp) + C + Vp·C/tp (lm_head)
-//   ⇒ dp = rs(4P, dp) + ag(4P, dp) + 2·ar(8, dp)
+//   ⇒ dp = rs(4P, dp) + ag(4P, dp) + ar(16, dp) + ar(8, dp)
 // A tp or dp group of size 1 sends nothing (every formula has the factor n − 1).
 StepVolume analytic_step_volume(const LlamaConfig& c, int64_t tp, int64_t dp, int64_t shard_size) {
   const int64_t N = micro_batch(dp) * c.seq_length, C = c.hidden, L = c.n_layers;
@@ -98,9 +99,10 @@ StepVolume analytic_step_volume(const LlamaConfig& c, int64_t tp, int64_t dp, in
   StepVolume v;
   const uint64_t per_micro = static_cast<uint64_t>(4 * L + 2) * ring_all_reduce_bytes(4 * N * C, t) +
                              3 * ring_all_reduce_bytes(4 * N, t);
-  v.tp = static_cast<uint64_t>(A) * per_micro + ring_all_reduce_bytes(8, t);
+  v.tp = static_cast<uint64_t>(A) * per_micro + ring_all_reduce_bytes(16, t);
   const int64_t P = shard_size * dp;
-  v.dp = ring_reduce_scatter_bytes(4 * P, d) + ring_all_gather_bytes(4 * P, d) + 2 * ring_all_reduce_bytes(8, d);
+  v.dp = ring_reduce_scatter_bytes(4 * P, d) + ring_all_gather_bytes(4 * P, d) + ring_all_reduce_bytes(16, d) +
+         ring_all_reduce_bytes(8, d);
   return v;
 }
 
