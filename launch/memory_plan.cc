@@ -130,7 +130,7 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
                     : dtype == DType::kF32 ? plan.flat_grad
                                            : static_cast<size_t>(dp) *
                                                  static_cast<size_t>(publish_layout(units, shards, params).shard_bytes);
-  plan.grad_norm = sizeof(double);
+  plan.grad_norm = 2 * sizeof(double);  // the norm's sum of squares and the finiteness check (f64 each)
 
   // OrthoAdam's cached rotations and (CUDA) block_rotate scratch, per dp rank; the worst rank counts.
   size_t rotate_workspace = 0;
@@ -188,7 +188,7 @@ std::string format_memory_plan(const MemoryPlan& p) {
   line("optimizer v", p.exp_avg_sq, "4*S");
   line("zero1 flat grad", p.flat_grad, "4*dp*S");
   line("zero1 flat param", p.flat_param, "4*dp*S; bf16: dp*SB (2 bytes per matrix element); 0 at dp = 1");
-  line("grad norm", p.grad_norm, "8 (f64)");
+  line("grad norm", p.grad_norm, "16 (f64 sum of squares, f64 finiteness check)");
   line("rotations", p.rotations,
        p.rotations > 0 ? format_message("4*sum over units (R^2 + sum_b K_b^2), dp rank %d", p.worst_dp_rank)
                        : std::string("0 (AdamW)"));

@@ -19,6 +19,11 @@
 // each rank's own watchdog ends it).
 // Between steps (logging, validation, checkpoint saves) only the in-collective rule applies, so a slow
 // save does not trip the idle rule; the in-collective rule covers a save whose ranks disagree.
+// On the GPU the tp and dp collectives are NCCL's, stream-ordered (parallel/nccl_comm.h): the
+// in-collective rule sees only their enqueue, and a peer that never joins them shows as this rank's one
+// wait of the step (for the gradient norm) lasting past timeout_s, which the idle rule catches; the
+// message then names the last collective enqueued as the last completed. A step whose GPU work alone
+// takes longer than timeout_s would trip it too: keep --comm-timeout-s well above the step time.
 // Thread safety: the record functions take a mutex (a handful of collectives per layer and step);
 // one watchdog per process.
 #pragma once
