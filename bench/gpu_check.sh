@@ -68,8 +68,13 @@ fail() { echo "FAIL: $*" | tee -a "$OUTDIR/failures.txt"; FAILED=1; }
 passed=0 total=0
 : > "$OUTDIR/tests.log"
 for t in "$BIN"/cuda_*_test; do
-  total=$((total + 1))
   name=$(basename "$t")
+  # One GPU per rank (mpirun -np 4): not on a one-GPU machine; CI runs it on the emulator.
+  if [[ $name == cuda_parallel_trainer_test ]]; then
+    printf '%-28s %s\n' "$name" "not run (tp2·dp2 needs 4 GPUs)" | tee -a "$OUTDIR/tests.txt"
+    continue
+  fi
+  total=$((total + 1))
   start=$SECONDS
   if timeout 300 "$t" >> "$OUTDIR/tests.log" 2>&1; then
     passed=$((passed + 1)); status=passed

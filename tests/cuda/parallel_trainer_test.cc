@@ -80,6 +80,17 @@ ProcessGroups groups_on(Device device) {
 
 Device my_gpu() { return Device::Cuda(mpi_world_rank()); }
 
+// Every test needs the 4-rank job (ctest runs it so); run alone (bench/gpu_check.sh does not) or at another
+// size, each test is skipped with the command to use.
+class ParallelTrainerCuda : public testing::Test {
+ protected:
+  void SetUp() override {
+    int n = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    if (n != kTp * kDp) GTEST_SKIP() << "tp2·dp2 needs 4 ranks, one GPU each: mpirun -np 4 cuda_parallel_trainer_test";
+  }
+};
+
 std::vector<StepStats> train(const TrainOptions& o, ProcessGroups* groups, int64_t steps) {
   StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o, groups);
   OM_CHECK(t.ok(), "%s", t.status().ToString().c_str());
@@ -113,7 +124,7 @@ void print_curves(const char* what, const std::vector<StepStats>& gpu, const std
   }
 }
 
-TEST(ParallelTrainerCuda, F32AdamWFollowsTheCpuAtTheSameLayout) {
+TEST_F(ParallelTrainerCuda, F32AdamWFollowsTheCpuAtTheSameLayout) {
   ProcessGroups cpu_groups = groups_on(Device::Cpu());
   const std::vector<StepStats> cpu = train(options("cpu", "f32", false, kTp, kDp), &cpu_groups, kSteps);
   ProcessGroups gpu_groups = groups_on(my_gpu());
@@ -125,7 +136,7 @@ TEST(ParallelTrainerCuda, F32AdamWFollowsTheCpuAtTheSameLayout) {
   }
 }
 
-TEST(ParallelTrainerCuda, Bf16OrthoAdamFollowsTheCpuAtTheSameLayout) {
+TEST_F(ParallelTrainerCuda, Bf16OrthoAdamFollowsTheCpuAtTheSameLayout) {
   ProcessGroups cpu_groups = groups_on(Device::Cpu());
   const std::vector<StepStats> cpu = train(options("cpu", "f32", true, kTp, kDp), &cpu_groups, kSteps);
   ProcessGroups gpu_groups = groups_on(my_gpu());
@@ -143,7 +154,7 @@ TEST(ParallelTrainerCuda, Bf16OrthoAdamFollowsTheCpuAtTheSameLayout) {
   EXPECT_GE(gpu.front().loss - gpu_min, 0.5 * (cpu.front().loss - cpu_min));
 }
 
-TEST(ParallelTrainerCuda, CheckpointResumesBitwiseAndLoadsAtTp1Dp1OnTheCpu) {
+TEST_F(ParallelTrainerCuda, CheckpointResumesBitwiseAndLoadsAtTp1Dp1OnTheCpu) {
   ProcessGroups groups = groups_on(my_gpu());
   TrainOptions o = options("cuda", "bf16", false, kTp, kDp);
   o.train_iters = 4;
@@ -190,7 +201,7 @@ TEST(ParallelTrainerCuda, CheckpointResumesBitwiseAndLoadsAtTp1Dp1OnTheCpu) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
-TEST(ParallelTrainerCuda, TheHostWaitsOncePerStep) {
+TEST_F(ParallelTrainerCuda, TheHostWaitsOncePerStep) {
   // As at one rank (trainer_test.cc): the norm. The tp all-reduces, the dp reduce-scatter
   // and all-gather are ordered on the GPU, not by the host (parallel/nccl_comm.h).
   ProcessGroups groups = groups_on(my_gpu());
