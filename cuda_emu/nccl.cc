@@ -116,12 +116,11 @@ void run_now(std::function<void()> collective, const char* what) {
   om_emu::flush();
 }
 
-bool device_buffers(const char* what, const void* send, size_t send_bytes, const void* recv, size_t recv_bytes) {
+void device_buffers(const char* what, const void* send, size_t send_bytes, const void* recv, size_t recv_bytes) {
   if (!om_emu::device_accessible(send, send_bytes) || !om_emu::device_accessible(recv, recv_bytes)) {
     om_emu::fail("%s: buffers (%p: %zu bytes, %p: %zu bytes) must be device memory", what, send, send_bytes, recv,
                  recv_bytes);
   }
-  return true;
 }
 
 ncclResult_t copy(const char* what, const void* send, void* recv, size_t count, ncclDataType_t type, ncclComm_t comm) {
@@ -194,17 +193,17 @@ MPI_Comm make_group(int nranks, int rank, const IdPayload& id) {
   return comm;
 }
 
-// Argument checks shared by the collectives; the byte sizes of the send and receive buffers.
-ncclResult_t check_call(const char* what, ncclComm_t comm, size_t count, ncclDataType_t type, const void* send,
-                        size_t send_count, const void* recv, size_t recv_count) {
-  if (comm == nullptr || type_size(type) == 0) return ncclInvalidArgument;
+// Argument checks shared by the multi-rank collectives (the caller has checked comm): the type, the
+// element count, the send and receive buffers (send_count and recv_count elements).
+ncclResult_t check_call(const char* what, size_t count, ncclDataType_t type, const void* send, size_t send_count,
+                        const void* recv, size_t recv_count) {
+  if (type_size(type) == 0) return ncclInvalidArgument;
   if (count > static_cast<size_t>(INT32_MAX)) om_emu::fail("%s: %zu elements; the emulator's MPI path takes < 2^31", what, count);
   if (send_count * recv_count != 0) {
     device_buffers(what, send, send_count * type_size(type), recv, recv_count * type_size(type));
   }
   return ncclSuccess;
 }
-
 
 }  // namespace
 
@@ -248,7 +247,7 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
                            ncclComm_t comm, cudaStream_t) {
   if (comm == nullptr) return ncclInvalidArgument;
   if (comm->nranks == 1) return copy("ncclAllReduce", send, recv, count, type, comm);
-  if (const ncclResult_t r = check_call("ncclAllReduce", comm, count, type, send, count, recv, count); r != ncclSuccess) {
+  if (const ncclResult_t r = check_call("ncclAllReduce", count, type, send, count, recv, count); r != ncclSuccess) {
     return r;
   }
   if (mpi_op(op, type) == MPI_OP_NULL) return ncclInvalidArgument;
@@ -267,7 +266,7 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
   if (comm == nullptr) return ncclInvalidArgument;
   if (comm->nranks == 1) return copy("ncclReduceScatter", send, recv, recv_count, type, comm);
   const size_t n = static_cast<size_t>(comm->nranks);
-  if (const ncclResult_t r = check_call("ncclReduceScatter", comm, recv_count * n, type, send, recv_count * n, recv,
+  if (const ncclResult_t r = check_call("ncclReduceScatter", recv_count * n, type, send, recv_count * n, recv,
                                         recv_count);
       r != ncclSuccess) {
     return r;
@@ -290,7 +289,7 @@ ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, nccl
   if (comm == nullptr) return ncclInvalidArgument;
   if (comm->nranks == 1) return copy("ncclAllGather", send, recv, send_count, type, comm);
   const size_t n = static_cast<size_t>(comm->nranks);
-  if (const ncclResult_t r = check_call("ncclAllGather", comm, send_count * n, type, send, send_count, recv,
+  if (const ncclResult_t r = check_call("ncclAllGather", send_count * n, type, send, send_count, recv,
                                         send_count * n);
       r != ncclSuccess) {
     return r;
@@ -312,7 +311,7 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
   if (comm->nranks == 1) return copy("ncclBroadcast", send, recv, count, type, comm);
   // send is read on the root only (NCCL ignores it elsewhere).
   const bool is_root = comm->rank == root;
-  if (const ncclResult_t r = check_call("ncclBroadcast", comm, count, type, is_root ? send : recv, count, recv, count);
+  if (const ncclResult_t r = check_call("ncclBroadcast", count, type, is_root ? send : recv, count, recv, count);
       r != ncclSuccess) {
     return r;
   }

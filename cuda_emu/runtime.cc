@@ -6,7 +6,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -77,8 +76,6 @@ const Mapping* find_mapping(State& s, const void* p, bool with_guards) {
 namespace {
 
 size_t g_static_shared_bytes = 0;  // reserved by static __shared__ declarations so far
-
-
 
 // ---- What is running, for fault reports --------------------------------------------------------------
 thread_local const char* t_running = nullptr;  // the queued op running on this thread

@@ -16,7 +16,7 @@
 // (same type and layout, distinct memory). One cuBLASLt handle per thread and one 32 MiB workspace per device, made on
 // first use and kept for the process.
 // Plans: the descriptors of a call and cuBLASLt's heuristic algorithm (cublasLtMatmulAlgoGetHeuristic, the
-// first result, within the workspace) are made once per distinct call (shape, transposes, types, beta,
+// first result, within the workspace) are made once per distinct call (shape, transposes, types,
 // and the alignment of each operand's address, up to 256 bytes, which the heuristic is told: an
 // algorithm chosen for 256-byte-aligned operands may not run on 16-byte-aligned ones) and kept in a
 // per-thread table, so a training step's GEMMs make no descriptor or heuristic call after the first step
@@ -76,7 +76,7 @@ uint32_t alignment(const void* p) {
 // What a plan depends on. A and B are cuBLASLt's operands: our b and a (see the top).
 struct PlanKey {
   int64_t m, n, k;
-  bool ta, tb, beta_one;
+  bool ta, tb;
   cudaDataType_t type, c_type;
   uint32_t align_a, align_b, align_c, align_d;
   bool operator==(const PlanKey&) const = default;
@@ -92,7 +92,7 @@ struct PlanKeyHash {
     mix(static_cast<uint64_t>(p.m));
     mix(static_cast<uint64_t>(p.n));
     mix(static_cast<uint64_t>(p.k));
-    mix((p.ta ? 1u : 0u) | (p.tb ? 2u : 0u) | (p.beta_one ? 4u : 0u));
+    mix((p.ta ? 1u : 0u) | (p.tb ? 2u : 0u));
     mix(static_cast<uint64_t>(p.type) << 32 | static_cast<uint32_t>(p.c_type));
     mix(uint64_t{p.align_a} << 48 | uint64_t{p.align_b} << 32 | uint64_t{p.align_c} << 16 | p.align_d);
     return static_cast<size_t>(h);
@@ -186,7 +186,7 @@ void matmul(const MatmulArgs& args, Stream stream) {
   }
   const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;                             // a and b
   const cudaDataType_t c_type = args.c.dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;  // c and d
-  const PlanKey key{M, N, K, ta, tb, beta != 0.0f, type, c_type,
+  const PlanKey key{M, N, K, ta, tb, type, c_type,
                     alignment(args.b.data), alignment(args.a.data), alignment(c_in), alignment(args.c.data)};
   const Plan& p = plan_for(key);
   OM_CUBLAS_CHECK(cublasLtMatmul(handle(), p.op, &alpha, args.b.data, p.la, args.a.data, p.lb, &beta, c_in, p.lc,

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/buffer.h"
@@ -37,13 +38,14 @@ constexpr int64_t kTp = 2, kDp = 2, kSteps = 5;
 
 std::string dataset() { return shared_synthetic_dataset(::testing::TempDir() + "/om_cuda_parallel_trainer", 40, 200); }
 
-TrainOptions options(const std::string& device, const std::string& dtype, bool orthoadam, int64_t tp, int64_t dp) {
+// The tp2·dp2 run's options (a one-process trainer sets tp = dp = 1 itself).
+TrainOptions options(const std::string& device, const std::string& dtype, bool orthoadam) {
   TrainOptions o;
   o.model = "tiny";
   o.seq_length = 32;
   o.data_path = dataset();
-  o.tp = tp;
-  o.dp = dp;
+  o.tp = kTp;
+  o.dp = kDp;
   o.micro_batch_size = 2;
   o.global_batch_size = 8;  // accumulation 2 at dp 2
   o.train_iters = kSteps;
@@ -116,20 +118,26 @@ double f32_tolerance(double v) {
 // bf16 bound (tests/cuda/trainer_test.cc bf16_tolerance and its derivation): 2·eps_bf16·|cpu|.
 double bf16_tolerance(double want) { return 2.0 * dtype_eps(DType::kBF16) * std::fabs(want); }
 
-void print_curves(const char* what, const std::vector<StepStats>& gpu, const std::vector<StepStats>& cpu) {
-  if (mpi_world_rank() != 0) return;
-  for (size_t i = 0; i < gpu.size(); ++i) {
-    std::printf("%s step %zu: loss gpu %.6f cpu %.6f | grad norm gpu %.6f cpu %.6f\n", what, i + 1, gpu[i].loss,
-                cpu[i].loss, gpu[i].grad_norm, cpu[i].grad_norm);
+// kSteps of the tp2·dp2 trainer on the GPU at `gpu_dtype` and on the CPU at f32 (MpiComm), the same
+// optimizer; rank 0 prints both curves.
+std::pair<std::vector<StepStats>, std::vector<StepStats>> gpu_and_cpu_curves(const std::string& gpu_dtype,
+                                                                             bool orthoadam) {
+  ProcessGroups cpu_groups = groups_on(Device::Cpu());
+  const std::vector<StepStats> cpu = train(options("cpu", "f32", orthoadam), &cpu_groups, kSteps);
+  ProcessGroups gpu_groups = groups_on(my_gpu());
+  const std::vector<StepStats> gpu = train(options("cuda", gpu_dtype, orthoadam), &gpu_groups, kSteps);
+  if (mpi_world_rank() == 0) {
+    for (size_t i = 0; i < gpu.size(); ++i) {
+      std::printf("%s %s tp2·dp2 step %zu: loss gpu %.6f cpu %.6f | grad norm gpu %.6f cpu %.6f\n", gpu_dtype.c_str(),
+                  orthoadam ? "orthoadam" : "adamw", i + 1, gpu[i].loss, cpu[i].loss, gpu[i].grad_norm,
+                  cpu[i].grad_norm);
+    }
   }
+  return {gpu, cpu};
 }
 
 TEST_F(ParallelTrainerCuda, F32AdamWFollowsTheCpuAtTheSameLayout) {
-  ProcessGroups cpu_groups = groups_on(Device::Cpu());
-  const std::vector<StepStats> cpu = train(options("cpu", "f32", false, kTp, kDp), &cpu_groups, kSteps);
-  ProcessGroups gpu_groups = groups_on(my_gpu());
-  const std::vector<StepStats> gpu = train(options("cuda", "f32", false, kTp, kDp), &gpu_groups, kSteps);
-  print_curves("f32 adamw tp2·dp2", gpu, cpu);
+  const auto [gpu, cpu] = gpu_and_cpu_curves("f32", false);
   for (size_t i = 0; i < cpu.size(); ++i) {
     EXPECT_NEAR(gpu[i].loss, cpu[i].loss, f32_tolerance(cpu[i].loss)) << "step " << i + 1;
     EXPECT_NEAR(gpu[i].grad_norm, cpu[i].grad_norm, f32_tolerance(cpu[i].grad_norm)) << "step " << i + 1;
@@ -137,11 +145,7 @@ TEST_F(ParallelTrainerCuda, F32AdamWFollowsTheCpuAtTheSameLayout) {
 }
 
 TEST_F(ParallelTrainerCuda, Bf16OrthoAdamFollowsTheCpuAtTheSameLayout) {
-  ProcessGroups cpu_groups = groups_on(Device::Cpu());
-  const std::vector<StepStats> cpu = train(options("cpu", "f32", true, kTp, kDp), &cpu_groups, kSteps);
-  ProcessGroups gpu_groups = groups_on(my_gpu());
-  const std::vector<StepStats> gpu = train(options("cuda", "bf16", true, kTp, kDp), &gpu_groups, kSteps);
-  print_curves("bf16 orthoadam tp2·dp2 (cpu: f32)", gpu, cpu);
+  const auto [gpu, cpu] = gpu_and_cpu_curves("bf16", true);
   double cpu_min = cpu.front().loss, gpu_min = gpu.front().loss;
   for (size_t i = 0; i < cpu.size(); ++i) {
     EXPECT_TRUE(std::isfinite(gpu[i].loss)) << "step " << i + 1;
@@ -156,7 +160,7 @@ TEST_F(ParallelTrainerCuda, Bf16OrthoAdamFollowsTheCpuAtTheSameLayout) {
 
 TEST_F(ParallelTrainerCuda, CheckpointResumesBitwiseAndLoadsAtTp1Dp1OnTheCpu) {
   ProcessGroups groups = groups_on(my_gpu());
-  TrainOptions o = options("cuda", "bf16", false, kTp, kDp);
+  TrainOptions o = options("cuda", "bf16", false);
   o.train_iters = 4;
   o.lr_decay_iters = 4;
   const std::vector<StepStats> straight = train(o, &groups, 4);
@@ -206,7 +210,7 @@ TEST_F(ParallelTrainerCuda, TheHostWaitsOncePerStep) {
   // and all-gather are ordered on the GPU, not by the host (parallel/nccl_comm.h).
   ProcessGroups groups = groups_on(my_gpu());
   for (bool orthoadam : {false, true}) {
-    StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(options("cuda", "bf16", orthoadam, kTp, kDp), &groups);
+    StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(options("cuda", "bf16", orthoadam), &groups);
     OM_CHECK(t.ok(), "%s", t.status().ToString().c_str());
     OM_CHECK(t.value()->TrainStep().ok(), "step 1");
     const HostWaits before = host_waits_now();
