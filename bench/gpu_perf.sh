@@ -12,7 +12,9 @@
 #   0. the peer's --self-test on the device (SDPA with a zero key/value == written-out softmax-1, f32);
 #   1. ours on each model: --train-iters 30; tokens/s and TFLOP/s = the medians of metrics.jsonl's steps 6..30;
 #      steps 2..5 (warm-up, not in the medians) run under --profile-steps 4: the op profiler's table of
-#      device time per op (core/profiler.h) goes to profile_<model>.txt;
+#      device time per op (core/profiler.h) goes to profile_<model>.txt; then the first model again with
+#      --cuda-graphs (each micro-batch replayed from a CUDA graph from step 6 on; its row's last column
+#      is what graphs are worth);
 #   2. the peer's variants compile, sdpa-zero-kv, sdpa-softmax, eager on each model (python3 there: PyTorch
 #      2.11), 5 warm-up steps (the first compiles) then 25 timed; tokens/s = the median per-step figure
 #      (CUDA events), the same statistic as ours;
@@ -101,7 +103,8 @@ idle_mem() { ((HAVE_SMI)) && nvidia-smi --query-gpu=memory.used --format=csv,noh
 
 # ours MODEL [VARIANT]: one ortho_megatron run; a record with its metrics, log, launch and first-metrics
 # times. VARIANT warp-attention: OM_ATTENTION_KERNEL=warp (the reference attention kernels instead of
-# the tensor-core ones), to measure what those are worth.
+# the tensor-core ones), to measure what those are worth; cuda-graphs: --cuda-graphs (step 1 and the
+# profiled steps run eagerly, the first unprofiled step after them captures, the rest replay).
 ours() {
   local model=$1 variant=${2:-} tag=$1${2:+_$2} limit rc t0 t1 pid idle
   local dir=$WORK/ours_$tag
@@ -117,6 +120,7 @@ ours() {
               --profile-steps $((WARM > 1 ? WARM - 1 : 1)))
   # The preset's vocabulary, as the peer's --preset has it (ours would otherwise take the tokenizer's).
   if [[ $model == llama-* ]]; then args+=(--vocab-size 32000); else args+=(--vocab-size 8192); fi
+  [[ $variant == cuda-graphs ]] && args+=(--cuda-graphs)
   echo "=== ours $model ${variant:-default}: ${args[*]} (timeout ${limit}s)" >> "$LOG"
   idle=$(idle_mem); mem_start "$WORK/mem_ours_$tag"
   t0=$EPOCHREALTIME
@@ -168,12 +172,15 @@ peer() {
 echo "=== peer self-test (--device $DEV)" >> "$LOG"
 SELFTEST=$(timeout 60 "$PY" bench/peers/torch_llama.py --self-test --device "$DEV" 2>> "$LOG" | tail -n 1)
 echo "$SELFTEST" >> "$LOG"
+# Ours, then on the first model ours with --cuda-graphs (a short run, before the peers' long ones), the
+# peers, and last, what the budget leaves, ours with the reference attention kernels on the first model
+# (GPU_PERF_CUDA_GRAPHS, GPU_PERF_WARP_ATTENTION: 1 on cuda, 0 on the cpu rehearsal, where
+# --cuda-graphs is refused and the warp kernels change nothing but the script path).
+VARIANT_DEFAULT=0; [[ $DEV == cuda ]] && VARIANT_DEFAULT=1
 for m in $MODELS; do ours "$m"; done
+if [[ ${GPU_PERF_CUDA_GRAPHS:-$VARIANT_DEFAULT} == 1 ]]; then ours "${MODELS%% *}" cuda-graphs; fi
 for v in $VARIANTS; do for m in $MODELS; do peer "$m" "$v"; done; done
-# Last, what the budget leaves: ours with the reference attention kernels, on the first model
-# (GPU_PERF_WARP_ATTENTION: 1 on cuda, 0 on the cpu rehearsal, where it changes nothing but the script path).
-WARP_DEFAULT=0; [[ $DEV == cuda ]] && WARP_DEFAULT=1
-if [[ ${GPU_PERF_WARP_ATTENTION:-$WARP_DEFAULT} == 1 ]]; then ours "${MODELS%% *}" warp-attention; fi
+if [[ ${GPU_PERF_WARP_ATTENTION:-$VARIANT_DEFAULT} == 1 ]]; then ours "${MODELS%% *}" warp-attention; fi
 
 python3 - "$RECORDS" "$OUTDIR" "$PEAK_TFLOPS" "$WARM" "$GPU_NAME" \
     "$DEV $DTYPE, seq 256, micro-batch $MB, $STEPS steps" "$SELFTEST" "$BUDGET" "$SECONDS" <<'PY'

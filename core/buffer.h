@@ -120,6 +120,22 @@ double cuda_event_elapsed_s(void* start, void* end);
 void* cuda_malloc_host(size_t bytes);
 void cuda_free_host(void* ptr) noexcept;
 int cuda_device_count();  // 0 in CPU-only builds or without a visible GPU
+// CUDA graphs (core/cuda_graph.h). A non-blocking stream of the caller's own on `device_index` (not
+// ordered with the legacy default stream: join it with cuda_stream_join); an event without timing.
+void* cuda_stream_create(int device_index);
+void cuda_stream_destroy(void* stream) noexcept;
+void* cuda_sync_event_create();
+void cuda_event_destroy(void* event) noexcept;
+// Work issued on `to` after this call waits for the work issued on `from` before it (`event` recorded
+// on `from`, `to` waits for it); either stream may be nullptr, the legacy default stream.
+void cuda_stream_join(void* event, void* from, void* to);
+// Stream capture on `stream` (this thread's calls only: cudaStreamCaptureModeThreadLocal), then the
+// captured graph instantiated: the executable graph, or nullptr and `error` set when the capture
+// failed (an operation issued inside it that a graph cannot hold).
+void cuda_graph_begin_capture(void* stream);
+void* cuda_graph_end_capture(void* stream, std::string* error);
+void cuda_graph_launch(void* exec, void* stream);
+void cuda_graph_destroy(void* exec) noexcept;
 }  // namespace device_memory
 
 }  // namespace om

@@ -146,4 +146,59 @@ int cuda_device_count() {
   return n;
 }
 
+void* cuda_stream_create(int device_index) {
+  OM_CUDA_CHECK(cudaSetDevice(device_index));
+  cudaStream_t s = nullptr;
+  OM_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return s;
+}
+
+void cuda_stream_destroy(void* stream) noexcept {
+  const cudaError_t e = cudaStreamDestroy(as_stream(stream));
+  if (e != cudaSuccess) std::fprintf(stderr, "[%s] cudaStreamDestroy: %s\n", process_identity().c_str(), cudaGetErrorString(e));
+}
+
+void* cuda_sync_event_create() {
+  cudaEvent_t e = nullptr;
+  OM_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+
+void cuda_event_destroy(void* event) noexcept {
+  const cudaError_t e = cudaEventDestroy(static_cast<cudaEvent_t>(event));
+  if (e != cudaSuccess) std::fprintf(stderr, "[%s] cudaEventDestroy: %s\n", process_identity().c_str(), cudaGetErrorString(e));
+}
+
+void cuda_stream_join(void* event, void* from, void* to) {
+  OM_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), as_stream(from)));
+  OM_CUDA_CHECK(cudaStreamWaitEvent(as_stream(to), static_cast<cudaEvent_t>(event), 0));
+}
+
+void cuda_graph_begin_capture(void* stream) {
+  OM_CUDA_CHECK(cudaStreamBeginCapture(as_stream(stream), cudaStreamCaptureModeThreadLocal));
+}
+
+void* cuda_graph_end_capture(void* stream, std::string* error) {
+  cudaGraph_t graph = nullptr;
+  cudaError_t e = cudaStreamEndCapture(as_stream(stream), &graph);
+  cudaGraphExec_t exec = nullptr;
+  if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
+  if (graph != nullptr) cudaGraphDestroy(graph);  // the executable graph keeps what it needs
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();  // an invalidated capture leaves its error: clear it for the caller's next check
+    *error = cudaGetErrorString(e);
+    return nullptr;
+  }
+  return exec;
+}
+
+void cuda_graph_launch(void* exec, void* stream) {
+  OM_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec), as_stream(stream)));
+}
+
+void cuda_graph_destroy(void* exec) noexcept {
+  const cudaError_t e = cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec));
+  if (e != cudaSuccess) std::fprintf(stderr, "[%s] cudaGraphExecDestroy: %s\n", process_identity().c_str(), cudaGetErrorString(e));
+}
+
 }  // namespace om::device_memory

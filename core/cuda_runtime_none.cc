@@ -29,5 +29,23 @@ double cuda_event_elapsed_s(void*, void*) {
 void* cuda_malloc_host(size_t) { return nullptr; }
 void cuda_free_host(void*) noexcept {}
 int cuda_device_count() { return 0; }
+void* cuda_stream_create(int) {
+  OM_CHECK(false, "CUDA stream in a CPU-only build");
+  return nullptr;
+}
+void cuda_stream_destroy(void*) noexcept {}
+void* cuda_sync_event_create() {
+  OM_CHECK(false, "CUDA event in a CPU-only build");
+  return nullptr;
+}
+void cuda_event_destroy(void*) noexcept {}
+void cuda_stream_join(void*, void*, void*) { OM_CHECK(false, "CUDA stream in a CPU-only build"); }
+void cuda_graph_begin_capture(void*) { OM_CHECK(false, "CUDA graph in a CPU-only build"); }
+void* cuda_graph_end_capture(void*, std::string*) {
+  OM_CHECK(false, "CUDA graph in a CPU-only build");
+  return nullptr;
+}
+void cuda_graph_launch(void*, void*) { OM_CHECK(false, "CUDA graph in a CPU-only build"); }
+void cuda_graph_destroy(void*) noexcept {}
 
 }  // namespace om::device_memory

@@ -55,6 +55,7 @@ Side side_of(const void* p) {
 cudaError_t run_now(const std::function<void()>& op, const char* what) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (const cudaError_t e = forbidden_in_capture(s); e != cudaSuccess) return e;  // it would wait
   if (flush() != cudaSuccess) return s.sticky;
   install_fault_handler();
   DeviceOpen open(s);
@@ -94,6 +95,8 @@ cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, bool
     if (!async) {
       return run_now(op, "cudaMemcpy from pageable host memory");
     }
+    // A graph would copy the memory as it is at each launch, not as it was at the capture.
+    if (const cudaError_t e = forbidden_in_capture(s); e != cudaSuccess) return e;
     auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + n);
     enqueue([dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "cudaMemcpyAsync from pageable host memory");
     return cudaSuccess;
@@ -112,6 +115,21 @@ cudaError_t fill(void* ptr, int value, size_t n) {
   enqueue([ptr, value, n] { std::memset(ptr, value, n); }, "cudaMemset");
   return cudaSuccess;
 }
+
+// A captured graph (cudaGraph_t) and its executable form (cudaGraphExec_t) share the recorded work and
+// the graph's own allocations; the last of them to go frees the allocations, after the queued work.
+struct GraphBody {
+  std::vector<std::pair<std::function<void()>, std::string>> ops;
+  std::vector<void*> allocations;
+  ~GraphBody() {
+    if (allocations.empty()) return;
+    flush();
+    for (void* p : allocations) release(p, Kind::kDevice);
+  }
+};
+struct Graph {
+  std::shared_ptr<const GraphBody> body;
+};
 
 int g_stream_tag = 0;      // cudaStreamCreate hands out addresses of distinct bytes below
 char g_streams[1 << 16];   // (never dereferenced)
@@ -152,6 +170,7 @@ void count_wait() {
 }
 
 cudaError_t host_wait() {
+  if (const cudaError_t e = om_emu::forbidden_in_capture(state()); e != cudaSuccess) return e;
   count_wait();
   return om_emu::flush();
 }
@@ -229,13 +248,27 @@ cudaError_t cudaFree(void* ptr) {
   return om_emu::release(ptr, om_emu::Kind::kDevice);
 }
 
+// Inside a capture the allocation is the graph's: at one address for every launch, freed with the graph
+// (a GPU's graph memory nodes keep one virtual address too), and its cudaFreeAsync in the capture is
+// the graph's free node (nothing to do here).
 cudaError_t cudaMallocAsync(void** ptr, size_t size, cudaStream_t) {
-  return om_emu::allocate(ptr, size, om_emu::Kind::kDevice);
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const cudaError_t e = om_emu::allocate(ptr, size, om_emu::Kind::kDevice);
+  if (e == cudaSuccess && s.capture != nullptr) s.capture->allocations.push_back(*ptr);
+  return e;
 }
 
 cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) {
   if (ptr == nullptr) return cudaSuccess;
   if (!om_emu::is_device(ptr)) return cudaErrorInvalidValue;
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.capture != nullptr) {
+    const auto& own = s.capture->allocations;
+    if (std::find(own.begin(), own.end(), ptr) != own.end()) return cudaSuccess;
+    return om_emu::forbidden_in_capture(s);  // memory from before the capture: not supported here
+  }
   om_emu::enqueue([ptr] { om_emu::release(ptr, om_emu::Kind::kDevice); }, "cudaFreeAsync");
   return cudaSuccess;
 }
@@ -243,6 +276,7 @@ cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) {
 cudaError_t cudaMallocHost(void** ptr, size_t size) { return om_emu::allocate(ptr, size, om_emu::Kind::kPinned); }
 
 cudaError_t cudaFreeHost(void* ptr) {
+  if (const cudaError_t e = om_emu::forbidden_in_capture(state()); e != cudaSuccess) return e;
   om_emu::flush();
   return om_emu::release(ptr, om_emu::Kind::kPinned);
 }
@@ -349,6 +383,72 @@ cudaError_t cudaFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, 
     std::lock_guard<std::recursive_mutex> lock(s.mu);
     s.max_dynamic_smem[func] = value;
   }
+  return cudaSuccess;
+}
+
+// ---- Stream capture and graphs: capture records instead of queueing (runtime.cc's enqueue); a launch
+// queues the recorded work again, in its order. Only what the project uses: one capture at a time, on a
+// created stream (the legacy default stream cannot be captured), replayed as it was recorded.
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode) {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread) {
+    return cudaErrorStreamCaptureUnsupported;
+  }
+  if (s.capture != nullptr) return cudaErrorIllegalState;
+  s.capture = std::make_unique<om_emu::Capture>();
+  s.capture->stream = stream;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureStatus* status) {
+  if (status == nullptr) return cudaErrorInvalidValue;
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const bool on = s.capture != nullptr && s.capture->stream == stream;
+  *status = !on ? cudaStreamCaptureStatusNone
+                : s.capture->error == cudaSuccess ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusInvalidated;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  if (graph == nullptr) return cudaErrorInvalidValue;
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  *graph = nullptr;
+  if (s.capture == nullptr || s.capture->stream != stream) return cudaErrorIllegalState;
+  std::unique_ptr<om_emu::Capture> c = std::move(s.capture);
+  auto body = std::make_shared<om_emu::GraphBody>();
+  body->ops = std::move(c->ops);
+  body->allocations = std::move(c->allocations);
+  if (c->error != cudaSuccess) return cudaErrorStreamCaptureInvalidated;  // body frees the allocations
+  *graph = reinterpret_cast<cudaGraph_t>(new om_emu::Graph{std::move(body)});
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (exec == nullptr || graph == nullptr) return cudaErrorInvalidValue;
+  *exec = reinterpret_cast<cudaGraphExec_t>(new om_emu::Graph{reinterpret_cast<om_emu::Graph*>(graph)->body});
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+  if (exec == nullptr) return cudaErrorInvalidResourceHandle;
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.sticky != cudaSuccess) return s.sticky;
+  if (s.capture != nullptr) return om_emu::forbidden_in_capture(s);  // a graph inside a capture: not emulated
+  for (const auto& [op, what] : reinterpret_cast<const om_emu::Graph*>(exec)->body->ops) om_emu::enqueue(op, what.c_str());
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete reinterpret_cast<om_emu::Graph*>(exec);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete reinterpret_cast<om_emu::Graph*>(graph);
   return cudaSuccess;
 }
 

@@ -9,9 +9,11 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "cuda_emu/emu.h"
 
@@ -44,6 +46,15 @@ struct Event {
   bool timing = true;  // false: cudaEventDisableTiming (no elapsed time)
 };
 
+// A stream capture in progress (cudaStreamBeginCapture .. cudaStreamEndCapture, cudart.cc): the work
+// issued meanwhile is recorded here instead of queued, to be queued again at every cudaGraphLaunch.
+struct Capture {
+  const void* stream = nullptr;  // the capturing stream
+  std::vector<std::pair<std::function<void()>, std::string>> ops;
+  std::vector<void*> allocations;   // cudaMallocAsync'd inside it: the graph's own, freed with the graph
+  cudaError_t error = cudaSuccess;  // a call the capture does not allow: cudaStreamEndCapture fails
+};
+
 struct State {
   std::recursive_mutex mu;
   std::map<uintptr_t, Mapping> allocations;  // by data address
@@ -55,9 +66,14 @@ struct State {
   // Set by __trap (cudaErrorLaunchFailure): like a GPU's sticky error, every later call returns it and
   // queued work is dropped; the process cannot recover (CUDA needs a new process too).
   cudaError_t sticky = cudaSuccess;
+  std::unique_ptr<Capture> capture;  // while a stream is being captured
 };
 
 State& state();
+
+// During a capture: marks it failed (what a GPU does for a call that would wait for the device or that
+// the capture cannot record) and returns cudaErrorStreamCaptureUnsupported; else cudaSuccess.
+cudaError_t forbidden_in_capture(State& s);
 
 // ---- Opening device memory while work runs ----------------------------------------------------------
 void set_device_protection(State& s, bool open);

@@ -500,8 +500,19 @@ void check_wmma_pointer(const void* p, size_t ldm_bytes, const char* what) {
 void enqueue(std::function<void()> op, const char* what) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.capture != nullptr) {  // recorded into the graph, queued at each of its launches
+    s.capture->ops.emplace_back(std::move(op), what);
+    return;
+  }
   s.queue.emplace_back(std::move(op), what);
   s.issued_since_wait = true;
+}
+
+cudaError_t forbidden_in_capture(State& s) {
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.capture == nullptr) return cudaSuccess;
+  s.capture->error = cudaErrorStreamCaptureUnsupported;
+  return cudaErrorStreamCaptureUnsupported;
 }
 
 cudaError_t flush() {
@@ -565,8 +576,7 @@ void submit(const char* name, const void* fn, const LaunchConfig& cfg, std::func
       return;
     }
   }
-  s.queue.emplace_back([name, cfg, body = std::move(body)] { run_grid(name, cfg, body); }, name);
-  s.issued_since_wait = true;
+  enqueue([name, cfg, body = std::move(body)] { run_grid(name, cfg, body); }, name);
 }
 
 }  // namespace om_emu

@@ -121,6 +121,10 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
        "f32 | bf16 (CUDA: bf16 weights and activations, f32 gradients and master weights) | auto: bf16 on CUDA, "
        "f32 on the CPU")
       ("threads", po::value(&o->threads)->default_value(o->threads), "OpenMP threads; 0 = OMP_NUM_THREADS or all")
+      ("cuda-graphs", po::bool_switch(&o->cuda_graphs),
+       "CUDA: replay each micro-batch's forward and backward (tp collectives included) from a CUDA graph "
+       "(one launch instead of hundreds; the same results bit for bit); the first micro-batch of each size "
+       "runs eagerly, the second is captured")
       ("dry-run", po::bool_switch(&o->dry_run),
        "check the flags and the tp x dp layout, print each rank's memory plan for --device, and exit without "
        "allocating (runs without mpirun)")
@@ -215,6 +219,7 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
     return bad("--dtype '" + o.dtype + "': use f32, bf16 or auto");
   if (o.dtype == "bf16" && o.device == "cpu")
     return bad("--dtype bf16 runs on CUDA only (the CPU path is f32); use --dtype f32 or auto with --device cpu");
+  if (o.cuda_graphs && o.device == "cpu") return bad("--cuda-graphs needs --device cuda (or auto on a GPU node)");
   if (o.vocab_size < 0 || o.seq_length < 0) return bad("--vocab-size and --seq-length must be >= 0 (0 = default)");
   return Status::Ok();
 }

@@ -69,6 +69,7 @@ struct TrainOptions {
   std::string device = "cpu";         // cpu | cuda | auto (the command line's default: cuda when a GPU is visible)
   std::string dtype = "auto";          // f32 | bf16 (CUDA) | auto: bf16 on CUDA, f32 on the CPU (resolve_dtype)
   int threads = 0;                     // OpenMP threads; 0: OMP_NUM_THREADS or all cores
+  bool cuda_graphs = false;            // replay each micro-batch from a CUDA graph (Llama::ForwardBackward)
 
   int64_t accumulation_steps() const { return global_batch_size / (micro_batch_size * dp); }
 };

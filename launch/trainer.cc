@@ -149,6 +149,13 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   Comm* tp = t->device_tp();
   t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, t->device_, t->dtype_, tp);
   t->model_->Initialize(o.seed);
+  if (o.cuda_graphs) {
+    if (t->device_.kind != DeviceKind::kCuda) {
+      return Status::InvalidArgument("--cuda-graphs needs a GPU, but this rank trains on " + device_name(t->device_) +
+                                     " (--device " + o.device + "); drop --cuda-graphs or run on a GPU node");
+    }
+    t->model_->set_cuda_graphs(true);
+  }
   OM_ASSIGN_OR_RETURN(const OptimizerConfig opt, optimizer_config_for(o));
   Comm* dp = nullptr;
   if (t->parallel()) {
@@ -258,13 +265,14 @@ StatusOr<StepStats> Trainer::TrainStep() {
     int32_t* tgt = step_targets_ + micro * n;
     train_sampler_->MicroBatch(consumed_samples_, micro, mb, dp_rank_, options_.dp, {tok, static_cast<size_t>(n)},
                                {tgt, static_cast<size_t>(n)});
-    model_->Forward(make_view(tok, DType::kI32, {mb, T}, Device::Cpu(), "batch.tokens"),
-                    make_view(tgt, DType::kI32, {mb, T}, Device::Cpu(), "batch.targets"),
-                    make_view(step_losses_ + micro * n, DType::kF32, {mb, T}, Device::Cpu(), "batch.losses"));
+    // Forward then Backward (with --cuda-graphs replayed from a CUDA graph: Llama::ForwardBackward).
+    model_->ForwardBackward(make_view(tok, DType::kI32, {mb, T}, Device::Cpu(), "batch.tokens"),
+                            make_view(tgt, DType::kI32, {mb, T}, Device::Cpu(), "batch.targets"),
+                            make_view(step_losses_ + micro * n, DType::kF32, {mb, T}, Device::Cpu(), "batch.losses"),
+                            1.0f / static_cast<float>(accumulation));
     target_counts[static_cast<size_t>(micro)] = model_->target_count();
     // A non-finite loss anywhere poisons the global norm (below), checked on the device: no wait here.
     optimizer_->CheckFinite(model_->last_losses());
-    model_->Backward(1.0f / static_cast<float>(accumulation));
   }
   const bool inject_nan = fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank());
   if (inject_nan) {
@@ -504,6 +512,11 @@ Status Trainer::Run() {
   if (is_logger()) {
     OM_LOG_INFO("done: %ld steps (%ld in this run), %ld samples in %.1f s", step_, step_ - first, consumed_samples_,
                 total.Seconds());
+    if (model_->cuda_graphs()) {
+      const Llama::GraphCounts g = model_->graph_counts();
+      OM_LOG_INFO("--cuda-graphs: %ld micro-batch(es) replayed from %ld captured graph(s), %ld run eagerly (warm-up, "
+                  "profiled steps)", g.launches, g.captures, g.eager);
+    }
   }
   return Status::Ok();
 }

@@ -327,6 +327,12 @@ double Llama::MeanLoss(ConstTensorView losses, int64_t target_count) {
 }
 
 void Llama::Forward(ConstTensorView tokens, ConstTensorView targets, TensorView losses_out) {
+  Upload(tokens, targets, losses_out);
+  ForwardCompute(batch_);
+  CopyLosses(losses_out);
+}
+
+void Llama::Upload(ConstTensorView tokens, ConstTensorView targets, ConstTensorView losses_out) {
   constexpr const char* op = "Llama::Forward";
   const int64_t T = config_.seq_length;
   OM_CHECK(tokens.ndim() == 2 && tokens.dim(0) >= 1 && tokens.dim(0) <= max_micro_batch_ && tokens.dim(1) == T,
@@ -354,7 +360,11 @@ void Llama::Forward(ConstTensorView tokens, ConstTensorView targets, TensorView 
   target_count_ = 0;
   for (int64_t n = 0; n < N; ++n) target_count_ += counted[n] != kIgnoreTarget;
   batch_ = B;
+}
 
+void Llama::ForwardCompute(int64_t B) {
+  const int64_t N = B * config_.seq_length;
+  const TensorView ids = First(act_.tokens, B), tgt = First(act_.targets, B);
   if (tp_ != nullptr) {
     vocab_parallel_embedding_forward(ctx_, *tp_, {Rows(act_.layers[0].x, B), reshape(ids, Shape{N}), w_.embed});
   } else {
@@ -377,6 +387,10 @@ void Llama::Forward(ConstTensorView tokens, ConstTensorView targets, TensorView 
     cross_entropy_forward(ctx_, {losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B), Rows(act_.target_logit, B),
                                  logits, reshape(tgt, Shape{N}), VocabShard{0, config_.vocab_size}});
   }
+}
+
+void Llama::CopyLosses(TensorView losses_out) {
+  const TensorView losses = Rows(act_.losses, batch_);
   if (losses_out.data != losses.data) {
     copy_async(ctx_, losses_out.data, losses_out.device, losses.data, device_, losses.nbytes());
   }

@@ -52,6 +52,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -109,6 +110,8 @@ class Llama {
   // With tp: REQUIRES n_heads and ffn divisible by tp->size() (ParallelDims::ValidateModel).
   Llama(const LlamaConfig& config, int64_t max_micro_batch, Device device = Device::Cpu(),
         DType dtype = DType::kF32, Comm* tp = nullptr);
+  Llama(const Llama&) = delete;
+  Llama& operator=(const Llama&) = delete;
 
   void Initialize(uint64_t seed);
 
@@ -140,6 +143,30 @@ class Llama {
   void Backward(float loss_scale);
 
   void ZeroGrad();  // all gradients to 0 (stream-ordered: one zero_async over the gradient arena)
+
+  // The training step's micro-batch: Forward(tokens, targets, losses) then Backward(loss_scale), the same
+  // work in the same order, so the same bits. With CUDA graphs on (set_cuda_graphs), the device work
+  // between the input copies and the loss copy (embedding .. cross-entropy, its backward .. the
+  // embedding's) is one CUDA graph, launched on a stream of the model's own that is joined to the default
+  // stream before and after (so it is ordered with everything else exactly as the eager work): one launch
+  // instead of ~25 per layer. Graphs are kept per (B, loss gradient 1/target_count·loss_scale), the
+  // values baked into them: the first micro-batch of a kind runs eagerly (it warms up what a capture may
+  // not do: cuBLASLt plans and workspace, lazy kernel loading, the memory pool), the second is captured,
+  // later ones replay it; at most kMaxCudaGraphs kinds are kept (the least recently used goes). Eager
+  // instead, whatever the setting: under the op profiler (per-op times), with a probe, with
+  // OM_SYNC_DEBUG=1 (it synchronizes after every launch, which a capture cannot hold).
+  void ForwardBackward(ConstTensorView tokens, ConstTensorView targets, TensorView losses, float loss_scale);
+  // REQUIRES for on: a CUDA model (any tp: the tp collectives are captured too, llama_graph.cc). Off
+  // drops the graphs.
+  void set_cuda_graphs(bool on);
+  bool cuda_graphs() const { return graphs_ != nullptr; }
+  static constexpr int kMaxCudaGraphs = 4;
+  struct GraphCounts {
+    int64_t eager = 0;      // micro-batches run eagerly by ForwardBackward with graphs on
+    int64_t captures = 0;   // graphs captured
+    int64_t launches = 0;   // micro-batches replayed from a graph (the captured one included)
+  };
+  GraphCounts graph_counts() const;
 
   // Every following Forward reports to `probe` (not owned; nullptr: none). With attention requested,
   // a (max_micro_batch, Hl, T, T) probability buffer is allocated on first use.
@@ -230,6 +257,15 @@ class Llama {
   // at tp = 1 one GEMM with the add fused in its epilogue, else GEMM, all-reduce over tp, add.
   void residual_linear(const TensorView& out, const TensorView& in, const TensorView& w, const TensorView& skip);
   void BackwardLayer(int64_t i, int64_t B);  // llama_backward.cc
+  // Forward = Upload (checks; tokens and targets to the device; batch_, target_count_) + ForwardCompute
+  // (device work only, from the uploaded ids) + CopyLosses (per-token losses to `losses_out`);
+  // Backward = BackwardCompute(batch_, LossGradient(loss_scale)): device work only. The compute parts
+  // read nothing from the host but their arguments, so a CUDA graph can hold them (llama_graph.cc).
+  void Upload(ConstTensorView tokens, ConstTensorView targets, ConstTensorView losses_out);
+  void ForwardCompute(int64_t B);
+  void CopyLosses(TensorView losses_out);
+  float LossGradient(float loss_scale) const;
+  void BackwardCompute(int64_t B, float dloss);
 
   LlamaConfig config_;
   int64_t max_micro_batch_;
@@ -245,6 +281,11 @@ class Llama {
   Tensors w_, g_;            // weights and their gradients
   Activations act_;
   ForwardProbe* probe_ = nullptr;
+  struct CudaGraphs;  // llama_graph.cc
+  struct CudaGraphsDelete {
+    void operator()(CudaGraphs* g) const;  // llama_graph.cc, where CudaGraphs is complete
+  };
+  std::unique_ptr<CudaGraphs, CudaGraphsDelete> graphs_;  // with set_cuda_graphs(true)
   Buffer probs_;             // (Bm, Hl, T, T) attention probabilities for a probe that wants them
   int64_t batch_ = 0;        // B of the last Forward; 0 before the first
   int64_t target_count_ = 0; // non-ignored targets of the last Forward

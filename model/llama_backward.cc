@@ -35,9 +35,16 @@ namespace om {
 
 void Llama::Backward(float loss_scale) {
   OM_CHECK(batch_ > 0, "Llama::Backward: no Forward has run yet");
-  const int64_t B = batch_, N = B * config_.seq_length, C = config_.hidden;
+  BackwardCompute(batch_, LossGradient(loss_scale));
+}
+
+float Llama::LossGradient(float loss_scale) const {
   // d(mean loss)/d(loss of row n) = 1 / (non-ignored targets); ignored rows get no gradient anyway.
-  const float dloss = target_count_ > 0 ? loss_scale / static_cast<float>(target_count_) : 0.0f;
+  return target_count_ > 0 ? loss_scale / static_cast<float>(target_count_) : 0.0f;
+}
+
+void Llama::BackwardCompute(int64_t B, float dloss) {
+  const int64_t N = B * config_.seq_length, C = config_.hidden;
   const TensorView logits = Rows(act_.logits, B), dlogits = logits;  // in place (see the header)
   const TensorView final_norm = Rows(act_.final_norm, B), dx = Rows(act_.dx, B);
   const TensorView dnorm = Scratch(act_.dnarrow, {N, C}, "dfinal_norm");

@@ -76,6 +76,12 @@ class Comm {
   // context, the default: blocking backends), or the device and stream a stream-ordered backend runs
   // them on (device time between two events around the collective).
   virtual ExecContext profile_context() const { return ExecContext{Device::Cpu(), Stream{}}; }
+  // The stream the caller's device work runs on, for a stream-ordered backend: its collectives start
+  // after the work issued there and that stream's later work waits for them, with events (NcclComm;
+  // a no-op for blocking backends). The default, Stream{}, is the legacy default stream, ordered as
+  // parallel/nccl_comm.h says. Llama sets its CUDA-graph stream while capturing (model/llama_graph.cc),
+  // so the tp collectives join the capture, and Stream{} again after.
+  virtual void set_compute_stream(Stream stream) { (void)stream; }
 
  protected:
   Comm(std::string name, int rank, int size);

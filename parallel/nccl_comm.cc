@@ -49,6 +49,7 @@ NcclComm::NcclComm(MPI_Comm mpi_comm, Device device, std::string name)
   // Default flags: a blocking stream, ordered after the legacy default stream (see the header).
   OM_CUDA_CHECK(cudaStreamCreate(&stream_));
   OM_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+  OM_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
   barrier_word_ = Buffer::Allocate(device_, sizeof(int32_t), "nccl barrier");
   barrier_word_.Zero();
 }
@@ -61,19 +62,27 @@ NcclComm::~NcclComm() {
   }
   if (comm_ != nullptr) OM_NCCL_CHECK(ncclCommDestroy(comm_));
   if (done_ != nullptr) OM_CUDA_CHECK(cudaEventDestroy(done_));
+  if (ready_ != nullptr) OM_CUDA_CHECK(cudaEventDestroy(ready_));
   if (stream_ != nullptr) OM_CUDA_CHECK(cudaStreamDestroy(stream_));
 }
 
 void NcclComm::activate() const { OM_CUDA_CHECK(cudaSetDevice(device_.index)); }
 
+void NcclComm::order_before() const {
+  if (compute_ == nullptr) return;
+  OM_CUDA_CHECK(cudaEventRecord(ready_, compute_));
+  OM_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));
+}
+
 void NcclComm::order_after() const {
   OM_CUDA_CHECK(cudaEventRecord(done_, stream_));
-  OM_CUDA_CHECK(cudaStreamWaitEvent(cudaStreamLegacy, done_, 0));
+  OM_CUDA_CHECK(cudaStreamWaitEvent(compute_ != nullptr ? compute_ : cudaStreamLegacy, done_, 0));
 }
 
 void NcclComm::do_all_reduce(TensorView buf, ReduceOp op) {
   const ncclDataType_t type = nccl_type(*this, "all_reduce", buf);
   activate();
+  order_before();
   OM_NCCL_CHECK(ncclAllReduce(buf.data, buf.data, to_count(buf.numel()), type, nccl_op(op), comm_, stream_));
   order_after();
 }
@@ -82,6 +91,7 @@ void NcclComm::do_reduce_scatter(ConstTensorView in, TensorView out) {
   const ncclDataType_t type = nccl_type(*this, "reduce_scatter", in);
   nccl_type(*this, "reduce_scatter", out);
   activate();
+  order_before();
   // `out` == chunk rank() of `in` is NCCL's own in-place form; the base class rejects other overlaps.
   OM_NCCL_CHECK(ncclReduceScatter(in.data, out.data, to_count(out.numel()), type, ncclSum, comm_, stream_));
   order_after();
@@ -91,6 +101,7 @@ void NcclComm::do_all_gather(ConstTensorView in, TensorView out) {
   const ncclDataType_t type = nccl_type(*this, "all_gather", in);
   nccl_type(*this, "all_gather", out);
   activate();
+  order_before();
   // `in` == chunk rank() of `out` (ZeRO's in-place form) is NCCL's in-place all-gather.
   OM_NCCL_CHECK(ncclAllGather(in.data, out.data, to_count(in.numel()), type, comm_, stream_));
   order_after();
@@ -99,6 +110,7 @@ void NcclComm::do_all_gather(ConstTensorView in, TensorView out) {
 void NcclComm::do_broadcast(TensorView buf, int root) {
   const ncclDataType_t type = nccl_type(*this, "broadcast", buf);
   activate();
+  order_before();
   OM_NCCL_CHECK(ncclBroadcast(buf.data, buf.data, to_count(buf.numel()), type, root, comm_, stream_));
   order_after();
 }
@@ -107,6 +119,7 @@ void NcclComm::do_barrier() {
   // NCCL has no barrier: a one-int all_reduce completes on a rank only after every rank has joined
   // it, and the host waits for that (a counted wait, core/buffer.h synchronous_calls).
   activate();
+  order_before();
   OM_NCCL_CHECK(ncclAllReduce(barrier_word_.data(), barrier_word_.data(), 1, ncclInt32, ncclSum, comm_, stream_));
   order_after();
   synchronize(ExecContext{device_, Stream{stream_}});

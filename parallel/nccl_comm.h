@@ -25,7 +25,8 @@
 // A caller's host code must not read the result before such a wait, and buffers the collective reads or
 // writes may be released stream-ordered (cudaFreeAsync on the legacy stream) at once. barrier() alone
 // still waits on the host (its purpose), counted by core/buffer.h synchronous_calls. Work on
-// non-blocking streams is not ordered with the collectives; the project has none.
+// non-blocking streams is not ordered with the collectives, except on the stream set_compute_stream names
+// (the model's CUDA-graph stream while it captures, model/llama_graph.cc: explicit events both ways).
 // The op profiler times the collectives on the comm's stream (profile_context); a hung peer shows as a
 // host wait that does not end (the hang watchdog's idle rule, parallel/watchdog.h), not inside the call.
 //
@@ -65,6 +66,10 @@ class NcclComm final : public Comm {
   // The stream the collectives run on (work may be pending there when a collective has returned).
   Stream stream() const { return Stream{stream_}; }
   ExecContext profile_context() const override { return ExecContext{device_, Stream{stream_}}; }
+  // Another compute stream than the legacy default one (a CUDA-graph capture's): each collective then
+  // starts after an event recorded on it and it waits for the collective's event; nothing touches the
+  // legacy stream (which a capture forbids). Stream{} restores the legacy ordering above.
+  void set_compute_stream(Stream stream) override { compute_ = static_cast<cudaStream_t>(stream.handle); }
 
  private:
   void do_all_reduce(TensorView buf, ReduceOp op) override;
@@ -75,13 +80,18 @@ class NcclComm final : public Comm {
 
   // Makes device_ current (before a collective is enqueued).
   void activate() const;
-  // After a collective is enqueued: the legacy stream waits for it (the stream-ordered contract above).
+  // Before a collective is enqueued: with a compute stream set, stream_ waits for it (the legacy
+  // stream's work is ordered before stream_ implicitly). After: the compute stream (legacy by default)
+  // waits for the collective (the stream-ordered contract above).
+  void order_before() const;
   void order_after() const;
 
   Device device_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t done_ = nullptr;  // recorded after each collective on stream_ (no timing)
+  cudaEvent_t ready_ = nullptr;  // recorded on compute_ before each collective (no timing)
+  cudaStream_t compute_ = nullptr;  // set_compute_stream; nullptr: the legacy default stream
   Buffer barrier_word_;  // one int32 on device_, the payload of barrier()'s all_reduce
 };
 

@@ -11,7 +11,8 @@
 //   - a checkpoint saved from GPU memory at tp2·dp2 resumes there with the same losses bit for bit, and
 //     loads into a one-process CPU trainer (tp1·dp1, every rank alone) whose next loss agrees within the
 //     bf16 bound;
-//   - a step makes the host wait for the GPU once, as at one rank: the collectives are stream-ordered.
+//   - a step makes the host wait for the GPU once, as at one rank: the collectives are stream-ordered;
+//   - with --cuda-graphs (tp collectives captured with the kernels) the same bits as without.
 // Only EXPECTs: an ASSERT failing on one rank would leave the others in a collective.
 #include <mpi.h>
 
@@ -219,6 +220,37 @@ TEST_F(ParallelTrainerCuda, TheHostWaitsOncePerStep) {
     EXPECT_EQ(after.counted - before.counted, 1u) << (orthoadam ? "orthoadam" : "adamw");
     EXPECT_EQ(after.runtime - before.runtime, 1u) << (orthoadam ? "orthoadam" : "adamw") << ": CUDA runtime waits";
   }
+}
+
+TEST_F(ParallelTrainerCuda, CudaGraphsReplayTheTpCollectivesBitForBit) {
+  // --cuda-graphs at tp2·dp2 (model/llama_graph.cc): the tp all-reduces of forward and backward are
+  // captured with the kernels; the graphed run's losses and norms are the eager run's bits (same
+  // kernels, same collectives, in the same order), and a step of replays still waits once.
+  ProcessGroups groups = groups_on(my_gpu());
+  TrainOptions o = options("cuda", "bf16", false);
+  o.train_iters = 3;
+  o.lr_decay_iters = 3;
+  const std::vector<StepStats> eager = train(o, &groups, 3);
+  o.cuda_graphs = true;
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o, &groups);
+  OM_CHECK(t.ok(), "%s", t.status().ToString().c_str());
+  for (size_t k = 0; k < 3; ++k) {
+    const HostWaits before = host_waits_now();
+    StatusOr<StepStats> s = t.value()->TrainStep();
+    const HostWaits after = host_waits_now();
+    OM_CHECK(s.ok(), "%s", s.status().ToString().c_str());
+    EXPECT_EQ(s->loss, eager[k].loss) << "step " << k + 1;
+    EXPECT_EQ(s->grad_norm, eager[k].grad_norm) << "step " << k + 1;
+    if (k == 2) {
+      EXPECT_EQ(after.counted - before.counted, 1u);
+      EXPECT_EQ(after.runtime - before.runtime, 1u) << "CUDA runtime waits";
+    }
+  }
+  // Step 1: the first micro-batch eager, the second captured; then replays only.
+  const Llama::GraphCounts n = t.value()->model().graph_counts();
+  EXPECT_EQ(n.eager, 1);
+  EXPECT_EQ(n.captures, 1);
+  EXPECT_EQ(n.launches, 5);
 }
 
 }  // namespace

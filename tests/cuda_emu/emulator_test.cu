@@ -3,7 +3,8 @@
 // launch checks), and that it reports the bugs it exists to catch (out-of-bounds accesses, host
 // dereferences of device memory, a missing __syncthreads, divergent barriers, host pointers passed to a
 // kernel, misaligned WMMA tiles, __trap, a cuBLASLt algorithm on less aligned operands), and its counters
-// (host waits, devices). Built and run only in emulator builds (OM_CUDA_EMULATION).
+// (host waits, devices), and stream capture into CUDA graphs. Built and run only in emulator builds
+// (OM_CUDA_EMULATION).
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -142,6 +143,67 @@ TEST(CudaEmulator, HostWaitsCountWaitsForIssuedWorkOnly) {
   EXPECT_EQ(om_emu::host_waits() - start, 3u);
   cudaFree(d);  // nothing issued since the copy
   EXPECT_EQ(om_emu::host_waits() - start, 3u);
+}
+
+__global__ void add_one(float* x, int n) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) x[i] += 1.0f;
+}
+
+// Stream capture records instead of running; each launch of the graph runs the recorded work again, in
+// its order, with the arguments it was captured with; the graph's stream-ordered allocations keep one
+// address for every launch and live as long as the graph.
+TEST(CudaEmulator, CapturedWorkRunsAtEveryGraphLaunchOnly) {
+  float* d = device_alloc<float>(4);
+  ASSERT_EQ(cudaMemset(d, 0, 4 * sizeof(float)), cudaSuccess);
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  ASSERT_EQ(cudaStreamIsCapturing(s, &status), cudaSuccess);
+  EXPECT_EQ(status, cudaStreamCaptureStatusActive);
+  void* scratch = nullptr;
+  ASSERT_EQ(cudaMallocAsync(&scratch, 4 * sizeof(float), s), cudaSuccess);
+  write_index<<<1, 4, 0, s>>>(static_cast<float*>(scratch), 4);
+  ASSERT_EQ(cudaMemcpyAsync(d, scratch, 4 * sizeof(float), cudaMemcpyDeviceToDevice, s), cudaSuccess);
+  add_one<<<1, 4, 0, s>>>(d, 4);
+  ASSERT_EQ(cudaFreeAsync(scratch, s), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  EXPECT_EQ(download(d, 4), std::vector<float>(4, 0.0f)) << "captured work ran at the capture";
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphDestroy(graph), cudaSuccess);  // the executable graph keeps the work and the scratch
+  for (int launch = 0; launch < 2; ++launch) {
+    add_one<<<1, 4, 0, s>>>(d, 4);  // between launches, on the same queue: overwritten by the copy
+    ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+    EXPECT_EQ(download(d, 4), (std::vector<float>{1.0f, 2.0f, 3.0f, 4.0f})) << "launch " << launch;
+  }
+  ASSERT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+  ASSERT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  cudaFree(d);
+}
+
+// What a GPU refuses inside a capture is refused here: capturing the legacy default stream, and a call
+// that waits for the device (it also invalidates the capture, so cudaStreamEndCapture fails).
+TEST(CudaEmulator, AWaitInsideACaptureInvalidatesIt) {
+  EXPECT_EQ(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeThreadLocal), cudaErrorStreamCaptureUnsupported);
+  float* d = device_alloc<float>(4);
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&s), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  write_index<<<1, 4, 0, s>>>(d, 4);
+  EXPECT_EQ(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+  float h[4] = {};
+  EXPECT_EQ(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost), cudaErrorStreamCaptureUnsupported);
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  ASSERT_EQ(cudaStreamIsCapturing(s, &status), cudaSuccess);
+  EXPECT_EQ(status, cudaStreamCaptureStatusInvalidated);
+  cudaGraph_t graph = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+  EXPECT_EQ(graph, nullptr);
+  EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);  // capture over: waits are allowed again
+  cudaFree(d);
 }
 
 // OM_EMU_DEVICES: the device count a job sees (1 unless set; ctest sets it for the multi-rank tests).

@@ -48,7 +48,7 @@ TEST(TrainOptions, HelpListsEveryFlag) {
         "--global-batch-size", "--train-iters", "--lr", "--min-lr", "--lr-warmup-iters", "--lr-decay-iters",
         "--optimizer", "--clip-grad", "--weight-decay", "--adam-beta1", "--adam-beta2", "--adam-eps", "--seed",
         "--data-path", "--valid-data-path", "--eval-interval", "--eval-iters", "--log-interval", "--save",
-        "--log-dir", "--peak-tflops", "--device", "--threads", "--config", "--help",
+        "--log-dir", "--peak-tflops", "--device", "--threads", "--cuda-graphs", "--config", "--help",
         "tensor-model-parallel-size", "data-parallel-size"}) {
     EXPECT_NE(p.out.find(flag), std::string::npos) << flag << " missing from --help";
   }
@@ -103,6 +103,11 @@ TEST(TrainOptions, BadInputNamesTheFlag) {
   expect_error_mentions(parse({"--data-path", "d", "--inject-fault", "oops@3"}), "--inject-fault 'oops@3'");
   expect_error_mentions(parse({"--data-path", "d", "--inject-fault", "nan@0"}), "--inject-fault 'nan@0'");
   expect_error_mentions(parse({"--data-path", "d", "--adam-beta2", "1"}), "--adam-beta2");
+  expect_error_mentions(parse({"--data-path", "d", "--device", "cpu", "--cuda-graphs"}),
+                        "--cuda-graphs needs --device cuda");
+  Parsed graphs = parse({"--data-path", "d", "--device", "cuda", "--cuda-graphs"});
+  ASSERT_TRUE(graphs.outcome.ok()) << graphs.outcome.status().ToString();
+  EXPECT_TRUE(graphs.options.cuda_graphs);
 }
 
 TEST(TrainOptions, DryRunPlansAnyLayoutFromOneProcess) {
