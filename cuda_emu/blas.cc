@@ -118,11 +118,11 @@ void check_operands(const Gemm& g, const char* what) {
   }
 }
 
-cublasStatus_t check_and_queue(const Gemm& g, const char* what) {
+cublasStatus_t check_and_queue(const Gemm& g, const char* what, cudaStream_t stream) {
   if (const cublasStatus_t st = validate(g); st != CUBLAS_STATUS_SUCCESS) return st;
   if (g.m == 0 || g.n == 0) return CUBLAS_STATUS_SUCCESS;
   check_operands(g, what);
-  enqueue([g] { g.Run(); }, what);
+  enqueue([g] { g.Run(); }, what, stream);
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -141,6 +141,7 @@ static_assert(sizeof(LtLayout) <= sizeof(cublasLtMatrixLayoutOpaque_t));
 
 struct BlasHandle {
   cublasPointerMode_t pointer_mode = CUBLAS_POINTER_MODE_HOST;
+  cudaStream_t stream = nullptr;  // cublasSetStream
 };
 
 // cublasLtMatmulPreference_t: the workspace limit and the operands' promised alignments (bytes; cuBLASLt's
@@ -352,7 +353,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                               cublasLtMatrixLayout_t a_desc, const void* B, cublasLtMatrixLayout_t b_desc,
                               const void* beta, const void* C, cublasLtMatrixLayout_t c_desc, void* D,
                               cublasLtMatrixLayout_t d_desc, const cublasLtMatmulAlgo_t* algo, void*, size_t,
-                              cudaStream_t) {
+                              cudaStream_t stream) {
   if (handle == nullptr || alpha == nullptr || beta == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   Gemm g;
   if (const cublasStatus_t st = om_emu::lt_problem(desc, a_desc, b_desc, c_desc, d_desc, C == D, &g);
@@ -383,7 +384,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
   g.b = B;
   g.c = C;
   g.d = D;
-  return om_emu::check_and_queue(g, "cublasLtMatmul");
+  return om_emu::check_and_queue(g, "cublasLtMatmul", stream);
 }
 
 // ---- cuBLAS ------------------------------------------------------------------------------------------
@@ -398,8 +399,10 @@ cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t) {
-  return handle != nullptr ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t stream) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  reinterpret_cast<om_emu::BlasHandle*>(handle)->stream = stream;
+  return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t) {
   return handle != nullptr ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
@@ -470,7 +473,7 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperation_t tran
           one.Run();
         }
       },
-      "cublasGemmBatchedEx");
+      "cublasGemmBatchedEx", reinterpret_cast<om_emu::BlasHandle*>(handle)->stream);
   return CUBLAS_STATUS_SUCCESS;
 }
 

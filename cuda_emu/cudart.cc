@@ -70,10 +70,13 @@ cudaError_t check_range(const void* p, size_t bytes, Side side) {
   return device_accessible(p, bytes) ? cudaSuccess : cudaErrorInvalidValue;
 }
 
-cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, bool async) {
+cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, bool async, cudaStream_t stream) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
   if (s.sticky != cudaSuccess) return s.sticky;
+  if (!async) {  // a synchronous copy waits for the device: not inside a capture
+    if (const cudaError_t e = forbidden_in_capture(s); e != cudaSuccess) return e;
+  }
   if (n == 0) return cudaSuccess;
   if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
   const Side ds = side_of(dst), ss = side_of(src);
@@ -98,21 +101,22 @@ cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, bool
     // A graph would copy the memory as it is at each launch, not as it was at the capture.
     if (const cudaError_t e = forbidden_in_capture(s); e != cudaSuccess) return e;
     auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + n);
-    enqueue([dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "cudaMemcpyAsync from pageable host memory");
+    enqueue([dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }, "cudaMemcpyAsync from pageable host memory",
+            stream);
     return cudaSuccess;
   }
   if (!async && (ds == Side::kPinned || ss == Side::kPinned)) {
     return run_now(op, "cudaMemcpy with page-locked host memory");
   }
-  enqueue(op, async ? "cudaMemcpyAsync" : "cudaMemcpy (device to device)");
+  enqueue(op, async ? "cudaMemcpyAsync" : "cudaMemcpy (device to device)", stream);
   return cudaSuccess;
 }
 
-cudaError_t fill(void* ptr, int value, size_t n) {
+cudaError_t fill(void* ptr, int value, size_t n, cudaStream_t stream) {
   if (state().sticky != cudaSuccess) return state().sticky;
   if (n == 0) return cudaSuccess;
   if (!device_accessible(ptr, n)) return cudaErrorInvalidValue;
-  enqueue([ptr, value, n] { std::memset(ptr, value, n); }, "cudaMemset");
+  enqueue([ptr, value, n] { std::memset(ptr, value, n); }, "cudaMemset", stream);
   return cudaSuccess;
 }
 
@@ -224,6 +228,10 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
+    case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
     default: return "cudaError (emulated)";
   }
 }
@@ -237,6 +245,11 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    // The driver's texts (CUDA 12/13).
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureUnjoined: return "capture sequence contains a fork that was not joined to the primary stream";
+    case cudaErrorStreamCaptureIsolation: return "dependency created on uncaptured work in another stream";
     default: return "unknown error (emulated)";
   }
 }
@@ -259,7 +272,7 @@ cudaError_t cudaMallocAsync(void** ptr, size_t size, cudaStream_t) {
   return e;
 }
 
-cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) {
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream) {
   if (ptr == nullptr) return cudaSuccess;
   if (!om_emu::is_device(ptr)) return cudaErrorInvalidValue;
   auto& s = state();
@@ -269,7 +282,7 @@ cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) {
     if (std::find(own.begin(), own.end(), ptr) != own.end()) return cudaSuccess;
     return om_emu::forbidden_in_capture(s);  // memory from before the capture: not supported here
   }
-  om_emu::enqueue([ptr] { om_emu::release(ptr, om_emu::Kind::kDevice); }, "cudaFreeAsync");
+  om_emu::enqueue([ptr] { om_emu::release(ptr, om_emu::Kind::kDevice); }, "cudaFreeAsync", stream);
   return cudaSuccess;
 }
 
@@ -293,18 +306,20 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, enum cudaMemPoolAttr, vo
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind) {
   count_wait();
-  return om_emu::copy(dst, src, count, kind, false);
+  return om_emu::copy(dst, src, count, kind, false, nullptr);
 }
 
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream) {
   // Into pageable memory the call returns only when the bytes have landed: a host wait, as on a GPU.
   if (count > 0 && dst != nullptr && om_emu::side_of(dst) == om_emu::Side::kPageable) count_wait();
-  return om_emu::copy(dst, src, count, kind, true);
+  return om_emu::copy(dst, src, count, kind, true, stream);
 }
 
-cudaError_t cudaMemset(void* ptr, int value, size_t count) { return om_emu::fill(ptr, value, count); }
+cudaError_t cudaMemset(void* ptr, int value, size_t count) { return om_emu::fill(ptr, value, count, nullptr); }
 
-cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t) { return om_emu::fill(ptr, value, count); }
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t stream) {
+  return om_emu::fill(ptr, value, count, stream);
+}
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) {
   if (stream == nullptr) return cudaErrorInvalidValue;
@@ -342,22 +357,44 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr) return cudaErrorInvalidValue;
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
   auto* e = reinterpret_cast<om_emu::Event*>(event);
   om_emu::enqueue(
       [e] {
         e->at = std::chrono::steady_clock::now();
         e->recorded = true;
       },
-      "cudaEventRecord");
+      "cudaEventRecord", stream);
+  const bool in_capture = om_emu::captured_stream(s, stream);
+  e->capture_id = in_capture ? s.capture->id : 0;
+  e->stream = om_emu::stream_key(stream);
+  e->seq = in_capture ? s.capture->issued[e->stream] : 0;
   return cudaSuccess;
 }
 
 // Every stream shares the one queue, which already runs the event's work before anything issued after
-// this call: the wait itself has nothing to add.
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned int) {
-  return event == nullptr ? cudaErrorInvalidResourceHandle : cudaSuccess;
+// this call: the wait has nothing to add to the execution. In a capture it forks (a stream waiting for an
+// event recorded in the capture joins it) and joins (the origin waiting for a fork's event); a capturing
+// stream waiting for an event from outside the capture is refused, as on a GPU.
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int) {
+  if (event == nullptr) return cudaErrorInvalidResourceHandle;
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (s.capture == nullptr) return cudaSuccess;
+  const auto* e = reinterpret_cast<const om_emu::Event*>(event);
+  om_emu::Capture& c = *s.capture;
+  const void* key = om_emu::stream_key(stream);
+  if (e->capture_id != c.id) {
+    if (c.streams.count(key) == 0) return cudaSuccess;  // neither side in the capture
+    c.error = cudaErrorStreamCaptureIsolation;
+    return cudaErrorStreamCaptureIsolation;
+  }
+  c.streams.insert(key);
+  if (key == c.stream && e->stream != c.stream) c.joined[e->stream] = std::max(c.joined[e->stream], e->seq);
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
@@ -397,7 +434,9 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
   }
   if (s.capture != nullptr) return cudaErrorIllegalState;
   s.capture = std::make_unique<om_emu::Capture>();
+  s.capture->id = ++s.captures;
   s.capture->stream = stream;
+  s.capture->streams.insert(stream);
   return cudaSuccess;
 }
 
@@ -405,7 +444,7 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureSta
   if (status == nullptr) return cudaErrorInvalidValue;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
-  const bool on = s.capture != nullptr && s.capture->stream == stream;
+  const bool on = om_emu::captured_stream(s, stream);
   *status = !on ? cudaStreamCaptureStatusNone
                 : s.capture->error == cudaSuccess ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusInvalidated;
   return cudaSuccess;
@@ -422,6 +461,9 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   body->ops = std::move(c->ops);
   body->allocations = std::move(c->allocations);
   if (c->error != cudaSuccess) return cudaErrorStreamCaptureInvalidated;  // body frees the allocations
+  for (const void* fork : c->streams) {
+    if (fork != c->stream && c->issued[fork] > c->joined[fork]) return cudaErrorStreamCaptureUnjoined;
+  }
   *graph = reinterpret_cast<cudaGraph_t>(new om_emu::Graph{std::move(body)});
   return cudaSuccess;
 }
@@ -432,13 +474,15 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
   return cudaSuccess;
 }
 
-cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (exec == nullptr) return cudaErrorInvalidResourceHandle;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
   if (s.sticky != cudaSuccess) return s.sticky;
   if (s.capture != nullptr) return om_emu::forbidden_in_capture(s);  // a graph inside a capture: not emulated
-  for (const auto& [op, what] : reinterpret_cast<const om_emu::Graph*>(exec)->body->ops) om_emu::enqueue(op, what.c_str());
+  for (const auto& [op, what] : reinterpret_cast<const om_emu::Graph*>(exec)->body->ops) {
+    om_emu::enqueue(op, what.c_str(), stream);
+  }
   return cudaSuccess;
 }
 

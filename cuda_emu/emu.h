@@ -55,8 +55,11 @@ void check_wmma_pointer(const void* p, size_t ldm_bytes, const char* what);
 // Fatal emulator error (a use the GPU would reject or fault on): prints and aborts.
 [[noreturn]] void fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
-// Queues `op` in issue order (see above); `what` names it in fault reports.
-void enqueue(std::function<void()> op, const char* what);
+// Queues `op`, issued on `stream` (nullptr: the legacy default stream), in issue order (see above); `what`
+// names it in fault reports. During a stream capture (cudart.cc) it is recorded instead when `stream`
+// takes part in the capture; issued on any other stream it is reported (fail): a GPU would run it once,
+// now, or refuse it, instead of at each launch of the graph.
+void enqueue(std::function<void()> op, const char* what, cudaStream_t stream);
 // Runs everything queued (what the host's waits do); returns the sticky error a __trap left, if any.
 cudaError_t flush();
 // True when [p, p + bytes) lies in one allocation a kernel may touch (device or page-locked host); with
@@ -82,12 +85,14 @@ struct LaunchConfig {
 };
 // Validates cfg as the driver would (a bad one sets the launch error and queues nothing) and queues the
 // grid: every block runs `body` once per thread.
-void submit(const char* name, const void* fn, const LaunchConfig& cfg, std::function<void()> body);
+void submit(const char* name, const void* fn, const LaunchConfig& cfg, cudaStream_t stream,
+            std::function<void()> body);
 
 template <typename... P>
 class Launcher {
  public:
-  Launcher(const char* name, void (*fn)(P...), LaunchConfig cfg) : name_(name), fn_(fn), cfg_(cfg) {}
+  Launcher(const char* name, void (*fn)(P...), LaunchConfig cfg, cudaStream_t stream)
+      : name_(name), fn_(fn), cfg_(cfg), stream_(stream) {}
   // Copies the arguments now (kernel parameters are passed by value at launch), converted to the
   // kernel's parameter types; a pointer argument must be device-accessible (or null).
   template <typename... A>
@@ -96,7 +101,7 @@ class Launcher {
     auto args = std::make_shared<std::tuple<std::decay_t<P>...>>(std::forward<A>(a)...);
     check_pointers(*args, std::index_sequence_for<P...>{});
     void (*fn)(P...) = fn_;
-    submit(name_, reinterpret_cast<const void*>(fn_), cfg_, [fn, args] { std::apply(fn, *args); });
+    submit(name_, reinterpret_cast<const void*>(fn_), cfg_, stream_, [fn, args] { std::apply(fn, *args); });
   }
 
  private:
@@ -117,13 +122,13 @@ class Launcher {
   const char* name_;
   void (*fn_)(P...);
   LaunchConfig cfg_;
+  cudaStream_t stream_;
 };
 
 template <typename... P>
 Launcher<P...> launch(const char* name, void (*fn)(P...), dim3 grid, dim3 block, size_t smem = 0,
                       cudaStream_t stream = nullptr) {
-  (void)stream;  // one queue for every stream (see above)
-  return Launcher<P...>(name, fn, LaunchConfig{grid, block, smem});
+  return Launcher<P...>(name, fn, LaunchConfig{grid, block, smem}, stream);  // one queue for every stream
 }
 
 }  // namespace om_emu

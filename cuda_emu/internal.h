@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,12 +45,25 @@ struct Event {
   std::chrono::steady_clock::time_point at{};
   bool recorded = false;
   bool timing = true;  // false: cudaEventDisableTiming (no elapsed time)
+  // Where the last cudaEventRecord was issued: inside capture `capture_id` (0: outside any) on `stream`,
+  // after that stream's first `seq` pieces of captured work (the record included).
+  uint64_t capture_id = 0;
+  const void* stream = nullptr;
+  uint64_t seq = 0;
 };
 
 // A stream capture in progress (cudaStreamBeginCapture .. cudaStreamEndCapture, cudart.cc): the work
-// issued meanwhile is recorded here instead of queued, to be queued again at every cudaGraphLaunch.
+// issued meanwhile on the capturing streams is recorded here instead of queued, to be queued again at
+// every cudaGraphLaunch. The capturing streams are the origin and every stream that waited for an event
+// recorded on a capturing stream (a fork); each fork must be joined back before the end: the origin waits
+// for an event recorded on it after its last work (else cudaErrorStreamCaptureUnjoined, as on a GPU).
+// Streams are keys only (the legacy default stream is nullptr).
 struct Capture {
-  const void* stream = nullptr;  // the capturing stream
+  uint64_t id = 0;               // which capture (events recorded in it carry it)
+  const void* stream = nullptr;  // the origin
+  std::set<const void*> streams;             // the origin and its forks
+  std::map<const void*, uint64_t> issued;    // work recorded per capturing stream
+  std::map<const void*, uint64_t> joined;    // per fork: the origin waited for its first N pieces of work
   std::vector<std::pair<std::function<void()>, std::string>> ops;
   std::vector<void*> allocations;   // cudaMallocAsync'd inside it: the graph's own, freed with the graph
   cudaError_t error = cudaSuccess;  // a call the capture does not allow: cudaStreamEndCapture fails
@@ -67,6 +81,7 @@ struct State {
   // queued work is dropped; the process cannot recover (CUDA needs a new process too).
   cudaError_t sticky = cudaSuccess;
   std::unique_ptr<Capture> capture;  // while a stream is being captured
+  uint64_t captures = 0;             // captures begun so far (Capture::id)
 };
 
 State& state();
@@ -74,6 +89,10 @@ State& state();
 // During a capture: marks it failed (what a GPU does for a call that would wait for the device or that
 // the capture cannot record) and returns cudaErrorStreamCaptureUnsupported; else cudaSuccess.
 cudaError_t forbidden_in_capture(State& s);
+// The stream as a capture's key: the legacy default stream (nullptr, cudaStreamLegacy) is nullptr.
+const void* stream_key(cudaStream_t stream);
+// True when a capture is in progress and `stream` takes part in it.
+bool captured_stream(State& s, cudaStream_t stream);
 
 // ---- Opening device memory while work runs ----------------------------------------------------------
 void set_device_protection(State& s, bool open);

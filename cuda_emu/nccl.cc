@@ -111,8 +111,8 @@ void check_mpi(int rc, const char* what) {
 }
 
 // Runs `collective` at its issue (see the top): the queue first, then the MPI exchange on the device bytes.
-void run_now(std::function<void()> collective, const char* what) {
-  om_emu::enqueue(std::move(collective), what);
+void run_now(std::function<void()> collective, const char* what, cudaStream_t stream) {
+  om_emu::enqueue(std::move(collective), what, stream);
   om_emu::flush();
 }
 
@@ -123,13 +123,14 @@ void device_buffers(const char* what, const void* send, size_t send_bytes, const
   }
 }
 
-ncclResult_t copy(const char* what, const void* send, void* recv, size_t count, ncclDataType_t type, ncclComm_t comm) {
+ncclResult_t copy(const char* what, const void* send, void* recv, size_t count, ncclDataType_t type, ncclComm_t comm,
+                  cudaStream_t stream) {
   if (comm == nullptr) return ncclInvalidArgument;
   const size_t bytes = count * type_size(type);
   if (type_size(type) == 0) return ncclInvalidArgument;
   if (bytes == 0) return ncclSuccess;
   device_buffers(what, send, bytes, recv, bytes);
-  if (send != recv) om_emu::enqueue([send, recv, bytes] { std::memmove(recv, send, bytes); }, what);
+  if (send != recv) om_emu::enqueue([send, recv, bytes] { std::memmove(recv, send, bytes); }, what, stream);
   return ncclSuccess;
 }
 
@@ -244,9 +245,9 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm) {
 }
 
 ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
-                           ncclComm_t comm, cudaStream_t) {
+                           ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr) return ncclInvalidArgument;
-  if (comm->nranks == 1) return copy("ncclAllReduce", send, recv, count, type, comm);
+  if (comm->nranks == 1) return copy("ncclAllReduce", send, recv, count, type, comm, stream);
   if (const ncclResult_t r = check_call("ncclAllReduce", count, type, send, count, recv, count); r != ncclSuccess) {
     return r;
   }
@@ -257,14 +258,14 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
     std::vector<char> in(static_cast<const char*>(send), static_cast<const char*>(send) + bytes);
     check_mpi(MPI_Allreduce(in.data(), recv, static_cast<int>(count), mpi_type(type), mpi_op(op, type), comm->mpi),
               "ncclAllReduce");
-  }, "ncclAllReduce");
+  }, "ncclAllReduce", stream);
   return ncclSuccess;
 }
 
 ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, ncclDataType_t type, ncclRedOp_t op,
-                               ncclComm_t comm, cudaStream_t) {
+                               ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr) return ncclInvalidArgument;
-  if (comm->nranks == 1) return copy("ncclReduceScatter", send, recv, recv_count, type, comm);
+  if (comm->nranks == 1) return copy("ncclReduceScatter", send, recv, recv_count, type, comm, stream);
   const size_t n = static_cast<size_t>(comm->nranks);
   if (const ncclResult_t r = check_call("ncclReduceScatter", recv_count * n, type, send, recv_count * n, recv,
                                         recv_count);
@@ -280,14 +281,14 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
                                        mpi_op(op, type), comm->mpi),
               "ncclReduceScatter");
     std::memcpy(recv, out.data(), bytes);
-  }, "ncclReduceScatter");
+  }, "ncclReduceScatter", stream);
   return ncclSuccess;
 }
 
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, ncclDataType_t type, ncclComm_t comm,
-                           cudaStream_t) {
+                           cudaStream_t stream) {
   if (comm == nullptr) return ncclInvalidArgument;
-  if (comm->nranks == 1) return copy("ncclAllGather", send, recv, send_count, type, comm);
+  if (comm->nranks == 1) return copy("ncclAllGather", send, recv, send_count, type, comm, stream);
   const size_t n = static_cast<size_t>(comm->nranks);
   if (const ncclResult_t r = check_call("ncclAllGather", send_count * n, type, send, send_count, recv,
                                         send_count * n);
@@ -301,14 +302,14 @@ ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, nccl
     check_mpi(MPI_Allgather(in.data(), static_cast<int>(send_count), mpi_type(type), recv, static_cast<int>(send_count),
                             mpi_type(type), comm->mpi),
               "ncclAllGather");
-  }, "ncclAllGather");
+  }, "ncclAllGather", stream);
   return ncclSuccess;
 }
 
 ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t type, int root, ncclComm_t comm,
-                           cudaStream_t) {
+                           cudaStream_t stream) {
   if (comm == nullptr || root < 0 || root >= comm->nranks) return ncclInvalidArgument;
-  if (comm->nranks == 1) return copy("ncclBroadcast", send, recv, count, type, comm);
+  if (comm->nranks == 1) return copy("ncclBroadcast", send, recv, count, type, comm, stream);
   // send is read on the root only (NCCL ignores it elsewhere).
   const bool is_root = comm->rank == root;
   if (const ncclResult_t r = check_call("ncclBroadcast", count, type, is_root ? send : recv, count, recv, count);
@@ -319,7 +320,7 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
   run_now([=] {
     if (is_root && send != recv) std::memmove(recv, send, count * type_size(type));
     check_mpi(MPI_Bcast(recv, static_cast<int>(count), mpi_type(type), root, comm->mpi), "ncclBroadcast");
-  }, "ncclBroadcast");
+  }, "ncclBroadcast", stream);
   return ncclSuccess;
 }
 

@@ -497,15 +497,29 @@ void check_wmma_pointer(const void* p, size_t ldm_bytes, const char* what) {
   }
 }
 
-void enqueue(std::function<void()> op, const char* what) {
+void enqueue(std::function<void()> op, const char* what, cudaStream_t stream) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
   if (s.capture != nullptr) {  // recorded into the graph, queued at each of its launches
+    if (!captured_stream(s, stream)) {
+      fail("%s issued on stream %p while stream %p is being captured, and that stream takes no part in the "
+           "capture (join it with an event recorded on a capturing stream): a GPU would run it once, now (or "
+           "refuse it: the legacy default stream), not at each launch of the graph",
+           what, static_cast<void*>(stream), s.capture->stream);
+    }
     s.capture->ops.emplace_back(std::move(op), what);
+    ++s.capture->issued[stream_key(stream)];
     return;
   }
   s.queue.emplace_back(std::move(op), what);
   s.issued_since_wait = true;
+}
+
+const void* stream_key(cudaStream_t stream) { return stream == cudaStreamLegacy ? nullptr : stream; }
+
+bool captured_stream(State& s, cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  return s.capture != nullptr && s.capture->streams.count(stream_key(stream)) != 0;
 }
 
 cudaError_t forbidden_in_capture(State& s) {
@@ -555,7 +569,7 @@ void set_last_error(cudaError_t e) {
   s.last_error = e;
 }
 
-void submit(const char* name, const void* fn, const LaunchConfig& cfg, std::function<void()> body) {
+void submit(const char* name, const void* fn, const LaunchConfig& cfg, cudaStream_t stream, std::function<void()> body) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
   if (s.sticky != cudaSuccess) {
@@ -576,7 +590,7 @@ void submit(const char* name, const void* fn, const LaunchConfig& cfg, std::func
       return;
     }
   }
-  enqueue([name, cfg, body = std::move(body)] { run_grid(name, cfg, body); }, name);
+  enqueue([name, cfg, body = std::move(body)] { run_grid(name, cfg, body); }, name, stream);
 }
 
 }  // namespace om_emu

@@ -206,6 +206,69 @@ TEST(CudaEmulator, AWaitInsideACaptureInvalidatesIt) {
   cudaFree(d);
 }
 
+// A fork (a second stream waits for an event recorded on the capturing one) takes part in the capture,
+// and must be joined back (the origin waits for an event recorded on it after its work): what NcclComm
+// does around each collective while Llama captures. Unjoined, the capture fails as on a GPU.
+TEST(CudaEmulator, AForkedStreamIsCapturedAndMustBeJoined) {
+  float* d = device_alloc<float>(4);
+  ASSERT_EQ(cudaMemset(d, 0, 4 * sizeof(float)), cudaSuccess);
+  cudaStream_t origin = nullptr, side = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&origin, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreate(&side), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&join, cudaEventDisableTiming), cudaSuccess);
+  for (bool joined : {true, false}) {
+    ASSERT_EQ(cudaStreamBeginCapture(origin, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    add_one<<<1, 4, 0, origin>>>(d, 4);
+    ASSERT_EQ(cudaEventRecord(fork, origin), cudaSuccess);
+    ASSERT_EQ(cudaStreamWaitEvent(side, fork, 0), cudaSuccess);
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    ASSERT_EQ(cudaStreamIsCapturing(side, &status), cudaSuccess);
+    EXPECT_EQ(status, cudaStreamCaptureStatusActive);
+    add_one<<<1, 4, 0, side>>>(d, 4);
+    ASSERT_EQ(cudaEventRecord(join, side), cudaSuccess);
+    if (joined) ASSERT_EQ(cudaStreamWaitEvent(origin, join, 0), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    if (!joined) {
+      EXPECT_EQ(cudaStreamEndCapture(origin, &graph), cudaErrorStreamCaptureUnjoined);
+      EXPECT_EQ(graph, nullptr);
+      continue;
+    }
+    ASSERT_EQ(cudaStreamEndCapture(origin, &graph), cudaSuccess);
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, origin), cudaSuccess);
+    EXPECT_EQ(download(d, 4), std::vector<float>(4, 2.0f)) << "both streams' work in the graph";
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
+  // A capturing stream may not wait for an event recorded outside the capture.
+  ASSERT_EQ(cudaEventRecord(fork, side), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(origin, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  EXPECT_EQ(cudaStreamWaitEvent(origin, fork, 0), cudaErrorStreamCaptureIsolation);
+  cudaGraph_t graph = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(origin, &graph), cudaErrorStreamCaptureInvalidated);
+  cudaEventDestroy(fork);
+  cudaEventDestroy(join);
+  cudaFree(d);
+}
+
+// Work issued on a stream outside the capture while one is being captured would run once on a GPU (or be
+// refused, on the legacy default stream), not at each launch: the emulator reports it.
+void launch_outside_the_capture() {
+  float* d = device_alloc<float>(4);
+  cudaStream_t s = nullptr;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+  write_index<<<1, 4>>>(d, 4);  // the legacy default stream
+}
+
+TEST(CudaEmulatorDeathTest, WorkOutsideTheCapturedStreamsIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(launch_outside_the_capture(), "write_index issued on stream .* takes no part in the capture");
+}
+
 // OM_EMU_DEVICES: the device count a job sees (1 unless set; ctest sets it for the multi-rank tests).
 TEST(CudaEmulator, DeviceCountAndCurrentDevice) {
   int count = 0;

@@ -21,7 +21,6 @@ struct DeviceRadixSort {
   static cudaError_t SortPairs(void* d_temp_storage, size_t& temp_storage_bytes, const K* keys_in, K* keys_out,
                                const V* values_in, V* values_out, int num_items, int begin_bit = 0,
                                int end_bit = static_cast<int>(sizeof(K) * 8), cudaStream_t stream = nullptr) {
-    (void)stream;
     if (d_temp_storage == nullptr) {
       temp_storage_bytes = 256;
       return cudaSuccess;
@@ -50,7 +49,7 @@ struct DeviceRadixSort {
           std::copy(k.begin(), k.end(), keys_out);
           std::copy(v.begin(), v.end(), values_out);
         },
-        "cub::DeviceRadixSort::SortPairs");
+        "cub::DeviceRadixSort::SortPairs", stream);
     return cudaSuccess;
   }
 };
