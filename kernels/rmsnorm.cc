@@ -40,7 +40,9 @@ void rmsnorm_backward(const ExecContext& ctx, const RmsNormBackwardArgs& a) {
   for (const ConstTensorView& t :
        {ConstTensorView(a.dinp), ConstTensorView(a.dweight), a.dout, a.inp, a.weight, a.rstd})
     check_device(op, ctx, t);
-  const profiler::Scope prof(ctx, op, 0, bytes_of({a.dout, a.inp, a.weight, a.rstd, a.dinp, a.dweight}));
+  // kAccumulate reads dinp too.
+  const double dinp_read = a.dinp_mode == WriteMode::kAccumulate ? static_cast<double>(a.dinp.nbytes()) : 0.0;
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.dout, a.inp, a.weight, a.rstd, a.dinp, a.dweight}) + dinp_read);
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.inp); return cpu::rmsnorm_backward(a);
     case DeviceKind::kCuda: check_cuda_float(op, a.inp); OM_CUDA_OP(op, cuda::rmsnorm_backward(a, ctx.stream)); return;

@@ -24,13 +24,18 @@ struct RmsNormForwardArgs {
 };
 
 struct RmsNormBackwardArgs {
-  TensorView dinp;         // (N, C)   written (=)
+  TensorView dinp;         // (N, C)   written (=), or with kAccumulate added to (+=)
   TensorView dweight;      // (C) or (1): accumulated (+=)
   ConstTensorView dout;    // (N, C)
   ConstTensorView inp;     // (N, C)   the forward input
   ConstTensorView weight;  // (C) or (1)
   ConstTensorView rstd;    // (N)      from the forward
   NormKind kind = NormKind::kRmsNorm;
+  // kAccumulate: dinp[n, c] = dinp + v where v, the input gradient, is first rounded to dinp's dtype:
+  // the same bits as writing v to a buffer and adding it with residual_forward, in one pass (the
+  // backward's residual add of the norm's branch: model/llama_backward.cc). dinp must not alias dout
+  // or inp in either mode.
+  WriteMode dinp_mode = WriteMode::kOverwrite;
 };
 
 void rmsnorm_forward(const ExecContext& ctx, const RmsNormForwardArgs& args);

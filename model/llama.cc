@@ -284,8 +284,8 @@ void Llama::LayoutActivations(const LlamaConfig& config, int64_t max_micro_batch
   act.target_logit = carve("target_logit", st, Shape{Bm, T});
   act.losses = carve("losses", st, Shape{Bm, T});
   act.dx = carve("dx", dt, Shape{Bm, T, C});
-  // dwide also holds a norm's (N, C) input gradient: 3·Cl < C when tp > 3.
-  act.dwide = carve("dwide", dt, Shape{Bm * T * std::max({3 * Cl, 2 * F, C})});
+  // dqkv | dgate_up (the norms' input gradients are added into dx in place: llama_backward.cc).
+  act.dwide = carve("dwide", dt, Shape{Bm * T * std::max(3 * Cl, 2 * F)});
   act.dnarrow = carve("dnarrow", dt, Shape{Bm * T * std::max(C, F)});
 }
 

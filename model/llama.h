@@ -233,7 +233,7 @@ class Llama {
     TensorView row_max, sum_exp, target_logit, losses;  // (Bm, T) cross-entropy statistics
     // Backward scratch (llama_backward.cc says which gradient lives where, and why sharing is safe).
     TensorView dx;            // (Bm, T, C)            gradient of the residual stream
-    TensorView dwide;         // (Bm·T·max(3Cl, 2Fl, C)) dqkv | dgate_up | a norm's dinp
+    TensorView dwide;         // (Bm·T·max(3Cl, 2Fl))  dqkv | dgate_up
     TensorView dnarrow;       // (Bm·T·max(C, Fl))     dattn | dswiglu | a norm's dout
   };
 

@@ -3,18 +3,18 @@
 //
 // Scratch (activation arena, sized for max_micro_batch) and why sharing it is safe:
 //   dx       (B·T, C)            gradient of the residual stream, running from the loss down to the
-//                                embedding; each block adds its branch's input gradient in place.
-//   dwide    (B·T, max(3C, 2F))  dqkv in the attention block, dgate_up in the MLP block, and in both the
-//                                norm's input gradient, written only after dqkv / dgate_up has been
-//                                consumed by the matmul that produced the norm's output gradient.
+//                                embedding; each block's norm backward adds its branch's input gradient
+//                                to it in place (rmsnorm_backward with WriteMode::kAccumulate: the same
+//                                bits as writing it out and adding it with residual_forward, one pass).
+//   dwide    (B·T, max(3C, 2F))  dqkv in the attention block, dgate_up in the MLP block.
 //   dnarrow  (B·T, max(C, F))    dattn / dswiglu (consumed by attention / swiglu backward), then the
 //                                norm's output gradient (written by the matmul that reads dwide).
 //   dlogits  (B·T, Vl)           the logits themselves: the cross-entropy backward writes each
 //                                element's gradient over it after reading it (kernels/cross_entropy.h
 //                                allows dlogits == logits), and nothing reads the logits afterwards.
 //                                This saves a (Bm, T, Vl) buffer: 1 GiB for llama-130m at Bm = 64, bf16.
-// Every op below reads and writes distinct buffers, except the residual adds (dx += ..., out aliasing
-// a, which residual_forward allows) and the cross-entropy backward (above).
+// Every op below reads and writes distinct buffers, except the norm backwards that add into dx (dinp += ...,
+// which rmsnorm_backward's kAccumulate is) and the cross-entropy backward (above).
 // Tensor parallel (tp Comm set): each norm's output gradient is a partial sum over the ranks' column
 // shards (LM head, qkv, gate_up), so copy_to_tp_region_backward all-reduces it before the norm's
 // backward; the row-parallel O / down backward and the vocab-parallel cross-entropy and embedding
@@ -24,7 +24,6 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
-#include "kernels/residual.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -78,7 +77,6 @@ void Llama::BackwardLayer(int64_t i, int64_t B) {
   const LayerTensors& g = g_.layers[i];
   const TensorView dx = Rows(act_.dx, B);
   const TensorView dnorm = Scratch(act_.dnarrow, {N, C}, "dnorm");
-  const TensorView dnorm_in = Scratch(act_.dwide, {N, C}, "dnorm_in");
 
   // MLP block: x_next = x_mid + swiglu(mlp_norm · Wguᵀ) · Wdownᵀ.
   const TensorView dswiglu = Scratch(act_.dnarrow, {N, F}, "dswiglu");
@@ -89,8 +87,9 @@ void Llama::BackwardLayer(int64_t i, int64_t B) {
   matmul(ctx_, {dnorm, dgate_up, w.gate_up});
   if (tp_ != nullptr) copy_to_tp_region_backward(*tp_, dnorm);
   matmul(ctx_, {g.gate_up, dgate_up, Rows(a.mlp_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
-  rmsnorm_backward(ctx_, {dnorm_in, g.mlp_norm, dnorm, Rows(a.x_mid, B), w.mlp_norm, Rows(a.mlp_rstd, B), config_.norm});
-  residual_forward(ctx_, {dx, dx, dnorm_in});  // dx = dL/dx_mid: the skip path plus the MLP branch
+  // dx = dL/dx_mid: the skip path plus the MLP branch (the norm's input gradient, added in place).
+  rmsnorm_backward(ctx_, {dx, g.mlp_norm, dnorm, Rows(a.x_mid, B), w.mlp_norm, Rows(a.mlp_rstd, B), config_.norm,
+                          WriteMode::kAccumulate});
 
   // Attention block: x_mid = x + attention(RoPE(attn_norm · Wqkvᵀ)) · Woᵀ.
   const TensorView dattn = Scratch(act_.dnarrow, {B, T, Cl}, "dattn_out");
@@ -104,8 +103,9 @@ void Llama::BackwardLayer(int64_t i, int64_t B) {
   matmul(ctx_, {dnorm, dqkv_rows, w.qkv});
   if (tp_ != nullptr) copy_to_tp_region_backward(*tp_, dnorm);
   matmul(ctx_, {g.qkv, dqkv_rows, Rows(a.attn_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
-  rmsnorm_backward(ctx_, {dnorm_in, g.attn_norm, dnorm, Rows(a.x, B), w.attn_norm, Rows(a.attn_rstd, B), config_.norm});
-  residual_forward(ctx_, {dx, dx, dnorm_in});  // dx = dL/dx: the skip path plus the attention branch
+  // dx = dL/dx: the skip path plus the attention branch.
+  rmsnorm_backward(ctx_, {dx, g.attn_norm, dnorm, Rows(a.x, B), w.attn_norm, Rows(a.attn_rstd, B), config_.norm,
+                          WriteMode::kAccumulate});
 }
 
 }  // namespace om

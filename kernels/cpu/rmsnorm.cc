@@ -41,6 +41,7 @@ void backward_impl(const RmsNormBackwardArgs& a) {
   const T* rstd = a.rstd.data_as<const T>();
   T* dx = a.dinp.data_as<T>();
   const bool shared = a.kind == NormKind::kRmsNormS;
+  const bool accumulate = a.dinp_mode == WriteMode::kAccumulate;
   const int64_t G = shared ? 1 : C;
   const int64_t nblocks = reduce_block_count(N);
   std::vector<double> partial(static_cast<size_t>(nblocks * G), 0.0);  // per row block, per gain
@@ -61,7 +62,8 @@ void backward_impl(const RmsNormBackwardArgs& a) {
       T* dxr = dx + n * C;
       for (int64_t c = 0; c < C; ++c) {
         const double gd = static_cast<double>(dyr[c]) * (shared ? g[0] : g[c]);
-        dxr[c] = static_cast<T>(r * (gd - xr[c] * r * mean_dot));
+        const T v = static_cast<T>(r * (gd - xr[c] * r * mean_dot));
+        dxr[c] = accumulate ? static_cast<T>(dxr[c] + v) : v;  // residual_forward's add, in T
       }
     }
   }

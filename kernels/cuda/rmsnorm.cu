@@ -2,7 +2,9 @@
 // f32 arithmetic throughout.
 //   forward   rmsnorm_forward_warp_per_row: one warp per row; the sum of squares is a warp sum.
 //   backward  rmsnorm_backward_block_per_rows: one block per kBackwardRowsPerBlock consecutive rows
-//             writes dinp (=) and this row block's dweight partial into a scratch buffer; then
+//             writes dinp (=, or += with WriteMode::kAccumulate: the input gradient rounded to the
+//             activation dtype, then added as residual.cu adds) and this row block's dweight partial
+//             into a scratch buffer; then
 //             rmsnorm_dweight_sum_partials adds the partials, in row-block order, into dweight (+=).
 // Both passes are deterministic: every sum has a fixed order (no float atomics), so two runs on
 // the same inputs give the same bits. Arguments were validated by kernels/rmsnorm.cc.
@@ -52,7 +54,7 @@ __global__ void __launch_bounds__(kForwardThreads)
 template <typename T>
 __global__ void __launch_bounds__(kBackwardThreads)
     rmsnorm_backward_block_per_rows(T* dinp, float* partial, const T* dout, const T* inp, const float* weight,
-                                    const float* rstd, int64_t N, int C, NormKind kind) {
+                                    const float* rstd, int64_t N, int C, NormKind kind, bool accumulate) {
   __shared__ float scratch[kWarpSize];
   const bool shared_gain = kind == NormKind::kRmsNormS;
   const int64_t blk = blockIdx.x;
@@ -80,7 +82,14 @@ __global__ void __launch_bounds__(kBackwardThreads)
       const float dyc = load_f32(dy + c);
       const float xh = load_f32(x + c) * r;
       const float gd = dyc * weight[shared_gain ? 0 : c];
-      store_f32(dx + c, r * (gd - xh * mean_dot));
+      const float v = r * (gd - xh * mean_dot);
+      if (accumulate) {
+        T rounded;  // v in the activation dtype, as a separate pass would have stored it
+        store_f32(&rounded, v);
+        store_f32(dx + c, load_f32(dx + c) + load_f32(&rounded));
+      } else {
+        store_f32(dx + c, v);
+      }
       if (shared_gain) {
         shared_acc += dyc * xh;
       } else {
@@ -138,7 +147,7 @@ void backward_impl(const RmsNormBackwardArgs& a, Stream stream) {
   float* pg = static_cast<float*>(partial.data());
   rmsnorm_backward_block_per_rows<T><<<static_cast<unsigned>(nblocks), kBackwardThreads, 0, s>>>(
       a.dinp.data_as<T>(), pg, a.dout.data_as<const T>(), a.inp.data_as<const T>(), a.weight.data_as<const float>(),
-      a.rstd.data_as<const float>(), N, C, a.kind);
+      a.rstd.data_as<const float>(), N, C, a.kind, a.dinp_mode == WriteMode::kAccumulate);
   OM_CUDA_CHECK_KERNEL(s);
   rmsnorm_dweight_sum_partials<<<static_cast<unsigned>(ceil_div(G, kSumThreads)), kSumThreads, 0, s>>>(
       a.dweight.data_as<float>(), pg, nblocks, G);

@@ -13,6 +13,7 @@
 
 #include "core/cuda_check.h"
 #include "kernels/check/gradcheck.h"
+#include "kernels/residual.h"
 #include "kernels/rmsnorm.h"
 #include "tests/support/device_tensor.h"
 #include "tests/support/test_support.h"
@@ -229,6 +230,33 @@ TEST(RmsNormCuda, WeightGradientAccumulatesInputGradientOverwrites) {
         const float sum = first.dweight.data<float>()[j];
         EXPECT_EQ(second.dweight.data<float>()[j], 0.5f + sum) << "dweight[" << j << "]";
       }
+    }
+  }
+}
+
+TEST(RmsNormCuda, AccumulatingTheInputGradientEqualsAResidualAddBitForBit) {
+  // kAccumulate (model/llama_backward.cc): dx += v, v rounded to the activation dtype first, is the
+  // same bits as the overwrite followed by residual_forward, for bf16 and f32 activations.
+  for (NormKind kind : kKinds) {
+    for (DType act : kActDtypes) {
+      const Shape2 s{70, 768};
+      SCOPED_TRACE(case_name(kind, act, s));
+      const Inputs in(act, s, kind, 15);
+      const HostTensor rstd = reference_rstd(in, kind);
+      HostTensor skip("dx_skip", act, {s.N, s.C}), dg0("dweight", DType::kF32, gain_shape(kind, s.C));
+      skip.FillNormal(Rng(15, "rmsnorm/skip"), 0, 3.0);
+      DeviceTensor x = DeviceTensor::Upload(in.inp), dy = DeviceTensor::Upload(in.dout),
+                   g = DeviceTensor::Upload(in.weight), r = DeviceTensor::Upload(rstd);
+      DeviceTensor v("v", act, {s.N, s.C}), two_pass = DeviceTensor::Upload(skip), fused = DeviceTensor::Upload(skip),
+                   dg_a = DeviceTensor::Upload(dg0), dg_b = DeviceTensor::Upload(dg0);
+      rmsnorm_backward(cuda_ctx(), {v.view(), dg_a.view(), dy.view(), x.view(), g.view(), r.view(), kind});
+      residual_forward(cuda_ctx(), {two_pass.view(), two_pass.view(), v.view()});
+      rmsnorm_backward(cuda_ctx(), {fused.view(), dg_b.view(), dy.view(), x.view(), g.view(), r.view(), kind,
+                                    WriteMode::kAccumulate});
+      const HostTensor want = two_pass.Download(), got = fused.Download();
+      EXPECT_TRUE(bitwise_equal(got, want));
+      EXPECT_TRUE(bitwise_equal(dg_b.Download(), dg_a.Download()));
+      EXPECT_FALSE(bitwise_equal(got, skip)) << "nothing was added";
     }
   }
 }

@@ -1,7 +1,9 @@
 // RMSNorm / RMSNorm-S: gradient checks (kernels/check/rmsnorm_check.cc) plus the op's own facts.
 #include <cmath>
+#include <string>
 
 #include "kernels/check/checks.h"
+#include "kernels/residual.h"
 #include "kernels/rmsnorm.h"
 #include "tests/support/test_support.h"
 
@@ -54,6 +56,33 @@ TEST(RmsNorm, WeightGradientAccumulatesInputGradientOverwrites) {
   rmsnorm_backward({}, {dx1.view(), dg1.view(), dy.view(), x.view(), g.view(), r.view()});
   for (int64_t i = 0; i < C; ++i) EXPECT_DOUBLE_EQ(dg1.get(i), dg0.get(i) + 0.5);
   for (int64_t i = 0; i < N * C; ++i) EXPECT_DOUBLE_EQ(dx1.get(i), dx0.get(i));
+}
+
+TEST(RmsNorm, AccumulatingTheInputGradientEqualsAResidualAddBitForBit) {
+  // kAccumulate (the backward's fused residual add, model/llama_backward.cc): dx += v in one pass is
+  // the same bits as v written out and added by residual_forward, in f32 and f64, both kinds.
+  const int64_t N = 37, C = 48;  // more than one row block
+  for (DType dt : {DType::kF32, DType::kF64}) {
+    for (NormKind kind : {NormKind::kRmsNorm, NormKind::kRmsNormS}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + (kind == NormKind::kRmsNormS ? " rmsnorm-s" : " rmsnorm"));
+      const Shape gs = kind == NormKind::kRmsNormS ? Shape{1} : Shape{C};
+      HostTensor x("x", dt, {N, C}), g("g", dt, gs), y("y", dt, {N, C}), r("rstd", dt, {N}), dy("dy", dt, {N, C}),
+          skip("dx_skip", dt, {N, C});
+      x.FillNormal(Rng(21, "x"), 0, 1.0);
+      g.FillUniform(Rng(21, "g"), 0, 0.5, 1.5);
+      dy.FillNormal(Rng(21, "dy"), 0, 1.0);
+      skip.FillNormal(Rng(21, "skip"), 0, 3.0);
+      rmsnorm_forward({}, {y.view(), r.view(), x.view(), g.view(), kind});
+      HostTensor v("v", dt, {N, C}), dg0("dg0", dt, gs), two_pass = skip.Clone("two_pass");
+      rmsnorm_backward({}, {v.view(), dg0.view(), dy.view(), x.view(), g.view(), r.view(), kind});
+      residual_forward({}, {two_pass.view(), two_pass.view(), v.view()});
+      HostTensor fused = skip.Clone("fused"), dg1("dg1", dt, gs);
+      rmsnorm_backward({}, {fused.view(), dg1.view(), dy.view(), x.view(), g.view(), r.view(), kind,
+                            WriteMode::kAccumulate});
+      expect_all_ok({compare_tensors("rmsnorm", "dinp += equals a residual add", fused, two_pass, exact()),
+                     compare_tensors("rmsnorm", "dweight unchanged by the mode", dg1, dg0, exact())});
+    }
+  }
 }
 
 TEST(RmsNormDeathTest, WrongWeightShapeNamesTheTensor) {
