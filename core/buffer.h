@@ -120,7 +120,7 @@ double cuda_event_elapsed_s(void* start, void* end);
 void* cuda_malloc_host(size_t bytes);
 void cuda_free_host(void* ptr) noexcept;
 int cuda_device_count();  // 0 in CPU-only builds or without a visible GPU
-// CUDA graphs (core/cuda_graph.h). A non-blocking stream of the caller's own on `device_index` (not
+// CUDA graphs (model/llama_graph.cc). A non-blocking stream of the caller's own on `device_index` (not
 // ordered with the legacy default stream: join it with cuda_stream_join); an event without timing.
 void* cuda_stream_create(int device_index);
 void cuda_stream_destroy(void* stream) noexcept;

@@ -149,7 +149,7 @@ class Llama {
   // between the input copies and the loss copy (embedding .. cross-entropy, its backward .. the
   // embedding's) is one CUDA graph, launched on a stream of the model's own that is joined to the default
   // stream before and after (so it is ordered with everything else exactly as the eager work): one launch
-  // instead of ~25 per layer. Graphs are kept per (B, loss gradient 1/target_count·loss_scale), the
+  // instead of ~24 op calls per layer. Graphs are kept per (B, loss gradient 1/target_count·loss_scale), the
   // values baked into them: the first micro-batch of a kind runs eagerly (it warms up what a capture may
   // not do: cuBLASLt plans and workspace, lazy kernel loading, the memory pool), the second is captured,
   // later ones replay it; at most kMaxCudaGraphs kinds are kept (the least recently used goes). Eager

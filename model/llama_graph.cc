@@ -8,7 +8,7 @@
 // stream waits for the graph before anything issued after (the loss copy, CheckFinite, ReduceGradients).
 // So a replay sits in the default stream's order exactly where the eager work would: no host wait is
 // added, and the graph's kernels are the eager path's (the same launches with the same arguments, in
-// the same order), so its results are the same bits (tests/cuda/trainer_test.cc).
+// the same order), so its results are the same bits (tests/cuda/llama_graph_test.cc).
 // Tensor parallel: while capturing, the tp Comm orders its collectives after and before the graph's stream
 // with events (Comm::set_compute_stream), so they are captured too (NCCL collectives can be), in the
 // same order on every tp rank; a replay runs them without the host calling the Comm (so the Comm's byte
