@@ -51,6 +51,14 @@ std::string device_name(Device d) {
 
 bool cuda_available() { return device_memory::cuda_device_count() > 0; }
 
+bool cuda_sync_debug() {
+  static const bool on = [] {
+    const char* v = std::getenv("OM_SYNC_DEBUG");
+    return v != nullptr && v[0] != '\0' && v[0] != '0';
+  }();
+  return on;
+}
+
 StatusOr<Buffer> Buffer::TryAllocate(Device device, size_t bytes, const char* label) {
   Buffer b;
   b.device_ = device;

@@ -33,4 +33,9 @@ struct ExecContext {
 // True when this binary was built with CUDA and a CUDA device is visible.
 bool cuda_available();
 
+// OM_SYNC_DEBUG=1 (STYLE.md §5): the CUDA kernels synchronize after every launch so an asynchronous
+// fault is reported at the kernel that caused it (kernels/cuda/cuda_common.cuh), and Llama's CUDA
+// graphs run eagerly instead (a capture cannot hold a synchronization). Read once per process.
+bool cuda_sync_debug();
+
 }  // namespace om

@@ -16,29 +16,17 @@
 // What is baked into a graph: every device address (the arenas, and the scratch the kernels allocate
 // stream-ordered: a graph's memory nodes), the micro-batch size B and the loss gradient dloss; the
 // tokens and targets are read from the arena at each replay (Upload copies them in first).
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/buffer.h"
 #include "core/check.h"
+#include "core/device.h"
 #include "core/profiler.h"
 #include "model/llama.h"
 
 namespace om {
-namespace {
-
-// OM_SYNC_DEBUG=1 synchronizes after every kernel launch (kernels/cuda/cuda_common.cuh): not capturable.
-bool sync_debug_requested() {
-  static const bool on = [] {
-    const char* v = std::getenv("OM_SYNC_DEBUG");
-    return v != nullptr && v[0] != '\0' && v[0] != '0';
-  }();
-  return on;
-}
-
-}  // namespace
 
 struct Llama::CudaGraphs {
   struct Entry {
@@ -116,7 +104,7 @@ void Llama::set_cuda_graphs(bool on) {
 Llama::GraphCounts Llama::graph_counts() const { return graphs_ != nullptr ? graphs_->counts : GraphCounts{}; }
 
 void Llama::ForwardBackward(ConstTensorView tokens, ConstTensorView targets, TensorView losses, float loss_scale) {
-  if (graphs_ == nullptr || probe_ != nullptr || profiler::enabled() || sync_debug_requested()) {
+  if (graphs_ == nullptr || probe_ != nullptr || profiler::enabled() || cuda_sync_debug()) {
     if (graphs_ != nullptr) ++graphs_->counts.eager;
     Forward(tokens, targets, losses);
     Backward(loss_scale);

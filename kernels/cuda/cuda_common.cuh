@@ -35,15 +35,8 @@ inline cudaStream_t to_cuda_stream(Stream stream) { return static_cast<cudaStrea
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// OM_SYNC_DEBUG=1 (STYLE.md §5): synchronize after every launch so an asynchronous fault is
-// reported at the kernel that caused it. Read once per process.
-inline bool sync_debug() {
-  static const bool on = [] {
-    const char* v = std::getenv("OM_SYNC_DEBUG");
-    return v != nullptr && v[0] != '\0' && v[0] != '0';
-  }();
-  return on;
-}
+// OM_SYNC_DEBUG=1 (STYLE.md §5): synchronize after every launch (core/device.h cuda_sync_debug).
+inline bool sync_debug() { return cuda_sync_debug(); }
 
 __device__ __forceinline__ float load_f32(const float* p) { return *p; }
 __device__ __forceinline__ float load_f32(const __nv_bfloat16* p) { return __bfloat162float(*p); }

@@ -20,6 +20,7 @@
 #include "launch/trainer.h"
 #include "model/llama.h"
 #include "tests/support/host_waits.h"
+#include "tests/support/llama_config.h"
 #include "tests/support/synthetic_dataset.h"
 #include "tests/support/test_support.h"
 
@@ -27,14 +28,7 @@ namespace om {
 namespace {
 
 LlamaConfig small_config() {
-  LlamaConfig c;
-  c.name = "graph-test";
-  c.vocab_size = 384;
-  c.hidden = 64;
-  c.ffn = 176;
-  c.n_heads = 4;
-  c.n_layers = 2;
-  c.seq_length = 32;
+  LlamaConfig c = test_llama_config(384, 64, 176, 4, 2, 32, "graph-test");
   c.attention = AttentionKind::kSoftmax1;
   return c;
 }

@@ -13,6 +13,7 @@
 #include "kernels/check/checks.h"
 #include "kernels/cross_entropy.h"
 #include "model/llama.h"
+#include "tests/support/llama_config.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -27,18 +28,6 @@ HostTensor copy_of(const ConstTensorView& v, const std::string& name) {
 
 bool bitwise_equal(const ConstTensorView& a, const ConstTensorView& b) {
   return a.nbytes() == b.nbytes() && std::memcmp(a.data, b.data, a.nbytes()) == 0;
-}
-
-LlamaConfig custom_config(int64_t V, int64_t C, int64_t F, int64_t H, int64_t L, int64_t T) {
-  LlamaConfig c;
-  c.name = "test";
-  c.vocab_size = V;
-  c.hidden = C;
-  c.ffn = F;
-  c.n_heads = H;
-  c.n_layers = L;
-  c.seq_length = T;
-  return c;
 }
 
 struct Batch {
@@ -98,7 +87,7 @@ TEST(Llama, GradientsOfEveryParameterMatchCentralDifferencesInF64) {
   const int64_t B = 2, T = 5;
   for (AttentionKind attention : {AttentionKind::kSoftmax, AttentionKind::kSoftmax1}) {
     for (NormKind norm : {NormKind::kRmsNorm, NormKind::kRmsNormS}) {
-      LlamaConfig config = custom_config(11, 8, 12, 2, 2, T);
+      LlamaConfig config = test_llama_config(11, 8, 12, 2, 2, T);
       config.attention = attention;
       config.norm = norm;
       Llama model(config, B, Device::Cpu(), DType::kF64);
@@ -136,7 +125,7 @@ TEST(Llama, GradientsOfEveryParameterMatchCentralDifferencesInF64) {
 TEST(Llama, LossIsMeanCrossEntropyOverNonIgnoredTargetsAndTheFirstVColumns) {
   const ScopedOmpThreads one_thread(1);
   const int64_t B = 2, T = 5;
-  const LlamaConfig config = custom_config(11, 8, 12, 2, 1, T);
+  const LlamaConfig config = test_llama_config(11, 8, 12, 2, 1, T);
   Llama model(config, B, Device::Cpu(), DType::kF64);
   randomize_f64(model, 9);
   Batch batch = random_batch(B, T, config.vocab_size, 4);
@@ -182,7 +171,7 @@ TEST(Llama, BackwardAccumulatesParameterGradients) {
   // two is exact, the f64 matmul adds its finished sum to c (g/2 + g/2 = g exactly), and the
   // activation-gradient buffers are overwritten, not accumulated, between the passes.
   const int64_t B = 2, T = 5;
-  const LlamaConfig config = custom_config(11, 8, 12, 2, 2, T);
+  const LlamaConfig config = test_llama_config(11, 8, 12, 2, 2, T);
   Llama model(config, B, Device::Cpu(), DType::kF64);
   randomize_f64(model, 11);
   const Batch batch = random_batch(B, T, config.vocab_size, 5);
@@ -220,7 +209,7 @@ TEST(Llama, MemorisesTwoSequencesWithAdamW) {
   // 4.2 -> < 0.1 in 26 (softmax, rmsnorm) and 25 (softmax1, rmsnorm-s) steps; the cap is 300.
   const ScopedOmpThreads one_thread(1);
   for (AttentionKind attention : {AttentionKind::kSoftmax, AttentionKind::kSoftmax1}) {
-    LlamaConfig config = custom_config(64, 32, 64, 2, 2, 16);
+    LlamaConfig config = test_llama_config(64, 32, 64, 2, 2, 16);
     config.attention = attention;
     config.norm = attention == AttentionKind::kSoftmax ? NormKind::kRmsNorm : NormKind::kRmsNormS;
     Llama model(config, 2);
@@ -256,7 +245,7 @@ TEST(Llama, MemorisesTwoSequencesWithAdamW) {
 // ---- 4. Initialisation is a function of (seed, logical name, logical index) ----------------------
 
 TEST(Llama, InitialisationIsLayoutInvariantAndSeeded) {
-  const LlamaConfig config = custom_config(100, 16, 24, 2, 3, 4);  // V=100 -> Vp=128: 28 padding rows
+  const LlamaConfig config = test_llama_config(100, 16, 24, 2, 3, 4);  // V=100 -> Vp=128: 28 padding rows
   const int64_t C = config.hidden, F = config.ffn, V = config.vocab_size, L = config.n_layers;
   Llama model(config, 1);
   const uint64_t seed = 77;
@@ -314,7 +303,7 @@ TEST(Llama, InitialisationIsLayoutInvariantAndSeeded) {
 }
 
 TEST(Llama, ParameterNamesShapesAndOrder) {
-  const LlamaConfig config = custom_config(100, 16, 24, 2, 2, 4);
+  const LlamaConfig config = test_llama_config(100, 16, 24, 2, 2, 4);
   Llama model(config, 1);
   const std::vector<std::pair<std::string, Shape>> want = {
       {"embed.weight", {128, 16}},
@@ -353,7 +342,7 @@ TEST(Llama, SubBatchForwardEqualsTheFirstRowsOfAFullBatch) {
   // matmul's tile grid changes with the row count (B·T = 128, 384, 512 here; also observed for tiny
   // at B·T = 256 .. 1024). f64 goes through the plain-loop matmul: bitwise by construction.
   for (DType dtype : {DType::kF32, DType::kF64}) {
-    const LlamaConfig config = custom_config(300, 64, 160, 4, 2, 128);  // B·T = 128 .. 512 rows
+    const LlamaConfig config = test_llama_config(300, 64, 160, 4, 2, 128);  // B·T = 128 .. 512 rows
     const int64_t Bm = 4;
     Llama model(config, Bm, Device::Cpu(), dtype);
     model.Initialize(5);
@@ -459,7 +448,7 @@ TEST(LlamaConfig, ParsesAttentionAndNormKinds) {
 }
 
 TEST(LlamaDeathTest, ForwardRejectsABatchLargerThanTheArena) {
-  const LlamaConfig config = custom_config(11, 8, 12, 2, 1, 5);
+  const LlamaConfig config = test_llama_config(11, 8, 12, 2, 1, 5);
   Llama model(config, 2);
   const Batch batch = random_batch(3, 5, 11, 1);
   EXPECT_DEATH(model.Forward(batch.tokens.cview(), batch.targets.cview()), "1 <= B <= max_micro_batch 2");

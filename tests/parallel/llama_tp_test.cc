@@ -18,6 +18,7 @@
 #include "model/llama.h"
 #include "parallel/process_groups.h"
 #include "parallel/tensor_parallel.h"
+#include "tests/support/llama_config.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -27,14 +28,7 @@ constexpr uint64_t kSeed = 20261129;
 constexpr int64_t kBatch = 2;
 
 LlamaConfig test_config(NormKind norm) {
-  LlamaConfig c;
-  c.name = "tp-test";
-  c.vocab_size = 100;
-  c.hidden = 32;
-  c.ffn = 48;
-  c.n_heads = 4;
-  c.n_layers = 2;
-  c.seq_length = 8;
+  LlamaConfig c = test_llama_config(100, 32, 48, 4, 2, 8, "tp-test");
   c.attention = AttentionKind::kSoftmax1;
   c.norm = norm;
   return c;
