@@ -179,6 +179,13 @@ cudaError_t host_wait() {
   return om_emu::flush();
 }
 
+// A wait for every stream (cudaDeviceSynchronize, cudaFree): the non-blocking streams' work too.
+cudaError_t device_wait() {
+  if (const cudaError_t e = om_emu::forbidden_in_capture(state()); e != cudaSuccess) return e;
+  om_emu::release_all_late(state());
+  return host_wait();
+}
+
 }  // namespace
 
 uint64_t om_emu::host_waits() { return g_host_waits.load(std::memory_order_relaxed); }
@@ -203,7 +210,7 @@ cudaError_t cudaGetDevice(int* device) {
   return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return host_wait(); }
+cudaError_t cudaDeviceSynchronize(void) { return device_wait(); }
 
 cudaError_t cudaGetLastError(void) {
   auto& s = state();
@@ -257,7 +264,7 @@ const char* cudaGetErrorString(cudaError_t error) {
 cudaError_t cudaMalloc(void** ptr, size_t size) { return om_emu::allocate(ptr, size, om_emu::Kind::kDevice); }
 
 cudaError_t cudaFree(void* ptr) {
-  if (const cudaError_t e = host_wait(); e != cudaSuccess) return e;  // cudaFree waits for the device
+  if (const cudaError_t e = device_wait(); e != cudaSuccess) return e;  // cudaFree waits for the device
   return om_emu::release(ptr, om_emu::Kind::kDevice);
 }
 
@@ -290,6 +297,7 @@ cudaError_t cudaMallocHost(void** ptr, size_t size) { return om_emu::allocate(pt
 
 cudaError_t cudaFreeHost(void* ptr) {
   if (const cudaError_t e = om_emu::forbidden_in_capture(state()); e != cudaSuccess) return e;
+  om_emu::release_all_late(state());  // it waits for the device, every stream
   om_emu::flush();
   return om_emu::release(ptr, om_emu::Kind::kPinned);
 }
@@ -329,11 +337,31 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) { return cudaStreamCreate(stream); }
+// A non-blocking stream's work is held back until something waits for it (internal.h LateStream).
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
+  if (const cudaError_t e = cudaStreamCreate(stream); e != cudaSuccess) return e;
+  if ((flags & cudaStreamNonBlocking) != 0) {
+    auto& s = state();
+    std::lock_guard<std::recursive_mutex> lock(s.mu);
+    s.late[*stream] = om_emu::LateStream{};
+  }
+  return cudaSuccess;
+}
 
-cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+// Its work still runs (queued now); the handle may be handed out again, as a blocking stream.
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const void* key = om_emu::stream_key(stream);
+  om_emu::release_late(s, key, UINT64_MAX, nullptr);
+  s.late.erase(key);
+  return cudaSuccess;
+}
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return host_wait(); }  // every stream shares the queue
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  om_emu::release_late(state(), om_emu::stream_key(stream), UINT64_MAX, nullptr);
+  return host_wait();
+}
 
 cudaError_t cudaStreamQuery(cudaStream_t) { return om_emu::flush(); }
 
@@ -372,6 +400,9 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   e->capture_id = in_capture ? s.capture->id : 0;
   e->stream = om_emu::stream_key(stream);
   e->seq = in_capture ? s.capture->issued[e->stream] : 0;
+  const auto late = in_capture ? s.late.end() : s.late.find(e->stream);
+  e->late_stream = late != s.late.end() ? e->stream : nullptr;
+  e->late_seq = late != s.late.end() ? late->second.issued : 0;
   return cudaSuccess;
 }
 
@@ -383,8 +414,12 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   if (event == nullptr) return cudaErrorInvalidResourceHandle;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
-  if (s.capture == nullptr) return cudaSuccess;
   const auto* e = reinterpret_cast<const om_emu::Event*>(event);
+  if (s.capture == nullptr) {
+    // The held-back work the event follows joins the waiting stream's (or the queue) here.
+    if (e->late_stream != nullptr) om_emu::release_late(s, e->late_stream, e->late_seq, om_emu::stream_key(stream));
+    return cudaSuccess;
+  }
   om_emu::Capture& c = *s.capture;
   const void* key = om_emu::stream_key(stream);
   if (e->capture_id != c.id) {
@@ -399,6 +434,8 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (event == nullptr) return cudaErrorInvalidValue;
+  const auto* e = reinterpret_cast<const om_emu::Event*>(event);
+  if (e->late_stream != nullptr) om_emu::release_late(state(), e->late_stream, e->late_seq, nullptr);
   return host_wait();
 }
 

@@ -2,8 +2,9 @@
 // rewritten kernels), the runtime (runtime.cc: cudart, streams, memory), cuBLAS(Lt) (blas.cc) and NCCL
 // (nccl.cc) share. Not for project code: project code calls the CUDA APIs, unchanged.
 //
-// Execution model. Work is queued in issue order (every stream on one queue: a legal schedule of
-// independent streams) and runs when the host waits (cudaStreamSynchronize, cudaDeviceSynchronize,
+// Execution model. Work is queued in issue order (every blocking stream on one queue: a legal schedule of
+// independent streams; a non-blocking stream's work is held back until something waits for it, internal.h
+// LateStream) and runs when the host waits (cudaStreamSynchronize, cudaDeviceSynchronize,
 // cudaEventSynchronize, a synchronous cudaMemcpy/cudaFree, a device-to-pageable copy), as on a GPU; so a
 // host read of a result before its wait sees stale memory here too. (A collective of a multi-rank NCCL
 // communicator flushes the queue and runs at its issue, nccl.cc.) A kernel runs block after block; a

@@ -50,6 +50,19 @@ struct Event {
   uint64_t capture_id = 0;
   const void* stream = nullptr;
   uint64_t seq = 0;
+  // Recorded outside a capture on a non-blocking stream (State::late): that stream's first `late_seq`
+  // pieces of work, the record included, are what a wait for the event must see. nullptr: recorded on
+  // a stream whose work is queued at once.
+  const void* late_stream = nullptr;
+  uint64_t late_seq = 0;
+};
+
+// The work of a non-blocking stream (cudaStreamCreateWithFlags(cudaStreamNonBlocking)) held back: a GPU
+// may run it as late as nothing waits for it, so the emulator does (the latest legal schedule), and a
+// missing event wait shows as stale memory. `issued` counts the stream's work so far, `moved` what left.
+struct LateStream {
+  std::deque<std::pair<std::function<void()>, std::string>> ops;
+  uint64_t issued = 0, moved = 0;
 };
 
 // A stream capture in progress (cudaStreamBeginCapture .. cudaStreamEndCapture, cudart.cc): the work
@@ -82,6 +95,7 @@ struct State {
   cudaError_t sticky = cudaSuccess;
   std::unique_ptr<Capture> capture;  // while a stream is being captured
   uint64_t captures = 0;             // captures begun so far (Capture::id)
+  std::map<const void*, LateStream> late;  // every live non-blocking stream, by key
 };
 
 State& state();
@@ -93,6 +107,11 @@ cudaError_t forbidden_in_capture(State& s);
 const void* stream_key(cudaStream_t stream);
 // True when a capture is in progress and `stream` takes part in it.
 bool captured_stream(State& s, cudaStream_t stream);
+// Non-blocking streams' held-back work (LateStream) joins the queue when something waits for it: the
+// first `through` pieces of `from`'s work (all of it: UINT64_MAX) go to the end of `into`'s work (a
+// non-blocking stream's held-back work, or else the queue). release_all_late: every stream's, to the queue.
+void release_late(State& s, const void* from, uint64_t through, const void* into);
+void release_all_late(State& s);
 
 // ---- Opening device memory while work runs ----------------------------------------------------------
 void set_device_protection(State& s, bool open);

@@ -511,8 +511,39 @@ void enqueue(std::function<void()> op, const char* what, cudaStream_t stream) {
     ++s.capture->issued[stream_key(stream)];
     return;
   }
-  s.queue.emplace_back(std::move(op), what);
   s.issued_since_wait = true;
+  const void* key = stream_key(stream);
+  if (key != nullptr) {
+    if (auto it = s.late.find(key); it != s.late.end()) {  // held back until something waits for it
+      it->second.ops.emplace_back(std::move(op), what);
+      ++it->second.issued;
+      return;
+    }
+  }
+  s.queue.emplace_back(std::move(op), what);
+}
+
+void release_late(State& s, const void* from, uint64_t through, const void* into) {
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const auto src = s.late.find(from);
+  if (src == s.late.end()) return;
+  const auto dst = into != nullptr && into != from ? s.late.find(into) : s.late.end();
+  LateStream& l = src->second;
+  while (!l.ops.empty() && l.moved < through) {
+    if (dst != s.late.end()) {
+      dst->second.ops.push_back(std::move(l.ops.front()));
+      ++dst->second.issued;
+    } else {
+      s.queue.push_back(std::move(l.ops.front()));
+    }
+    l.ops.pop_front();
+    ++l.moved;
+  }
+}
+
+void release_all_late(State& s) {
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  for (auto& [key, l] : s.late) release_late(s, key, UINT64_MAX, nullptr);
 }
 
 const void* stream_key(cudaStream_t stream) { return stream == cudaStreamLegacy ? nullptr : stream; }

@@ -117,13 +117,18 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   const std::vector<Parameter> params = Llama::ParameterLayout(config, dtype, tp, 0);
   for (const Parameter& p : params) plan.param_elements += p.value.numel();
   const std::vector<OptimizerUnit> units = make_units(params, opt.block);
-  const ShardPlan shards = assign_units(units, dp);
+  // --overlap-grad-reduce (dp > 1): the shards are cut per gradient bucket, and the reduced shard has a
+  // buffer of its own when there is more than one bucket (DistributedOptimizer).
+  const bool overlap = opt.grad_bucket > 0 && dp > 1;
+  const GradBuckets buckets = grad_buckets(units, params.size(), overlap ? opt.grad_bucket : 0);
+  const ShardPlan shards = assign_units(units, dp, buckets.unit_bucket);
   plan.units = static_cast<int64_t>(units.size());
   for (const OptimizerUnit& u : units) plan.unit_elements += u.numel();
   plan.shard_size = shards.shard_size;
   const size_t S = static_cast<size_t>(shards.shard_size);
   plan.master = plan.exp_avg = plan.exp_avg_sq = kF32 * S;
   plan.flat_grad = kF32 * static_cast<size_t>(dp) * S;
+  plan.grad_shard = buckets.size() > 1 ? kF32 * S : 0;
   // dp = 1 publishes from the master shard itself; a bf16 model gathers its weights in their own
   // dtypes (PublishLayout), an f32 one as f32 (DistributedOptimizer).
   plan.flat_param = dp == 1                 ? 0
@@ -187,6 +192,7 @@ std::string format_memory_plan(const MemoryPlan& p) {
   line("optimizer m", p.exp_avg, "4*S");
   line("optimizer v", p.exp_avg_sq, "4*S");
   line("zero1 flat grad", p.flat_grad, "4*dp*S");
+  line("zero1 grad shard", p.grad_shard, "4*S with --overlap-grad-reduce and > 1 bucket; else 0 (reduced in place)");
   line("zero1 flat param", p.flat_param, "4*dp*S; bf16: dp*SB (2 bytes per matrix element); 0 at dp = 1");
   line("grad norm", p.grad_norm, "16 (f64 sum of squares, f64 finiteness check)");
   line("rotations", p.rotations,

@@ -21,6 +21,8 @@
 //                targets)
 //   master, m, v 4·S each                                                   (ZeRO-1 shard state)
 //   flat grad    4·dp·S, flat param 4·dp·S (0 at dp = 1)                    (reduce_scatter / all_gather)
+//                --overlap-grad-reduce at dp > 1: S is the sum of the gradient buckets' largest loads
+//                (optim/optimizer_units.h), and with > 1 bucket a grad shard of 4·S more
 //                bf16: flat param dp·SB, SB = the largest shard's value bytes (2 per matrix element, 4 per
 //                gain element, each unit aligned to 32 bytes: optim/optimizer_units.h PublishLayout)
 //   grad norm    8                                                          (f64 accumulator)
@@ -78,6 +80,7 @@ struct MemoryPlan {
   size_t parameters = 0, gradients = 0, activations = 0;
   size_t master = 0, exp_avg = 0, exp_avg_sq = 0;
   size_t flat_grad = 0, flat_param = 0;
+  size_t grad_shard = 0;          // --overlap-grad-reduce with more than one bucket
   size_t grad_norm = 0;
   size_t rotations = 0;
   size_t workspace = 0;           // through Buffer (measured)
@@ -86,7 +89,7 @@ struct MemoryPlan {
 
   size_t model_bytes() const { return parameters + gradients + activations; }
   size_t optimizer_bytes() const {
-    return master + exp_avg + exp_avg_sq + flat_grad + flat_param + grad_norm + rotations;
+    return master + exp_avg + exp_avg_sq + flat_grad + grad_shard + flat_param + grad_norm + rotations;
   }
   // What Buffer::peak_bytes(device.kind) should rise by over Create + training (+ validation).
   size_t buffer_bytes() const { return model_bytes() + optimizer_bytes() + workspace + eval_probs; }

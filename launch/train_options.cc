@@ -42,7 +42,12 @@ po::options_description make_options(TrainOptions* o, std::string* config_file) 
   parallel.add_options()
       ("tp", po::value(&o->tp)->default_value(o->tp),
        "tensor-parallel size (alias --tensor-model-parallel-size)")
-      ("dp", po::value(&o->dp)->default_value(o->dp), "data-parallel size (alias --data-parallel-size)");
+      ("dp", po::value(&o->dp)->default_value(o->dp), "data-parallel size (alias --data-parallel-size)")
+      ("overlap-grad-reduce", po::bool_switch(&o->overlap_grad_reduce),
+       "dp > 1: reduce-scatter the gradients bucket by bucket while the step's last backward still runs (on "
+       "CUDA, a stream of their own), instead of all at once after it; the same update")
+      ("ddp-bucket-size", po::value(&o->ddp_bucket_size)->default_value(o->ddp_bucket_size),
+       "elements per gradient bucket with --overlap-grad-reduce (whole parameters, from the LM head down)");
   po::options_description batch("Batch and schedule");
   batch.add_options()
       ("micro-batch-size", po::value(&o->micro_batch_size)->default_value(o->micro_batch_size),
@@ -220,6 +225,7 @@ Status validate_train_options(const TrainOptions& o, int world_size) {
   if (o.dtype == "bf16" && o.device == "cpu")
     return bad("--dtype bf16 runs on CUDA only (the CPU path is f32); use --dtype f32 or auto with --device cpu");
   if (o.cuda_graphs && o.device == "cpu") return bad("--cuda-graphs needs --device cuda (or auto on a GPU node)");
+  if (o.ddp_bucket_size < 1) return bad("--ddp-bucket-size must be >= 1 (elements per gradient bucket)");
   if (o.vocab_size < 0 || o.seq_length < 0) return bad("--vocab-size and --seq-length must be >= 0 (0 = default)");
   return Status::Ok();
 }

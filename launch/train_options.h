@@ -23,6 +23,8 @@ struct TrainOptions {
   // Parallelism (world size must equal tp * dp)
   int64_t tp = 1;
   int64_t dp = 1;
+  bool overlap_grad_reduce = false;    // reduce gradient buckets during the last backward (DistributedOptimizer)
+  int64_t ddp_bucket_size = 40000000;  // elements per gradient bucket with overlap_grad_reduce (Megatron's default)
   // Batch and schedule
   int64_t micro_batch_size = 8;
   int64_t global_batch_size = 0;       // 0: micro_batch_size * dp (no accumulation)

@@ -72,6 +72,7 @@ StatusOr<OptimizerConfig> optimizer_config_for(const TrainOptions& o) {
   OM_ASSIGN_OR_RETURN(opt.transform, parse_ortho_transform(o.ortho_transform));
   opt.block = o.ortho_block;
   opt.seed = o.seed;
+  opt.grad_bucket = o.overlap_grad_reduce ? o.ddp_bucket_size : 0;
   return opt;
 }
 
@@ -220,6 +221,12 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
                 static_cast<long>(groups->dims().tp), static_cast<long>(groups->dims().dp),
                 static_cast<long>(groups->dims().world_size), static_cast<long>(t->model_->padded_vocab()));
   }
+  if (op.overlaps()) {
+    OM_LOG_INFO("--overlap-grad-reduce: %zu gradient buckets (--ddp-bucket-size %ld), each reduced during the last "
+                "backward as soon as it is complete", op.buckets(), static_cast<long>(o.ddp_bucket_size));
+  } else if (o.overlap_grad_reduce) {
+    OM_LOG_INFO("--overlap-grad-reduce has no effect at dp 1 (there is nothing to reduce)");
+  }
   OM_LOG_INFO("data %s: %ld documents, %ld tokens, %ld samples of %ld+1 tokens per epoch", o.data_path.c_str(),
               t->train_data_->num_documents(), t->train_data_->num_tokens(), t->train_sampler_->samples_per_epoch(),
               t->config_.seq_length);
@@ -260,31 +267,38 @@ StatusOr<StepStats> Trainer::TrainStep() {
   // Nothing is read back inside the loop: each micro-batch has its own slots (see trainer.h).
   const int64_t n = mb * T;
   std::vector<int64_t> target_counts(static_cast<size_t>(accumulation));
+  const bool inject_nan = fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank());
   for (int64_t micro = 0; micro < accumulation; ++micro) {
     int32_t* tok = step_tokens_ + micro * n;
     int32_t* tgt = step_targets_ + micro * n;
     train_sampler_->MicroBatch(consumed_samples_, micro, mb, dp_rank_, options_.dp, {tok, static_cast<size_t>(n)},
                                {tgt, static_cast<size_t>(n)});
+    const bool last = micro == accumulation - 1;
+    if (last && inject_nan) {
+      // Into layer 0's qkv weight gradient, before the last backward adds to it (so NaN stays, and is there
+      // before --overlap-grad-reduce reduces it): every tp rank holds its own slice, always in an optimizer
+      // unit and counted by the norm (an embedding row may be vocabulary padding, a norm gain is counted on
+      // tp rank 0 only).
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      for (const Parameter& p : model_->parameters()) {
+        if (p.name.find("qkv") == std::string::npos) continue;
+        copy_bytes(p.grad.data, p.grad.device, &nan, Device::Cpu(), sizeof nan);
+        break;
+      }
+    }
+    // --overlap-grad-reduce: the last backward reduces each gradient bucket as soon as it is final.
+    if (last && optimizer_->overlaps()) {
+      model_->set_grad_ready([this](size_t first, size_t count) { optimizer_->GradientsReady(first, count); });
+    }
     // Forward then Backward (with --cuda-graphs replayed from a CUDA graph: Llama::ForwardBackward).
     model_->ForwardBackward(make_view(tok, DType::kI32, {mb, T}, Device::Cpu(), "batch.tokens"),
                             make_view(tgt, DType::kI32, {mb, T}, Device::Cpu(), "batch.targets"),
                             make_view(step_losses_ + micro * n, DType::kF32, {mb, T}, Device::Cpu(), "batch.losses"),
                             1.0f / static_cast<float>(accumulation));
+    model_->set_grad_ready({});
     target_counts[static_cast<size_t>(micro)] = model_->target_count();
     // A non-finite loss anywhere poisons the global norm (below), checked on the device: no wait here.
     optimizer_->CheckFinite(model_->last_losses());
-  }
-  const bool inject_nan = fault_.kind == FaultInjection::Kind::kNan && fault_.Applies(step_ + 1, world_rank());
-  if (inject_nan) {
-    // Into layer 0's qkv weight: every tp rank holds its own slice, always in an optimizer unit and
-    // counted by the norm (an embedding row may be vocabulary padding, a norm gain is counted on tp
-    // rank 0 only).
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    for (const Parameter& p : model_->parameters()) {
-      if (p.name.find("qkv") == std::string::npos) continue;
-      copy_bytes(p.grad.data, p.grad.device, &nan, Device::Cpu(), sizeof nan);
-      break;
-    }
   }
   // The global norm counts every logical element once across the world (ZeRO-1: over dp shards and
   // tp ranks); the loss is the mean over dp replicas of their micro-batch means.
@@ -516,6 +530,11 @@ Status Trainer::Run() {
       const Llama::GraphCounts g = model_->graph_counts();
       OM_LOG_INFO("--cuda-graphs: %ld micro-batch(es) replayed from %ld captured graph(s), %ld run eagerly (warm-up, "
                   "profiled steps)", g.launches, g.captures, g.eager);
+    }
+    if (optimizer_->overlaps()) {
+      OM_LOG_INFO("--overlap-grad-reduce: %ld gradient bucket reduction(s) issued during the backward, %ld after it",
+                  static_cast<long>(optimizer_->buckets_overlapped()),
+                  static_cast<long>(optimizer_->buckets_after_backward()));
     }
   }
   return Status::Ok();

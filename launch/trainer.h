@@ -91,6 +91,7 @@ class Trainer {
   double Validate();
 
   const Llama& model() const { return *model_; }
+  const DistributedOptimizer& optimizer() const { return *optimizer_; }
   Device device() const { return device_; }
   DType dtype() const { return dtype_; }  // the model's (resolve_dtype)
   const LlamaConfig& config() const { return config_; }

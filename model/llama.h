@@ -52,6 +52,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -153,7 +154,7 @@ class Llama {
   // values baked into them: the first micro-batch of a kind runs eagerly (it warms up what a capture may
   // not do: cuBLASLt plans and workspace, lazy kernel loading, the memory pool), the second is captured,
   // later ones replay it; at most kMaxCudaGraphs kinds are kept (the least recently used goes). Eager
-  // instead, whatever the setting: under the op profiler (per-op times), with a probe, with
+  // instead, whatever the setting: under the op profiler (per-op times), with a probe or a grad-ready hook, with
   // OM_SYNC_DEBUG=1 (it synchronizes after every launch, which a capture cannot hold).
   void ForwardBackward(ConstTensorView tokens, ConstTensorView targets, TensorView losses, float loss_scale);
   // REQUIRES for on: a CUDA model (any tp: the tp collectives are captured too, llama_graph.cc). Off
@@ -171,6 +172,16 @@ class Llama {
   // Every following Forward reports to `probe` (not owned; nullptr: none). With attention requested,
   // a (max_micro_batch, Hl, T, T) probability buffer is allocated on first use.
   void set_probe(ForwardProbe* probe) { probe_ = probe; }
+
+  // Told by each following backward as parameter gradients become final for its micro-batch:
+  // fn(first, count) names parameters() [first, first + count), in the order the backward finishes
+  // them: the LM head and the final norm, each layer's six from the last layer down, the embedding;
+  // every op that adds to them has been issued (on the model's stream) when fn runs. The trainer sets
+  // it for a step's last micro-batch with --overlap-grad-reduce (DistributedOptimizer::GradientsReady),
+  // then clears it (an empty function). While it is set, ForwardBackward runs eagerly (a graph replay
+  // could not call it part-way).
+  using GradReadyFn = std::function<void(size_t first, size_t count)>;
+  void set_grad_ready(GradReadyFn fn) { grad_ready_ = std::move(fn); }
 
   std::span<Parameter> parameters() { return params_; }
   std::span<const Parameter> parameters() const { return params_; }
@@ -281,6 +292,7 @@ class Llama {
   Tensors w_, g_;            // weights and their gradients
   Activations act_;
   ForwardProbe* probe_ = nullptr;
+  GradReadyFn grad_ready_;
   struct CudaGraphs;  // llama_graph.cc
   struct CudaGraphsDelete {
     void operator()(CudaGraphs* g) const;  // llama_graph.cc, where CudaGraphs is complete

@@ -104,7 +104,7 @@ void Llama::set_cuda_graphs(bool on) {
 Llama::GraphCounts Llama::graph_counts() const { return graphs_ != nullptr ? graphs_->counts : GraphCounts{}; }
 
 void Llama::ForwardBackward(ConstTensorView tokens, ConstTensorView targets, TensorView losses, float loss_scale) {
-  if (graphs_ == nullptr || probe_ != nullptr || profiler::enabled() || cuda_sync_debug()) {
+  if (graphs_ == nullptr || probe_ != nullptr || grad_ready_ || profiler::enabled() || cuda_sync_debug()) {
     if (graphs_ != nullptr) ++graphs_->counts.eager;
     Forward(tokens, targets, losses);
     Backward(loss_scale);

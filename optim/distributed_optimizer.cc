@@ -47,8 +47,13 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
              "DistributedOptimizer: parameter '%s' and its gradient must live on %s, the first parameter's device",
              p.name.c_str(), device_name(ctx_.device).c_str());
   }
+  OM_CHECK(config_.grad_bucket >= 0, "DistributedOptimizer: gradient bucket of %ld elements (--ddp-bucket-size must be >= 1)",
+           static_cast<long>(config_.grad_bucket));
   units_ = make_units(params_, config_.block);
-  plan_ = assign_units(units_, dp.size());
+  overlap_ = config_.grad_bucket > 0 && dp.size() > 1;
+  buckets_ = grad_buckets(units_, params_.size(), overlap_ ? config_.grad_bucket : 0);
+  plan_ = assign_units(units_, dp.size(), buckets_.unit_bucket);
+  param_ready_.assign(params_.size(), false);
   for (size_t u = 0; u < units_.size(); ++u) {
     numel_ += units_[u].numel();
     if (plan_.owner[u] == dp.rank()) local_.push_back(u);
@@ -61,6 +66,12 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   const int64_t S = plan_.shard_size, total = padded_numel();
   flat_grad_ = Buffer::Allocate(dev, static_cast<size_t>(total) * kF32, "zero1 flat grad");
   flat_grad_.Zero();
+  grad_base_ = f32_at(flat_grad_, dp.rank() * S);
+  if (buckets_.size() > 1) {  // the buckets' reduced parts are not contiguous in flat_grad_: their own shard
+    grad_shard_ = Buffer::Allocate(dev, static_cast<size_t>(S) * kF32, "zero1 grad shard");
+    grad_shard_.Zero();
+    grad_base_ = f32_at(grad_shard_, 0);
+  }
   // dp = 1: the master shard is every unit already (PublishMaster). dp > 1 with a value that is not
   // f32: the weights travel in their own dtypes (PublishLayout); else as the f32 master.
   narrow_publish_ = dp.size() > 1 && std::any_of(params_.begin(), params_.end(), [](const Parameter& p) {
@@ -69,7 +80,14 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   std::vector<size_t> all(units_.size());
   for (size_t u = 0; u < all.size(); ++u) all[u] = u;
   const auto elements = [&](size_t u) { return units_[u].numel(); };
-  flat_runs_ = MakeRuns(all, [&](size_t u) { return plan_.flat_offset(u); }, elements);
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    std::vector<size_t> in_bucket;
+    for (size_t u = 0; u < all.size(); ++u) {
+      if (plan_.bucket[u] == static_cast<int>(b)) in_bucket.push_back(u);
+    }
+    bucket_runs_.push_back(MakeRuns(in_bucket, [&](size_t u) { return plan_.flat_offset(u); }, elements));
+  }
+  gathered_runs_ = MakeRuns(all, [&](size_t u) { return plan_.gathered_offset(u); }, elements);
   local_runs_ = MakeRuns(local_, [&](size_t u) { return plan_.offset[u]; }, elements);
   if (narrow_publish_) {
     publish_ = publish_layout(units_, plan_, params_);
@@ -122,8 +140,8 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
       return view;
     };
     RotationUnit& ru = rotation_units_[k];
-    ru.x = make_view(f32_at(flat_grad_, dp.rank() * S + plan_.offset[local_[k]]), DType::kF32,
-                     Shape{unit.rows, unit.cols}, dev, "orthoadam.unit");
+    ru.x = make_view(grad_base_ + plan_.offset[local_[k]], DType::kF32, Shape{unit.rows, unit.cols}, dev,
+                     "orthoadam.unit");
     ru.q_r = store(rot.q_r, unit.rows);
     for (size_t b = 0; b < rot.widths.size(); ++b) ru.q_c.push_back(store(rot.q_c[b], rot.widths[b]));
   }
@@ -164,7 +182,7 @@ TensorView DistributedOptimizer::ShardView(int64_t which, int64_t offset, int64_
 }
 
 TensorView DistributedOptimizer::GradView(int64_t offset, int64_t n) const {
-  return f32_view(flat_grad_, dp_->rank() * plan_.shard_size + offset, n, "zero1.grad");
+  return make_view(grad_base_ + offset, DType::kF32, Shape{n}, ctx_.device, "zero1.grad");
 }
 
 ConstTensorView DistributedOptimizer::master_shard() const { return ShardView(0, 0, plan_.shard_size, "zero1.master"); }
@@ -178,23 +196,55 @@ void DistributedOptimizer::CheckFinite(ConstTensorView x) {
                      x});
 }
 
-double DistributedOptimizer::ReduceGradients() {
+void DistributedOptimizer::IssueBucket(size_t b) {
   const uint64_t bytes_before = dp_->bytes_sent();
   const Device dev = ctx_.device;
-  // 1. Unit gradients → flat buffer (every rank fills every shard: reduce_scatter sums them all).
-  // One stream-ordered copy per run of units (copy_async): the host does not wait.
-  for (const Run& run : flat_runs_) {
+  // 1. Unit gradients → the bucket's slice of the flat buffer (every rank fills every rank's part:
+  // reduce_scatter sums them all). One stream-ordered copy per run of units (copy_async): no host wait.
+  for (const Run& run : bucket_runs_[b]) {
     const OptimizerUnit& unit = units_[run.first];
     copy_async(ctx_, f32_at(flat_grad_, plan_.flat_offset(run.first)), dev,
                static_cast<const float*>(params_[unit.param].grad.data) + unit.param_offset(), dev,
                static_cast<size_t>(run.numel) * kF32);
   }
+  // 2. Sum over replicas into this rank's part (one bucket: its chunk of the flat buffer, in place). The
+  // mean's 1/dp is applied by Step, folded into grad_scale, and to the norm (the header says why that is
+  // the same arithmetic).
+  const int64_t start = plan_.bucket_start[b], size = plan_.bucket_size[b];
+  const TensorView in = f32_view(flat_grad_, dp_->size() * start, dp_->size() * size, "zero1.flat_grad");
+  if (overlap_) {
+    dp_->reduce_scatter_deferred(in, GradView(start, size));
+  } else {
+    dp_->reduce_scatter(in, GradView(start, size));
+  }
+  issued_bytes_ += dp_->bytes_sent() - bytes_before;
+}
 
-  // 2. Sum over replicas into this rank's chunk, in place. The mean's 1/dp is applied by Step, folded
-  // into grad_scale, and to the norm below (the header says why that is the same arithmetic).
+void DistributedOptimizer::GradientsReady(size_t first, size_t count) {
+  OM_CHECK(first + count <= params_.size(), "DistributedOptimizer::GradientsReady: parameters [%zu, %zu) of %zu", first,
+           first + count, params_.size());
+  if (!overlap_) return;
+  for (size_t p = first; p < first + count; ++p) param_ready_[p] = true;
+  while (next_bucket_ < buckets_.size() &&
+         std::all_of(param_ready_.begin() + static_cast<std::ptrdiff_t>(buckets_.first_param[next_bucket_]),
+                     param_ready_.begin() + static_cast<std::ptrdiff_t>(buckets_.end_param[next_bucket_]),
+                     [](bool ready) { return ready; })) {
+    IssueBucket(next_bucket_++);
+    ++buckets_overlapped_;
+  }
+}
+
+double DistributedOptimizer::ReduceGradients() {
+  const Device dev = ctx_.device;
+  // 1–2 for every bucket GradientsReady has not issued (all of them without overlap), then the join:
+  // the compute stream's work below (the norm) follows every bucket's reduce_scatter.
+  for (; next_bucket_ < buckets_.size(); ++buckets_after_) IssueBucket(next_bucket_++);
+  dp_->join_deferred();
+  next_bucket_ = 0;
+  std::fill(param_ready_.begin(), param_ready_.end(), false);
+  const uint64_t bytes_before = dp_->bytes_sent();
   const int64_t S = plan_.shard_size;
   const TensorView shard = GradView(0, S);
-  dp_->reduce_scatter(f32_view(flat_grad_, 0, padded_numel(), "zero1.flat_grad"), shard);
 
   // 3. Each unit lives in exactly one shard, so the shards' sums of squares add up to the global one.
   // The padding is zero and adds nothing.
@@ -222,7 +272,9 @@ double DistributedOptimizer::ReduceGradients() {
                                       : std::numeric_limits<double>::quiet_NaN();
 
   reduced_ = true;
-  reduce_bytes_ = dp_->bytes_sent() - bytes_before;
+  // Every bucket's reduce_scatter (some issued before this call) and the norm's all_reduce.
+  reduce_bytes_ = issued_bytes_ + (dp_->bytes_sent() - bytes_before);
+  issued_bytes_ = 0;
   return grad_norm_;
 }
 
@@ -277,8 +329,8 @@ void DistributedOptimizer::PublishMaster() {
   if (gather) dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel(), "zero1.flat_param"));
   const Buffer& source = gather ? flat_param_ : state_;
   // f32 values: a copy; bf16 values: the master rounded to nearest even (kernels/cast.h). One cast per run.
-  for (const Run& run : flat_runs_) {
-    cast(ctx_, {RunValue(run), f32_view(source, plan_.flat_offset(run.first), run.numel, "zero1.flat_param")});
+  for (const Run& run : gathered_runs_) {
+    cast(ctx_, {RunValue(run), f32_view(source, plan_.gathered_offset(run.first), run.numel, "zero1.flat_param")});
   }
 }
 

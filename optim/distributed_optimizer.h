@@ -28,6 +28,14 @@
 //                       into its Parameter::value (dp = 1: straight from the master shard, which is
 //                       then every unit at its flat offset; no flat parameter buffer is allocated)
 // Splitting the step lets the trainer log the norm and skip a non-finite step before anything changes.
+// Overlap (config.grad_bucket > 0 at dp > 1, --overlap-grad-reduce): steps 1–2 run per gradient bucket
+// (optim/optimizer_units.h GradBuckets: whole parameters, the last ones first), each bucket's copy and
+// reduce_scatter (Comm::reduce_scatter_deferred: on NCCL a stream of its own that the backward's
+// kernels do not wait for) issued by GradientsReady as soon as the backward of the step's last
+// micro-batch has finished every parameter of it, in bucket order; ReduceGradients issues whatever is
+// left, joins, and goes on with step 3. Each bucket's reduced part lands in a separate (S) gradient
+// shard (4·S bytes more; in place with one bucket). Element-wise this is the same arithmetic: the CPU
+// path gives the same bits as without overlap, and as dp = 1 (tests/parallel/distributed_optimizer_test.cc).
 // Launches: steps 1, 4 and 5 run once per run of consecutive units of one parameter (Run below), not
 // once per unit: ~6 per layer instead of ~11 at B = 1024 for each of the copy, AdamW and cast.
 //
@@ -59,7 +67,8 @@
 //
 // Memory per parameter element: 4 (flat gradient) + the flat parameters, the all_gather target (4; the
 // value's size, 2 for bf16, when gathering in the values' dtypes; none at dp = 1) + 12/dp (master, m, v
-// of the shard), besides the model's own value and grad.
+// of the shard) + 4/dp with more than one gradient bucket (the reduced shard's own buffer), besides the
+// model's own value and grad.
 // OrthoAdam adds its cached f32 rotations, R² + Σ K_b² floats per (R, K) unit, i.e. 4·(R/K + Σ K_b²/(R·K))
 // ≤ 4·(R/K + B/R) bytes per element of the shard's units (rotation_bytes()): 8 bytes for a (256, 256)
 // unit, 10 for a (1024, 512) one (B = 1024), divided over dp like the moments. They are cached, not
@@ -113,6 +122,16 @@ class DistributedOptimizer {
   // the last call. Leaves every Parameter untouched. The step's one host wait: the norm (with the check)
   // is read back, after everything issued before it.
   double ReduceGradients();
+  // With overlap on (overlaps()): the gradients of parameters [first, first + count) are final for this
+  // step (the backward of the step's last micro-batch has added its share, on the compute stream); every
+  // bucket whose parameters are now all final is reduced, in bucket order, without waiting for it.
+  // Collective over dp (every rank reports the same parameters in the same order). Without overlap: nothing.
+  void GradientsReady(size_t first, size_t count);
+  bool overlaps() const { return overlap_; }
+  size_t buckets() const { return buckets_.size(); }
+  // Buckets reduced from GradientsReady (during a backward) and from ReduceGradients, since construction.
+  int64_t buckets_overlapped() const { return buckets_overlapped_; }
+  int64_t buckets_after_backward() const { return buckets_after_; }
   // Steps 4–5; collective over dp. `grad_scale` multiplies the mean gradient (the clip coefficient;
   // 1 without clipping). REQUIRES: ReduceGradients was called since the last Step. Increments step()
   // before the update (bias correction uses t ≥ 1), as AdamW::Step.
@@ -171,6 +190,7 @@ class DistributedOptimizer {
 
   TensorView ShardView(int64_t which, int64_t offset, int64_t n, const char* name) const;  // master|m|v
   TensorView GradView(int64_t offset, int64_t n) const;  // within this rank's gradient shard
+  void IssueBucket(size_t b);  // steps 1–2 for bucket b
   void PublishNarrow();  // PublishMaster with narrow_publish_ (step 5 in the values' dtypes)
 
   float inv_dp() const { return 1.0f / static_cast<float>(dp_->size()); }
@@ -186,12 +206,20 @@ class DistributedOptimizer {
   ShardPlan plan_;
   std::vector<size_t> local_;
   int64_t numel_ = 0;
-  std::vector<Run> flat_runs_;         // every unit, contiguous in the (dp·S) flat buffers
+  GradBuckets buckets_;                // one bucket without overlap
+  std::vector<std::vector<Run>> bucket_runs_;  // (buckets) its units, contiguous in the flat gradient buffer
+  std::vector<Run> gathered_runs_;     // every unit, contiguous in the (dp·S) all_gather of the shards
   std::vector<Run> local_runs_;        // this rank's units, contiguous in its shard
   std::vector<Run> publish_runs_;      // with narrow_publish_: every unit, contiguous in publish bytes
   std::vector<Run> local_publish_runs_;
 
-  Buffer flat_grad_;    // (dp·S) f32; this rank's chunk holds the reduced shard
+  Buffer flat_grad_;    // (dp·S) f32; one bucket: this rank's chunk holds the reduced shard
+  Buffer grad_shard_;   // (S) f32, the reduced shard, with more than one bucket
+  float* grad_base_ = nullptr;  // this rank's reduced shard: in flat_grad_, or grad_shard_
+  bool overlap_ = false;
+  std::vector<bool> param_ready_;  // (params) GradientsReady since the last ReduceGradients
+  size_t next_bucket_ = 0;         // the first bucket not issued yet this step
+  int64_t buckets_overlapped_ = 0, buckets_after_ = 0;
   Buffer flat_param_;   // all_gather target: (dp·S) f32, (dp·SB) bytes with narrow_publish_, none at dp = 1
   bool narrow_publish_ = false;  // dp > 1 and some value is not f32 (Precision above)
   PublishLayout publish_;        // with narrow_publish_
@@ -203,7 +231,7 @@ class DistributedOptimizer {
   int64_t step_ = 0;
   double grad_norm_ = 0.0;
   bool reduced_ = false;  // ReduceGradients since the last Step
-  uint64_t reduce_bytes_ = 0, step_bytes_ = 0;
+  uint64_t reduce_bytes_ = 0, step_bytes_ = 0, issued_bytes_ = 0;  // issued_: by buckets issued this step
 };
 
 }  // namespace om

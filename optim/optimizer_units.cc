@@ -45,29 +45,83 @@ std::vector<int64_t> column_blocks(const OptimizerUnit& unit, int64_t block) {
   return widths;
 }
 
-ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp) {
+GradBuckets grad_buckets(std::span<const OptimizerUnit> units, size_t n_params, int64_t bucket_numel) {
+  std::vector<int64_t> param_numel(n_params, 0);
+  for (const OptimizerUnit& u : units) {
+    OM_CHECK(u.param < n_params, "grad_buckets: a unit of parameter %zu of %zu", u.param, n_params);
+    param_numel[u.param] += u.numel();
+  }
+  // From the last parameter down; a bucket closes once it holds >= bucket_numel elements. The
+  // parameters below the last closed bucket form the final one (even when smaller).
+  GradBuckets g;
+  size_t end = n_params;
+  int64_t held = 0;
+  for (size_t p = n_params; p-- > 0;) {
+    held += param_numel[p];
+    if (bucket_numel > 0 && held >= bucket_numel && p > 0) {
+      g.first_param.push_back(p);
+      g.end_param.push_back(end);
+      end = p;
+      held = 0;
+    }
+  }
+  if (end > 0 || g.first_param.empty()) {
+    g.first_param.push_back(0);
+    g.end_param.push_back(end);
+  }
+  std::vector<int> bucket_of_param(n_params, 0);
+  for (size_t b = 0; b < g.size(); ++b) {
+    for (size_t p = g.first_param[b]; p < g.end_param[b]; ++p) bucket_of_param[p] = static_cast<int>(b);
+  }
+  g.unit_bucket.reserve(units.size());
+  for (const OptimizerUnit& u : units) g.unit_bucket.push_back(bucket_of_param[u.param]);
+  return g;
+}
+
+ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp, std::span<const int> unit_bucket) {
   OM_CHECK(dp >= 1, "assign_units: dp = %d must be >= 1", dp);
+  OM_CHECK(unit_bucket.empty() || unit_bucket.size() == units.size(),
+           "assign_units: %zu bucket indices for %zu units", unit_bucket.size(), units.size());
   ShardPlan plan;
   plan.dp = dp;
   plan.owner.assign(units.size(), 0);
   plan.offset.assign(units.size(), 0);
   plan.load.assign(static_cast<size_t>(dp), 0);
+  plan.bucket.assign(units.size(), 0);
+  int buckets = 1;
+  for (size_t u = 0; u < unit_bucket.size(); ++u) {
+    OM_CHECK(unit_bucket[u] >= 0, "assign_units: unit %zu has bucket %d", u, unit_bucket[u]);
+    plan.bucket[u] = unit_bucket[u];
+    buckets = std::max(buckets, unit_bucket[u] + 1);
+  }
+  // Per bucket: units largest first (ties: lower index), each to the least loaded rank of this
+  // bucket (ties: lower rank); then, within each shard's part of the bucket, ascending unit order.
   std::vector<size_t> order(units.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return units[a].numel() > units[b].numel(); });
-  for (size_t u : order) {
-    const int r = static_cast<int>(std::min_element(plan.load.begin(), plan.load.end()) - plan.load.begin());
-    plan.owner[u] = r;
-    plan.load[r] += units[u].numel();
+  int64_t start = 0;
+  for (int b = 0; b < buckets; ++b) {
+    std::vector<int64_t> load(static_cast<size_t>(dp), 0);
+    for (size_t u : order) {
+      if (plan.bucket[u] != b) continue;
+      const int r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+      plan.owner[u] = r;
+      load[r] += units[u].numel();
+    }
+    std::vector<int64_t> fill(static_cast<size_t>(dp), start);
+    for (size_t u = 0; u < units.size(); ++u) {
+      if (plan.bucket[u] != b) continue;
+      plan.offset[u] = fill[plan.owner[u]];
+      fill[plan.owner[u]] += units[u].numel();
+    }
+    const int64_t size = std::max<int64_t>(1, *std::max_element(load.begin(), load.end()));
+    for (int r = 0; r < dp; ++r) plan.load[r] += load[r];
+    plan.bucket_start.push_back(start);
+    plan.bucket_size.push_back(size);
+    start += size;
   }
-  // Offsets: within each shard, ascending unit order.
-  std::vector<int64_t> fill(static_cast<size_t>(dp), 0);
-  for (size_t u = 0; u < units.size(); ++u) {
-    plan.offset[u] = fill[plan.owner[u]];
-    fill[plan.owner[u]] += units[u].numel();
-  }
-  plan.shard_size = std::max<int64_t>(1, *std::max_element(plan.load.begin(), plan.load.end()));
+  plan.shard_size = start;
   return plan;
 }
 

@@ -19,6 +19,15 @@
 // ascending unit order back to back from offset 0; the shard is padded to S = the largest load, so
 // the flat buffer (dp·S) splits evenly for reduce_scatter / all_gather. Pure function of the units
 // and dp: every rank computes the same plan.
+//
+// Gradient buckets (--overlap-grad-reduce, optim/distributed_optimizer.h): the parameters are cut into
+// buckets of whole parameters, taken from the last parameter down (the order the backward finishes
+// them), each closed once it holds ≥ bucket_numel elements of units. With buckets the rule above runs
+// per bucket: bucket b's units are shared out by the same greedy, and every shard holds its part of
+// bucket 0, padded to S_0 = that bucket's largest load, then its part of bucket 1, …: S = Σ S_b. The
+// gradients are reduced bucket by bucket, each from its own (dp·S_b) slice of the flat gradient buffer
+// (bucket after bucket, each rank's chunk after chunk: flat_offset), so a bucket can be reduced as soon
+// as the backward has finished its parameters. One bucket (the default) is the plan above.
 #pragma once
 
 #include <cstdint>
@@ -50,18 +59,40 @@ std::vector<OptimizerUnit> make_units(std::span<const Parameter> params, int64_t
 // Widths of a unit's column blocks, in column order (Σ = cols).
 std::vector<int64_t> column_blocks(const OptimizerUnit& unit, int64_t block);
 
+// Gradient buckets of whole parameters, in the order the backward finishes them (the last parameter's
+// bucket first). bucket_numel ≤ 0, or ≥ every unit's elements together: one bucket of all parameters.
+struct GradBuckets {
+  std::vector<int> unit_bucket;     // (units) the bucket of each unit
+  std::vector<size_t> first_param;  // (buckets) bucket b holds parameters [first_param[b], end_param[b])
+  std::vector<size_t> end_param;
+  size_t size() const { return first_param.size(); }
+};
+// REQUIRES: every unit's parameter < n_params; the units in parameter order (make_units).
+GradBuckets grad_buckets(std::span<const OptimizerUnit> units, size_t n_params, int64_t bucket_numel);
+
 struct ShardPlan {
   int dp = 1;
   std::vector<int> owner;        // (units) the dp rank that owns each unit
   std::vector<int64_t> offset;   // (units) first element of the unit within its owner's shard
   std::vector<int64_t> load;     // (dp) elements of units per shard
-  int64_t shard_size = 0;        // S = max load (≥ 1)
+  int64_t shard_size = 0;        // S = Σ_b bucket_size[b] (one bucket: the largest load, ≥ 1)
+  std::vector<int> bucket;            // (units) its gradient bucket (all 0 for one bucket)
+  std::vector<int64_t> bucket_start;  // (buckets) P_b = Σ_{b' < b} S_b': where bucket b begins in every shard
+  std::vector<int64_t> bucket_size;   // (buckets) S_b = the bucket's largest load (≥ 1)
 
-  // First element of unit u in the flat (dp·S) buffer.
-  int64_t flat_offset(size_t u) const { return static_cast<int64_t>(owner[u]) * shard_size + offset[u]; }
+  // First element of unit u in the flat (dp·S) gradient buffer: bucket b's (dp·S_b) slice begins at
+  // dp·P_b and holds rank r's part at r·S_b. One bucket: owner·S + offset, the shards back to back.
+  int64_t flat_offset(size_t u) const {
+    const size_t b = static_cast<size_t>(bucket[u]);
+    return static_cast<int64_t>(dp) * bucket_start[b] + static_cast<int64_t>(owner[u]) * bucket_size[b] +
+           (offset[u] - bucket_start[b]);
+  }
+  // First element of unit u in the (dp·S) all_gather of every rank's shard (shard after shard).
+  int64_t gathered_offset(size_t u) const { return static_cast<int64_t>(owner[u]) * shard_size + offset[u]; }
 };
 
-ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp);
+// unit_bucket: (units) bucket indices 0..n−1, each used (GradBuckets::unit_bucket); empty: one bucket.
+ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp, std::span<const int> unit_bucket = {});
 
 // The byte layout in which ZeRO-1 all-gathers updated weights in the parameters' own dtypes (bf16
 // matrices at 2 bytes, f32 gains at 4; optim/distributed_optimizer.h step 5): shard r holds its units'

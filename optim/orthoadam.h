@@ -48,6 +48,10 @@ struct OptimizerConfig {
   int64_t block = kDefaultOrthoBlock;  // B (--ortho-block): unit rows, Q_c block width; AdamW shards by it too
   OrthoTransform transform = OrthoTransform::kHaar;
   uint64_t seed = 1234;                 // the rotations' seed (the trainer passes --seed)
+  // Elements per dp gradient bucket (--overlap-grad-reduce --ddp-bucket-size; optim/optimizer_units.h
+  // GradBuckets): > 0 reduces each bucket as soon as the backward has finished it, overlapped with the rest
+  // of the backward; 0, the default, reduces all gradients at once after it. Layout only: the same update.
+  int64_t grad_bucket = 0;
 };
 
 // The rotations of one unit, in double (row-major), Q_c blocks in column order.

@@ -94,6 +94,7 @@ Comm::Comm(std::string name, int rank, int size) : name_(std::move(name)), rank_
 }
 
 void Comm::all_reduce(TensorView buf, ReduceOp op) {
+  check_not_deferred("all_reduce");
   check_contiguous(*this, "all_reduce", buf.ToString(), buf.is_contiguous());
   if (buf.numel() == 0) return;
   {
@@ -103,14 +104,26 @@ void Comm::all_reduce(TensorView buf, ReduceOp op) {
   bytes_sent_ += ring_all_reduce_bytes(buf.nbytes(), size_);
 }
 
-void Comm::reduce_scatter(ConstTensorView in, TensorView out) {
+void Comm::check_not_deferred(const char* op) const {
+  OM_CHECK(!deferred_,
+           "Comm '%s' %s: a reduce_scatter_deferred is still outstanding on this Comm; call join_deferred() first",
+           name_.c_str(), op);
+}
+
+bool Comm::check_reduce_scatter(ConstTensorView in, TensorView out) const {
   check_contiguous(*this, "reduce_scatter", in.ToString(), in.is_contiguous());
   check_contiguous(*this, "reduce_scatter", out.ToString(), out.is_contiguous());
   OM_CHECK(in.dtype == out.dtype && in.device == out.device && in.numel() == out.numel() * size_,
            "Comm '%s' reduce_scatter: in %s must be size(%d) x out %s, same dtype and device", name_.c_str(),
            in.ToString().c_str(), size_, out.ToString().c_str());
-  if (out.numel() == 0) return;
+  if (out.numel() == 0) return false;
   check_alias(*this, "reduce_scatter", in.data, in.nbytes(), out.data, out.nbytes(), rank_);
+  return true;
+}
+
+void Comm::reduce_scatter(ConstTensorView in, TensorView out) {
+  check_not_deferred("reduce_scatter");
+  if (!check_reduce_scatter(in, out)) return;
   {
     ScopedSeconds timed(seconds_, *this, "reduce_scatter", in.nbytes());
     do_reduce_scatter(in, out);
@@ -118,7 +131,28 @@ void Comm::reduce_scatter(ConstTensorView in, TensorView out) {
   bytes_sent_ += ring_reduce_scatter_bytes(in.nbytes(), size_);
 }
 
+void Comm::reduce_scatter_deferred(ConstTensorView in, TensorView out) {
+  if (!check_reduce_scatter(in, out)) return;
+  {
+    ScopedSeconds timed(seconds_, *this, "reduce_scatter", in.nbytes());
+    if (profiler::enabled()) {
+      do_reduce_scatter(in, out);  // an ordinary one, timed alone: nothing to join
+    } else {
+      do_reduce_scatter_deferred(in, out);
+      deferred_ = true;
+    }
+  }
+  bytes_sent_ += ring_reduce_scatter_bytes(in.nbytes(), size_);
+}
+
+void Comm::join_deferred() {
+  if (!deferred_) return;
+  do_join_deferred();
+  deferred_ = false;
+}
+
 void Comm::all_gather(ConstTensorView in, TensorView out) {
+  check_not_deferred("all_gather");
   check_contiguous(*this, "all_gather", in.ToString(), in.is_contiguous());
   check_contiguous(*this, "all_gather", out.ToString(), out.is_contiguous());
   OM_CHECK(in.dtype == out.dtype && in.device == out.device && out.numel() == in.numel() * size_,
@@ -134,6 +168,7 @@ void Comm::all_gather(ConstTensorView in, TensorView out) {
 }
 
 void Comm::broadcast(TensorView buf, int root) {
+  check_not_deferred("broadcast");
   check_contiguous(*this, "broadcast", buf.ToString(), buf.is_contiguous());
   OM_CHECK(root >= 0 && root < size_, "Comm '%s' broadcast: root %d outside size %d", name_.c_str(), root, size_);
   if (buf.numel() == 0) return;
@@ -145,6 +180,7 @@ void Comm::broadcast(TensorView buf, int root) {
 }
 
 void Comm::barrier() {
+  check_not_deferred("barrier");
   ScopedSeconds timed(seconds_, *this, "barrier", 0);
   do_barrier();
 }

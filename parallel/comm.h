@@ -63,6 +63,16 @@ class Comm {
   // buf on every rank ← buf on `root`.
   void broadcast(TensorView buf, int root);                      // buf: (N)
   void barrier();
+  // reduce_scatter that does not hold up the caller's later device work (ZeRO-1's gradient buckets,
+  // --overlap-grad-reduce): a stream-ordered backend runs it on a stream of its own, after the work
+  // issued before it on the compute stream, and the compute stream does not wait for it until
+  // join_deferred(), so the backward's kernels run meanwhile. A blocking backend runs reduce_scatter
+  // (complete on return; join_deferred does nothing). Under the op profiler it is reduce_scatter too
+  // (each op timed alone). Until join_deferred: `in` and `out` must not be touched, and any other
+  // collective on this Comm is an error (OM_CHECK naming the Comm); several deferred calls may queue.
+  void reduce_scatter_deferred(ConstTensorView in, TensorView out);
+  void join_deferred();  // later work on the compute stream (and a host wait on it) sees every deferred result
+  bool deferred_pending() const { return deferred_; }
 
   uint64_t bytes_sent() const { return bytes_sent_; }
   void reset_bytes() { bytes_sent_ = 0; }
@@ -93,6 +103,9 @@ class Comm {
   virtual void do_all_gather(ConstTensorView in, TensorView out) = 0;
   virtual void do_broadcast(TensorView buf, int root) = 0;
   virtual void do_barrier() = 0;
+  // Defaults: blocking backends (a deferred reduce_scatter is an ordinary one).
+  virtual void do_reduce_scatter_deferred(ConstTensorView in, TensorView out) { do_reduce_scatter(in, out); }
+  virtual void do_join_deferred() {}
 
  private:
   std::string name_;
@@ -100,6 +113,10 @@ class Comm {
   int size_ = 1;
   uint64_t bytes_sent_ = 0;
   double seconds_ = 0.0;
+  bool deferred_ = false;  // a reduce_scatter_deferred not joined yet
+
+  bool check_reduce_scatter(ConstTensorView in, TensorView out) const;  // false: nothing to move
+  void check_not_deferred(const char* op) const;
 };
 
 }  // namespace om

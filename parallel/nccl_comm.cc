@@ -60,10 +60,13 @@ NcclComm::~NcclComm() {
     cudaSetDevice(device_.index);
     OM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
+  if (deferred_stream_ != nullptr) OM_CUDA_CHECK(cudaStreamSynchronize(deferred_stream_));
   if (comm_ != nullptr) OM_NCCL_CHECK(ncclCommDestroy(comm_));
   if (done_ != nullptr) OM_CUDA_CHECK(cudaEventDestroy(done_));
   if (ready_ != nullptr) OM_CUDA_CHECK(cudaEventDestroy(ready_));
   if (stream_ != nullptr) OM_CUDA_CHECK(cudaStreamDestroy(stream_));
+  if (deferred_done_ != nullptr) OM_CUDA_CHECK(cudaEventDestroy(deferred_done_));
+  if (deferred_stream_ != nullptr) OM_CUDA_CHECK(cudaStreamDestroy(deferred_stream_));
 }
 
 void NcclComm::activate() const { OM_CUDA_CHECK(cudaSetDevice(device_.index)); }
@@ -95,6 +98,29 @@ void NcclComm::do_reduce_scatter(ConstTensorView in, TensorView out) {
   // `out` == chunk rank() of `in` is NCCL's own in-place form; the base class rejects other overlaps.
   OM_NCCL_CHECK(ncclReduceScatter(in.data, out.data, to_count(out.numel()), type, ncclSum, comm_, stream_));
   order_after();
+}
+
+void NcclComm::do_reduce_scatter_deferred(ConstTensorView in, TensorView out) {
+  const ncclDataType_t type = nccl_type(*this, "reduce_scatter", in);
+  nccl_type(*this, "reduce_scatter", out);
+  OM_CHECK(compute_ == nullptr, "NcclComm '%s': reduce_scatter_deferred inside a CUDA-graph capture is not supported",
+           name().c_str());
+  activate();
+  if (deferred_stream_ == nullptr) {
+    OM_CUDA_CHECK(cudaStreamCreateWithFlags(&deferred_stream_, cudaStreamNonBlocking));
+    OM_CUDA_CHECK(cudaEventCreateWithFlags(&deferred_done_, cudaEventDisableTiming));
+  }
+  // After everything issued to the legacy stream so far, which itself follows every blocking stream's
+  // earlier work (stream_'s collectives included).
+  OM_CUDA_CHECK(cudaEventRecord(ready_, cudaStreamLegacy));
+  OM_CUDA_CHECK(cudaStreamWaitEvent(deferred_stream_, ready_, 0));
+  OM_NCCL_CHECK(ncclReduceScatter(in.data, out.data, to_count(out.numel()), type, ncclSum, comm_, deferred_stream_));
+}
+
+void NcclComm::do_join_deferred() {
+  activate();
+  OM_CUDA_CHECK(cudaEventRecord(deferred_done_, deferred_stream_));
+  OM_CUDA_CHECK(cudaStreamWaitEvent(cudaStreamLegacy, deferred_done_, 0));
 }
 
 void NcclComm::do_all_gather(ConstTensorView in, TensorView out) {

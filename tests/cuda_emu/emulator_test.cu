@@ -177,10 +177,48 @@ TEST(CudaEmulator, CapturedWorkRunsAtEveryGraphLaunchOnly) {
   for (int launch = 0; launch < 2; ++launch) {
     add_one<<<1, 4, 0, s>>>(d, 4);  // between launches, on the same queue: overwritten by the copy
     ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);  // s is non-blocking: a legacy-stream copy does not wait for it
     EXPECT_EQ(download(d, 4), (std::vector<float>{1.0f, 2.0f, 3.0f, 4.0f})) << "launch " << launch;
   }
   ASSERT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
   ASSERT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  cudaFree(d);
+}
+
+// A non-blocking stream is not ordered with the legacy default stream, so its work is held back until
+// something waits for it (the latest schedule a GPU may pick): a legacy-stream copy reads the old bytes,
+// an event wait, a stream or device synchronization releases it, in its order.
+TEST(CudaEmulator, NonBlockingStreamWorkRunsOnlyOnceSomethingWaitsForIt) {
+  float* d = device_alloc<float>(4);
+  ASSERT_EQ(cudaMemset(d, 0, 4 * sizeof(float)), cudaSuccess);
+  cudaStream_t late = nullptr, other = nullptr;
+  cudaEvent_t e = nullptr, f = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&late, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&f, cudaEventDisableTiming), cudaSuccess);
+  write_index<<<1, 4, 0, late>>>(d, 4);
+  ASSERT_EQ(cudaEventRecord(e, late), cudaSuccess);
+  add_one<<<1, 4, 0, late>>>(d, 4);  // after the event: not released by a wait for it
+  EXPECT_EQ(download(d, 4), std::vector<float>(4, 0.0f)) << "the legacy stream's copy does not wait for it";
+  ASSERT_EQ(cudaStreamWaitEvent(other, e, 0), cudaSuccess);  // moves the write behind `other`'s work
+  add_one<<<1, 4, 0, other>>>(d, 4);
+  ASSERT_EQ(cudaEventRecord(f, other), cudaSuccess);
+  EXPECT_EQ(download(d, 4), std::vector<float>(4, 0.0f)) << "still held, on `other` now";
+  ASSERT_EQ(cudaStreamWaitEvent(nullptr, f, 0), cudaSuccess);  // the legacy stream joins `other`
+  EXPECT_EQ(download(d, 4), (std::vector<float>{1.0f, 2.0f, 3.0f, 4.0f})) << "the write, then other's add";
+  ASSERT_EQ(cudaStreamSynchronize(late), cudaSuccess);  // the add after the event
+  EXPECT_EQ(download(d, 4), (std::vector<float>{2.0f, 3.0f, 4.0f, 5.0f}));
+  add_one<<<1, 4, 0, other>>>(d, 4);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // every stream
+  EXPECT_EQ(download(d, 4), (std::vector<float>{3.0f, 4.0f, 5.0f, 6.0f}));
+  add_one<<<1, 4, 0, late>>>(d, 4);
+  ASSERT_EQ(cudaStreamDestroy(late), cudaSuccess);  // its work still runs
+  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+  EXPECT_EQ(download(d, 4), (std::vector<float>{4.0f, 5.0f, 6.0f, 7.0f}));
+  cudaStreamDestroy(other);
+  cudaEventDestroy(e);
+  cudaEventDestroy(f);
   cudaFree(d);
 }
 
@@ -228,7 +266,9 @@ TEST(CudaEmulator, AForkedStreamIsCapturedAndMustBeJoined) {
     EXPECT_EQ(status, cudaStreamCaptureStatusActive);
     add_one<<<1, 4, 0, side>>>(d, 4);
     ASSERT_EQ(cudaEventRecord(join, side), cudaSuccess);
-    if (joined) ASSERT_EQ(cudaStreamWaitEvent(origin, join, 0), cudaSuccess);
+    if (joined) {
+      ASSERT_EQ(cudaStreamWaitEvent(origin, join, 0), cudaSuccess);
+    }
     cudaGraph_t graph = nullptr;
     if (!joined) {
       EXPECT_EQ(cudaStreamEndCapture(origin, &graph), cudaErrorStreamCaptureUnjoined);
@@ -239,6 +279,7 @@ TEST(CudaEmulator, AForkedStreamIsCapturedAndMustBeJoined) {
     cudaGraphExec_t exec = nullptr;
     ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
     ASSERT_EQ(cudaGraphLaunch(exec, origin), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(origin), cudaSuccess);  // non-blocking: the copy below would not wait
     EXPECT_EQ(download(d, 4), std::vector<float>(4, 2.0f)) << "both streams' work in the graph";
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);

@@ -49,6 +49,17 @@ timeout 120 "$MPIRUN" -np 2 "$MEGATRON" "${ARGS[@]}" --tp 2 --train-iters 6 --in
 sed -n 3p "$WORK/skip_tp/metrics.jsonl" | grep -q '"skipped": true' || fail "skip at tp 2: step 3 not skipped"
 echo "ok skip at tp 2: both tp ranks skipped step 3"
 
+# 2c. --overlap-grad-reduce: the buckets are reduced during the last backward, so the NaN must be in the
+# gradient before then (it is: injected before the last micro-batch) and still reach every rank's norm.
+timeout 120 "$MPIRUN" -np 2 "$MEGATRON" "${ARGS[@]}" --dp 2 --train-iters 6 --inject-fault nan@3:1 --nan-policy skip \
+    --overlap-grad-reduce --ddp-bucket-size 20000 --log-dir "$WORK/skip_overlap" > "$WORK/skip_overlap.log" 2>&1 \
+    || { tail -5 "$WORK/skip_overlap.log"; fail "skip with --overlap-grad-reduce: exit $?"; }
+grep -q "reduction(s) issued during the backward, 0 after it" "$WORK/skip_overlap.log" \
+    || fail "skip with --overlap-grad-reduce: the buckets were not reduced during the backward"
+sed -n 3p "$WORK/skip_overlap/metrics.jsonl" | grep -q '"grad_norm": null, .*"skipped": true' \
+    || fail "skip with --overlap-grad-reduce: step 3 line: $(sed -n 3p "$WORK/skip_overlap/metrics.jsonl")"
+echo "ok skip with --overlap-grad-reduce: step 3 skipped"
+
 # 3. the hang watchdog
 start=$SECONDS rc=0
 timeout 300 "$MPIRUN" -np 4 "$MEGATRON" "${ARGS[@]}" --tp 2 --dp 2 --train-iters 1000 --inject-fault hang@3:1 \

@@ -19,6 +19,8 @@
 #include "launch/memory_plan.h"
 #include "launch/trainer.h"
 #include "model/llama_config.h"
+#include "optim/distributed_optimizer.h"
+#include "parallel/comm.h"
 #include "tests/support/synthetic_dataset.h"
 #include "tests/support/test_support.h"
 
@@ -210,6 +212,54 @@ TEST(MemoryPlan, DataParallelShardsTheOptimizerState) {
   EXPECT_GE(2 * dp2.rotations, dp1.rotations);
   EXPECT_LE(dp2.rotations, dp1.rotations);
   EXPECT_EQ(dp2.model_bytes(), dp1.model_bytes());  // dp does not change the model
+}
+
+// One dp rank of two, without MPI: DistributedOptimizer's constructor only asks the Comm its size and
+// rank (nothing is communicated until a step, which this test does not take).
+class SecondOfTwoRanks final : public Comm {
+ public:
+  SecondOfTwoRanks() : Comm("dp", 1, 2) {}
+
+ private:
+  void do_all_reduce(TensorView, ReduceOp) override { OM_CHECK(false, "not for communicating"); }
+  void do_reduce_scatter(ConstTensorView, TensorView) override { OM_CHECK(false, "not for communicating"); }
+  void do_all_gather(ConstTensorView, TensorView) override { OM_CHECK(false, "not for communicating"); }
+  void do_broadcast(TensorView, int) override { OM_CHECK(false, "not for communicating"); }
+  void do_barrier() override { OM_CHECK(false, "not for communicating"); }
+};
+
+TEST(MemoryPlan, OverlapAddsTheGradShardAndThePerBucketPadding) {
+  for (const char* optimizer : {"adamw", "orthoadam"}) {
+    TrainOptions o = options_for("tiny", optimizer, 64);
+    o.dp = 2;
+    o.global_batch_size = 4;
+    const MemoryPlan plain = plan_or_die(o);
+    o.overlap_grad_reduce = true;
+    o.ddp_bucket_size = 300000;
+    const MemoryPlan overlap = plan_or_die(o);
+    // Per-bucket shares pad each bucket to its largest load: S grows, never shrinks; the reduced shard
+    // has a buffer of its own.
+    EXPECT_GE(overlap.shard_size, plain.shard_size) << optimizer;
+    EXPECT_EQ(plain.grad_shard, 0u);
+    EXPECT_EQ(overlap.grad_shard, 4 * static_cast<size_t>(overlap.shard_size)) << optimizer;
+    EXPECT_EQ(overlap.flat_grad, 2 * 4 * static_cast<size_t>(overlap.shard_size));
+    // The optimizer of dp rank 1 allocates exactly the planned optimizer lines (f32: the flat parameters
+    // are 4·dp·S; rank 1's rotations, when it is the plan's worst rank).
+    const LlamaConfig config = model_config_for(o).value();
+    Llama model(config, o.micro_batch_size, Device::Cpu(), DType::kF32, nullptr);
+    SecondOfTwoRanks dp;
+    const size_t before = Buffer::live_bytes(DeviceKind::kCpu);
+    DistributedOptimizer opt(model.parameters(), optimizer_config_for(o).value(), dp);
+    EXPECT_TRUE(opt.overlaps());
+    EXPECT_GT(opt.buckets(), 2u);
+    EXPECT_EQ(opt.shard_size(), overlap.shard_size);
+    const size_t rotations = opt.rotation_bytes();
+    if (overlap.worst_dp_rank == 1) {
+      EXPECT_EQ(rotations, overlap.rotations);
+    }
+    EXPECT_EQ(Buffer::live_bytes(DeviceKind::kCpu) - before, overlap.optimizer_bytes() - overlap.rotations + rotations)
+        << optimizer;
+  }
 }
 
 TEST(MemoryPlan, CudaWorkspaceOfTheBlockRotation) {

@@ -6,6 +6,7 @@
 
 #include "core/buffer.h"
 #include "launch/train_options.h"
+#include "launch/trainer.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -49,6 +50,7 @@ TEST(TrainOptions, HelpListsEveryFlag) {
         "--optimizer", "--clip-grad", "--weight-decay", "--adam-beta1", "--adam-beta2", "--adam-eps", "--seed",
         "--data-path", "--valid-data-path", "--eval-interval", "--eval-iters", "--log-interval", "--save",
         "--log-dir", "--peak-tflops", "--device", "--threads", "--cuda-graphs", "--config", "--help",
+        "--overlap-grad-reduce", "--ddp-bucket-size",
         "tensor-model-parallel-size", "data-parallel-size"}) {
     EXPECT_NE(p.out.find(flag), std::string::npos) << flag << " missing from --help";
   }
@@ -105,6 +107,13 @@ TEST(TrainOptions, BadInputNamesTheFlag) {
   expect_error_mentions(parse({"--data-path", "d", "--adam-beta2", "1"}), "--adam-beta2");
   expect_error_mentions(parse({"--data-path", "d", "--device", "cpu", "--cuda-graphs"}),
                         "--cuda-graphs needs --device cuda");
+  expect_error_mentions(parse({"--data-path", "d", "--ddp-bucket-size", "0"}), "--ddp-bucket-size must be >= 1");
+  Parsed overlap = parse({"--data-path", "d", "--overlap-grad-reduce", "--ddp-bucket-size", "1000"});
+  ASSERT_TRUE(overlap.outcome.ok()) << overlap.outcome.status().ToString();
+  EXPECT_TRUE(overlap.options.overlap_grad_reduce);
+  EXPECT_EQ(overlap.options.ddp_bucket_size, 1000);
+  EXPECT_EQ(optimizer_config_for(overlap.options).value().grad_bucket, 1000);
+  EXPECT_EQ(optimizer_config_for(parse({"--data-path", "d"}).options).value().grad_bucket, 0) << "off by default";
   Parsed graphs = parse({"--data-path", "d", "--device", "cuda", "--cuda-graphs"});
   ASSERT_TRUE(graphs.outcome.ok()) << graphs.outcome.status().ToString();
   EXPECT_TRUE(graphs.options.cuda_graphs);

@@ -126,6 +126,101 @@ TEST(OptimizerUnits, ShardPlanCoversEveryUnitOnceAndIsBalanced) {
   }
 }
 
+// Units of `param_numel.size()` parameters, `per_param` units each of param_numel[p] / per_param elements.
+std::vector<OptimizerUnit> units_of(const std::vector<int64_t>& param_numel, int64_t per_param) {
+  std::vector<OptimizerUnit> units;
+  for (size_t p = 0; p < param_numel.size(); ++p) {
+    for (int64_t k = 0; k < per_param; ++k) {
+      OptimizerUnit u;
+      u.param = p;
+      u.row0 = k;
+      u.rows = 1;
+      u.cols = param_numel[p] / per_param;
+      units.push_back(u);
+    }
+  }
+  return units;
+}
+
+TEST(OptimizerUnits, GradBucketsAreWholeParametersFromTheLastOne) {
+  // Parameters of 8, 4, 6, 2, 10 elements (two units each), taken from the last one down.
+  const std::vector<int64_t> numel = {8, 4, 6, 2, 10};
+  const std::vector<OptimizerUnit> units = units_of(numel, 2);
+  // >= 12: {4: 10 < 12, + 3: 12} closes [3, 5); {2: 6, + 1: 10, + 0: 18} is what is left: [0, 3).
+  GradBuckets g = grad_buckets(units, numel.size(), 12);
+  ASSERT_EQ(g.size(), 2u);
+  EXPECT_EQ(g.first_param, (std::vector<size_t>{3, 0}));
+  EXPECT_EQ(g.end_param, (std::vector<size_t>{5, 3}));
+  EXPECT_EQ(g.unit_bucket, (std::vector<int>{1, 1, 1, 1, 1, 1, 0, 0, 0, 0}));
+  // 1 element: every parameter a bucket of its own, the last first.
+  g = grad_buckets(units, numel.size(), 1);
+  ASSERT_EQ(g.size(), 5u);
+  EXPECT_EQ(g.first_param, (std::vector<size_t>{4, 3, 2, 1, 0}));
+  EXPECT_EQ(g.unit_bucket, (std::vector<int>{4, 4, 3, 3, 2, 2, 1, 1, 0, 0}));
+  // 0 (no overlap), or more than everything: one bucket.
+  for (int64_t size : {int64_t{0}, int64_t{1000}}) {
+    g = grad_buckets(units, numel.size(), size);
+    ASSERT_EQ(g.size(), 1u) << size;
+    EXPECT_EQ(g.first_param[0], 0u);
+    EXPECT_EQ(g.end_param[0], numel.size());
+    EXPECT_EQ(g.unit_bucket, std::vector<int>(units.size(), 0));
+  }
+}
+
+TEST(OptimizerUnits, BucketedShardPlanKeepsEachBucketsSliceAndEqualsTheOldPlanForOneBucket) {
+  std::vector<OptimizerUnit> units;
+  const Rng rng(9, "units/bucketed");
+  for (uint64_t i = 0; i < 60; ++i) {  // 20 parameters of 3 units, sizes over two orders of magnitude
+    OptimizerUnit u;
+    u.param = i / 3;
+    u.rows = 1 + static_cast<int64_t>(rng.UniformDouble(i) * 16.0);
+    u.cols = 1 + static_cast<int64_t>(std::pow(2.0, 7.0 * rng.UniformDouble(500 + i)));
+    units.push_back(u);
+  }
+  for (int dp : {1, 2, 3, 8}) {
+    // One bucket is the plan without buckets.
+    const ShardPlan plain = assign_units(units, dp);
+    const GradBuckets one = grad_buckets(units, 20, 0);
+    const ShardPlan same = assign_units(units, dp, one.unit_bucket);
+    EXPECT_EQ(same.owner, plain.owner);
+    EXPECT_EQ(same.offset, plain.offset);
+    EXPECT_EQ(same.shard_size, plain.shard_size);
+    for (size_t u = 0; u < units.size(); ++u) EXPECT_EQ(same.flat_offset(u), plain.owner[u] * plain.shard_size + plain.offset[u]);
+
+    const GradBuckets g = grad_buckets(units, 20, 300);
+    ASSERT_GT(g.size(), 2u);
+    const ShardPlan plan = assign_units(units, dp, g.unit_bucket);
+    ASSERT_EQ(plan.bucket_size.size(), g.size());
+    int64_t start = 0;
+    std::vector<char> flat(static_cast<size_t>(dp * plan.shard_size), 0);
+    for (size_t b = 0; b < g.size(); ++b) {
+      EXPECT_EQ(plan.bucket_start[b], start);
+      int64_t largest = 0;
+      std::vector<int64_t> load(static_cast<size_t>(dp), 0);
+      for (size_t u = 0; u < units.size(); ++u) {
+        if (plan.bucket[u] != static_cast<int>(b)) continue;
+        load[plan.owner[u]] += units[u].numel();
+        largest = std::max(largest, units[u].numel());
+        // Inside its owner's part of the bucket, in the shard and in the bucket's (dp·S_b) flat slice.
+        EXPECT_GE(plan.offset[u], start);
+        EXPECT_LE(plan.offset[u] + units[u].numel(), start + plan.bucket_size[b]);
+        const int64_t f = plan.flat_offset(u) - dp * start;
+        EXPECT_GE(f, plan.owner[u] * plan.bucket_size[b]);
+        EXPECT_LE(f + units[u].numel(), (plan.owner[u] + 1) * plan.bucket_size[b]);
+        EXPECT_EQ(plan.gathered_offset(u), plan.owner[u] * plan.shard_size + plan.offset[u]);
+        for (int64_t k = 0; k < units[u].numel(); ++k) ++flat[static_cast<size_t>(plan.flat_offset(u) + k)];
+      }
+      const auto [lo, hi] = std::minmax_element(load.begin(), load.end());
+      EXPECT_LE(*hi - *lo, largest) << "dp " << dp << " bucket " << b;  // LPT within the bucket
+      EXPECT_EQ(plan.bucket_size[b], std::max<int64_t>(1, *hi));
+      start += plan.bucket_size[b];
+    }
+    EXPECT_EQ(plan.shard_size, start);
+    // No two units share a flat element.
+    EXPECT_EQ(std::count_if(flat.begin(), flat.end(), [](char c) { return c > 1; }), 0) << "dp " << dp;
+  }
+}
+
 TEST(OptimizerUnits, PublishLayoutPacksEachShardsValuesAlignedAndInOrder) {
   // The bf16 tiny model (bf16 matrices, f32 gains) at several dp: within each shard the units lie in
   // ascending unit order, each at a multiple of kPublishAlign, not overlapping, inside shard_bytes,

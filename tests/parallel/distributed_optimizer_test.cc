@@ -185,13 +185,19 @@ struct Reference {
 float lr_at(int step) { return 1e-2f / static_cast<float>(step + 1); }
 
 // kSteps of ZeRO-1 over `dp` against the local single-process reference; `tag` names the replica set.
-void run_equivalence(Comm& dp, const std::string& tag, OptimizerKind kind) {
+// bucket > 0: --overlap-grad-reduce with buckets of that many elements, every parameter reported final
+// (GradientsReady) one by one from the last, as the backward does, before ReduceGradients.
+void run_equivalence(Comm& dp, const std::string& tag, OptimizerKind kind, int64_t bucket = 0) {
   TestModel dist = make_model(tag), ref = make_model(tag), initial = make_model(tag);
-  DistributedOptimizer opt(dist.params, test_config(kind), dp);
+  OptimizerConfig config = test_config(kind);
+  config.grad_bucket = bucket;
+  DistributedOptimizer opt(dist.params, config, dp);
+  EXPECT_EQ(opt.overlaps(), bucket > 0 && dp.size() > 1);
   Reference ref_opt(ref, test_config(kind));
   for (int k = 0; k < kSteps; ++k) {
     fill_own_grads(dist, tag, dp.rank(), k);
     fill_mean_grads(ref, tag, dp.size(), k);
+    for (size_t i = dist.params.size(); i-- > 0;) opt.GradientsReady(i, 1);
     const double norm = opt.ReduceGradients();
     const double ref_norm = global_grad_norm(ref.params);
     expect_near_tol(norm, ref_norm, norm_tolerance(dist.numel, ref_norm), "grad norm at step " + std::to_string(k));
@@ -219,6 +225,46 @@ TEST(DistributedOptimizer, OrthoAdamMatchesSingleProcessOrthoAdamBitwise) {
   // Whichever rank owns a unit rotates it with the same matrices and the same single-threaded GEMMs.
   MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
   run_equivalence(dp, "world-ortho", OptimizerKind::kOrthoAdam);
+}
+
+TEST(DistributedOptimizer, OverlappedBucketsMatchSingleProcessBitwise) {
+  // Buckets of >= 10 elements: {g, w2} and {b1, w1}; of 1: every parameter alone. The units are shared
+  // out per bucket, the reduced shard is its own buffer, and the update is the same bits.
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  for (int64_t bucket : {int64_t{10}, int64_t{1}}) {
+    run_equivalence(dp, "world-b" + std::to_string(bucket), OptimizerKind::kAdamW, bucket);
+    run_equivalence(dp, "world-ortho-b" + std::to_string(bucket), OptimizerKind::kOrthoAdam, bucket);
+  }
+}
+
+TEST(DistributedOptimizer, OverlapReducesABucketOnceAllItsParametersAreReportedInBucketOrder) {
+  MpiComm dp(MPI_COMM_WORLD, "dp", CommOwnership::kBorrowed);
+  TestModel m = make_model("order");
+  OptimizerConfig config = test_config();
+  config.grad_bucket = 10;  // bucket 0 = parameters [2, 4) (w2, g), bucket 1 = [0, 2) (w1, b1)
+  DistributedOptimizer opt(m.params, config, dp);
+  ASSERT_EQ(opt.buckets(), 2u);
+  const int n = dp.size();
+  for (int step = 0; step < 2; ++step) {
+    fill_own_grads(m, "order", dp.rank(), step);
+    dp.reset_bytes();
+    opt.GradientsReady(0, 1);  // w1: its bucket comes second, and b1 is missing
+    EXPECT_EQ(dp.bytes_sent(), 0u);
+    opt.GradientsReady(3, 1);  // g: w2 is missing
+    EXPECT_EQ(dp.bytes_sent(), 0u);
+    opt.GradientsReady(2, 1);  // bucket 0 complete: reduced (w2 and g, padded per rank to S_0)
+    const uint64_t first = dp.bytes_sent();
+    EXPECT_EQ(first, ring_reduce_scatter_bytes(4 * static_cast<uint64_t>(n * opt.plan().bucket_size[0]), n));
+    EXPECT_TRUE(dp.deferred_pending());  // not joined yet (MpiComm: complete already, but the contract holds)
+    opt.GradientsReady(1, 1);  // bucket 1 complete
+    const uint64_t both = first + ring_reduce_scatter_bytes(4 * static_cast<uint64_t>(n * opt.plan().bucket_size[1]), n);
+    EXPECT_EQ(dp.bytes_sent(), both);
+    opt.ReduceGradients();  // nothing left to reduce: the join, then the norm's all_reduce only
+    EXPECT_FALSE(dp.deferred_pending());
+    EXPECT_EQ(dp.bytes_sent(), both + ring_all_reduce_bytes(2 * sizeof(double), n));
+    opt.Step(1e-3f);
+    EXPECT_EQ(opt.last_step_bytes_sent(), dp.bytes_sent());  // the buckets issued before ReduceGradients count
+  }
 }
 
 // The bf16 model's layout: w1 and w2 bf16 values (matrices), b1 and g f32 (gains); every gradient f32.
