@@ -48,6 +48,32 @@ TEST(MpiComm, ExactCollectivesOnSelf) {
   test::check_collectives(self, {world_rank()});
 }
 
+// reduce_scatter_deferred on a blocking backend: the sums are there on return (as reduce_scatter's), and
+// until join_deferred any other collective on the Comm is refused naming it (the death test's child
+// fails in the base class, before any MPI call).
+TEST(MpiComm, DeferredReduceScatterSumsAndBlocksOtherCollectivesUntilJoined) {
+  MpiComm world(MPI_COMM_WORLD, "world", CommOwnership::kBorrowed);
+  const int n = world.size();
+  HostTensor in("in", DType::kF32, Shape{2 * n}), out("out", DType::kF32, Shape{2});
+  for (int64_t i = 0; i < 2 * n; ++i) in.set(i, static_cast<double>(world.rank() + 1) * static_cast<double>(i));
+  world.reset_bytes();
+  world.reduce_scatter_deferred(in.view(), out.view());
+  EXPECT_TRUE(world.deferred_pending());
+  EXPECT_EQ(world.bytes_sent(), ring_reduce_scatter_bytes(in.view().nbytes(), n));
+  const double ranks = n * (n + 1) / 2.0;  // Σ (r + 1)
+  EXPECT_EQ(out.get(0), ranks * static_cast<double>(2 * world.rank()));
+  EXPECT_EQ(out.get(1), ranks * static_cast<double>(2 * world.rank() + 1));
+  HostTensor x("x", DType::kF32, Shape{1});
+  x.Fill(1);
+  GTEST_FLAG_SET(death_test_style, "fast");
+  EXPECT_DEATH(world.all_reduce(x.view(), ReduceOp::kSum),
+               "Comm 'world' all_reduce: a reduce_scatter_deferred is still outstanding .* join_deferred");
+  world.join_deferred();
+  EXPECT_FALSE(world.deferred_pending());
+  world.all_reduce(x.view(), ReduceOp::kSum);
+  EXPECT_EQ(x.get(0), n);
+}
+
 TEST(MpiComm, OwnedDuplicateWorksAndIsFreed) {
   MPI_Comm dup = MPI_COMM_NULL;
   OM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &dup));
