@@ -129,6 +129,7 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   plan.master = plan.exp_avg = plan.exp_avg_sq = kF32 * S;
   plan.flat_grad = kF32 * static_cast<size_t>(dp) * S;
   plan.grad_shard = buckets.size() > 1 ? kF32 * S : 0;
+  plan.grad_buckets = static_cast<int64_t>(buckets.size());
   // dp = 1 publishes from the master shard itself; a bf16 model gathers its weights in their own
   // dtypes (PublishLayout), an f32 one as f32 (DistributedOptimizer).
   plan.flat_param = dp == 1                 ? 0
@@ -192,7 +193,9 @@ std::string format_memory_plan(const MemoryPlan& p) {
   line("optimizer m", p.exp_avg, "4*S");
   line("optimizer v", p.exp_avg_sq, "4*S");
   line("zero1 flat grad", p.flat_grad, "4*dp*S");
-  line("zero1 grad shard", p.grad_shard, "4*S with --overlap-grad-reduce and > 1 bucket; else 0 (reduced in place)");
+  line("zero1 grad shard", p.grad_shard,
+       format_message("4*S with --overlap-grad-reduce and > 1 gradient bucket (here %ld); else 0 (reduced in place)",
+                      static_cast<long>(p.grad_buckets)));
   line("zero1 flat param", p.flat_param, "4*dp*S; bf16: dp*SB (2 bytes per matrix element); 0 at dp = 1");
   line("grad norm", p.grad_norm, "16 (f64 sum of squares, f64 finiteness check)");
   line("rotations", p.rotations,

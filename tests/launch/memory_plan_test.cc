@@ -253,6 +253,8 @@ TEST(MemoryPlan, OverlapAddsTheGradShardAndThePerBucketPadding) {
     EXPECT_TRUE(opt.overlaps());
     EXPECT_GT(opt.buckets(), 2u);
     EXPECT_EQ(opt.shard_size(), overlap.shard_size);
+    EXPECT_EQ(static_cast<int64_t>(opt.buckets()), overlap.grad_buckets);
+    EXPECT_EQ(plain.grad_buckets, 1);
     const size_t rotations = opt.rotation_bytes();
     if (overlap.worst_dp_rank == 1) {
       EXPECT_EQ(rotations, overlap.rotations);
