@@ -47,7 +47,8 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
              "DistributedOptimizer: parameter '%s' and its gradient must live on %s, the first parameter's device",
              p.name.c_str(), device_name(ctx_.device).c_str());
   }
-  OM_CHECK(config_.grad_bucket >= 0, "DistributedOptimizer: gradient bucket of %ld elements (--ddp-bucket-size must be >= 1)",
+  OM_CHECK(config_.grad_bucket >= 0,
+           "DistributedOptimizer: gradient bucket of %ld elements (--ddp-bucket-size must be >= 1)",
            static_cast<long>(config_.grad_bucket));
   units_ = make_units(params_, config_.block);
   overlap_ = config_.grad_bucket > 0 && dp.size() > 1;

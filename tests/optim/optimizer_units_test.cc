@@ -185,7 +185,9 @@ TEST(OptimizerUnits, BucketedShardPlanKeepsEachBucketsSliceAndEqualsTheOldPlanFo
     EXPECT_EQ(same.owner, plain.owner);
     EXPECT_EQ(same.offset, plain.offset);
     EXPECT_EQ(same.shard_size, plain.shard_size);
-    for (size_t u = 0; u < units.size(); ++u) EXPECT_EQ(same.flat_offset(u), plain.owner[u] * plain.shard_size + plain.offset[u]);
+    for (size_t u = 0; u < units.size(); ++u) {
+      EXPECT_EQ(same.flat_offset(u), plain.owner[u] * plain.shard_size + plain.offset[u]);
+    }
 
     const GradBuckets g = grad_buckets(units, 20, 300);
     ASSERT_GT(g.size(), 2u);

@@ -257,7 +257,8 @@ TEST(DistributedOptimizer, OverlapReducesABucketOnceAllItsParametersAreReportedI
     EXPECT_EQ(first, ring_reduce_scatter_bytes(4 * static_cast<uint64_t>(n * opt.plan().bucket_size[0]), n));
     EXPECT_TRUE(dp.deferred_pending());  // not joined yet (MpiComm: complete already, but the contract holds)
     opt.GradientsReady(1, 1);  // bucket 1 complete
-    const uint64_t both = first + ring_reduce_scatter_bytes(4 * static_cast<uint64_t>(n * opt.plan().bucket_size[1]), n);
+    const uint64_t both =
+        first + ring_reduce_scatter_bytes(4 * static_cast<uint64_t>(n * opt.plan().bucket_size[1]), n);
     EXPECT_EQ(dp.bytes_sent(), both);
     opt.ReduceGradients();  // nothing left to reduce: the join, then the norm's all_reduce only
     EXPECT_FALSE(dp.deferred_pending());

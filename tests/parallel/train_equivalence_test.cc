@@ -225,7 +225,9 @@ TEST(TrainEquivalence, OverlappedGradientReductionTrainsBitForBit) {
     }
     EXPECT_LT(want.back().loss, want.front().loss) << optimizer;
     ASSERT_EQ(got_weights.size(), want_weights.size());
-    for (size_t p = 0; p < want_weights.size(); ++p) EXPECT_TRUE(got_weights[p] == want_weights[p]) << optimizer << " parameter " << p;
+    for (size_t p = 0; p < want_weights.size(); ++p) {
+      EXPECT_TRUE(got_weights[p] == want_weights[p]) << optimizer << " parameter " << p;
+    }
   }
 }
 
