@@ -400,9 +400,10 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   e->capture_id = in_capture ? s.capture->id : 0;
   e->stream = om_emu::stream_key(stream);
   e->seq = in_capture ? s.capture->issued[e->stream] : 0;
-  const auto late = in_capture ? s.late.end() : s.late.find(e->stream);
+  const auto late = in_capture || s.early_streams ? s.late.end() : s.late.find(e->stream);
   e->late_stream = late != s.late.end() ? e->stream : nullptr;
   e->late_seq = late != s.late.end() ? late->second.issued : 0;
+  e->id = in_capture ? 0 : s.last_id;  // the record just queued (early order)
   return cudaSuccess;
 }
 
@@ -418,6 +419,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   if (s.capture == nullptr) {
     // The held-back work the event follows joins the waiting stream's (or the queue) here.
     if (e->late_stream != nullptr) om_emu::release_late(s, e->late_stream, e->late_seq, om_emu::stream_key(stream));
+    if (s.early_streams) om_emu::early_wait(s, om_emu::stream_key(stream), e->id);
     return cudaSuccess;
   }
   om_emu::Capture& c = *s.capture;

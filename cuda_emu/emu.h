@@ -3,8 +3,9 @@
 // (nccl.cc) share. Not for project code: project code calls the CUDA APIs, unchanged.
 //
 // Execution model. Work is queued in issue order (every blocking stream on one queue: a legal schedule of
-// independent streams; a non-blocking stream's work is held back until something waits for it, internal.h
-// LateStream) and runs when the host waits (cudaStreamSynchronize, cudaDeviceSynchronize,
+// independent streams; a non-blocking stream's work is held back until something waits for it, or with
+// OM_EMU_STREAM_ORDER=early queued as early as its waits allow, internal.h LateStream) and runs when the
+// host waits (cudaStreamSynchronize, cudaDeviceSynchronize,
 // cudaEventSynchronize, a synchronous cudaMemcpy/cudaFree, a device-to-pageable copy), as on a GPU; so a
 // host read of a result before its wait sees stale memory here too. (A collective of a multi-rank NCCL
 // communicator flushes the queue and runs at its issue, nccl.cc.) A kernel runs block after block; a
@@ -74,6 +75,11 @@ bool is_device(const void* p);
 // emulator build count the waits of code that bypasses core/buffer.h's counted ones. The emulator's own
 // flushes (a multi-rank NCCL collective at its issue, nccl.cc) are not waits of the program.
 uint64_t host_waits();
+// Non-blocking streams' schedule (internal.h LateStream): false (the default) holds their work back until
+// something waits for it (the latest legal schedule); true, or OM_EMU_STREAM_ORDER=early in the
+// environment, queues each piece as early as its waits allow. Switching releases held-back work first.
+// Returns the previous setting.
+bool set_early_streams(bool early);
 // How many cublasLtMatmulAlgoGetHeuristic calls this process has made (blas.cc): lets a test check that
 // a caller caches its plans.
 uint64_t lt_heuristic_calls();

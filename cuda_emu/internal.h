@@ -55,14 +55,27 @@ struct Event {
   // a stream whose work is queued at once.
   const void* late_stream = nullptr;
   uint64_t late_seq = 0;
+  uint64_t id = 0;  // OM_EMU_STREAM_ORDER=early: the queued record's id (Queued::id)
 };
 
 // The work of a non-blocking stream (cudaStreamCreateWithFlags(cudaStreamNonBlocking)) held back: a GPU
 // may run it as late as nothing waits for it, so the emulator does (the latest legal schedule), and a
 // missing event wait shows as stale memory. `issued` counts the stream's work so far, `moved` what left.
+// With OM_EMU_STREAM_ORDER=early the opposite schedule: nothing is held back, and each piece of its work
+// is queued as EARLY as CUDA allows instead, right after the later of its stream's previous work and the
+// last event it waited for (`after`, `last`: Queued ids), so a missing wait BEFORE work on the stream shows
+// as the work reading its inputs too early.
 struct LateStream {
   std::deque<std::pair<std::function<void()>, std::string>> ops;
   uint64_t issued = 0, moved = 0;
+  uint64_t after = 0, last = 0;  // early order only
+};
+
+// A piece of queued work; ids grow in issue order (early order inserts, so the queue is not sorted by id).
+struct Queued {
+  std::function<void()> op;
+  std::string what;
+  uint64_t id = 0;
 };
 
 // A stream capture in progress (cudaStreamBeginCapture .. cudaStreamEndCapture, cudart.cc): the work
@@ -85,7 +98,10 @@ struct Capture {
 struct State {
   std::recursive_mutex mu;
   std::map<uintptr_t, Mapping> allocations;  // by data address
-  std::deque<std::pair<std::function<void()>, std::string>> queue;
+  std::deque<Queued> queue;
+  uint64_t next_id = 1;       // of the next queued work; last_id: the latest queued (0: none)
+  uint64_t last_id = 0;
+  bool early_streams = false;  // OM_EMU_STREAM_ORDER=early (LateStream)
   bool device_open = false;  // device mappings accessible (work is running)
   bool issued_since_wait = false;  // work was queued since the host last waited (host_waits)
   cudaError_t last_error = cudaSuccess;
@@ -112,6 +128,10 @@ bool captured_stream(State& s, cudaStream_t stream);
 // non-blocking stream's held-back work, or else the queue). release_all_late: every stream's, to the queue.
 void release_late(State& s, const void* from, uint64_t through, const void* into);
 void release_all_late(State& s);
+// The index of queued work `id` in State::queue; -1 when it ran already (or id is 0).
+std::ptrdiff_t queue_position(State& s, uint64_t id);
+// Early order: after `stream` waits for an event recorded as queued work `id`.
+void early_wait(State& s, const void* stream, uint64_t id);
 
 // ---- Opening device memory while work runs ----------------------------------------------------------
 void set_device_protection(State& s, bool open);

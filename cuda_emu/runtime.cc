@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -45,7 +46,12 @@ Mapping map_guarded(size_t bytes, Kind kind) {
 }
 
 State& state() {
-  static State* s = new State;  // never destroyed: allocations may be freed during static destruction
+  static State* s = [] {  // never destroyed: allocations may be freed during static destruction
+    auto* st = new State;
+    const char* order = std::getenv("OM_EMU_STREAM_ORDER");
+    st->early_streams = order != nullptr && std::string(order) == "early";
+    return st;
+  }();
   return *s;
 }
 
@@ -512,15 +518,50 @@ void enqueue(std::function<void()> op, const char* what, cudaStream_t stream) {
     return;
   }
   s.issued_since_wait = true;
+  const uint64_t id = s.next_id++;
+  s.last_id = id;
   const void* key = stream_key(stream);
   if (key != nullptr) {
-    if (auto it = s.late.find(key); it != s.late.end()) {  // held back until something waits for it
-      it->second.ops.emplace_back(std::move(op), what);
-      ++it->second.issued;
+    if (auto it = s.late.find(key); it != s.late.end()) {
+      LateStream& l = it->second;
+      if (!s.early_streams) {  // held back until something waits for it
+        l.ops.emplace_back(std::move(op), what);
+        ++l.issued;
+        return;
+      }
+      // As early as allowed: right after the later of its stream's previous work and what it waited for.
+      const auto at = std::max(queue_position(s, l.after), queue_position(s, l.last));
+      s.queue.insert(s.queue.begin() + (at + 1), Queued{std::move(op), what, id});
+      l.last = id;
       return;
     }
   }
-  s.queue.emplace_back(std::move(op), what);
+  s.queue.push_back(Queued{std::move(op), what, id});
+}
+
+std::ptrdiff_t queue_position(State& s, uint64_t id) {
+  if (id == 0) return -1;
+  for (size_t i = 0; i < s.queue.size(); ++i) {
+    if (s.queue[i].id == id) return static_cast<std::ptrdiff_t>(i);
+  }
+  return -1;  // already run
+}
+
+bool set_early_streams(bool early) {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  release_all_late(s);
+  for (auto& [key, l] : s.late) l.after = l.last = 0;
+  const bool was = s.early_streams;
+  s.early_streams = early;
+  return was;
+}
+
+void early_wait(State& s, const void* stream, uint64_t id) {
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  const auto it = s.late.find(stream);
+  if (it == s.late.end() || !s.early_streams) return;
+  if (queue_position(s, id) > queue_position(s, it->second.after)) it->second.after = id;
 }
 
 void release_late(State& s, const void* from, uint64_t through, const void* into) {
@@ -534,7 +575,7 @@ void release_late(State& s, const void* from, uint64_t through, const void* into
       dst->second.ops.push_back(std::move(l.ops.front()));
       ++dst->second.issued;
     } else {
-      s.queue.push_back(std::move(l.ops.front()));
+      s.queue.push_back(Queued{std::move(l.ops.front().first), std::move(l.ops.front().second), s.next_id++});
     }
     l.ops.pop_front();
     ++l.moved;
@@ -568,10 +609,10 @@ cudaError_t flush() {
   ensure_signal_stack();
   DeviceOpen open(s);
   while (!s.queue.empty()) {
-    auto [op, what] = std::move(s.queue.front());
+    Queued q = std::move(s.queue.front());
     s.queue.pop_front();
-    t_running = what.c_str();
-    op();
+    t_running = q.what.c_str();
+    q.op();
     t_running = nullptr;
     if (s.sticky != cudaSuccess) s.queue.clear();
   }

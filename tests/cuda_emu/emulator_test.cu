@@ -189,6 +189,7 @@ TEST(CudaEmulator, CapturedWorkRunsAtEveryGraphLaunchOnly) {
 // something waits for it (the latest schedule a GPU may pick): a legacy-stream copy reads the old bytes,
 // an event wait, a stream or device synchronization releases it, in its order.
 TEST(CudaEmulator, NonBlockingStreamWorkRunsOnlyOnceSomethingWaitsForIt) {
+  const bool was_early = om_emu::set_early_streams(false);
   float* d = device_alloc<float>(4);
   ASSERT_EQ(cudaMemset(d, 0, 4 * sizeof(float)), cudaSuccess);
   cudaStream_t late = nullptr, other = nullptr;
@@ -220,6 +221,39 @@ TEST(CudaEmulator, NonBlockingStreamWorkRunsOnlyOnceSomethingWaitsForIt) {
   cudaEventDestroy(e);
   cudaEventDestroy(f);
   cudaFree(d);
+  om_emu::set_early_streams(was_early);
+}
+
+// The opposite schedule (OM_EMU_STREAM_ORDER=early): a non-blocking stream's work runs as early as its
+// waits allow, ahead of legacy-stream work issued before it that it did not wait for; with the wait it
+// runs after that work.
+TEST(CudaEmulator, EarlyOrderRunsNonBlockingWorkBeforeWhatItDidNotWaitFor) {
+  const bool was_early = om_emu::set_early_streams(true);
+  float* d = device_alloc<float>(4);
+  ASSERT_EQ(cudaMemset(d, 0, 4 * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cudaStream_t early = nullptr;
+  cudaEvent_t e = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&early, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), cudaSuccess);
+  for (bool waits : {false, true}) {
+    write_index<<<1, 4>>>(d, 4);  // legacy stream: 0 1 2 3
+    if (waits) {
+      ASSERT_EQ(cudaEventRecord(e, nullptr), cudaSuccess);
+      ASSERT_EQ(cudaStreamWaitEvent(early, e, 0), cudaSuccess);
+    }
+    add_one<<<1, 4, 0, early>>>(d, 4);
+    ASSERT_EQ(cudaStreamSynchronize(early), cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    // Without the wait the add ran first and the write overwrote it; with it, after the write.
+    EXPECT_EQ(download(d, 4), waits ? (std::vector<float>{1.0f, 2.0f, 3.0f, 4.0f})
+                                    : (std::vector<float>{0.0f, 1.0f, 2.0f, 3.0f}))
+        << (waits ? "with" : "without") << " the wait";
+  }
+  cudaStreamDestroy(early);
+  cudaEventDestroy(e);
+  cudaFree(d);
+  om_emu::set_early_streams(was_early);
 }
 
 // What a GPU refuses inside a capture is refused here: capturing the legacy default stream, and a call
@@ -250,6 +284,7 @@ TEST(CudaEmulator, AWaitInsideACaptureInvalidatesIt) {
 TEST(CudaEmulator, AForkedStreamIsCapturedAndMustBeJoined) {
   float* d = device_alloc<float>(4);
   ASSERT_EQ(cudaMemset(d, 0, 4 * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the graph's non-blocking stream does not wait for it
   cudaStream_t origin = nullptr, side = nullptr;
   cudaEvent_t fork = nullptr, join = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&origin, cudaStreamNonBlocking), cudaSuccess);
