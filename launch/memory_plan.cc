@@ -119,8 +119,7 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   const std::vector<OptimizerUnit> units = make_units(params, opt.block);
   // --overlap-grad-reduce (dp > 1): the shards are cut per gradient bucket, and the reduced shard has a
   // buffer of its own when there is more than one bucket (DistributedOptimizer).
-  const bool overlap = opt.grad_bucket > 0 && dp > 1;
-  const GradBuckets buckets = grad_buckets(units, params.size(), overlap ? opt.grad_bucket : 0);
+  const GradBuckets buckets = grad_buckets(units, params.size(), effective_grad_bucket(opt.grad_bucket, dp));
   const ShardPlan shards = assign_units(units, dp, buckets.unit_bucket);
   plan.units = static_cast<int64_t>(units.size());
   for (const OptimizerUnit& u : units) plan.unit_elements += u.numel();

@@ -37,7 +37,7 @@ namespace {
 
 // Parameters in memory, in the order of Llama::parameters(): the embedding, six per layer, the
 // final norm and the LM head. Llama builds w_ and g_ from these indices.
-constexpr int64_t kPerLayer = 6;
+constexpr int64_t kPerLayer = Llama::kParamsPerLayer;
 
 // The tp-only ParallelDims of a model split over tp_size ranks: its ValidateModel and padded_vocab
 // (which for tp_size 1 equals LlamaConfig::padded_vocab()).

@@ -181,6 +181,7 @@ class Llama {
   // then clears it (an empty function). While it is set, ForwardBackward runs eagerly (a graph replay
   // could not call it part-way).
   using GradReadyFn = std::function<void(size_t first, size_t count)>;
+  static constexpr int64_t kParamsPerLayer = 6;  // parameters() = embedding, 6 per layer, final norm, LM head
   void set_grad_ready(GradReadyFn fn) { grad_ready_ = std::move(fn); }
 
   std::span<Parameter> parameters() { return params_; }

@@ -59,8 +59,8 @@ void Llama::BackwardCompute(int64_t B, float dloss) {
   matmul(ctx_, {g_.lm_head, dlogits, final_norm, Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
   rmsnorm_backward(ctx_, {dx, g_.final_norm, dnorm, Rows(act_.x_out, B), w_.final_norm, Rows(act_.final_rstd, B),
                           config_.norm});
-  // Parameters in memory order (llama.cc): the embedding, kPerLayer per layer, the final norm, the LM head.
-  const size_t per_layer = (params_.size() - 3) / static_cast<size_t>(config_.n_layers);
+  // Parameters in memory order (llama.cc): the embedding, kParamsPerLayer per layer, the final norm, the LM head.
+  constexpr size_t per_layer = kParamsPerLayer;
   if (grad_ready_) grad_ready_(params_.size() - 2, 2);  // final norm, LM head
   for (int64_t i = config_.n_layers - 1; i >= 0; --i) {
     BackwardLayer(i, B);

@@ -51,8 +51,9 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
            "DistributedOptimizer: gradient bucket of %ld elements (--ddp-bucket-size must be >= 1)",
            static_cast<long>(config_.grad_bucket));
   units_ = make_units(params_, config_.block);
-  overlap_ = config_.grad_bucket > 0 && dp.size() > 1;
-  buckets_ = grad_buckets(units_, params_.size(), overlap_ ? config_.grad_bucket : 0);
+  const int64_t bucket = effective_grad_bucket(config_.grad_bucket, dp.size());
+  overlap_ = bucket > 0;
+  buckets_ = grad_buckets(units_, params_.size(), bucket);
   plan_ = assign_units(units_, dp.size(), buckets_.unit_bucket);
   param_ready_.assign(params_.size(), false);
   for (size_t u = 0; u < units_.size(); ++u) {

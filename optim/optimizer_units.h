@@ -67,6 +67,11 @@ struct GradBuckets {
   std::vector<size_t> end_param;
   size_t size() const { return first_param.size(); }
 };
+// The bucket size ZeRO-1 uses for OptimizerConfig::grad_bucket at dp ranks: grad_bucket when it overlaps
+// the reduction with the backward (grad_bucket > 0 and dp > 1), else 0 (one bucket, nothing to overlap).
+inline int64_t effective_grad_bucket(int64_t grad_bucket, int dp) {
+  return dp > 1 && grad_bucket > 0 ? grad_bucket : 0;
+}
 // REQUIRES: every unit's parameter < n_params; the units in parameter order (make_units).
 GradBuckets grad_buckets(std::span<const OptimizerUnit> units, size_t n_params, int64_t bucket_numel);
 
