@@ -190,6 +190,12 @@ cudaError_t device_wait() {
 
 uint64_t om_emu::host_waits() { return g_host_waits.load(std::memory_order_relaxed); }
 
+uint64_t om_emu::device_launches() {
+  auto& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  return s.launches;
+}
+
 extern "C" {
 
 cudaError_t cudaGetDeviceCount(int* count) {
@@ -289,7 +295,7 @@ cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream) {
     if (std::find(own.begin(), own.end(), ptr) != own.end()) return cudaSuccess;
     return om_emu::forbidden_in_capture(s);  // memory from before the capture: not supported here
   }
-  om_emu::enqueue([ptr] { om_emu::release(ptr, om_emu::Kind::kDevice); }, "cudaFreeAsync", stream);
+  om_emu::enqueue([ptr] { om_emu::release(ptr, om_emu::Kind::kDevice); }, "cudaFreeAsync", stream, /*launch=*/false);
   return cudaSuccess;
 }
 
@@ -395,7 +401,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
         e->at = std::chrono::steady_clock::now();
         e->recorded = true;
       },
-      "cudaEventRecord", stream);
+      "cudaEventRecord", stream, /*launch=*/false);
   const bool in_capture = om_emu::captured_stream(s, stream);
   e->capture_id = in_capture ? s.capture->id : 0;
   e->stream = om_emu::stream_key(stream);
@@ -519,8 +525,9 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(s.mu);
   if (s.sticky != cudaSuccess) return s.sticky;
   if (s.capture != nullptr) return om_emu::forbidden_in_capture(s);  // a graph inside a capture: not emulated
+  ++s.launches;
   for (const auto& [op, what] : reinterpret_cast<const om_emu::Graph*>(exec)->body->ops) {
-    om_emu::enqueue(op, what.c_str(), stream);
+    om_emu::enqueue(op, what.c_str(), stream, /*launch=*/false);
   }
   return cudaSuccess;
 }

@@ -60,8 +60,9 @@ void check_wmma_pointer(const void* p, size_t ldm_bytes, const char* what);
 // Queues `op`, issued on `stream` (nullptr: the legacy default stream), in issue order (see above); `what`
 // names it in fault reports. During a stream capture (cudart.cc) it is recorded instead when `stream`
 // takes part in the capture; issued on any other stream it is reported (fail): a GPU would run it once,
-// now, or refuse it, instead of at each launch of the graph.
-void enqueue(std::function<void()> op, const char* what, cudaStream_t stream);
+// now, or refuse it, instead of at each launch of the graph. `launch`: counts in device_launches (false for
+// event records, cudaFreeAsync and the ops of a graph launch, which counts once).
+void enqueue(std::function<void()> op, const char* what, cudaStream_t stream, bool launch = true);
 // Runs everything queued (what the host's waits do); returns the sticky error a __trap left, if any.
 cudaError_t flush();
 // True when [p, p + bytes) lies in one allocation a kernel may touch (device or page-locked host); with
@@ -75,6 +76,11 @@ bool is_device(const void* p);
 // emulator build count the waits of code that bypasses core/buffer.h's counted ones. The emulator's own
 // flushes (a multi-rank NCCL collective at its issue, nccl.cc) are not waits of the program.
 uint64_t host_waits();
+// How many pieces of device work the host has issued outside a stream capture: kernel launches, cuBLAS
+// calls, copies, memsets, NCCL collectives, and graph launches (one each, whatever the graph holds: the
+// host pays for one call). Event records and stream waits do not count. Lets a test count the launches
+// of a step, which on a GPU cost the host a few microseconds each.
+uint64_t device_launches();
 // Non-blocking streams' schedule (internal.h LateStream): false (the default) holds their work back until
 // something waits for it (the latest legal schedule); true, or OM_EMU_STREAM_ORDER=early in the
 // environment, queues each piece as early as its waits allow. Switching releases held-back work first.

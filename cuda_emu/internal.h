@@ -104,6 +104,7 @@ struct State {
   bool early_streams = false;  // OM_EMU_STREAM_ORDER=early (LateStream)
   bool device_open = false;  // device mappings accessible (work is running)
   bool issued_since_wait = false;  // work was queued since the host last waited (host_waits)
+  uint64_t launches = 0;           // device work the host issued outside a capture (device_launches)
   cudaError_t last_error = cudaSuccess;
   std::map<const void*, int> max_dynamic_smem;  // cudaFuncAttributeMaxDynamicSharedMemorySize
   // Set by __trap (cudaErrorLaunchFailure): like a GPU's sticky error, every later call returns it and

@@ -503,7 +503,7 @@ void check_wmma_pointer(const void* p, size_t ldm_bytes, const char* what) {
   }
 }
 
-void enqueue(std::function<void()> op, const char* what, cudaStream_t stream) {
+void enqueue(std::function<void()> op, const char* what, cudaStream_t stream, bool launch) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
   if (s.capture != nullptr) {  // recorded into the graph, queued at each of its launches
@@ -518,6 +518,7 @@ void enqueue(std::function<void()> op, const char* what, cudaStream_t stream) {
     return;
   }
   s.issued_since_wait = true;
+  if (launch) ++s.launches;
   const uint64_t id = s.next_id++;
   s.last_id = id;
   const void* key = stream_key(stream);

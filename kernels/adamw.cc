@@ -68,4 +68,82 @@ void adam_apply(const ExecContext& ctx, const AdamApplyArgs& a) {
   }
 }
 
+namespace {
+
+// A grouped call's entries share every scalar but weight_decay (kernels/adamw.h).
+void check_same_step(const char* op, size_t i, const AdamWArgs& a, const AdamWArgs& first) {
+  OM_CHECK(a.lr == first.lr && a.beta1 == first.beta1 && a.beta2 == first.beta2 && a.eps == first.eps &&
+               a.step == first.step && a.grad_scale == first.grad_scale,
+           "%s: entry %zu ('%s') has lr %g, betas (%g, %g), eps %g, step %ld, grad_scale %g but entry 0 ('%s') has "
+           "lr %g, betas (%g, %g), eps %g, step %ld, grad_scale %g: one grouped call is one step with one set of "
+           "hyper-parameters (only weight_decay may differ)",
+           op, i, a.param.name, static_cast<double>(a.lr), static_cast<double>(a.beta1), static_cast<double>(a.beta2),
+           static_cast<double>(a.eps), static_cast<long>(a.step), static_cast<double>(a.grad_scale), first.param.name,
+           static_cast<double>(first.lr), static_cast<double>(first.beta1), static_cast<double>(first.beta2),
+           static_cast<double>(first.eps), static_cast<long>(first.step), static_cast<double>(first.grad_scale));
+}
+
+}  // namespace
+
+void adamw_update_group(const ExecContext& ctx, std::span<const AdamWArgs> list) {
+  constexpr const char* op = "adamw_update_group";
+  if (list.empty()) return;
+  std::vector<GroupTensor> tensors;
+  double bytes = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const AdamWArgs& a = list[i];
+    for (const ConstTensorView& t : {ConstTensorView(a.param), ConstTensorView(a.m), ConstTensorView(a.v), a.grad}) {
+      check_tensor(op, t, a.param.dtype, a.param.shape);
+      check_device(op, ctx, t);
+    }
+    check_betas(op, a.beta1, a.beta2, a.step);
+    check_same_step(op, i, a, list[0]);
+    if (ctx.device.kind == DeviceKind::kCpu) check_cpu_float(op, a.param);
+    if (ctx.device.kind == DeviceKind::kCuda) check_cuda_f32(op, a.param);
+    tensors.push_back({a.param, i, true});
+    tensors.push_back({a.m, i, true});
+    tensors.push_back({a.v, i, true});
+    tensors.push_back({a.grad, i, false});
+    bytes += bytes_of({a.param, a.m, a.v, a.grad, a.param, a.m, a.v});
+  }
+  check_group_disjoint(op, std::move(tensors));
+  const profiler::Scope prof(ctx, op, 0, bytes);
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu:
+      for (const AdamWArgs& a : list) cpu::adamw_update(a);
+      return;
+    case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::adamw_update_group(list, ctx.stream)); return;
+  }
+}
+
+void adam_apply_group(const ExecContext& ctx, std::span<const AdamApplyArgs> list) {
+  constexpr const char* op = "adam_apply_group";
+  if (list.empty()) return;
+  std::vector<GroupTensor> tensors;
+  double bytes = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const AdamApplyArgs& a = list[i];
+    check_tensor(op, a.param, a.param.dtype, a.param.shape);
+    check_tensor(op, a.direction, a.param.dtype, a.param.shape);
+    check_device(op, ctx, a.param);
+    check_device(op, ctx, a.direction);
+    OM_CHECK(a.lr == list[0].lr,
+             "%s: entry %zu ('%s') has lr %g but entry 0 ('%s') has lr %g: one grouped call is one step with one lr",
+             op, i, a.param.name, static_cast<double>(a.lr), list[0].param.name, static_cast<double>(list[0].lr));
+    if (ctx.device.kind == DeviceKind::kCpu) check_cpu_float(op, a.param);
+    if (ctx.device.kind == DeviceKind::kCuda) check_cuda_f32(op, a.param);
+    tensors.push_back({a.param, i, true});
+    tensors.push_back({a.direction, i, false});
+    bytes += bytes_of({a.param, a.direction, a.param});
+  }
+  check_group_disjoint(op, std::move(tensors));
+  const profiler::Scope prof(ctx, op, 0, bytes);
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu:
+      for (const AdamApplyArgs& a : list) cpu::adam_apply(a);
+      return;
+    case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::adam_apply_group(list, ctx.stream)); return;
+  }
+}
+
 }  // namespace om

@@ -22,6 +22,8 @@
 // Asynchronous on the given stream; no scratch memory.
 #pragma once
 
+#include <span>
+
 #include "kernels/common.h"
 
 namespace om {
@@ -56,6 +58,19 @@ struct AdamApplyArgs {
 };
 void adam_apply(const ExecContext& ctx, const AdamApplyArgs& args);
 
+// Grouped calls ("multi-tensor apply"): one step over many tensors, e.g. every parameter's slice of a
+// ZeRO shard. Entry i gets exactly what adamw_update(ctx, list[i]) / adam_apply(ctx, list[i]) would
+// do (element-wise arithmetic, so the same bits), but CUDA packs up to kAdamGroupMax entries into one
+// launch (their pointers and sizes travel in the kernel's arguments): a step over P tensors costs
+// ceil(P / 64) launches instead of P, which on a GPU is the difference between a launch-bound and a
+// bandwidth-bound optimizer step when most tensors are small (norm gains, biases, tp shards).
+// REQUIRES: every entry valid on its own (the checks of the single call); every entry has the first
+// entry's lr, betas, eps, step and grad_scale (only weight_decay may differ); no tensor an entry writes
+// (param, m, v) intersects a tensor of another entry. An empty list does nothing.
+constexpr int kAdamGroupMax = 64;
+void adamw_update_group(const ExecContext& ctx, std::span<const AdamWArgs> list);
+void adam_apply_group(const ExecContext& ctx, std::span<const AdamApplyArgs> list);
+
 namespace cpu {
 void adamw_update(const AdamWArgs& args);
 void adam_direction(const AdamDirectionArgs& args);
@@ -67,6 +82,9 @@ namespace cuda {
 void adamw_update(const AdamWArgs& args, Stream stream);
 void adam_direction(const AdamDirectionArgs& args, Stream stream);
 void adam_apply(const AdamApplyArgs& args, Stream stream);
+// Validated lists (above); ceil(list.size() / kAdamGroupMax) launches, none for empty entries.
+void adamw_update_group(std::span<const AdamWArgs> list, Stream stream);
+void adam_apply_group(std::span<const AdamApplyArgs> list, Stream stream);
 }  // namespace cuda
 
 }  // namespace om

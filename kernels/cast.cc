@@ -14,10 +14,8 @@ bool supported(DeviceKind device, DType from, DType to) {
   return f32_bf16 || (from == DType::kF64 && to == DType::kF64);
 }
 
-}  // namespace
-
-void cast(const ExecContext& ctx, const CastArgs& a) {
-  constexpr const char* op = "cast";
+// Every check of one cast (kernels/cast.h), `op` naming the call.
+void check_cast(const char* op, const ExecContext& ctx, const CastArgs& a) {
   // Non-null (unless empty) and contiguous, whatever the dtype and shape.
   check_tensor(op, a.out, a.out.dtype, a.out.shape);
   check_tensor(op, a.in, a.in.dtype, a.in.shape);
@@ -33,10 +31,38 @@ void cast(const ExecContext& ctx, const CastArgs& a) {
            op, ctx.device.kind == DeviceKind::kCuda ? "CUDA" : "CPU", name_of(a.in.dtype).c_str(), a.in.name,
            static_cast<long>(a.in.numel()), name_of(a.out.dtype).c_str(), a.out.name,
            ctx.device.kind == DeviceKind::kCuda ? "" : " (and f64 on the CPU)");
+}
+
+}  // namespace
+
+void cast(const ExecContext& ctx, const CastArgs& a) {
+  constexpr const char* op = "cast";
+  check_cast(op, ctx, a);
   const profiler::Scope prof(ctx, op, 0, bytes_of({a.in, a.out}));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: return cpu::cast(a);
     case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::cast(a, ctx.stream)); return;
+  }
+}
+
+void cast_group(const ExecContext& ctx, std::span<const CastArgs> list) {
+  constexpr const char* op = "cast_group";
+  if (list.empty()) return;
+  std::vector<GroupTensor> tensors;
+  double bytes = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    check_cast(op, ctx, list[i]);
+    tensors.push_back({list[i].out, i, true});
+    tensors.push_back({list[i].in, i, false});
+    bytes += bytes_of({list[i].in, list[i].out});
+  }
+  check_group_disjoint(op, std::move(tensors));
+  const profiler::Scope prof(ctx, op, 0, bytes);
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu:
+      for (const CastArgs& a : list) cpu::cast(a);
+      return;
+    case DeviceKind::kCuda: OM_CUDA_OP(op, cuda::cast_group(list, ctx.stream)); return;
   }
 }
 

@@ -13,6 +13,8 @@
 // overlapping (kernels/cast.cc checks all four).
 #pragma once
 
+#include <span>
+
 #include "kernels/common.h"
 
 namespace om {
@@ -26,6 +28,18 @@ struct CastArgs {
 // f32, bf16 on both devices; f64 on the CPU).
 void cast(const ExecContext& ctx, const CastArgs& args);
 
+// Grouped casts ("multi-tensor apply"): entry i gets exactly what cast(ctx, list[i]) would do, but CUDA
+// packs up to kCastGroupMax entries of one dtype pair into one launch (pointers and sizes in the
+// kernel's arguments), so P tensors cost a few launches instead of P. Entries of kCastGroupOwnLaunch
+// elements or more (64 MB of f32: tens of microseconds of memory traffic on an H200, beside which a
+// launch is nothing) keep the single call's path, with its wider accesses (a packed kernel or a
+// cudaMemcpyAsync); below that a launch's few microseconds of host time are comparable to the copy.
+// REQUIRES: every entry valid on its own; no entry's `out` intersects another entry's `out` or `in`
+// (the entries run concurrently). An empty list does nothing.
+constexpr int kCastGroupMax = 96;
+constexpr int64_t kCastGroupOwnLaunch = int64_t{1} << 24;
+void cast_group(const ExecContext& ctx, std::span<const CastArgs> list);
+
 namespace cpu {
 // Plain loops (OpenMP over elements) through core/dtype.h's conversions; memcpy for a copy.
 void cast(const CastArgs& args);
@@ -35,6 +49,8 @@ namespace cuda {
 // f32 <-> bf16 through a grid-stride kernel (kernels/cuda/cast.cu), bit-identical to cpu::cast;
 // a same-dtype copy (f32 or bf16) is one cudaMemcpyAsync on `stream`.
 void cast(const CastArgs& args, Stream stream);
+// A validated list (above).
+void cast_group(std::span<const CastArgs> list, Stream stream);
 }  // namespace cuda
 
 }  // namespace om

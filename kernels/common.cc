@@ -1,5 +1,6 @@
 #include "kernels/common.h"
 
+#include <algorithm>
 #include <string>
 
 namespace om {
@@ -17,6 +18,29 @@ bool overlaps(const ConstTensorView& x, const ConstTensorView& y) {
   const char* xp = static_cast<const char*>(x.data);
   const char* yp = static_cast<const char*>(y.data);
   return x.nbytes() > 0 && y.nbytes() > 0 && xp < yp + y.nbytes() && yp < xp + x.nbytes();
+}
+
+void check_group_disjoint(const char* op, std::vector<GroupTensor> tensors) {
+  const auto begin = [](const GroupTensor& g) { return static_cast<const char*>(g.t.data); };
+  const auto end = [&](const GroupTensor& g) { return begin(g) + g.t.nbytes(); };
+  std::erase_if(tensors, [](const GroupTensor& g) { return g.t.nbytes() == 0; });
+  std::sort(tensors.begin(), tensors.end(), [&](const GroupTensor& x, const GroupTensor& y) {
+    return std::less<const char*>()(begin(x), begin(y));
+  });
+  // A sweep by start address; `open` holds the tensors that reach past the current one's start (a few:
+  // the tensors of a valid list are disjoint but for aliasing inside an entry).
+  std::vector<const GroupTensor*> open;
+  for (const GroupTensor& g : tensors) {
+    std::erase_if(open, [&](const GroupTensor* o) { return !std::less<const char*>()(begin(g), end(*o)); });
+    for (const GroupTensor* o : open) {
+      OM_CHECK(o->entry == g.entry || !(o->written || g.written),
+               "%s: entry %zu's '%s' (%ld bytes) overlaps entry %zu's '%s' (%ld bytes), and one of them is written: "
+               "the entries of a grouped call run concurrently; pass separate calls or disjoint tensors",
+               op, o->entry, o->t.name, static_cast<long>(o->t.nbytes()), g.entry, g.t.name,
+               static_cast<long>(g.t.nbytes()));
+    }
+    open.push_back(&g);
+  }
 }
 
 double bytes_of(std::initializer_list<ConstTensorView> tensors) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <vector>
 
 #include "core/profiler.h"
 
@@ -23,6 +24,16 @@ void check_tensor(const char* op, const ConstTensorView& t, DType dtype, const S
 void check_device(const char* op, const ExecContext& ctx, const ConstTensorView& t);
 // True when the bytes of x and y intersect (empty views overlap nothing).
 bool overlaps(const ConstTensorView& x, const ConstTensorView& y);
+
+// Grouped calls (adamw_update_group, cast_group): OM_CHECKs that no tensor an entry writes intersects a
+// tensor of another entry (entries run concurrently on a GPU). `tensors[k]` belongs to entry
+// `entry[k]` and is written when `written[k]`; aliasing inside one entry is the op's own business.
+struct GroupTensor {
+  ConstTensorView t;
+  size_t entry = 0;
+  bool written = false;
+};
+void check_group_disjoint(const char* op, std::vector<GroupTensor> tensors);
 
 // Σ nbytes of the tensors (a tensor listed twice counts twice: read and written), for the op
 // profiler's least memory traffic (core/profiler.h).

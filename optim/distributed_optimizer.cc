@@ -109,10 +109,12 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   norm_sq_ = Buffer::Allocate(dev, 2 * sizeof(double), "zero1 grad norm sq and finiteness check");
   norm_sq_.Zero();
 
-  // The master weights start as the model's values (bf16 values convert exactly), a cast per run.
+  // The master weights start as the model's values (bf16 values convert exactly), one grouped cast.
+  std::vector<CastArgs> init;
   for (const Run& run : local_runs_) {
-    cast(ctx_, {ShardView(0, plan_.offset[run.first], run.numel, "zero1.master"), RunValue(run)});
+    init.push_back({ShardView(0, plan_.offset[run.first], run.numel, "zero1.master"), RunValue(run)});
   }
+  cast_group(ctx_, init);
 
   if (config_.kind != OptimizerKind::kOrthoAdam) return;
   // The rotations of this rank's units: offsets first, then drawn in parallel (each unit's matrices
@@ -202,13 +204,18 @@ void DistributedOptimizer::IssueBucket(size_t b) {
   const uint64_t bytes_before = dp_->bytes_sent();
   const Device dev = ctx_.device;
   // 1. Unit gradients → the bucket's slice of the flat buffer (every rank fills every rank's part:
-  // reduce_scatter sums them all). One stream-ordered copy per run of units (copy_async): no host wait.
+  // reduce_scatter sums them all). One grouped copy (an f32 cast_group) over the bucket's runs of units:
+  // stream-ordered, no host wait, a few launches however many parameters the bucket holds.
+  std::vector<CastArgs> copies;
+  copies.reserve(bucket_runs_[b].size());
   for (const Run& run : bucket_runs_[b]) {
     const OptimizerUnit& unit = units_[run.first];
-    copy_async(ctx_, f32_at(flat_grad_, plan_.flat_offset(run.first)), dev,
-               static_cast<const float*>(params_[unit.param].grad.data) + unit.param_offset(), dev,
-               static_cast<size_t>(run.numel) * kF32);
+    const Parameter& p = params_[unit.param];
+    copies.push_back({f32_view(flat_grad_, plan_.flat_offset(run.first), run.numel, "zero1.flat_grad"),
+                      make_view(static_cast<const float*>(p.grad.data) + unit.param_offset(), DType::kF32,
+                                Shape{run.numel}, dev, p.name.c_str())});
   }
+  cast_group(ctx_, copies);
   // 2. Sum over replicas into this rank's part (one bucket: its chunk of the flat buffer, in place). The
   // mean's 1/dp is applied by Step, folded into grad_scale, and to the norm (the header says why that is
   // the same arithmetic).
@@ -290,15 +297,19 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
   grad_scale *= inv_dp();  // the shard holds the sum over the dp replicas; this makes it their mean
   auto decay = [&](const OptimizerUnit& unit) { return params_[unit.param].weight_decay ? a.weight_decay : 0.0f; };
 
-  // 4. The update of every unit of the shard; the padding is in no unit and never changes.
+  // 4. The update of every unit of the shard; the padding is in no unit and never changes. One grouped
+  // call over the runs (a run: one parameter's units, one weight decay), a few launches on a GPU.
   if (config_.kind == OptimizerKind::kAdamW) {
-    for (const Run& run : local_runs_) {  // one launch per run of one parameter's units
+    std::vector<AdamWArgs> updates;
+    updates.reserve(local_runs_.size());
+    for (const Run& run : local_runs_) {
       const Parameter& p = params_[units_[run.first].param];
       const int64_t off = plan_.offset[run.first], n = run.numel;
-      adamw_update(ctx_, make_adamw_args(a, p.weight_decay, ShardView(0, off, n, p.name.c_str()),
-                                         ShardView(1, off, n, "zero1.exp_avg"), ShardView(2, off, n, "zero1.exp_avg_sq"),
-                                         GradView(off, n), lr, step_, grad_scale));
+      updates.push_back(make_adamw_args(a, p.weight_decay, ShardView(0, off, n, p.name.c_str()),
+                                        ShardView(1, off, n, "zero1.exp_avg"), ShardView(2, off, n, "zero1.exp_avg_sq"),
+                                        GradView(off, n), lr, step_, grad_scale));
     }
+    adamw_update_group(ctx_, updates);
   } else {
     const int64_t S = plan_.shard_size;
     const TensorView g = GradView(0, S);
@@ -311,11 +322,14 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
     d.grad_scale = grad_scale;
     adam_direction(ctx_, d);                                          // Ũ, in place
     block_rotate(ctx_, rotation_units_, RotateDirection::kInverse);  // U = Q_rᵀ Ũ Q_c
+    std::vector<AdamApplyArgs> applies;
+    applies.reserve(local_runs_.size());
     for (const Run& run : local_runs_) {
       const OptimizerUnit& unit = units_[run.first];
       const int64_t off = plan_.offset[run.first], n = run.numel;
-      adam_apply(ctx_, {ShardView(0, off, n, params_[unit.param].name.c_str()), GradView(off, n), lr, decay(unit)});
+      applies.push_back({ShardView(0, off, n, params_[unit.param].name.c_str()), GradView(off, n), lr, decay(unit)});
     }
+    adam_apply_group(ctx_, applies);
   }
 
   // 5. Every rank's updated shard → every rank's flat parameters → the model's tensors.
@@ -330,10 +344,14 @@ void DistributedOptimizer::PublishMaster() {
   const bool gather = dp_->size() > 1;
   if (gather) dp_->all_gather(master_shard(), f32_view(flat_param_, 0, padded_numel(), "zero1.flat_param"));
   const Buffer& source = gather ? flat_param_ : state_;
-  // f32 values: a copy; bf16 values: the master rounded to nearest even (kernels/cast.h). One cast per run.
+  // f32 values: a copy; bf16 values: the master rounded to nearest even (kernels/cast.h). One grouped
+  // cast over the runs.
+  std::vector<CastArgs> casts;
+  casts.reserve(gathered_runs_.size());
   for (const Run& run : gathered_runs_) {
-    cast(ctx_, {RunValue(run), f32_view(source, plan_.gathered_offset(run.first), run.numel, "zero1.flat_param")});
+    casts.push_back({RunValue(run), f32_view(source, plan_.gathered_offset(run.first), run.numel, "zero1.flat_param")});
   }
+  cast_group(ctx_, casts);
 }
 
 void DistributedOptimizer::PublishNarrow() {
@@ -344,9 +362,12 @@ void DistributedOptimizer::PublishNarrow() {
                      params_[units_[run.first].param].value.dtype, Shape{run.numel}, ctx_.device, "zero1.flat_param");
   };
   // This rank's units in their values' dtypes (bf16: round to nearest even) into its chunk, ...
+  std::vector<CastArgs> casts;
+  casts.reserve(std::max(local_publish_runs_.size(), publish_runs_.size()));
   for (const Run& run : local_publish_runs_) {
-    cast(ctx_, {publish_view(run), ShardView(0, plan_.offset[run.first], run.numel, "zero1.master")});
+    casts.push_back({publish_view(run), ShardView(0, plan_.offset[run.first], run.numel, "zero1.master")});
   }
+  cast_group(ctx_, casts);
   // ... every chunk to every rank as 4-byte words (a copy: the bytes arrive unchanged), ...
   const int64_t words = SB / 4;
   dp_->all_gather(make_view(static_cast<void*>(base + dp_->rank() * SB), DType::kI32, Shape{words}, ctx_.device,
@@ -354,7 +375,9 @@ void DistributedOptimizer::PublishNarrow() {
                   make_view(static_cast<void*>(base), DType::kI32, Shape{dp_->size() * words}, ctx_.device,
                             "zero1.flat_param"));
   // ... and every unit into its Parameter::value (same dtype: a copy).
-  for (const Run& run : publish_runs_) cast(ctx_, {RunValue(run), publish_view(run)});
+  casts.clear();
+  for (const Run& run : publish_runs_) casts.push_back({RunValue(run), publish_view(run)});
+  cast_group(ctx_, casts);
 }
 
 TensorView DistributedOptimizer::unit_state(int which, size_t u) const {

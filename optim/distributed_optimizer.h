@@ -36,8 +36,11 @@
 // left, joins, and goes on with step 3. Each bucket's reduced part lands in a separate (S) gradient
 // shard (4·S bytes more; in place with one bucket). Element-wise this is the same arithmetic: the CPU
 // path gives the same bits as without overlap, and as dp = 1 (tests/parallel/distributed_optimizer_test.cc).
-// Launches: steps 1, 4 and 5 run once per run of consecutive units of one parameter (Run below), not
-// once per unit: ~6 per layer instead of ~11 at B = 1024 for each of the copy, AdamW and cast.
+// Launches: steps 1, 4 and 5 work on runs of consecutive units of one parameter (Run below), and each is
+// one grouped call over all its runs (kernels/adamw.h adamw_update_group, adam_apply_group;
+// kernels/cast.h cast_group: up to 64 or 96 tensors per launch), so on a GPU a step is a few launches
+// whatever the parameter count (before: one per run and op, ~3 per parameter), with the same bits
+// (tests/cuda/distributed_optimizer_test.cc counts them on the emulator).
 //
 // Exactness. MpiComm sums in rank order, ((g_0 + g_1) + g_2) + …, then × (1/dp) as above; the Adam kernels
 // are element-wise and each unit's rotation is computed by one thread in a fixed order
@@ -177,8 +180,8 @@ class DistributedOptimizer {
 
  private:
   // Units [first, first + count) of one parameter whose rows follow each other and whose places in a
-  // destination buffer follow each other too: one copy, cast or Adam launch covers the run instead of
-  // one per unit (every such op is element-wise, so the bits are the same; a GPU saves the launches).
+  // destination buffer follow each other too: one entry of a grouped copy, cast or Adam call covers the
+  // run instead of one per unit (every such op is element-wise, so the bits are the same).
   struct Run {
     size_t first = 0, count = 0;
     int64_t numel = 0;

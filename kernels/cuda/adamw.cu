@@ -10,6 +10,8 @@
 // either: see tests/cuda/adamw_test.cc). Element-wise, so deterministic for any launch shape.
 // The double arithmetic costs ~60 FP64 operations per element; at H200 FP64 rates that is well
 // under the time to stream the 28 bytes per element the update reads and writes.
+// The grouped calls (adamw_update_group, adam_apply_group) run the same per-element code over up to
+// kAdamGroupMax tensors per launch, their pointers and sizes in the kernel's arguments.
 // Arguments were validated by kernels/adamw.cc.
 #include <cmath>
 
@@ -94,6 +96,65 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// A grouped call's entries, passed by value as the kernel's arguments: kAdamGroupMax of them at 48 bytes
+// (AdamW) or 32 bytes (apply) each, under the 4 KB that every CUDA version accepts. end[e] is the
+// entries' element counts summed through e (inclusive), so the group is one flat index space
+// [0, end[count - 1]) that a grid-stride loop walks; a thread's entry cursor only moves forward (its
+// indices increase), at most count steps over the whole loop.
+struct AdamWGroup {
+  int count = 0;
+  float* param[kAdamGroupMax];
+  float* m[kAdamGroupMax];
+  float* v[kAdamGroupMax];
+  const float* grad[kAdamGroupMax];
+  int64_t end[kAdamGroupMax];
+  double wd[kAdamGroupMax];
+};
+
+struct AdamApplyGroup {
+  int count = 0;
+  float* param[kAdamGroupMax];
+  const float* direction[kAdamGroupMax];
+  int64_t end[kAdamGroupMax];
+  double wd[kAdamGroupMax];
+};
+
+// Advances the cursor e to the entry holding flat index i (i never decreases between calls) and
+// returns i's index inside that entry.
+__device__ __forceinline__ int64_t group_index(const int64_t* end, int64_t i, int& e) {
+  while (i >= end[e]) ++e;
+  return e == 0 ? i : i - end[e - 1];
+}
+
+// adamw_update_kernel over every entry of `g`: the same per-element code, so the same bits.
+__global__ void __launch_bounds__(kThreads) adamw_update_group_kernel(const AdamWGroup g, MomentConsts c, double lr) {
+  const int64_t total = g.end[g.count - 1];
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int e = 0;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int64_t j = group_index(g.end, i, e);
+    double mi = g.m[e][j], vi = g.v[e][j];
+    const float u = __double2float_rn(adam_direction_one(c, g.grad[e][j], mi, vi));
+    g.param[e][j] = adam_apply_one(g.param[e][j], u, lr, g.wd[e]);
+    g.m[e][j] = __double2float_rn(mi);
+    g.v[e][j] = __double2float_rn(vi);
+  }
+}
+
+// adam_apply_kernel over every entry of `g`.
+__global__ void __launch_bounds__(kThreads) adam_apply_group_kernel(const AdamApplyGroup g, double lr) {
+  const int64_t total = g.end[g.count - 1];
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int e = 0;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int64_t j = group_index(g.end, i, e);
+    g.param[e][j] = adam_apply_one(g.param[e][j], g.direction[e][j], lr, g.wd[e]);
+  }
+}
+
+// Appends entry slot k's size to the group's running sum.
+void add_end(int64_t* end, int k, int64_t n) { end[k] = (k == 0 ? 0 : end[k - 1]) + n; }
+
 unsigned grid_for(int64_t n) {
   const int64_t blocks = ceil_div(n, kThreads);
   return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
@@ -128,6 +189,55 @@ void adam_apply(const AdamApplyArgs& a, Stream stream) {
   adam_apply_kernel<<<grid_for(n), kThreads, 0, s>>>(a.param.data_as<float>(), a.direction.data_as<const float>(),
                                                       n, a.lr, a.weight_decay);
   OM_CUDA_CHECK_KERNEL(s);
+}
+
+void adamw_update_group(std::span<const AdamWArgs> list, Stream stream) {
+  if (list.empty()) return;
+  const cudaStream_t s = to_cuda_stream(stream);
+  const AdamWArgs& first = list[0];  // every entry's scalars but weight_decay (kernels/adamw.cc checks)
+  const MomentConsts c = moment_consts(first.beta1, first.beta2, first.eps, first.grad_scale, first.step);
+  AdamWGroup g;
+  const auto launch = [&] {
+    if (g.count == 0) return;
+    adamw_update_group_kernel<<<grid_for(g.end[g.count - 1]), kThreads, 0, s>>>(g, c, first.lr);
+    OM_CUDA_CHECK_KERNEL(s);
+    g.count = 0;
+  };
+  for (const AdamWArgs& a : list) {
+    if (a.param.numel() == 0) continue;
+    const int k = g.count;
+    g.param[k] = a.param.data_as<float>();
+    g.m[k] = a.m.data_as<float>();
+    g.v[k] = a.v.data_as<float>();
+    g.grad[k] = a.grad.data_as<const float>();
+    add_end(g.end, k, a.param.numel());
+    g.wd[k] = a.weight_decay;
+    if (++g.count == kAdamGroupMax) launch();
+  }
+  launch();
+}
+
+void adam_apply_group(std::span<const AdamApplyArgs> list, Stream stream) {
+  if (list.empty()) return;
+  const cudaStream_t s = to_cuda_stream(stream);
+  const double lr = list[0].lr;  // every entry's (kernels/adamw.cc checks)
+  AdamApplyGroup g;
+  const auto launch = [&] {
+    if (g.count == 0) return;
+    adam_apply_group_kernel<<<grid_for(g.end[g.count - 1]), kThreads, 0, s>>>(g, lr);
+    OM_CUDA_CHECK_KERNEL(s);
+    g.count = 0;
+  };
+  for (const AdamApplyArgs& a : list) {
+    if (a.param.numel() == 0) continue;
+    const int k = g.count;
+    g.param[k] = a.param.data_as<float>();
+    g.direction[k] = a.direction.data_as<const float>();
+    add_end(g.end, k, a.param.numel());
+    g.wd[k] = a.weight_decay;
+    if (++g.count == kAdamGroupMax) launch();
+  }
+  launch();
 }
 
 }  // namespace om::cuda

@@ -8,8 +8,12 @@
 // handled before it, exactly as the host does ((bits >> 16) | 0x40: sign and top payload bits kept,
 // quiet bit set), because which NaN the cvt instruction returns is not what we want to depend on.
 // bf16 -> f32 moves the bits into the high half of a 32-bit word: exact for every input.
-// A same-dtype cast is a device-to-device cudaMemcpyAsync. Arguments were validated by
-// kernels/cast.cc (no overlap, equal numel, f32/bf16 only).
+// A same-dtype cast is a device-to-device cudaMemcpyAsync. cast_group packs up to kCastGroupMax small
+// entries of one dtype pair into one launch of cast_group_kernel (a scalar loop over the entries'
+// joint index space, the same conversions); entries of kCastGroupOwnLaunch elements or more take the
+// single cast's path. Arguments were validated by kernels/cast.cc (no overlap, equal numel, f32/bf16
+// only).
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -68,6 +72,64 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = npacks * W + first; i < n; i += stride) out[i] = convert(in[i]);
 }
 
+// A same-dtype "conversion" on raw bits: the bytes arrive unchanged (cast_group's copies).
+template <typename T>
+struct Copy {
+  using In = T;
+  using Out = T;
+  __device__ __forceinline__ Out operator()(In v) const { return v; }
+};
+
+// cast_group's entries of one dtype pair, passed by value as the kernel's arguments (kCastGroupMax of
+// them at 24 bytes each: under the 4 KB every CUDA version accepts). end[e] is the entries' element
+// counts summed through e (inclusive): one flat index space [0, end[count - 1]) walked by a grid-stride
+// loop, with a per-thread entry cursor that only moves forward.
+template <typename Convert>
+struct CastGroup {
+  int count = 0;
+  const typename Convert::In* in[kCastGroupMax];
+  typename Convert::Out* out[kCastGroupMax];
+  int64_t end[kCastGroupMax];
+};
+
+template <typename Convert>
+__global__ void __launch_bounds__(kThreads) cast_group_kernel(const CastGroup<Convert> g) {
+  const Convert convert{};
+  const int64_t total = g.end[g.count - 1];
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  int e = 0;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < total; i += stride) {
+    while (i >= g.end[e]) ++e;
+    const int64_t j = e == 0 ? i : i - g.end[e - 1];
+    g.out[e][j] = convert(g.in[e][j]);
+  }
+}
+
+// Collects one dtype pair's entries and launches them kCastGroupMax at a time.
+template <typename Convert>
+class CastBatch {
+ public:
+  explicit CastBatch(cudaStream_t s) : s_(s) {}
+  void Add(const CastArgs& a) {
+    const int k = g_.count;
+    g_.in[k] = static_cast<const typename Convert::In*>(a.in.data);
+    g_.out[k] = static_cast<typename Convert::Out*>(a.out.data);
+    g_.end[k] = (k == 0 ? 0 : g_.end[k - 1]) + a.in.numel();
+    if (++g_.count == kCastGroupMax) Launch();
+  }
+  void Launch() {
+    if (g_.count == 0) return;
+    const int64_t blocks = std::min(ceil_div(g_.end[g_.count - 1], kThreads), kMaxBlocks);
+    cast_group_kernel<Convert><<<static_cast<unsigned>(blocks), kThreads, 0, s_>>>(g_);
+    OM_CUDA_CHECK_KERNEL(s_);
+    g_.count = 0;
+  }
+
+ private:
+  cudaStream_t s_;
+  CastGroup<Convert> g_;
+};
+
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 template <typename Convert>
@@ -109,6 +171,38 @@ void cast(const CastArgs& args, Stream stream) {
                                std::string(dtype_name(to)).c_str(), args.out.name),
                 __FILE__, __LINE__);
   }
+}
+
+void cast_group(std::span<const CastArgs> list, Stream stream) {
+  const cudaStream_t s = to_cuda_stream(stream);
+  CastBatch<F32ToBf16> to_bf16(s);
+  CastBatch<Bf16ToF32> to_f32(s);
+  CastBatch<Copy<uint32_t>> copy32(s);  // f32 bits
+  CastBatch<Copy<uint16_t>> copy16(s);  // bf16 bits
+  for (const CastArgs& a : list) {
+    const int64_t n = a.in.numel();
+    if (n == 0) continue;
+    if (n >= kCastGroupOwnLaunch) {
+      cast(a, stream);
+      continue;
+    }
+    const DType from = a.in.dtype, to = a.out.dtype;
+    if (from == DType::kF32 && to == DType::kBF16) {
+      to_bf16.Add(a);
+    } else if (from == DType::kBF16 && to == DType::kF32) {
+      to_f32.Add(a);
+    } else if (from == to && from == DType::kF32) {
+      copy32.Add(a);
+    } else if (from == to && from == DType::kBF16) {
+      copy16.Add(a);
+    } else {
+      cast(a, stream);  // reports the unsupported pair
+    }
+  }
+  to_bf16.Launch();
+  to_f32.Launch();
+  copy32.Launch();
+  copy16.Launch();
 }
 
 }  // namespace om::cuda

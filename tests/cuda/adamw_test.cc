@@ -1,7 +1,9 @@
 // CUDA AdamW (kernels/cuda/adamw.cu) against the CPU reference (kernels/cpu/adamw.cc) on the same
 // f32 inputs: adamw_update, and adam_direction (in place and not) then adam_apply, at tiny, odd and
 // realistic sizes (one larger than the kernel's grid, so the grid-stride loop wraps) and steps 1, 2,
-// 1000; the split path equals the fused one on CUDA; bitwise determinism; the f32-only contract.
+// 1000; the split path equals the fused one on CUDA; bitwise determinism; the f32-only contract; the
+// grouped calls (adamw_update_group, adam_apply_group) equal the CPU's single calls entry by entry, in
+// ceil(entries / kAdamGroupMax) launches each (counted on the emulator).
 // Runs under cuda_test_main (exit 77 without a GPU).
 //
 // Tolerance (rule 1, exact by construction; kMaxUlps below). Both sides evaluate the same IEEE
@@ -27,9 +29,11 @@
 #include <vector>
 
 #include "core/cuda_check.h"
+#include "core/rng.h"
 #include "kernels/adamw.h"
 #include "kernels/check/gradcheck.h"
 #include "tests/support/device_tensor.h"
+#include "tests/support/host_waits.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -211,6 +215,96 @@ TEST(AdamWCuda, UpdateIsBitwiseDeterministicOnAnyStream) {
   EXPECT_TRUE(bitwise_equal(a.v, b.v));
   EXPECT_FALSE(bitwise_equal(a.param, in.param));  // the update really ran
   OM_CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
+// A grouped call's entries: slices of one flat shard (as the ZeRO-1 optimizer passes them), sizes 0..2999
+// and a few of 70'000 (more than one block's grid-stride pass each), separated by 5-element gaps that no
+// entry covers: the gaps must come back untouched. 150 entries, 148 non-empty: three launches of at most
+// kAdamGroupMax.
+struct Slice {
+  int64_t offset, numel;
+  float weight_decay;
+};
+
+std::vector<Slice> group_slices(int64_t& total) {
+  std::vector<Slice> slices;
+  const Rng rng(24, "adamw-cuda/group");
+  int64_t at = 0;
+  for (int i = 0; i < 150; ++i) {
+    int64_t n = static_cast<int64_t>(rng.Block(static_cast<uint64_t>(i))[0] % 3000);
+    if (i == 5 || i == 77) n = 0;                        // empty entries launch nothing
+    if (i == 40 || i == 41 || i == 149) n = 70'000;      // consecutive large ones, and the last
+    slices.push_back({at, n, i % 3 == 0 ? 0.0f : 0.1f});  // norm gains (no decay) among matrices
+    at += n + 5;
+  }
+  total = at;
+  return slices;
+}
+
+int64_t expected_launches(size_t entries, int max_per_launch) {
+  return static_cast<int64_t>((entries + static_cast<size_t>(max_per_launch) - 1) / max_per_launch);
+}
+
+TEST(AdamWCuda, GroupedUpdateAndApplyMatchTheCpuEntryByEntryInFewLaunches) {
+  int64_t total = 0;
+  const std::vector<Slice> slices = group_slices(total);
+  size_t nonempty = 0;
+  for (const Slice& sl : slices) nonempty += sl.numel > 0;
+  ASSERT_EQ(nonempty, 148u);
+  const Hyper& h = kHypers[1];  // step 2, clipping
+  const State in = make_state(total, 25);
+  HostTensor direction("direction", DType::kF32, {total});
+  direction.FillNormal(Rng(25, "adamw-cuda/direction"), 0, 1e-2);
+
+  // CPU: one single call per entry (the reference the grouped call must equal).
+  const auto host_slice = [](HostTensor& t, const Slice& sl) {
+    return make_view(t.data<float>() + sl.offset, DType::kF32, Shape{sl.numel}, Device::Cpu(),
+                     t.name().c_str());
+  };
+  State ref = in.Clone();
+  HostTensor ref_applied = in.param.Clone("applied");
+  for (const Slice& sl : slices) {
+    adamw_update(ExecContext{}, {host_slice(ref.param, sl), host_slice(ref.m, sl), host_slice(ref.v, sl),
+                                 host_slice(ref.grad, sl), h.lr, h.beta1, h.beta2, h.eps, sl.weight_decay, h.step,
+                                 h.grad_scale});
+    adam_apply(ExecContext{}, {host_slice(ref_applied, sl), host_slice(direction, sl), h.lr, sl.weight_decay});
+  }
+
+  // CUDA: one grouped call each.
+  DeviceTensor p = DeviceTensor::Upload(in.param), m = DeviceTensor::Upload(in.m), v = DeviceTensor::Upload(in.v),
+               g = DeviceTensor::Upload(in.grad), pa = DeviceTensor::Upload(in.param),
+               u = DeviceTensor::Upload(direction);
+  const auto dev_slice = [](DeviceTensor& t, const Slice& sl) {
+    return make_view(t.view().data_as<float>() + sl.offset, DType::kF32, Shape{sl.numel}, Device::Cuda(0), "slice");
+  };
+  std::vector<AdamWArgs> updates;
+  std::vector<AdamApplyArgs> applies;
+  for (const Slice& sl : slices) {
+    updates.push_back({dev_slice(p, sl), dev_slice(m, sl), dev_slice(v, sl), dev_slice(g, sl), h.lr, h.beta1, h.beta2,
+                       h.eps, sl.weight_decay, h.step, h.grad_scale});
+    applies.push_back({dev_slice(pa, sl), dev_slice(u, sl), h.lr, sl.weight_decay});
+  }
+  const int64_t before = device_launches_now();
+  adamw_update_group(cuda_ctx(), updates);
+  const int64_t between = device_launches_now();
+  adam_apply_group(cuda_ctx(), applies);
+  const int64_t after = device_launches_now();
+  adamw_update_group(cuda_ctx(), {});  // an empty list does nothing
+  OM_CUDA_CHECK(cudaDeviceSynchronize());
+
+  // Everything, gaps included (untouched on both sides), within the single calls' tolerance.
+  const std::string name = "adamw cuda grouped, 150 entries";
+  expect_all_ok({within_ulps(name, "param vs cpu", p.Download(), ref.param, kMaxUlps),
+                 within_ulps(name, "m vs cpu", m.Download(), ref.m, kMaxUlps),
+                 within_ulps(name, "v vs cpu", v.Download(), ref.v, kMaxUlps),
+                 within_ulps(name, "applied param vs cpu", pa.Download(), ref_applied, kMaxUlps)});
+  EXPECT_TRUE(bitwise_equal(g.Download(), in.grad));  // read only
+  EXPECT_FALSE(bitwise_equal(ref.param, in.param));   // the update really ran
+  if (before >= 0) {                                  // the emulator counts launches (tests/support/host_waits.h)
+    EXPECT_EQ(between - before, expected_launches(nonempty, kAdamGroupMax)) << "adamw_update_group launches";
+    EXPECT_EQ(after - between, expected_launches(nonempty, kAdamGroupMax)) << "adam_apply_group launches";
+    EXPECT_EQ(device_launches_now(), after) << "an empty group launched something";
+  }
 }
 
 TEST(AdamWCudaDeathTest, MasterWeightsMustBeF32NamingTheTensor) {

@@ -2,7 +2,8 @@
 // normals over a wide range of exponents, random bit patterns (NaNs with payloads, subnormals,
 // infinities included) and hand-picked specials (ties, overflow to inf, signed zeros); every
 // sign/exponent/top-mantissa combination with the rounding-critical low halves; sizes 1, 7 (tail
-// only) and 1000003 (packed loop plus a tail); misaligned views (the scalar path); same-dtype copies.
+// only) and 1000003 (packed loop plus a tail); misaligned views (the scalar path); same-dtype copies;
+// cast_group over every dtype pair, in few launches (counted on the emulator).
 // Tolerance: rule 1 (exact, bitwise). Both backends round to nearest even with the same NaN rule
 // (kernels/cast.h), so any difference in any bit is a bug. Runs under cuda_test_main (exit 77
 // without a GPU).
@@ -19,6 +20,7 @@
 #include "core/rng.h"
 #include "kernels/cast.h"
 #include "tests/support/device_tensor.h"
+#include "tests/support/host_waits.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -165,6 +167,57 @@ TEST(CastCuda, EmptyTensorsLaunchNothing) {
   DeviceTensor in("in", DType::kF32, {0}), out("out", DType::kBF16, {0, 3});
   cast(cuda_ctx(), {out.view(), in.view()});
   OM_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+TEST(CastCuda, GroupedCastsEqualTheCpuEntryByEntryInFewLaunches) {
+  // 232 entries of 0..1499 elements: 130 f32 -> bf16 (two launches of at most kCastGroupMax), then
+  // bf16 -> f32, f32 copies and bf16 copies in turn (one launch each), two empty ones, and two of
+  // kCastGroupOwnLaunch elements (f32 -> bf16 and an f32 copy) that take the single cast's path (one
+  // launch each): 7 launches. Every output starts as garbage, so every element must be written.
+  struct Pair {
+    DType from, to;
+  };
+  std::vector<Pair> pairs;
+  std::vector<int64_t> sizes;
+  const Rng rng(37, "cast/group");
+  for (int i = 0; i < 230; ++i) {
+    const int k = i < 130 ? 0 : 1 + i % 3;
+    pairs.push_back(k == 0   ? Pair{DType::kF32, DType::kBF16}
+                    : k == 1 ? Pair{DType::kBF16, DType::kF32}
+                    : k == 2 ? Pair{DType::kF32, DType::kF32}
+                             : Pair{DType::kBF16, DType::kBF16});
+    sizes.push_back(i == 3 || i == 150 ? 0 : static_cast<int64_t>(rng.Block(static_cast<uint64_t>(i))[0] % 1500));
+  }
+  pairs.push_back({DType::kF32, DType::kBF16});
+  sizes.push_back(kCastGroupOwnLaunch);
+  pairs.push_back({DType::kF32, DType::kF32});
+  sizes.push_back(kCastGroupOwnLaunch + 3);
+  std::vector<HostTensor> want;
+  std::vector<DeviceTensor> din, dout;
+  std::vector<CastArgs> list;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const uint64_t seed = 100 + i;
+    const HostTensor in = pairs[i].from == DType::kF32 ? f32_input(sizes[i], seed) : bf16_input(sizes[i], seed);
+    want.push_back(cpu_cast(in, pairs[i].to));
+    HostTensor garbage("got", pairs[i].to, in.shape());
+    if (sizes[i] > 0) std::memset(garbage.view().data, 0x5a, garbage.view().nbytes());  // none to set when empty
+    din.push_back(DeviceTensor::Upload(in));
+    dout.push_back(DeviceTensor::Upload(garbage));
+  }
+  for (size_t i = 0; i < pairs.size(); ++i) list.push_back({dout[i].view(), din[i].cview()});
+  const int64_t before = device_launches_now();
+  cast_group(cuda_ctx(), list);
+  const int64_t after = device_launches_now();
+  OM_CUDA_CHECK(cudaDeviceSynchronize());
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const HostTensor got = dout[i].Download();
+    EXPECT_TRUE(bitwise_equal(got, want[i])) << "entry " << i << " (" << sizes[i] << " elements, "
+                                              << dtype_name(pairs[i].from) << " -> " << dtype_name(pairs[i].to)
+                                              << "): " << first_difference(got, want[i]);
+  }
+  if (before >= 0) {  // the emulator counts launches (tests/support/host_waits.h)
+    EXPECT_EQ(after - before, 7) << "cast_group launches";
+  }
 }
 
 TEST(CastCudaDeathTest, F64IsNotACudaDtype) {

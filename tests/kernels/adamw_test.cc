@@ -1,5 +1,6 @@
 // AdamW: the long-double reference check (kernels/check/adamw_check.cc) plus the optimizer's own
-// facts: decoupled decay, Adam's sign-like first step, grad_scale, determinism, argument errors.
+// facts: decoupled decay, Adam's sign-like first step, grad_scale, determinism, argument errors; the
+// grouped calls equal the single ones and refuse mixed steps and overlapping entries.
 #include <omp.h>
 
 #include <cmath>
@@ -159,6 +160,79 @@ TEST(AdamW, DirectionThenApplyEqualsFusedUpdateBitForBit) {
   int64_t moved = 0;
   for (int64_t i = 0; i < n; ++i) moved += fused.p.get(i) != p0.get(i);
   EXPECT_EQ(moved, n);
+}
+
+// Entry k of a grouped call: slice [offsets[k], offsets[k] + sizes[k]) of each of the state's tensors.
+std::vector<AdamWArgs> slices_of(AdamState& st, HostTensor& g, const std::vector<int64_t>& offsets,
+                                 const std::vector<int64_t>& sizes, float lr, int64_t step) {
+  std::vector<AdamWArgs> list;
+  for (size_t k = 0; k < offsets.size(); ++k) {
+    const auto at = [&](HostTensor& t) {
+      return make_view(t.data<float>() + offsets[k], DType::kF32, Shape{sizes[k]}, Device::Cpu(), t.name().c_str());
+    };
+    AdamWArgs a{at(st.p), at(st.m), at(st.v), at(g)};
+    a.lr = lr;
+    a.step = step;
+    a.weight_decay = k % 2 == 0 ? 0.1f : 0.0f;
+    list.push_back(a);
+  }
+  return list;
+}
+
+TEST(AdamW, GroupedCallsEqualTheSingleCallsBitForBit) {
+  // Three entries (one empty) of one flat state, with a gap nobody owns: the group must do what the
+  // single calls do, entry by entry, and leave the gap alone.
+  const std::vector<int64_t> offsets = {0, 40, 40, 100}, sizes = {37, 0, 55, 3};
+  AdamState grouped(DType::kF32, 110), single(DType::kF32, 110);
+  grouped.p.FillNormal(Rng(14, "adamw/p"), 0, 1.0);
+  single.p = grouped.p.Clone();
+  HostTensor g("grad", DType::kF32, {110});
+  g.FillNormal(Rng(14, "adamw/g"), 0, 1.0);
+  for (int64_t k = 1; k <= 3; ++k) {
+    const std::vector<AdamWArgs> list = slices_of(grouped, g, offsets, sizes, 1e-2f, k);
+    adamw_update_group({}, list);
+    for (const AdamWArgs& a : slices_of(single, g, offsets, sizes, 1e-2f, k)) adamw_update({}, a);
+    std::vector<AdamApplyArgs> applies;
+    for (const AdamWArgs& a : list) applies.push_back({a.m, a.grad, 1e-2f, a.weight_decay});  // m: any tensor
+    adam_apply_group({}, applies);
+    for (const AdamWArgs& a : slices_of(single, g, offsets, sizes, 1e-2f, k)) {
+      adam_apply({}, {a.m, a.grad, 1e-2f, a.weight_decay});
+    }
+  }
+  EXPECT_TRUE(bitwise_equal(grouped.p, single.p));
+  EXPECT_TRUE(bitwise_equal(grouped.m, single.m));
+  EXPECT_TRUE(bitwise_equal(grouped.v, single.v));
+  EXPECT_EQ(grouped.m.get(97), 0.0);  // the gap [95, 100) is in no entry
+  EXPECT_NE(grouped.m.get(0), 0.0);   // the entries really ran
+  adamw_update_group({}, {});         // an empty list does nothing
+}
+
+TEST(AdamWDeathTest, GroupedEntriesShareOneStep) {
+  AdamState st(DType::kF32, 20);
+  HostTensor g("grad", DType::kF32, {20});
+  std::vector<AdamWArgs> list = slices_of(st, g, {0, 10}, {10, 10}, 1e-3f, 4);
+  list[1].step = 5;
+  EXPECT_DEATH(adamw_update_group({}, list), "adamw_update_group: entry 1 \\('param'\\) has .* step 5, .* but entry 0 "
+                                             "\\('param'\\) has .* step 4,.*only weight_decay may differ");
+  std::vector<AdamApplyArgs> applies = {{list[0].param, list[0].grad, 1e-3f}, {list[1].param, list[1].grad, 2e-3f}};
+  EXPECT_DEATH(adam_apply_group({}, applies), "adam_apply_group: entry 1 \\('param'\\) has lr 0.002 but entry 0");
+}
+
+TEST(AdamWDeathTest, GroupedEntriesMustNotOverlap) {
+  // Entry 1's param starts inside entry 0's: on a GPU both would update those elements at once.
+  AdamState st(DType::kF32, 20);
+  HostTensor g("grad", DType::kF32, {20});
+  const std::vector<AdamWArgs> list = slices_of(st, g, {0, 8}, {10, 10}, 1e-3f, 1);
+  EXPECT_DEATH(adamw_update_group({}, list),
+               "adamw_update_group: entry 0's '(param|m|v)' \\(40 bytes\\) overlaps entry 1's '(param|m|v)' "
+               "\\(40 bytes\\), and one of them is written");
+  // Reading another entry's tensor is as bad when the other entry writes it.
+  const std::vector<AdamApplyArgs> applies = {
+      {list[0].param, list[0].grad, 1e-3f},
+      {make_view(g.data<float>() + 12, DType::kF32, Shape{8}, Device::Cpu(), "other"),
+       make_view(st.p.data<float>() + 2, DType::kF32, Shape{8}, Device::Cpu(), "reads entry 0"), 1e-3f}};
+  EXPECT_DEATH(adam_apply_group({}, applies), "adam_apply_group: entry 0's 'param' \\(40 bytes\\) overlaps entry 1's "
+                                              "'reads entry 0'");
 }
 
 TEST(AdamWDeathTest, MismatchedMomentIsNamed) {

@@ -2,8 +2,9 @@
 // signed zeros, subnormals, NaN), agreement with an independent nearest-even derivation on
 // structured and random bit patterns, the half-ulp error bound on random normals, the exact
 // bf16 -> f32 widening and round trip of all 65536 bf16 patterns, same-dtype copies, and the
-// validation messages. Tolerances: every comparison is exact (rule 1) except the half-ulp bound,
-// which is the definition of round-to-nearest (derived where it is asserted).
+// validation messages; cast_group equals each entry's cast and refuses overlapping entries.
+// Tolerances: every comparison is exact (rule 1) except the half-ulp bound, which is the definition
+// of round-to-nearest (derived where it is asserted).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -209,6 +210,39 @@ TEST(Cast, SameDtypeIsAByteCopyAndShapesMayDiffer) {
 TEST(Cast, EmptyTensorsAreANoOp) {
   HostTensor in("in", DType::kF32, {0, 4}), out("out", DType::kBF16, {0});
   cast(ExecContext{}, {out.view(), in.view()});
+}
+
+TEST(Cast, GroupedCastIsEachEntrysCast) {
+  // Mixed dtype pairs and an empty entry in one call: each output as its own cast would write it.
+  HostTensor a("a", DType::kF32, {5}), b("b", DType::kBF16, {3}), c("c", DType::kF64, {2}), e("e", DType::kF32, {0});
+  a.FillNormal(Rng(11, "cast/group/a"), 0, 3.0);
+  b.FillNormal(Rng(11, "cast/group/b"), 0, 3.0);
+  c.FillNormal(Rng(11, "cast/group/c"), 0, 3.0);
+  HostTensor a_out("a.bf16", DType::kBF16, {5}), b_out("b.f32", DType::kF32, {3}), c_out("c.copy", DType::kF64, {2}),
+      e_out("e.out", DType::kBF16, {0});
+  cast_group(ExecContext{}, std::vector<CastArgs>{{a_out.view(), a.view()},
+                                                  {b_out.view(), b.view()},
+                                                  {c_out.view(), c.view()},
+                                                  {e_out.view(), e.view()}});
+  HostTensor a_want("a.want", DType::kBF16, {5}), b_want("b.want", DType::kF32, {3});
+  cast(ExecContext{}, {a_want.view(), a.view()});
+  cast(ExecContext{}, {b_want.view(), b.view()});
+  EXPECT_TRUE(bitwise_equal(a_out, a_want));
+  EXPECT_TRUE(bitwise_equal(b_out, b_want));
+  EXPECT_TRUE(bitwise_equal(c_out, c));
+  EXPECT_NE(a_out.get(0), 0.0);  // written
+}
+
+TEST(CastDeathTest, GroupedEntriesMustNotOverlap) {
+  // Entry 1 reads what entry 0 writes: sequential on a CPU, a race on a GPU, so refused on both.
+  HostTensor x("x", DType::kF32, {8}), y("y", DType::kF32, {8}), z("z", DType::kF32, {8});
+  EXPECT_DEATH(cast_group(ExecContext{}, std::vector<CastArgs>{{y.view(), x.view()}, {z.view(), y.view()}}),
+               "cast_group: entry 0's 'y' \\(32 bytes\\) overlaps entry 1's 'y' \\(32 bytes\\), and one of them is "
+               "written");
+  // Each entry is checked as a cast on its own, named by the grouped call.
+  HostTensor i32("ids", DType::kI32, {8});
+  EXPECT_DEATH(cast_group(ExecContext{}, std::vector<CastArgs>{{y.view(), x.view()}, {z.view(), i32.view()}}),
+               "cast_group: no CPU conversion from i32 \\('ids'");
 }
 
 TEST(CastDeathTest, NumelMismatchNamesBothTensors) {

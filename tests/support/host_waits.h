@@ -2,7 +2,8 @@
 // (the project's own waits: synchronize, copy_bytes, plain device Buffers' cudaMalloc / cudaFree) and,
 // in a CUDA emulator build, every CUDA runtime call that waits (om_emu::host_waits, cuda_emu/emu.h),
 // which also sees a wait that bypasses core/buffer.h, such as a raw cudaStreamSynchronize in a backend.
-// In a GPU build the second count is the first. Also the cuBLASLt heuristic queries, on the emulator.
+// In a GPU build the second count is the first. Also the cuBLASLt heuristic queries and the launches,
+// on the emulator.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,16 @@ inline HostWaits host_waits_now() {
 inline int64_t lt_heuristic_calls_now() {
 #if OM_CUDA_EMULATION
   return static_cast<int64_t>(om_emu::lt_heuristic_calls());
+#else
+  return -1;
+#endif
+}
+
+// Device work issued by the host so far (om_emu::device_launches on the emulator: kernels, copies, memsets,
+// cuBLAS calls, collectives, a graph launch once; -1 in a GPU build, where they cannot be counted).
+inline int64_t device_launches_now() {
+#if OM_CUDA_EMULATION
+  return static_cast<int64_t>(om_emu::device_launches());
 #else
   return -1;
 #endif
