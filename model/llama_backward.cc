@@ -17,9 +17,12 @@
 // which rmsnorm_backward's kAccumulate is) and the cross-entropy backward (above).
 // Tensor parallel (tp Comm set): each norm's output gradient is a partial sum over the ranks' column
 // shards (LM head, qkv, gate_up), so copy_to_tp_region_backward all-reduces it before the norm's
-// backward; the row-parallel O / down backward and the vocab-parallel cross-entropy and embedding
-// backward are local. Everything after the all-reduce is replicated, so the norm gains' gradients are
-// identical on every tp rank.
+// backward, beside the same layer's weight-gradient GEMM (Megatron's asynchronous tp all-reduce: on NCCL
+// the two overlap; reduce_input_grad_beside below); the row-parallel O / down backward and the
+// vocab-parallel cross-entropy and embedding backward are local. Everything after the all-reduce is
+// replicated, so the norm gains' gradients are identical on every tp rank.
+#include <functional>
+
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
@@ -31,6 +34,17 @@
 #include "parallel/tensor_parallel.h"
 
 namespace om {
+namespace {
+
+// The input gradient dx of a column-parallel layer all-reduced over tp beside `weight_grad`, that layer's
+// weight-gradient GEMM, which reads neither dx nor writes it (parallel/tensor_parallel.h); without tp,
+// just the GEMM. The same bits as all-reducing first.
+void reduce_input_grad_beside(Comm* tp, TensorView dx, const std::function<void()>& weight_grad) {
+  if (tp == nullptr) return weight_grad();
+  copy_to_tp_region_backward_overlapped(*tp, dx, weight_grad);
+}
+
+}  // namespace
 
 void Llama::Backward(float loss_scale) {
   OM_CHECK(batch_ > 0, "Llama::Backward: no Forward has run yet");
@@ -55,8 +69,9 @@ void Llama::BackwardCompute(int64_t B, float dloss) {
                                   Rows(act_.sum_exp, B), VocabShard{0, config_.vocab_size}, dloss});
   }
   matmul(ctx_, {dnorm, dlogits, w_.lm_head});
-  if (tp_ != nullptr) copy_to_tp_region_backward(*tp_, dnorm);
-  matmul(ctx_, {g_.lm_head, dlogits, final_norm, Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  reduce_input_grad_beside(tp_, dnorm, [&] {
+    matmul(ctx_, {g_.lm_head, dlogits, final_norm, Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  });
   rmsnorm_backward(ctx_, {dx, g_.final_norm, dnorm, Rows(act_.x_out, B), w_.final_norm, Rows(act_.final_rstd, B),
                           config_.norm});
   // Parameters in memory order (llama.cc): the embedding, kParamsPerLayer per layer, the final norm, the LM head.
@@ -92,8 +107,9 @@ void Llama::BackwardLayer(int64_t i, int64_t B) {
   matmul(ctx_, {g.down, dx, Rows(a.swiglu, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
   swiglu_backward(ctx_, {dgate_up, dswiglu, Rows(a.gate_up, B)});
   matmul(ctx_, {dnorm, dgate_up, w.gate_up});
-  if (tp_ != nullptr) copy_to_tp_region_backward(*tp_, dnorm);
-  matmul(ctx_, {g.gate_up, dgate_up, Rows(a.mlp_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  reduce_input_grad_beside(tp_, dnorm, [&] {
+    matmul(ctx_, {g.gate_up, dgate_up, Rows(a.mlp_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  });
   // dx = dL/dx_mid: the skip path plus the MLP branch (the norm's input gradient, added in place).
   rmsnorm_backward(ctx_, {dx, g.mlp_norm, dnorm, Rows(a.x_mid, B), w.mlp_norm, Rows(a.mlp_rstd, B), config_.norm,
                           WriteMode::kAccumulate});
@@ -108,8 +124,9 @@ void Llama::BackwardLayer(int64_t i, int64_t B) {
   rope_backward(ctx_, {reshape(dqkv, Shape{B, T, 3 * H, D}), 2 * H, config_.rope_theta});
   const TensorView dqkv_rows = reshape(dqkv, Shape{N, 3 * Cl});
   matmul(ctx_, {dnorm, dqkv_rows, w.qkv});
-  if (tp_ != nullptr) copy_to_tp_region_backward(*tp_, dnorm);
-  matmul(ctx_, {g.qkv, dqkv_rows, Rows(a.attn_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  reduce_input_grad_beside(tp_, dnorm, [&] {
+    matmul(ctx_, {g.qkv, dqkv_rows, Rows(a.attn_norm, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
+  });
   // dx = dL/dx: the skip path plus the attention branch.
   rmsnorm_backward(ctx_, {dx, g.attn_norm, dnorm, Rows(a.x, B), w.attn_norm, Rows(a.attn_rstd, B), config_.norm,
                           WriteMode::kAccumulate});

@@ -104,9 +104,25 @@ void Comm::all_reduce(TensorView buf, ReduceOp op) {
   bytes_sent_ += ring_all_reduce_bytes(buf.nbytes(), size_);
 }
 
+void Comm::all_reduce_deferred(TensorView buf, ReduceOp op) {
+  check_contiguous(*this, "all_reduce", buf.ToString(), buf.is_contiguous());
+  if (buf.numel() == 0) return;
+  {
+    ScopedSeconds timed(seconds_, *this, "all_reduce", buf.nbytes());
+    if (profiler::enabled()) {
+      do_all_reduce(buf, op);  // an ordinary one, timed alone: nothing to join
+    } else {
+      do_all_reduce_deferred(buf, op);
+      deferred_ = true;
+    }
+  }
+  bytes_sent_ += ring_all_reduce_bytes(buf.nbytes(), size_);
+}
+
 void Comm::check_not_deferred(const char* op) const {
   OM_CHECK(!deferred_,
-           "Comm '%s' %s: a reduce_scatter_deferred is still outstanding on this Comm; call join_deferred() first",
+           "Comm '%s' %s: a deferred collective (reduce_scatter_deferred, all_reduce_deferred) is still "
+           "outstanding on this Comm; call join_deferred() first",
            name_.c_str(), op);
 }
 

@@ -71,6 +71,11 @@ class Comm {
   // (each op timed alone). Until join_deferred: `in` and `out` must not be touched, and any other
   // collective on this Comm is an error (OM_CHECK naming the Comm); several deferred calls may queue.
   void reduce_scatter_deferred(ConstTensorView in, TensorView out);
+  // all_reduce under the same contract (the tensor-parallel backward's input gradient, all-reduced beside
+  // the weight gradient's GEMM: parallel/tensor_parallel.h copy_to_tp_region_backward_overlapped). On a
+  // stream-ordered backend it forks from the compute stream (set_compute_stream's, so also inside a
+  // CUDA-graph capture) and join_deferred joins it back there.
+  void all_reduce_deferred(TensorView buf, ReduceOp op);
   void join_deferred();  // later work on the compute stream (and a host wait on it) sees every deferred result
   bool deferred_pending() const { return deferred_; }
 
@@ -103,8 +108,9 @@ class Comm {
   virtual void do_all_gather(ConstTensorView in, TensorView out) = 0;
   virtual void do_broadcast(TensorView buf, int root) = 0;
   virtual void do_barrier() = 0;
-  // Defaults: blocking backends (a deferred reduce_scatter is an ordinary one).
+  // Defaults: blocking backends (a deferred collective is an ordinary one).
   virtual void do_reduce_scatter_deferred(ConstTensorView in, TensorView out) { do_reduce_scatter(in, out); }
+  virtual void do_all_reduce_deferred(TensorView buf, ReduceOp op) { do_all_reduce(buf, op); }
   virtual void do_join_deferred() {}
 
  private:
@@ -113,7 +119,7 @@ class Comm {
   int size_ = 1;
   uint64_t bytes_sent_ = 0;
   double seconds_ = 0.0;
-  bool deferred_ = false;  // a reduce_scatter_deferred not joined yet
+  bool deferred_ = false;  // a deferred collective not joined yet
 
   bool check_reduce_scatter(ConstTensorView in, TensorView out) const;  // false: nothing to move
   void check_not_deferred(const char* op) const;

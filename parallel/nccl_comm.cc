@@ -50,6 +50,10 @@ NcclComm::NcclComm(MPI_Comm mpi_comm, Device device, std::string name)
   OM_CUDA_CHECK(cudaStreamCreate(&stream_));
   OM_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
   OM_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+  // The deferred collectives' stream, made here rather than on first use: that use may be inside a
+  // CUDA-graph capture (the tp backward's all_reduce_deferred).
+  OM_CUDA_CHECK(cudaStreamCreateWithFlags(&deferred_stream_, cudaStreamNonBlocking));
+  OM_CUDA_CHECK(cudaEventCreateWithFlags(&deferred_done_, cudaEventDisableTiming));
   barrier_word_ = Buffer::Allocate(device_, sizeof(int32_t), "nccl barrier");
   barrier_word_.Zero();
 }
@@ -100,27 +104,33 @@ void NcclComm::do_reduce_scatter(ConstTensorView in, TensorView out) {
   order_after();
 }
 
+cudaStream_t NcclComm::fork_deferred() {
+  activate();
+  // After everything issued so far to the compute stream: with none set, the legacy stream, which itself
+  // follows every blocking stream's earlier work (stream_'s collectives included); while a graph is
+  // captured, the capturing stream (the deferred stream then joins the capture until join_deferred).
+  OM_CUDA_CHECK(cudaEventRecord(ready_, compute_ != nullptr ? compute_ : cudaStreamLegacy));
+  OM_CUDA_CHECK(cudaStreamWaitEvent(deferred_stream_, ready_, 0));
+  return deferred_stream_;
+}
+
 void NcclComm::do_reduce_scatter_deferred(ConstTensorView in, TensorView out) {
   const ncclDataType_t type = nccl_type(*this, "reduce_scatter", in);
   nccl_type(*this, "reduce_scatter", out);
-  OM_CHECK(compute_ == nullptr, "NcclComm '%s': reduce_scatter_deferred inside a CUDA-graph capture is not supported",
-           name().c_str());
-  activate();
-  if (deferred_stream_ == nullptr) {
-    OM_CUDA_CHECK(cudaStreamCreateWithFlags(&deferred_stream_, cudaStreamNonBlocking));
-    OM_CUDA_CHECK(cudaEventCreateWithFlags(&deferred_done_, cudaEventDisableTiming));
-  }
-  // After everything issued to the legacy stream so far, which itself follows every blocking stream's
-  // earlier work (stream_'s collectives included).
-  OM_CUDA_CHECK(cudaEventRecord(ready_, cudaStreamLegacy));
-  OM_CUDA_CHECK(cudaStreamWaitEvent(deferred_stream_, ready_, 0));
-  OM_NCCL_CHECK(ncclReduceScatter(in.data, out.data, to_count(out.numel()), type, ncclSum, comm_, deferred_stream_));
+  const cudaStream_t s = fork_deferred();
+  OM_NCCL_CHECK(ncclReduceScatter(in.data, out.data, to_count(out.numel()), type, ncclSum, comm_, s));
+}
+
+void NcclComm::do_all_reduce_deferred(TensorView buf, ReduceOp op) {
+  const ncclDataType_t type = nccl_type(*this, "all_reduce", buf);
+  const cudaStream_t s = fork_deferred();
+  OM_NCCL_CHECK(ncclAllReduce(buf.data, buf.data, to_count(buf.numel()), type, nccl_op(op), comm_, s));
 }
 
 void NcclComm::do_join_deferred() {
   activate();
   OM_CUDA_CHECK(cudaEventRecord(deferred_done_, deferred_stream_));
-  OM_CUDA_CHECK(cudaStreamWaitEvent(cudaStreamLegacy, deferred_done_, 0));
+  OM_CUDA_CHECK(cudaStreamWaitEvent(compute_ != nullptr ? compute_ : cudaStreamLegacy, deferred_done_, 0));
 }
 
 void NcclComm::do_all_gather(ConstTensorView in, TensorView out) {

@@ -27,13 +27,15 @@
 // still waits on the host (its purpose), counted by core/buffer.h synchronous_calls. Work on
 // non-blocking streams is not ordered with the collectives, except on the stream set_compute_stream names
 // (the model's CUDA-graph stream while it captures, model/llama_graph.cc: explicit events both ways).
-// reduce_scatter_deferred (parallel/comm.h) is the exception: it runs on a second, non-blocking stream of
-// the comm's (created on first use), after an event recorded on the compute stream, and nothing waits
-// for it until join_deferred, when the compute stream waits for that stream's event. So it overlaps
-// the kernels issued after it (the rest of a backward) and, unlike the rule above, may run at the same
-// time as another NcclComm's collectives (the tp all-reduces of that backward): every rank issues them
-// in the same order, and NCCL kernels of two communicators may then be co-resident on a GPU, as
-// PyTorch DDP and Megatron's overlapped gradient reduction run them beside tensor-parallel ones.
+// The deferred collectives (reduce_scatter_deferred, all_reduce_deferred: parallel/comm.h) are the
+// exception: they run on a second, non-blocking stream of the comm's, after an event recorded on the
+// compute stream (set_compute_stream's while a graph is captured, else the legacy stream), and nothing
+// waits for them until join_deferred, when that compute stream waits for the deferred stream's event. So
+// they overlap the kernels issued after them (dp: the rest of a backward; tp: the weight gradient's GEMM)
+// and, unlike the rule above, may run at the same time as another NcclComm's collectives (the dp
+// reduce-scatter beside the tp all-reduces of the same backward): every rank issues them in the same
+// order, and NCCL kernels of two communicators may then be co-resident on a GPU, as PyTorch DDP and
+// Megatron's overlapped gradient reduction run them beside tensor-parallel ones.
 // The op profiler times the collectives on the comm's stream (profile_context); a hung peer shows as a
 // host wait that does not end (the hang watchdog's idle rule, parallel/watchdog.h), not inside the call.
 //
@@ -85,7 +87,11 @@ class NcclComm final : public Comm {
   void do_broadcast(TensorView buf, int root) override;
   void do_barrier() override;
   void do_reduce_scatter_deferred(ConstTensorView in, TensorView out) override;
+  void do_all_reduce_deferred(TensorView buf, ReduceOp op) override;
   void do_join_deferred() override;
+  // A deferred collective's start: deferred_stream_ waits for the compute stream's work so far (an event);
+  // returns deferred_stream_.
+  cudaStream_t fork_deferred();
 
   // Makes device_ current (before a collective is enqueued).
   void activate() const;
@@ -101,7 +107,7 @@ class NcclComm final : public Comm {
   cudaEvent_t done_ = nullptr;  // recorded after each collective on stream_ (no timing)
   cudaEvent_t ready_ = nullptr;  // recorded on compute_ before each collective (no timing)
   cudaStream_t compute_ = nullptr;  // set_compute_stream; nullptr: the legacy default stream
-  cudaStream_t deferred_stream_ = nullptr;  // reduce_scatter_deferred's (non-blocking), on first use
+  cudaStream_t deferred_stream_ = nullptr;  // the deferred collectives' (non-blocking)
   cudaEvent_t deferred_done_ = nullptr;     // recorded on it by join_deferred
   Buffer barrier_word_;  // one int32 on device_, the payload of barrier()'s all_reduce
 };

@@ -37,6 +37,12 @@ void copy_to_tp_region_forward(Comm& tp, TensorView x) {
 
 void copy_to_tp_region_backward(Comm& tp, TensorView dx) { all_reduce_sum(tp, dx); }
 
+void copy_to_tp_region_backward_overlapped(Comm& tp, TensorView dx, const std::function<void()>& overlapped) {
+  tp.all_reduce_deferred(dx, ReduceOp::kSum);
+  overlapped();
+  tp.join_deferred();
+}
+
 void reduce_from_tp_region_forward(Comm& tp, TensorView y) { all_reduce_sum(tp, y); }
 
 void reduce_from_tp_region_backward(Comm& tp, TensorView dy) {

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "core/device.h"
@@ -38,6 +39,12 @@ namespace om {
 // gradient is the sum of the ranks' partial gradients.
 void copy_to_tp_region_forward(Comm& tp, TensorView x);    // x: (N, C)  identity
 void copy_to_tp_region_backward(Comm& tp, TensorView dx);  // dx: (N, C) all-reduce SUM
+// The same all-reduce, run beside `overlapped` (Megatron's asynchronous tensor-parallel all-reduce): the
+// weight gradient's GEMM of the column-parallel layer, which must neither read nor write dx. Comm::
+// all_reduce_deferred, then overlapped(), then join_deferred: on NCCL the all-reduce runs on the comm's
+// deferred stream while the GEMM runs; on a blocking backend it completes first. The same collective and
+// the same GEMM as copy_to_tp_region_backward followed by `overlapped`, so the same bits.
+void copy_to_tp_region_backward_overlapped(Comm& tp, TensorView dx, const std::function<void()>& overlapped);
 // reduce_from_tp_region: the output of a row-parallel region is the sum of the ranks' partial outputs;
 // the gradient of that sum w.r.t. each partial is the (replicated) output gradient.
 void reduce_from_tp_region_forward(Comm& tp, TensorView y);    // y: (N, O)  all-reduce SUM

@@ -271,5 +271,48 @@ TEST_F(NcclCommWorld, ReduceScatterAllGatherAndBroadcastAcrossRanks) {
   EXPECT_EQ(synchronous_calls() - before, 1u);
 }
 
+// The deferred collectives (parallel/comm.h; the tp backward's all-reduce, ZeRO-1's bucket reduce-scatter)
+// start after the legacy stream's earlier work (here: the copy that writes their input) and are joined
+// before its later work (the read-back), without a host wait. On the emulator this runs in both orders of
+// its non-blocking streams (cuda_emu/README.md): held back until waited for (a missing join reads the
+// unreduced input), and queued as early as its waits allow (a missing fork reads the input before the copy).
+TEST_F(NcclCommWorld, DeferredCollectivesStartAfterEarlierWorkAndJoinBeforeLaterWork) {
+  const int64_t m = 1031;
+  const DType dt = DType::kF32;
+  for (bool early : {false, true}) {
+#if OM_CUDA_EMULATION
+    const bool was = om_emu::set_early_streams(early);
+#else
+    if (early) break;  // a GPU has one schedule
+#endif
+    SCOPED_TRACE(early ? "early order" : "late order");
+    const DeviceTensor src = DeviceTensor::Upload(rank_pattern("grads", dt, rank_, m * size_), device());
+    DeviceTensor x("x", dt, Shape{m * size_}, device()), shard("shard", dt, Shape{m}, device());
+    HostTensor want_sum("x", dt, Shape{m * size_}), want_shard("shard", dt, Shape{m});  // rank r: chunk r
+    for (int64_t i = 0; i < m * size_; ++i) {
+      double v = 0.0;
+      for (int r = 0; r < size_; ++r) v += value_of(r, i);
+      want_sum.set(i, v);
+    }
+    for (int64_t j = 0; j < m; ++j) want_shard.set(j, want_sum.get(rank_ * m + j));
+    const ExecContext legacy{device(), Stream{}};
+    expect_no_host_wait([&] {
+      copy_async(legacy, x.view().data, device(), src.cview().data, device(), src.cview().nbytes());
+      comm_->all_reduce_deferred(x.view(), ReduceOp::kSum);
+      comm_->join_deferred();
+    });
+    EXPECT_TRUE(same_bytes(read_in_stream_order(x), want_sum)) << "all_reduce_deferred";
+    expect_no_host_wait([&] {
+      copy_async(legacy, x.view().data, device(), src.cview().data, device(), src.cview().nbytes());
+      comm_->reduce_scatter_deferred(x.cview(), shard.view());
+      comm_->join_deferred();
+    });
+    EXPECT_TRUE(same_bytes(read_in_stream_order(shard), want_shard)) << "reduce_scatter_deferred";
+#if OM_CUDA_EMULATION
+    om_emu::set_early_streams(was);
+#endif
+  }
+}
+
 }  // namespace
 }  // namespace om

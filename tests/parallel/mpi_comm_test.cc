@@ -67,11 +67,33 @@ TEST(MpiComm, DeferredReduceScatterSumsAndBlocksOtherCollectivesUntilJoined) {
   x.Fill(1);
   GTEST_FLAG_SET(death_test_style, "fast");
   EXPECT_DEATH(world.all_reduce(x.view(), ReduceOp::kSum),
-               "Comm 'world' all_reduce: a reduce_scatter_deferred is still outstanding .* join_deferred");
+               "Comm 'world' all_reduce: a deferred collective .* is still outstanding .* join_deferred");
   world.join_deferred();
   EXPECT_FALSE(world.deferred_pending());
   world.all_reduce(x.view(), ReduceOp::kSum);
   EXPECT_EQ(x.get(0), n);
+}
+
+// all_reduce_deferred (the tp backward's, parallel/tensor_parallel.h) under the same contract: the sum is
+// there on return on a blocking backend, other collectives are refused until join_deferred, and the bytes
+// are an all_reduce's.
+TEST(MpiComm, DeferredAllReduceSumsAndBlocksOtherCollectivesUntilJoined) {
+  MpiComm world(MPI_COMM_WORLD, "world", CommOwnership::kBorrowed);
+  const int n = world.size();
+  HostTensor x("x", DType::kF32, Shape{3});
+  for (int64_t i = 0; i < 3; ++i) x.set(i, static_cast<double>(world.rank() + 1) * static_cast<double>(i + 1));
+  world.reset_bytes();
+  world.all_reduce_deferred(x.view(), ReduceOp::kSum);
+  EXPECT_TRUE(world.deferred_pending());
+  EXPECT_EQ(world.bytes_sent(), ring_all_reduce_bytes(x.view().nbytes(), n));
+  const double ranks = n * (n + 1) / 2.0;  // Σ (r + 1)
+  for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(x.get(i), ranks * static_cast<double>(i + 1));
+  HostTensor in("in", DType::kF32, Shape{n}), out("out", DType::kF32, Shape{1});
+  GTEST_FLAG_SET(death_test_style, "fast");
+  EXPECT_DEATH(world.reduce_scatter(in.view(), out.view()),
+               "Comm 'world' reduce_scatter: a deferred collective .* is still outstanding .* join_deferred");
+  world.join_deferred();
+  EXPECT_FALSE(world.deferred_pending());
 }
 
 TEST(MpiComm, OwnedDuplicateWorksAndIsFreed) {
