@@ -59,11 +59,13 @@ void column_parallel_linear_forward(const ExecContext& ctx, Comm& tp, const Colu
 
 void column_parallel_linear_backward(const ExecContext& ctx, Comm& tp, const ColumnParallelLinearBackwardArgs& args) {
   // Each rank holds O/tp of the output features, so its dy_local · W_local is the part of dx that
-  // flows through those features; the full dx is their sum (copy_to_tp_region backward).
+  // flows through those features; the full dx is their sum (copy_to_tp_region backward), all-reduced
+  // while dW is computed (it reads dy and x, not dx).
   matmul(ctx, MatmulArgs{.c = args.dx, .a = args.dy, .b = args.weight});
-  copy_to_tp_region_backward(tp, args.dx);
-  matmul(ctx, MatmulArgs{.c = args.dweight, .a = args.dy, .b = args.x, .trans_a = Transpose::kYes,
-                         .mode = WriteMode::kAccumulate});
+  copy_to_tp_region_backward_overlapped(tp, args.dx, [&] {
+    matmul(ctx, MatmulArgs{.c = args.dweight, .a = args.dy, .b = args.x, .trans_a = Transpose::kYes,
+                           .mode = WriteMode::kAccumulate});
+  });
 }
 
 void row_parallel_linear_forward(const ExecContext& ctx, Comm& tp, const RowParallelLinearForwardArgs& args) {

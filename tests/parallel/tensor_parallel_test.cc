@@ -250,6 +250,28 @@ TEST(TensorParallel, ColumnThenRowEqualsTwoLayerProduct) {
   }
 }
 
+// copy_to_tp_region_backward_overlapped: the weight gradient's work runs while the all-reduce is
+// outstanding (between Comm::all_reduce_deferred and join_deferred, which is what lets NCCL overlap the
+// two), and afterwards dx holds the sum over the tp ranks and nothing is left pending.
+TEST(TensorParallel, BackwardAllReduceIsOutstandingWhileTheWeightGradientRuns) {
+  for (ProcessGroups& g : tp_layouts()) {
+    SCOPED_TRACE(layout_name(g));
+    const int64_t tp = g.dims().tp;
+    HostTensor dx("dx", DType::kF32, {3, 4});
+    for (int64_t i = 0; i < dx.numel(); ++i) dx.set(i, static_cast<double>((g.tp_rank() + 1) * (i + 1)));
+    bool ran = false, pending_inside = false;
+    copy_to_tp_region_backward_overlapped(g.tp(), dx.view(), [&] {
+      ran = true;
+      pending_inside = g.tp().deferred_pending();
+    });
+    EXPECT_TRUE(ran);
+    EXPECT_TRUE(pending_inside) << "the weight gradient ran outside the deferred all-reduce";
+    EXPECT_FALSE(g.tp().deferred_pending());
+    const double ranks = static_cast<double>(tp * (tp + 1) / 2);  // Σ (tp_rank + 1)
+    for (int64_t i = 0; i < dx.numel(); ++i) EXPECT_EQ(dx.get(i), ranks * static_cast<double>(i + 1)) << i;
+  }
+}
+
 // Ids across the whole (padded) vocabulary, so every shard owns some; Vp = 64 divides by tp = 2, 4.
 TEST(TensorParallel, VocabParallelEmbeddingMatchesFullEmbedding) {
   const int64_t N = 14, C = 6, Vp = 64;
