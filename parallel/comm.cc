@@ -109,14 +109,18 @@ void Comm::all_reduce_deferred(TensorView buf, ReduceOp op) {
   if (buf.numel() == 0) return;
   {
     ScopedSeconds timed(seconds_, *this, "all_reduce", buf.nbytes());
-    if (profiler::enabled()) {
-      do_all_reduce(buf, op);  // an ordinary one, timed alone: nothing to join
-    } else {
-      do_all_reduce_deferred(buf, op);
-      deferred_ = true;
-    }
+    issue_deferred([&] { do_all_reduce(buf, op); }, [&] { do_all_reduce_deferred(buf, op); });
   }
   bytes_sent_ += ring_all_reduce_bytes(buf.nbytes(), size_);
+}
+
+void Comm::issue_deferred(const std::function<void()>& plain, const std::function<void()>& deferred) {
+  if (profiler::enabled()) {
+    plain();  // an ordinary collective, timed alone: nothing to join
+    return;
+  }
+  deferred();
+  deferred_ = true;
 }
 
 void Comm::check_not_deferred(const char* op) const {
@@ -151,12 +155,7 @@ void Comm::reduce_scatter_deferred(ConstTensorView in, TensorView out) {
   if (!check_reduce_scatter(in, out)) return;
   {
     ScopedSeconds timed(seconds_, *this, "reduce_scatter", in.nbytes());
-    if (profiler::enabled()) {
-      do_reduce_scatter(in, out);  // an ordinary one, timed alone: nothing to join
-    } else {
-      do_reduce_scatter_deferred(in, out);
-      deferred_ = true;
-    }
+    issue_deferred([&] { do_reduce_scatter(in, out); }, [&] { do_reduce_scatter_deferred(in, out); });
   }
   bytes_sent_ += ring_reduce_scatter_bytes(in.nbytes(), size_);
 }

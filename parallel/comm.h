@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -123,6 +124,9 @@ class Comm {
 
   bool check_reduce_scatter(ConstTensorView in, TensorView out) const;  // false: nothing to move
   void check_not_deferred(const char* op) const;
+  // The deferred collectives' issue: `plain` under the op profiler (each op timed alone), else `deferred`,
+  // which then awaits join_deferred.
+  void issue_deferred(const std::function<void()>& plain, const std::function<void()>& deferred);
 };
 
 }  // namespace om

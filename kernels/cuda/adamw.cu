@@ -97,10 +97,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // A grouped call's entries, passed by value as the kernel's arguments: kAdamGroupMax of them at 48 bytes
-// (AdamW) or 32 bytes (apply) each, under the 4 KB that every CUDA version accepts. end[e] is the
-// entries' element counts summed through e (inclusive), so the group is one flat index space
-// [0, end[count - 1]) that a grid-stride loop walks; a thread's entry cursor only moves forward (its
-// indices increase), at most count steps over the whole loop.
+// (AdamW) or 32 bytes (apply) each, under the 4 KB that every CUDA version accepts; end as
+// kernels/cuda/cuda_common.cuh group_index reads it.
 struct AdamWGroup {
   int count = 0;
   float* param[kAdamGroupMax];
@@ -118,13 +116,6 @@ struct AdamApplyGroup {
   int64_t end[kAdamGroupMax];
   double wd[kAdamGroupMax];
 };
-
-// Advances the cursor e to the entry holding flat index i (i never decreases between calls) and
-// returns i's index inside that entry.
-__device__ __forceinline__ int64_t group_index(const int64_t* end, int64_t i, int& e) {
-  while (i >= end[e]) ++e;
-  return e == 0 ? i : i - end[e - 1];
-}
 
 // adamw_update_kernel over every entry of `g`: the same per-element code, so the same bits.
 __global__ void __launch_bounds__(kThreads) adamw_update_group_kernel(const AdamWGroup g, MomentConsts c, double lr) {
@@ -151,9 +142,6 @@ __global__ void __launch_bounds__(kThreads) adam_apply_group_kernel(const AdamAp
     g.param[e][j] = adam_apply_one(g.param[e][j], g.direction[e][j], lr, g.wd[e]);
   }
 }
-
-// Appends entry slot k's size to the group's running sum.
-void add_end(int64_t* end, int k, int64_t n) { end[k] = (k == 0 ? 0 : end[k - 1]) + n; }
 
 unsigned grid_for(int64_t n) {
   const int64_t blocks = ceil_div(n, kThreads);
@@ -210,7 +198,7 @@ void adamw_update_group(std::span<const AdamWArgs> list, Stream stream) {
     g.m[k] = a.m.data_as<float>();
     g.v[k] = a.v.data_as<float>();
     g.grad[k] = a.grad.data_as<const float>();
-    add_end(g.end, k, a.param.numel());
+    group_add_end(g.end, k, a.param.numel());
     g.wd[k] = a.weight_decay;
     if (++g.count == kAdamGroupMax) launch();
   }
@@ -233,7 +221,7 @@ void adam_apply_group(std::span<const AdamApplyArgs> list, Stream stream) {
     const int k = g.count;
     g.param[k] = a.param.data_as<float>();
     g.direction[k] = a.direction.data_as<const float>();
-    add_end(g.end, k, a.param.numel());
+    group_add_end(g.end, k, a.param.numel());
     g.wd[k] = a.weight_decay;
     if (++g.count == kAdamGroupMax) launch();
   }

@@ -81,9 +81,8 @@ struct Copy {
 };
 
 // cast_group's entries of one dtype pair, passed by value as the kernel's arguments (kCastGroupMax of
-// them at 24 bytes each: under the 4 KB every CUDA version accepts). end[e] is the entries' element
-// counts summed through e (inclusive): one flat index space [0, end[count - 1]) walked by a grid-stride
-// loop, with a per-thread entry cursor that only moves forward.
+// them at 24 bytes each: under the 4 KB every CUDA version accepts); end as kernels/cuda/cuda_common.cuh
+// group_index reads it.
 template <typename Convert>
 struct CastGroup {
   int count = 0;
@@ -99,8 +98,7 @@ __global__ void __launch_bounds__(kThreads) cast_group_kernel(const CastGroup<Co
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   int e = 0;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < total; i += stride) {
-    while (i >= g.end[e]) ++e;
-    const int64_t j = e == 0 ? i : i - g.end[e - 1];
+    const int64_t j = group_index(g.end, i, e);
     g.out[e][j] = convert(g.in[e][j]);
   }
 }
@@ -114,7 +112,7 @@ class CastBatch {
     const int k = g_.count;
     g_.in[k] = static_cast<const typename Convert::In*>(a.in.data);
     g_.out[k] = static_cast<typename Convert::Out*>(a.out.data);
-    g_.end[k] = (k == 0 ? 0 : g_.end[k - 1]) + a.in.numel();
+    group_add_end(g_.end, k, a.in.numel());
     if (++g_.count == kCastGroupMax) Launch();
   }
   void Launch() {

@@ -35,6 +35,18 @@ inline cudaStream_t to_cuda_stream(Stream stream) { return static_cast<cudaStrea
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Grouped calls ("multi-tensor apply": kernels/adamw.h, kernels/cast.h) pass their entries in the kernel's
+// arguments with end[k] = the entries' element counts summed through k (inclusive), so the group is one
+// flat index space [0, end[count - 1]) that a grid-stride loop walks.
+// Host: sets slot k's end from the slots before it.
+inline void group_add_end(int64_t* end, int k, int64_t n) { end[k] = (k == 0 ? 0 : end[k - 1]) + n; }
+// Device: advances the thread's entry cursor e to the entry holding flat index i (i never decreases between
+// calls, so e moves at most count times over the loop) and returns i's index inside that entry.
+__device__ __forceinline__ int64_t group_index(const int64_t* end, int64_t i, int& e) {
+  while (i >= end[e]) ++e;
+  return e == 0 ? i : i - end[e - 1];
+}
+
 // OM_SYNC_DEBUG=1 (STYLE.md §5): synchronize after every launch (core/device.h cuda_sync_debug).
 inline bool sync_debug() { return cuda_sync_debug(); }
 
