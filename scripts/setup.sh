@@ -13,6 +13,7 @@ PACKAGES=(
   libhdf5-dev                                # serial HDF5 (checkpoints)
   libboost-program-options-dev               # command-line and config-file options
   libopenblas-dev libdnnl-dev                # CPU GEMM candidates (oneDNN is the one used; bench/results)
+  ocl-icd-opencl-dev                         # only a Recommends of libdnnl-dev, but its CMake config requires OpenCL
   libsentencepiece-dev sentencepiece         # tokenizer library and spm_train
   nlohmann-json3-dev zlib1g-dev              # manifests, metrics, reports; gzip JSON lines
   libgtest-dev libgmock-dev libbenchmark-dev # tests and benchmarks
