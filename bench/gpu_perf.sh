@@ -22,7 +22,9 @@
 #      of the tensor-core ones), if the budget leaves room: what the tensor-core attention is worth.
 # Time to first step, for both, on one clock: the shell's launch of the process -> step 1 done (ours: the
 # first metrics.jsonl line appears, polled every 20 ms; the peer: its first_step_unix, after a
-# synchronize). It includes process start, CUDA init, the import of torch and compilation.
+# synchronize). It includes process start, CUDA init, the import of torch and compilation. Ours' own
+# breakdown by phase (exec, device, data, model, weights, optimizer, first step: the first metrics line's
+# "startup", launch/startup.h) is in the notes.
 # Memory: each side's own count (ours: arena + optimizer state from its log; the peer:
 # torch.cuda.max_memory_allocated) and, for both, the peak of nvidia-smi's memory.used during the run
 # minus the idle figure before it (CUDA context and allocator slack included).
@@ -221,7 +223,8 @@ for line in open(records_path):
         row.update(first_s=float(rec["t1"]) - float(rec["t0"]) if steps else None,
                    mem_own=(float(arena.group(1)) + (float(state.group(1)) if state else 0.0)) if arena else None,
                    mem_own_kind="arena (parameters, gradients, activations) + optimizer state, from the log",
-                   mem_smi=mem_peak(rec), per_step_tokens_per_s=[s["tokens_per_s"] for s in steps])
+                   mem_smi=mem_peak(rec), per_step_tokens_per_s=[s["tokens_per_s"] for s in steps],
+                   startup=steps[0].get("startup") if steps else None)
         if timed:
             row["tps"] = statistics.median(s["tokens_per_s"] for s in timed)
             row["tflops"] = statistics.median(s["tflops"] for s in timed)
@@ -288,6 +291,11 @@ for model in dict.fromkeys(r["model"] for r in rows):
                         f"(goal ≥ {GOAL_RATIO}×, time to first step {fmt(first, '{:.1f}')} s, "
                         f"goal ≤ {GOAL_FIRST_S:g} s): "
                         f"{'met' if met else 'not met'}")
+    if ours and ours.get("startup"):
+        st = ours["startup"]
+        notes.append(f"- {model}: ours' time to first step by phase (its own clocks: the process's age at main, then "
+                     f"launch/startup.h's phases): {st['total_s']:.2f} s = " +
+                     ", ".join(f"{name} {sec:.2f}" for name, sec in st["phases"]))
     peer_fpt = next((r["flops_per_token"] for r in mine if r["kind"] == "peer" and r.get("flops_per_token")), None)
     if ours and ours.get("flops_per_token") and peer_fpt:
         rel = abs(ours["flops_per_token"] - peer_fpt) / peer_fpt

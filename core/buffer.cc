@@ -1,5 +1,7 @@
 #include "core/buffer.h"
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -66,8 +68,14 @@ StatusOr<Buffer> Buffer::TryAllocate(Device device, size_t bytes, const char* la
   b.size_ = bytes;
   if (bytes == 0) return b;
   if (device.kind == DeviceKind::kCpu) {
-    size_t rounded = (bytes + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
-    b.data_ = std::aligned_alloc(kBufferAlignment, rounded);
+    // Buffers of 2 MiB or more: 2 MiB-aligned and marked for transparent huge pages, so that first
+    // touch (Zero, the weights' initialisation) takes one page fault per 2 MiB instead of per 4 KiB —
+    // on the 2-core development VM, 4 KiB faults made zeroing llama-350m's 8.5 GB of arenas and optimizer
+    // state take ~35 s of a 48 s start-up. Where THP is off ("never") madvise fails and nothing changes.
+    const size_t align = bytes >= kHugePageBytes ? kHugePageBytes : kBufferAlignment;
+    const size_t rounded = (bytes + align - 1) / align * align;
+    b.data_ = std::aligned_alloc(align, rounded);
+    if (b.data_ != nullptr && align == kHugePageBytes) madvise(b.data_, rounded, MADV_HUGEPAGE);
     if (b.data_ == nullptr) {
       return Status::ResourceExhausted(format_message("cannot allocate %zu bytes of host memory for '%s'", bytes,
                                                       b.label_.c_str()));

@@ -20,6 +20,8 @@
 namespace om {
 
 inline constexpr size_t kBufferAlignment = 256;
+// Host buffers of at least this size are aligned to it and advised to use transparent huge pages.
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 class Buffer {
  public:

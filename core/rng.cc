@@ -1,24 +1,16 @@
 #include "core/rng.h"
 
+#include "core/portable_normal.h"
+
 #include <cmath>
 #include <numbers>
 
 namespace om {
 
 PhiloxBlock philox4x32_10(PhiloxBlock c, std::array<uint32_t, 2> k) {
-  // Constants from Random123 (Salmon et al.): multipliers and Weyl key increments.
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  for (int round = 0; round < 10; ++round) {
-    uint64_t p0 = static_cast<uint64_t>(kM0) * c[0];
-    uint64_t p1 = static_cast<uint64_t>(kM1) * c[2];
-    PhiloxBlock n = {static_cast<uint32_t>(p1 >> 32) ^ c[1] ^ k[0], static_cast<uint32_t>(p1),
-                     static_cast<uint32_t>(p0 >> 32) ^ c[3] ^ k[1], static_cast<uint32_t>(p0)};
-    c = n;
-    k[0] += kW0;
-    k[1] += kW1;
-  }
-  return c;
+  // One definition for host and device code (core/portable_normal.h).
+  const portable::Words out = portable::philox(portable::Words{{c[0], c[1], c[2], c[3]}}, k[0], k[1]);
+  return {out.w[0], out.w[1], out.w[2], out.w[3]};
 }
 
 uint64_t rng_stream_id(std::string_view name) {

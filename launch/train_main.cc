@@ -1,4 +1,4 @@
-// ortho_megatron: train a Llama model. parse options → init MPI → build → train → close.
+// ortho_megatron: train a Llama model. parse options → init MPI (under a launcher) → build → train → close.
 // Exit status: 0 done, 1 a runtime failure (bad data, non-finite loss, bad checkpoint), 2 a bad flag,
 // 3 the hang watchdog stopped a rank (--comm-timeout-s; parallel/watchdog.h),
 // 75 stopped by SIGTERM/SIGUSR1 or --exit-duration-in-mins after saving a checkpoint (requeue and resume).
@@ -8,6 +8,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 #include "core/check.h"
@@ -20,14 +21,30 @@
 
 namespace {
 
-// MPI for the whole process: a single process runs as an MPI singleton (no mpirun needed).
+// True when an MPI launcher started this process (Open MPI's mpirun, PMIx, PMI-1/2: MPICH's Hydra,
+// srun --mpi=pmi2|pmix), whatever the number of ranks.
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"}) {
+    if (std::getenv(v) != nullptr) return true;
+  }
+  return false;
+}
+
+// MPI for the whole process. Started by a launcher: MPI_Init (and MPI_Finalize at exit). Started
+// directly (`ortho_megatron ...`, one process): no MPI at all; a single process needs none (no
+// ProcessGroups: the optimizer runs over a LocalComm), and an Open MPI singleton's MPI_Init costs
+// ~0.6 s of the time to first step here (it starts a helper daemon).
 struct MpiSession {
-  MpiSession(int* argc, char*** argv) {
+  MpiSession(int* argc, char*** argv) : initialized(launched_by_mpi()) {
+    if (!initialized) return;
     MPI_Init(argc, argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
   }
-  ~MpiSession() { MPI_Finalize(); }
+  ~MpiSession() {
+    if (initialized) MPI_Finalize();
+  }
+  bool initialized = false;
   int rank = 0, size = 1;
 };
 
@@ -45,8 +62,10 @@ int fail(const MpiSession& mpi, const om::Status& s, int code) {
 int main(int argc, char** argv) {
   // Before MPI_Init starts its threads: they inherit the block, and a SIGTERM/SIGUSR1 that arrives
   // before the handlers are installed stays pending until then.
+  om::StartupTimeline startup;  // the process's age now: exec, the loader, static constructors
   om::block_preemption_signals();
   MpiSession mpi(&argc, &argv);
+  startup.Mark("mpi");
   om::set_process_rank(mpi.rank);
   om::TrainOptions options;
   om::StatusOr<om::ParseOutcome> parsed = om::parse_train_options(argc, argv, mpi.size, &options);
@@ -96,10 +115,11 @@ int main(int argc, char** argv) {
     om::StatusOr<om::ProcessGroups> created = om::ProcessGroups::Create(*dims, *device);
     if (!created.ok()) return fail(mpi, created.status(), 2);
     groups.emplace(std::move(*created));
+    startup.Mark("process groups");  // each rank's GPU, the MPI and NCCL communicators
   }
   om::install_preemption_handlers();  // SIGTERM / SIGUSR1: save after the current step, exit 75
   om::StatusOr<std::unique_ptr<om::Trainer>> trainer =
-      om::Trainer::Create(options, groups ? &*groups : nullptr);
+      om::Trainer::Create(options, groups ? &*groups : nullptr, std::move(startup));
   if (!trainer.ok()) return fail(mpi, trainer.status(), 1);
   const om::Status s = trainer.value()->Run();
   if (!s.ok()) return fail(mpi, s, 1);

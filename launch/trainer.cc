@@ -79,7 +79,13 @@ StatusOr<OptimizerConfig> optimizer_config_for(const TrainOptions& o) {
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) { return Create(o, nullptr); }
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, ProcessGroups* groups) {
+  return Create(o, groups, StartupTimeline());
+}
+
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, ProcessGroups* groups,
+                                                   StartupTimeline startup) {
   std::unique_ptr<Trainer> t(new Trainer());
+  t->startup_ = std::move(startup);
   t->options_ = o;
   t->groups_ = groups;
   if (groups != nullptr) {
@@ -107,6 +113,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   }
   OM_RETURN_IF_ERROR(validate_train_options(o, groups != nullptr ? static_cast<int>(groups->dims().world_size) : 1));
   if (o.threads > 0) omp_set_num_threads(o.threads);
+  t->startup_.Mark("device");
 
   OM_ASSIGN_OR_RETURN(t->config_, model_config_for(o));
   OM_ASSIGN_OR_RETURN(DatasetInfo info, read_dataset_info(o.data_path));
@@ -147,9 +154,12 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
     t->valid_sampler_ = std::make_unique<GptSampler>(*t->valid_data_, t->config_.seq_length, 0, bos_id);
   }
 
+  t->startup_.Mark("data");
   Comm* tp = t->device_tp();
   t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, t->device_, t->dtype_, tp);
+  t->startup_.Mark("model");
   t->model_->Initialize(o.seed);
+  t->startup_.Mark("weights");
   if (o.cuda_graphs) {
     if (t->device_.kind != DeviceKind::kCuda) {
       return Status::InvalidArgument("--cuda-graphs needs a GPU, but this rank trains on " + device_name(t->device_) +
@@ -167,9 +177,13 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   }
   t->optimizer_ = std::make_unique<DistributedOptimizer>(t->model_->parameters(), opt, *dp, tp,
                                                          t->model_->tp_replicated());
+  t->startup_.Mark("optimizer");
   t->schedule_ = LrSchedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters};
   OM_RETURN_IF_ERROR(t->schedule_.Validate());
-  if (!o.load.empty()) OM_RETURN_IF_ERROR(t->Load());
+  if (!o.load.empty()) {
+    OM_RETURN_IF_ERROR(t->Load());
+    t->startup_.Mark("checkpoint");
+  }
   const size_t n = static_cast<size_t>(o.micro_batch_size * t->config_.seq_length);
   t->tokens_.resize(n);
   t->targets_.resize(n);
@@ -445,10 +459,12 @@ void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> va
     const auto number = [](const char* fmt, double v) { return std::isfinite(v) ? format_message(fmt, v) : "null"; };
     std::fprintf(metrics_,
                  "{\"step\": %ld, \"loss\": %s, \"lr\": %.6e, \"grad_norm\": %s, \"tokens_per_s\": %.1f, "
-                 "\"tflops\": %.6f, \"mfu\": %.6f, \"elapsed_s\": %.3f, \"skipped_steps\": %ld%s%s}\n",
+                 "\"tflops\": %.6f, \"mfu\": %.6f, \"elapsed_s\": %.3f, \"skipped_steps\": %ld%s%s%s}\n",
                  s.step, number("%.6f", s.loss).c_str(), s.lr, number("%.6f", s.grad_norm).c_str(), tokens_per_s,
                  flops / 1e12, mfu, elapsed_s, skipped_steps_, s.skipped ? ", \"skipped\": true" : "",
-                 val_loss ? (format_message(", \"val_loss\": %.6f", *val_loss) + MetricsFields()).c_str() : "");
+                 val_loss ? (format_message(", \"val_loss\": %.6f", *val_loss) + MetricsFields()).c_str() : "",
+                 startup_json_.empty() ? "" : (", \"startup\": " + startup_json_).c_str());
+    startup_json_.clear();
     std::fflush(metrics_);
   }
 }
@@ -496,6 +512,11 @@ Status Trainer::Run() {
     profiler::set_enabled(false);
     OM_RETURN_IF_ERROR(stepped.status());
     const StepStats s = *stepped;
+    if (step_ == first + 1) {
+      startup_.Mark("first step");
+      startup_json_ = startup_.Json();
+      if (is_logger()) OM_LOG_INFO("time to first step %s", startup_.Summary().c_str());
+    }
     if (profiling) {
       profiled_seconds += s.seconds;
       if (++profiled == options_.profile_steps) ReportProfile(profiled, profiled_seconds);

@@ -23,6 +23,7 @@
 #include "core/timer.h"
 #include "data/indexed_dataset.h"
 #include "data/sampler.h"
+#include "launch/startup.h"
 #include "launch/train_options.h"
 #include "model/llama.h"
 #include "optim/distributed_optimizer.h"
@@ -61,6 +62,13 @@ class Trainer {
   // each micro-batch is copied to the GPU from page-locked memory without waiting (TrainStep).
   // --eval-metrics is CPU-only for now (the metrics read activations on the host).
   static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups);
+  // The same, continuing `startup` (train_main's, from main's entry through MPI and the process groups):
+  // Create marks device, data, model (allocation), weights (initialisation), optimizer and checkpoint
+  // (--load), Run marks the first step, and rank 0 logs the breakdown then ("time to first step ...")
+  // and writes it into that step's metrics.jsonl line ("startup": StartupTimeline::Json()). The
+  // overloads without `startup` start one in Create (its "exec" is then the process's age at Create).
+  static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups,
+                                                   StartupTimeline startup);
   ~Trainer();
 
   // Trains until --train-iters (from the loaded step when resuming), saving every --save-interval steps
@@ -151,6 +159,8 @@ class Trainer {
   std::unique_ptr<CollectiveWatchdog> watchdog_;  // --comm-timeout-s on a multi-rank job
   double peak_flops_ = 0;  // device peak for MFU, FLOP/s
   Timer since_start_;      // for --exit-duration-in-mins
+  StartupTimeline startup_;  // until the first step of this run (Create)
+  std::string startup_json_;  // written once, into the first step's metrics line
   int64_t saved_step_ = -1;
   bool preempted_ = false;
   nlohmann::json last_metrics_ = nlohmann::json::object();  // --eval-metrics of the last validation

@@ -24,6 +24,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
+#include "kernels/normal_init.h"
 #include "kernels/residual.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -48,38 +49,38 @@ ParallelDims tp_dims(int tp_size) {
   return dims;
 }
 
-// Writes `fill` everywhere (0 for padding rows, 1 for norm gains), then, unless `fill_only`, each
-// logical block's draws with standard deviation stddev(block). Element (r, c) of a logical tensor
-// with Cl columns is draw r·Cl + c of its own stream Rng(seed, "init/" + name), so a rank draws only
-// the indices it holds (contiguous when it holds whole logical rows). The values are built on the
-// host and copied once, so this works for parameters on any device.
-template <typename T, typename StddevFn>
-void init_tensor(const Parameter& p, uint64_t seed, T fill, bool fill_only, StddevFn&& stddev) {
+// Norm gains (`gain`): 1 everywhere, written from the host (they are a few thousand elements). Every
+// other parameter: 0 everywhere (padding rows stay 0), then each logical block's draws with standard
+// deviation stddev(block) by normal_init on the parameter's own device (kernels/normal_init.h: the
+// same bits on the CPU and a GPU). Element (r, c) of a logical tensor with Cl columns is draw r·Cl + c
+// of its own stream Rng(seed, "init/" + name), so a rank draws only the indices it holds.
+template <typename StddevFn>
+void init_tensor(const ExecContext& ctx, const Parameter& p, uint64_t seed, bool gain, StddevFn&& stddev) {
   const TensorView& dst = p.value;
-  std::vector<T> host(static_cast<size_t>(dst.numel()), fill);
+  if (gain) {
+    std::vector<unsigned char> ones(dst.nbytes());
+    for (int64_t i = 0; i < dst.numel(); ++i) {
+      switch (dst.dtype) {
+        case DType::kF64: reinterpret_cast<double*>(ones.data())[i] = 1.0; break;
+        case DType::kF32: reinterpret_cast<float*>(ones.data())[i] = 1.0f; break;
+        default: reinterpret_cast<uint16_t*>(ones.data())[i] = float_to_bf16_bits(1.0f); break;
+      }
+    }
+    copy_bytes(dst.data, dst.device, ones.data(), Device::Cpu(), dst.nbytes());
+    return;
+  }
+  zero_async(ctx, dst.data, dst.nbytes());
   const int64_t cols = p.cols();
-  for (const LogicalBlock& b : fill_only ? std::vector<LogicalBlock>{} : p.blocks) {
+  const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(dst.dtype);
+  for (const LogicalBlock& b : p.blocks) {
     const Rng rng(seed, "init/" + b.name);
     const int64_t lcols = b.shape.ndim == 2 ? b.shape[1] : 1;
-    const T s = static_cast<T>(stddev(b));
-    if (lcols == cols && b.col0 == 0) {
-      rng.FillNormal(host.data() + b.row0 * cols, b.rows * cols, static_cast<uint64_t>(b.logical_row0 * cols), T(0), s);
-      continue;
-    }
-    for (int64_t i = 0; i < b.rows; ++i) {
-      rng.FillNormal(host.data() + (b.row0 + i) * cols, cols, static_cast<uint64_t>((b.logical_row0 + i) * lcols + b.col0),
-                     T(0), s);
-    }
+    const TensorView rows = make_view(static_cast<char*>(dst.data) + static_cast<size_t>(b.row0) * row_bytes,
+                                      dst.dtype, Shape{b.rows, cols}, dst.device, dst.name);
+    normal_init(ctx, {.out = rows, .seed = rng.seed(), .stream = rng.stream(),
+                      .first = static_cast<uint64_t>(b.logical_row0 * lcols + b.col0), .row_stride = lcols,
+                      .mean = 0.0, .stddev = stddev(b)});
   }
-  if constexpr (std::is_same_v<T, float>) {
-    if (dst.dtype == DType::kBF16) {  // the f32 draw rounded to nearest even, as the optimizer's copies
-      std::vector<uint16_t> bits(host.size());
-      for (size_t i = 0; i < host.size(); ++i) bits[i] = float_to_bf16_bits(host[i]);
-      copy_bytes(dst.data, dst.device, bits.data(), Device::Cpu(), dst.nbytes());
-      return;
-    }
-  }
-  copy_bytes(dst.data, dst.device, host.data(), Device::Cpu(), dst.nbytes());
 }
 
 // Sum of a float tensor in double, in element order (deterministic): host memory read in place,
@@ -297,14 +298,7 @@ void Llama::Initialize(uint64_t seed) {
     const bool out = b.name.ends_with(".attn.o.weight") || b.name.ends_with(".mlp.down.weight");
     return out ? s_out : s;
   };
-  for (const Parameter& p : params_) {
-    const bool gain = !p.weight_decay;  // norm gains: filled with 1, no draws
-    if (dtype_ == DType::kF64) {
-      init_tensor<double>(p, seed, gain ? 1.0 : 0.0, gain, stddev);
-    } else {
-      init_tensor<float>(p, seed, gain ? 1.0f : 0.0f, gain, stddev);
-    }
-  }
+  for (const Parameter& p : params_) init_tensor(ctx_, p, seed, !p.weight_decay, stddev);  // !decay: norm gains
 }
 
 double Llama::Forward(ConstTensorView tokens, ConstTensorView targets) {

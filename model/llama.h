@@ -36,12 +36,14 @@
 //
 // Initialisation is a pure function of (seed, LOGICAL parameter name, logical element index):
 // each logical tensor of DESIGN.md "Conventions" (embed.weight, layers.{i}.attn.q.weight, ...) draws
-// from Rng(seed, "init/" + logical name) at its row-major element index; N(0, 0.02) for matrices,
-// times 1/sqrt(2·L) for the output projections (attn.o, mlp.down); norm gains 1; padding rows 0.
-// Precisely, for element (r, c) of a logical tensor with C_in columns and standard deviation s:
-//   f32: value = float(s) * Rng(seed, "init/<logical name>").Normal(r·C_in + c)        (in float)
-//   f64: value = s * Rng(seed, "init/<logical name>").NormalDouble(r·C_in + c)
-// with s = 0.02, or 0.02 / sqrt(2·L) computed in double. Fused tensors hold logical rows at an
+// from the stream of Rng(seed, "init/" + logical name) at its row-major element index; N(0, 0.02) for
+// matrices, times 1/sqrt(2·L) for the output projections (attn.o, mlp.down); norm gains 1; padding
+// rows 0. Precisely, for element (r, c) of a logical tensor with C_in columns and standard deviation s,
+// with N(i) = portable::normal_portable(seed, stream, i) (core/portable_normal.h):
+//   f32: value = float(s) * float(N(r·C_in + c))        (in float; bf16: that value rounded to nearest even)
+//   f64: value = s * N(r·C_in + c)
+// with s = 0.02, or 0.02 / sqrt(2·L) computed in double. The draws run on the parameter's device
+// (kernels/normal_init.h), with the same bits on the CPU and a GPU. Fused tensors hold logical rows at an
 // offset: row r of q / k / v is memory row r / C + r / 2C + r of qkv; row r of gate / up is memory
 // row r / F + r of gate_up; embed / lm_head rows [0, V) are the logical rows, rows [V, Vp) are zero.
 // A tensor-parallel rank draws exactly the indices of the logical elements it holds (rows of q_r at

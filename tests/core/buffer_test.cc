@@ -1,4 +1,5 @@
 // Buffer ownership (move-only, frees once) and Arena carving (alignment, bounds, names).
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -56,6 +57,18 @@ TEST(Buffer, StreamOrderedCopiesAndCountedWaitsOnTheCpu) {
   b.Zero();
   synchronize(cpu);
   EXPECT_EQ(synchronous_calls(), before + 3);
+}
+
+TEST(Buffer, LargeHostBuffersAreHugePageAligned) {
+  // >= 2 MiB: 2 MiB-aligned (so MADV_HUGEPAGE can back them with whole huge pages); smaller ones keep
+  // kBufferAlignment. Both are usable to their last byte.
+  Buffer big = Buffer::Allocate(Device::Cpu(), kHugePageBytes + 1, "big");
+  Buffer small = Buffer::Allocate(Device::Cpu(), 1000, "small");
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % kHugePageBytes, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data()) % kBufferAlignment, 0u);
+  big.Zero();
+  static_cast<char*>(big.data())[kHugePageBytes] = 1;
+  EXPECT_EQ(static_cast<char*>(big.data())[kHugePageBytes - 1], 0);
 }
 
 TEST(Buffer, CudaRequestWithoutDeviceIsAStatusNotACrash) {

@@ -8,6 +8,7 @@
 //     the same losses, bit for bit, as the uninterrupted GPU run (every kernel is deterministic: no
 //     float atomics, fixed cuBLAS algorithms, one process so no NCCL reduction order);
 //   - the same checkpoint loads into the CPU trainer, whose next loss agrees within the same tolerance;
+//   - the initial weights are the CPU's bits (drawn on the GPU: kernels/normal_init.h);
 //   - a step waits for the GPU once (core/buffer.h synchronous_calls), kernels included, and after the
 //     first step makes no cuBLASLt heuristic query (counted on the emulator).
 // Skipped (exit 77) without a GPU, like every CUDA test (tests/support/cuda_test_main.cc).
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "kernels/check/host_tensor.h"
 #include "kernels/check/tolerance.h"
 #include "launch/trainer.h"
 #include "tests/support/host_waits.h"
@@ -99,6 +101,29 @@ void expect_close_to_cpu(bool orthoadam, const std::string& dtype) {
   const double gpu_drop = gpu.front() - *std::min_element(gpu.begin(), gpu.end());
   ASSERT_GT(cpu_drop, 1.0) << name << ": the CPU run did not learn";
   EXPECT_GE(gpu_drop, 0.5 * cpu_drop) << name;
+}
+
+// The initial weights are drawn on the GPU (kernels/normal_init.h) with the CPU's bits: f32 equal,
+// bf16 equal to the CPU's f32 values rounded to nearest even (norm gains are f32 in both).
+TEST(TrainerCuda, InitialWeightsHaveTheCpusBits) {
+  const TrainOptions cpu_o = options("init_cpu", "cpu", false);
+  StatusOr<std::unique_ptr<Trainer>> cpu = Trainer::Create(cpu_o);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  for (const char* dtype : {"f32", "bf16"}) {
+    StatusOr<std::unique_ptr<Trainer>> gpu = Trainer::Create(options(std::string("init_") + dtype, "cuda", false, dtype));
+    ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+    const auto& want = cpu.value()->model().parameters();
+    const auto& got = gpu.value()->model().parameters();
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      HostTensor expected("expected", DType::kF32, want[i].value.shape);
+      copy_bytes(expected.view().data, Device::Cpu(), want[i].value.data, Device::Cpu(), want[i].value.nbytes());
+      if (got[i].value.dtype == DType::kBF16) expected = expected.Converted(DType::kBF16);
+      HostTensor actual("actual", got[i].value.dtype, got[i].value.shape);
+      copy_bytes(actual.view().data, Device::Cpu(), got[i].value.data, got[i].value.device, got[i].value.nbytes());
+      EXPECT_TRUE(bitwise_equal(actual, expected)) << dtype << " " << want[i].name;
+    }
+  }
 }
 
 TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathAdamW) { expect_close_to_cpu(false, "f32"); }

@@ -74,6 +74,18 @@ TEST(Trainer, LossFallsAndMetricsAreWritten) {
                             "\"mfu\"", "\"elapsed_s\""})
     EXPECT_NE(lines[0].find(field), std::string::npos) << field;
   EXPECT_EQ(lines[0].find("val_loss"), std::string::npos);
+  // The first step's line alone carries the time to first step, its phases in the order they ran.
+  const nlohmann::json startup = nlohmann::json::parse(lines[0]).at("startup");
+  std::vector<std::string> phases;
+  double sum = 0;
+  for (const auto& p : startup.at("phases")) {
+    phases.push_back(p.at(0).get<std::string>());
+    sum += p.at(1).get<double>();
+    EXPECT_GE(p.at(1).get<double>(), 0.0) << p.dump();
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"exec", "device", "data", "model", "weights", "optimizer", "first step"}));
+  EXPECT_NEAR(startup.at("total_s").get<double>(), sum, 1e-3);
+  for (size_t i = 1; i < lines.size(); ++i) EXPECT_EQ(lines[i].find("startup"), std::string::npos) << i;
   EXPECT_NE(lines[19].find("\"val_loss\""), std::string::npos);  // step 20
   EXPECT_NE(lines[39].find("\"val_loss\""), std::string::npos);  // the last step
   auto loss_of = [](const std::string& l) { return std::stod(l.substr(l.find("\"loss\": ") + 8)); };

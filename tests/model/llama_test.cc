@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/portable_normal.h"
 #include "kernels/adamw.h"
 #include "kernels/check/checks.h"
 #include "kernels/cross_entropy.h"
@@ -256,8 +257,9 @@ TEST(Llama, InitialisationIsLayoutInvariantAndSeeded) {
     ADD_FAILURE() << "no parameter " << name;
     return model.parameters()[0];
   };
-  // Element (r, c) of memory rows [row0, row0 + rows) must be float(s) * Normal(r·C_in + c) of the
-  // logical tensor's stream, exactly (one float multiply of the same two numbers).
+  // Element (r, c) of memory rows [row0, row0 + rows) must be float(s) * float(N(r·C_in + c)) of the
+  // logical tensor's stream, N = portable::normal_portable, exactly (one float multiply of the same two
+  // numbers).
   auto expect_block = [&](const std::string& name, const std::string& logical, int64_t row0, int64_t rows,
                           double s) {
     const Parameter& p = param(name);
@@ -265,7 +267,9 @@ TEST(Llama, InitialisationIsLayoutInvariantAndSeeded) {
     const float* d = p.value.data_as<const float>();
     const Rng rng(seed, "init/" + logical);
     for (int64_t i = 0; i < rows * cols; ++i)
-      ASSERT_EQ(d[row0 * cols + i], static_cast<float>(s) * rng.Normal(i)) << logical << " element " << i;
+      ASSERT_EQ(d[row0 * cols + i],
+                static_cast<float>(s) * static_cast<float>(portable::normal_portable(seed, rng.stream(), i)))
+          << logical << " element " << i;
   };
   const double s = 0.02, s_out = 0.02 / std::sqrt(2.0 * L);
   expect_block("embed.weight", "embed.weight", 0, V, s);

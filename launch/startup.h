@@ -1,0 +1,39 @@
+// StartupTimeline: where the time to the first training step goes (issue 11's "time to first step ≤ 5 s";
+// README "Time to first step"). Built at main's entry, it records the process's age then (exec, the
+// dynamic loader, static constructors: /proc/self/stat's start time against /proc/uptime, 10 ms
+// resolution on Linux; 0 where /proc is missing) and then the wall time of each named phase, in order,
+// each Mark closing the phase that began at the previous one.
+//   StartupTimeline t;                       // main's entry
+//   t.Mark("mpi");                           // MPI_Init took ...
+//   t.Mark("model");  ...  t.Mark("step 1"); // Trainer: allocation, weights, optimizer, first step
+//   t.Summary()  → "4.21 s: exec 0.20, mpi 0.31, ..., step 1 0.80"
+//   t.Json()     → {"total_s": 4.21, "phases": [["exec", 0.20], ["mpi", 0.31], ...]}
+// Not thread-safe; one per process.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/timer.h"
+
+namespace om {
+
+class StartupTimeline {
+ public:
+  StartupTimeline();
+  void Mark(const char* phase);
+  double Total() const;  // the process's age at the last Mark
+  const std::vector<std::pair<std::string, double>>& phases() const { return phases_; }
+  std::string Summary() const;
+  std::string Json() const;
+
+ private:
+  Timer since_mark_;
+  std::vector<std::pair<std::string, double>> phases_;  // ("exec", age at construction) first
+};
+
+// The age of this process in seconds from /proc (see above), or 0 when it cannot be read.
+double process_age_seconds();
+
+}  // namespace om
