@@ -15,6 +15,9 @@ TEST(Startup, ProcessAgeGrowsWithWallTime) {
   // /proc's start time and uptime have 10 ms ticks: 300 ms of sleep moves the age by 300 ± 20 ms.
   const double before = process_age_seconds();
   ASSERT_GT(before, 0.0) << "no /proc/self/stat on this machine?";
+  // The test binary started moments ago: reading the wrong field of /proc/self/stat (e.g. a 0 start
+  // time) would report the machine's uptime instead.
+  EXPECT_LT(before, 120.0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const double after = process_age_seconds();
   EXPECT_GT(after - before, 0.28);
