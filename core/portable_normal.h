@@ -62,7 +62,8 @@ OM_HD inline double sqrt(double a) {
 #endif
 }
 
-// Philox-4x32-10 (Salmon et al., Random123): counter c, key k; the same function as core/rng.cc's.
+// Philox-4x32-10 (Salmon et al., Random123): counter c, key (k0, k1); the multipliers and the Weyl key
+// increments are Random123's. core/rng.cc's philox4x32_10 is this function.
 struct Words {
   uint32_t w[4];
 };

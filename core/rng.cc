@@ -1,9 +1,9 @@
 #include "core/rng.h"
 
-#include "core/portable_normal.h"
-
 #include <cmath>
 #include <numbers>
+
+#include "core/portable_normal.h"
 
 namespace om {
 
