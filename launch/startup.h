@@ -5,10 +5,10 @@
 // each Mark closing the phase that began at the previous one.
 //   StartupTimeline t;                       // main's entry
 //   t.Mark("mpi");                           // MPI_Init took ...
-//   t.Mark("model");  ...  t.Mark("step 1"); // Trainer: allocation, weights, optimizer, first step
-//   t.Summary()  → "4.21 s: exec 0.20, mpi 0.31, ..., step 1 0.80"
+//   t.Mark("model");  ...  t.Mark("first step");  // Trainer: allocation, weights, optimizer, step
+//   t.Summary()  → "4.21 s: exec 0.20, mpi 0.31, ..., first step 0.80"
 //   t.Json()     → {"total_s": 4.21, "phases": [["exec", 0.20], ["mpi", 0.31], ...]}
-// Not thread-safe; one per process.
+// Phase names are plain words (written into JSON unescaped). Not thread-safe; one per process.
 #pragma once
 
 #include <string>
