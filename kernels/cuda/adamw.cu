@@ -143,10 +143,7 @@ __global__ void __launch_bounds__(kThreads) adam_apply_group_kernel(const AdamAp
   }
 }
 
-unsigned grid_for(int64_t n) {
-  const int64_t blocks = ceil_div(n, kThreads);
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
+unsigned grid_for(int64_t n) { return grid_blocks(n, kThreads, kMaxBlocks); }
 
 }  // namespace
 

@@ -13,7 +13,6 @@
 // joint index space, the same conversions); entries of kCastGroupOwnLaunch elements or more take the
 // single cast's path. Arguments were validated by kernels/cast.cc (no overlap, equal numel, f32/bf16
 // only).
-#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -117,8 +116,7 @@ class CastBatch {
   }
   void Launch() {
     if (g_.count == 0) return;
-    const int64_t blocks = std::min(ceil_div(g_.end[g_.count - 1], kThreads), kMaxBlocks);
-    cast_group_kernel<Convert><<<static_cast<unsigned>(blocks), kThreads, 0, s_>>>(g_);
+    cast_group_kernel<Convert><<<grid_blocks(g_.end[g_.count - 1], kThreads, kMaxBlocks), kThreads, 0, s_>>>(g_);
     OM_CUDA_CHECK_KERNEL(s_);
     g_.count = 0;
   }
@@ -139,11 +137,11 @@ void convert_impl(const CastArgs& args, cudaStream_t s) {
   const In* in = static_cast<const In*>(args.in.data);
   const bool packed = aligned(out, sizeof(Out) * kPack) && aligned(in, sizeof(In) * kPack);
   const int64_t work = packed ? ceil_div(n, kPack) : n;  // threads that find something to do
-  const int64_t blocks = ceil_div(work, kThreads) < kMaxBlocks ? ceil_div(work, kThreads) : kMaxBlocks;
+  const unsigned blocks = grid_blocks(work, kThreads, kMaxBlocks);
   if (packed) {
-    cast_packed<Convert, kPack><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(out, in, n);
+    cast_packed<Convert, kPack><<<blocks, kThreads, 0, s>>>(out, in, n);
   } else {
-    cast_packed<Convert, 1><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(out, in, n);
+    cast_packed<Convert, 1><<<blocks, kThreads, 0, s>>>(out, in, n);
   }
   OM_CUDA_CHECK_KERNEL(s);
 }

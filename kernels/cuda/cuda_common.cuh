@@ -35,6 +35,13 @@ inline cudaStream_t to_cuda_stream(Stream stream) { return static_cast<cudaStrea
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Blocks for a grid-stride launch: one thread per unit of `work` until the grid reaches max_blocks, after which
+// threads loop. work >= 1 (a zero-sized grid is a launch error; callers return early on empty inputs).
+inline unsigned grid_blocks(int64_t work, int64_t threads, int64_t max_blocks) {
+  const int64_t blocks = ceil_div(work, threads);
+  return static_cast<unsigned>(blocks < max_blocks ? blocks : max_blocks);
+}
+
 // Grouped calls ("multi-tensor apply": kernels/adamw.h, kernels/cast.h) pass their entries in the kernel's
 // arguments with end[k] = the entries' element counts summed through k (inclusive), so the group is one
 // flat index space [0, end[count - 1]) that a grid-stride loop walks.

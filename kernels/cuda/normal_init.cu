@@ -36,9 +36,8 @@ template <typename T>
 void launch(const NormalInitArgs& a, Stream stream) {
   const int64_t rows = a.out.dim(0), cols = a.out.dim(1), n = rows * cols;
   if (n == 0) return;  // a zero-sized grid is a launch error
-  const int64_t blocks = ceil_div(n, kThreads) < kMaxBlocks ? ceil_div(n, kThreads) : kMaxBlocks;
   const cudaStream_t s = to_cuda_stream(stream);
-  normal_init_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(
+  normal_init_kernel<T><<<grid_blocks(n, kThreads, kMaxBlocks), kThreads, 0, s>>>(
       a.out.data_as<T>(), rows, cols, a.seed, a.stream, a.first, a.row_stride, static_cast<float>(a.mean),
       static_cast<float>(a.stddev));
   OM_CUDA_CHECK_KERNEL(s);

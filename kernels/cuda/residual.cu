@@ -46,8 +46,7 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 template <typename T, int W>
 void launch(T* out, const T* a, const T* b, int64_t n, cudaStream_t s) {
   const int64_t npacks = n / W;
-  const int64_t blocks = ceil_div(npacks, kThreads) < kMaxBlocks ? ceil_div(npacks, kThreads) : kMaxBlocks;
-  residual_forward_packed<T, W><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(out, a, b, npacks);
+  residual_forward_packed<T, W><<<grid_blocks(npacks, kThreads, kMaxBlocks), kThreads, 0, s>>>(out, a, b, npacks);
   OM_CUDA_CHECK_KERNEL(s);
 }
 

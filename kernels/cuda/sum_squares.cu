@@ -110,7 +110,7 @@ void sum_squares_impl(const SumSquaresArgs& a, Stream stream) {
   double* out = a.out.data_as<double>();
   // One thread per pack (or tail element) until the grid reaches kMaxBlocks; then threads loop.
   const int64_t work = n / kPackWidth<T> > 0 ? n / kPackWidth<T> : 1;
-  const int64_t blocks = ceil_div(work, kThreads) < kMaxBlocks ? ceil_div(work, kThreads) : kMaxBlocks;
+  const int64_t blocks = grid_blocks(work, kThreads, kMaxBlocks);
   if (blocks == 1) return launch_partials<T>(out, true, x, n, 1, s);
   // Stream-ordered scratch: freed after the kernels below on `s`, without the host waiting.
   Buffer partial = Buffer::AllocateScratch(a.x.device, stream, static_cast<size_t>(blocks) * sizeof(double),

@@ -84,10 +84,7 @@ __global__ void __launch_bounds__(kThreads)
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-unsigned grid_for(int64_t npacks) {
-  const int64_t blocks = ceil_div(npacks, kThreads);
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
+unsigned grid_for(int64_t npacks) { return grid_blocks(npacks, kThreads, kMaxBlocks); }
 
 template <typename T>
 constexpr int kPackWidth = 16 / static_cast<int>(sizeof(T));
