@@ -49,35 +49,28 @@ ParallelDims tp_dims(int tp_size) {
   return dims;
 }
 
-// Norm gains (`gain`): 1 everywhere, written from the host (they are a few thousand elements). Every
-// other parameter: 0 everywhere (padding rows stay 0), then each logical block's draws with standard
-// deviation stddev(block) by normal_init on the parameter's own device (kernels/normal_init.h: the
-// same bits on the CPU and a GPU). Element (r, c) of a logical tensor with Cl columns is draw r·Cl + c
-// of its own stream Rng(seed, "init/" + name), so a rank draws only the indices it holds.
+// Every parameter is filled by normal_init on its own device (kernels/normal_init.h: the same bits on
+// the CPU and a GPU). Norm gains (`gain`): 1 everywhere (mean 1, stddev 0). Every other parameter: 0
+// everywhere (padding rows stay 0), then each logical block's draws with standard deviation
+// stddev(block). Element (r, c) of a logical tensor with Cl columns is draw r·Cl + c of its own stream
+// Rng(seed, "init/" + name), so a rank draws only the indices it holds.
 template <typename StddevFn>
 void init_tensor(const ExecContext& ctx, const Parameter& p, uint64_t seed, bool gain, StddevFn&& stddev) {
   const TensorView& dst = p.value;
-  if (gain) {
-    std::vector<unsigned char> ones(dst.nbytes());
-    for (int64_t i = 0; i < dst.numel(); ++i) {
-      switch (dst.dtype) {
-        case DType::kF64: reinterpret_cast<double*>(ones.data())[i] = 1.0; break;
-        case DType::kF32: reinterpret_cast<float*>(ones.data())[i] = 1.0f; break;
-        default: reinterpret_cast<uint16_t*>(ones.data())[i] = float_to_bf16_bits(1.0f); break;
-      }
-    }
-    copy_bytes(dst.data, dst.device, ones.data(), Device::Cpu(), dst.nbytes());
+  if (gain) {  // exactly 1: mean + 0 · N with N always finite (core/portable_normal.h)
+    normal_init(ctx, {.out = reshape(dst, Shape{dst.numel(), 1}), .seed = seed,
+                      .stream = rng_stream_id("init/" + std::string(dst.name)), .row_stride = 1, .mean = 1.0,
+                      .stddev = 0.0});
     return;
   }
   zero_async(ctx, dst.data, dst.nbytes());
   const int64_t cols = p.cols();
   const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(dst.dtype);
   for (const LogicalBlock& b : p.blocks) {
-    const Rng rng(seed, "init/" + b.name);
     const int64_t lcols = b.shape.ndim == 2 ? b.shape[1] : 1;
     const TensorView rows = make_view(static_cast<char*>(dst.data) + static_cast<size_t>(b.row0) * row_bytes,
                                       dst.dtype, Shape{b.rows, cols}, dst.device, dst.name);
-    normal_init(ctx, {.out = rows, .seed = rng.seed(), .stream = rng.stream(),
+    normal_init(ctx, {.out = rows, .seed = seed, .stream = rng_stream_id("init/" + b.name),
                       .first = static_cast<uint64_t>(b.logical_row0 * lcols + b.col0), .row_stride = lcols,
                       .mean = 0.0, .stddev = stddev(b)});
   }
