@@ -76,12 +76,6 @@ StatusOr<OptimizerConfig> optimizer_config_for(const TrainOptions& o) {
   return opt;
 }
 
-StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o) { return Create(o, nullptr); }
-
-StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, ProcessGroups* groups) {
-  return Create(o, groups, StartupTimeline());
-}
-
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, ProcessGroups* groups,
                                                    StartupTimeline startup) {
   std::unique_ptr<Trainer> t(new Trainer());

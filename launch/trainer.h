@@ -51,8 +51,7 @@ StatusOr<OptimizerConfig> optimizer_config_for(const TrainOptions& options);
 class Trainer {
  public:
   // Opens the data, checks it against the model config, builds everything. Bad input → Status.
-  static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options);
-  // The same on a tp·dp layout: `groups` (not owned; must outlive the Trainer; nullptr = one process)
+  // On a tp·dp layout: `groups` (not owned; must outlive the Trainer; nullptr = one process)
   // must match options.tp and options.dp. InvalidArgument when the model does not split over --tp.
   // Collective over the world when groups is given.
   // Device: the groups' device (train_main resolves --device per rank before creating them); without
@@ -61,14 +60,13 @@ class Trainer {
   // "Precision"), the model's tp layers and the optimizer run over the groups' NCCL communicators, and
   // each micro-batch is copied to the GPU from page-locked memory without waiting (TrainStep).
   // --eval-metrics is CPU-only for now (the metrics read activations on the host).
-  static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups);
-  // The same, continuing `startup` (train_main's, from main's entry through MPI and the process groups):
+  // `startup` continues train_main's timeline (from main's entry through MPI and the process groups):
   // Create marks device, data, model (allocation), weights (initialisation), optimizer and checkpoint
   // (--load), Run marks the first step, and rank 0 logs the breakdown then ("time to first step ...")
-  // and writes it into that step's metrics.jsonl line ("startup": StartupTimeline::Json()). The
-  // overloads without `startup` start one in Create (its "exec" is then the process's age at Create).
-  static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups,
-                                                   StartupTimeline startup);
+  // and writes it into that step's metrics.jsonl line ("startup": StartupTimeline::Json()). The default
+  // starts one at the call (its "exec" is then the process's age at Create).
+  static StatusOr<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ProcessGroups* groups = nullptr,
+                                                   StartupTimeline startup = StartupTimeline());
   ~Trainer();
 
   // Trains until --train-iters (from the loaded step when resuming), saving every --save-interval steps
