@@ -107,6 +107,14 @@ OM_HD inline double floor(double x) {
 #endif
 }
 
+// p_0·zⁿ + p_1·zⁿ⁻¹ + ... + p_n by Horner, highest power first: p = p·z + p_k for k = 1..n, each step one
+// correctly rounded mul then add (the comma fold runs left to right), so the bits are fixed.
+template <typename... P>
+OM_HD inline double horner(double z, double p, P... rest) {
+  ((p = add(mul(p, z), rest)), ...);
+  return p;
+}
+
 OM_HD inline double log_unit(double u) {
   int e = 0;
   double m = frexp(u, &e);  // u = m·2^e, m ∈ [½, 1)
@@ -116,18 +124,10 @@ OM_HD inline double log_unit(double u) {
   }
   const double s = div(add(m, -1.0), add(m, 1.0));  // m − 1 is exact (Sterbenz)
   const double z = mul(s, s);
-  double p = 0x1.642c8590b2164p-5;  // 1/23, then Horner down to 1/3 and 1
-  p = add(mul(p, z), 0x1.8618618618618p-5);
-  p = add(mul(p, z), 0x1.af286bca1af28p-5);
-  p = add(mul(p, z), 0x1.e1e1e1e1e1e1ep-5);
-  p = add(mul(p, z), 0x1.1111111111111p-4);
-  p = add(mul(p, z), 0x1.3b13b13b13b14p-4);
-  p = add(mul(p, z), 0x1.745d1745d1746p-4);
-  p = add(mul(p, z), 0x1.c71c71c71c71cp-4);
-  p = add(mul(p, z), 0x1.2492492492492p-3);
-  p = add(mul(p, z), 0x1.999999999999ap-3);
-  p = add(mul(p, z), 0x1.5555555555555p-2);
-  p = add(mul(p, z), 1.0);
+  // 1/23, 1/21, ..., 1/3, 1: the series of atanh(s)/s in z = s²
+  const double p = horner(z, 0x1.642c8590b2164p-5, 0x1.8618618618618p-5, 0x1.af286bca1af28p-5, 0x1.e1e1e1e1e1e1ep-5,
+                          0x1.1111111111111p-4, 0x1.3b13b13b13b14p-4, 0x1.745d1745d1746p-4, 0x1.c71c71c71c71cp-4,
+                          0x1.2492492492492p-3, 0x1.999999999999ap-3, 0x1.5555555555555p-2, 1.0);
   const double log_m = mul(mul(2.0, s), p);
   const double de = static_cast<double>(e);
   return add(mul(de, 0x1.62e42feep-1), add(mul(de, 0x1.a39ef35793c76p-33), log_m));
@@ -139,26 +139,15 @@ OM_HD inline double cos_2pi(double u) {
   const double r = add(t, -n);            // exact (a multiple of 2^-51 in [−½, ½])
   const double a = mul(r, 0x1.921fb54442d18p+0);  // r·π/2
   const double z = mul(a, a);
-  double c = -0x1.6827863b97d97p-53;  // −1/18!, then Horner down to −1/2! and 1
-  c = add(mul(c, z), 0x1.ae7f3e733b81fp-45);
-  c = add(mul(c, z), -0x1.93974a8c07c9dp-37);
-  c = add(mul(c, z), 0x1.1eed8eff8d898p-29);
-  c = add(mul(c, z), -0x1.27e4fb7789f5cp-22);
-  c = add(mul(c, z), 0x1.a01a01a01a01ap-16);
-  c = add(mul(c, z), -0x1.6c16c16c16c17p-10);
-  c = add(mul(c, z), 0x1.5555555555555p-5);
-  c = add(mul(c, z), -0.5);
-  c = add(mul(c, z), 1.0);
-  double s = 0x1.952c77030ad4ap-49;  // 1/17!, then Horner down to −1/3! and 1, times a
-  s = add(mul(s, z), -0x1.ae7f3e733b81fp-41);
-  s = add(mul(s, z), 0x1.6124613a86d09p-33);
-  s = add(mul(s, z), -0x1.ae64567f544e4p-26);
-  s = add(mul(s, z), 0x1.71de3a556c734p-19);
-  s = add(mul(s, z), -0x1.a01a01a01a01ap-13);
-  s = add(mul(s, z), 0x1.1111111111111p-7);
-  s = add(mul(s, z), -0x1.5555555555555p-3);
-  s = add(mul(s, z), 1.0);
-  s = mul(s, a);
+  // −1/18!, 1/16!, ..., −1/2!, 1: cos(a) in z = a²
+  const double c = horner(z, -0x1.6827863b97d97p-53, 0x1.ae7f3e733b81fp-45, -0x1.93974a8c07c9dp-37,
+                          0x1.1eed8eff8d898p-29, -0x1.27e4fb7789f5cp-22, 0x1.a01a01a01a01ap-16,
+                          -0x1.6c16c16c16c17p-10, 0x1.5555555555555p-5, -0.5, 1.0);
+  // 1/17!, −1/15!, ..., −1/3!, 1: sin(a)/a in z = a²
+  const double s = mul(horner(z, 0x1.952c77030ad4ap-49, -0x1.ae7f3e733b81fp-41, 0x1.6124613a86d09p-33,
+                              -0x1.ae64567f544e4p-26, 0x1.71de3a556c734p-19, -0x1.a01a01a01a01ap-13,
+                              0x1.1111111111111p-7, -0x1.5555555555555p-3, 1.0),
+                       a);
   switch (static_cast<int>(n) & 3) {
     case 0: return c;
     case 1: return -s;
