@@ -16,6 +16,7 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "eval/evaluator.h"
+#include "launch/mpi_session.h"
 #include "parallel/mpi_comm.h"
 
 namespace po = boost::program_options;
@@ -27,14 +28,10 @@ int run(int argc, char** argv, int rank, int size);
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);  // a singleton without mpirun
-  int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  om::set_process_rank(rank);
-  const int rc = run(argc, argv, rank, size);
-  if (rc == 1 && size > 1) MPI_Abort(MPI_COMM_WORLD, rc);  // the other ranks may wait in a collective
-  MPI_Finalize();
+  const om::MpiSession mpi(&argc, &argv);  // MPI only under a launcher
+  om::set_process_rank(mpi.rank);
+  const int rc = run(argc, argv, mpi.rank, mpi.size);
+  if (rc == 1 && mpi.size > 1) MPI_Abort(MPI_COMM_WORLD, rc);  // the other ranks may wait in a collective
   return rc;
 }
 

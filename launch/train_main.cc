@@ -8,12 +8,12 @@
 #include <mpi.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 
 #include "core/check.h"
 #include "core/log.h"
 #include "launch/memory_plan.h"
+#include "launch/mpi_session.h"
 #include "launch/preemption.h"
 #include "launch/train_options.h"
 #include "launch/trainer.h"
@@ -21,36 +21,9 @@
 
 namespace {
 
-// True when an MPI launcher started this process (Open MPI's mpirun, PMIx, PMI-1/2: MPICH's Hydra,
-// srun --mpi=pmi2|pmix), whatever the number of ranks.
-bool launched_by_mpi() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"}) {
-    if (std::getenv(v) != nullptr) return true;
-  }
-  return false;
-}
-
-// MPI for the whole process. Started by a launcher: MPI_Init (and MPI_Finalize at exit). Started
-// directly (`ortho_megatron ...`, one process): no MPI at all; a single process needs none (no
-// ProcessGroups: the optimizer runs over a LocalComm), and an Open MPI singleton's MPI_Init costs
-// ~0.6 s of the time to first step here (it starts a helper daemon).
-struct MpiSession {
-  MpiSession(int* argc, char*** argv) : initialized(launched_by_mpi()) {
-    if (!initialized) return;
-    MPI_Init(argc, argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-  }
-  ~MpiSession() {
-    if (initialized) MPI_Finalize();
-  }
-  bool initialized = false;
-  int rank = 0, size = 1;
-};
-
 // Prints the error tagged with rank and host; stops every rank of a multi-rank job (the others may
 // be waiting in a collective), returns `code` for a single process.
-int fail(const MpiSession& mpi, const om::Status& s, int code) {
+int fail(const om::MpiSession& mpi, const om::Status& s, int code) {
   std::fprintf(stderr, "ortho_megatron [%s]: %s\n", om::process_identity().c_str(), s.ToString().c_str());
   std::fflush(stderr);
   if (mpi.size > 1) MPI_Abort(MPI_COMM_WORLD, code);
@@ -64,7 +37,7 @@ int main(int argc, char** argv) {
   // before the handlers are installed stays pending until then.
   om::StartupTimeline startup;  // the process's age now: exec, the loader, static constructors
   om::block_preemption_signals();
-  MpiSession mpi(&argc, &argv);
+  om::MpiSession mpi(&argc, &argv);  // MPI only under a launcher
   startup.Mark("mpi");
   om::set_process_rank(mpi.rank);
   om::TrainOptions options;
