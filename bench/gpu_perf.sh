@@ -19,7 +19,10 @@
 #      2.11), 5 warm-up steps (the first compiles) then 25 timed; tokens/s = the median per-step figure
 #      (CUDA events), the same statistic as ours;
 #   3. ours again on the first model with OM_ATTENTION_KERNEL=warp (the reference attention kernels instead
-#      of the tensor-core ones), if the budget leaves room: what the tensor-core attention is worth.
+#      of the tensor-core ones), if the budget leaves room: what the tensor-core attention is worth;
+#   4. then, budget permitting, ours on the first model with --optimizer orthoadam (the paper's optimizer;
+#      its rotations in fp32) and with --ortho-precision tf32 (on TF32 tensor cores): what OrthoAdam costs
+#      over AdamW per step and at start-up (the "optimizer" phase draws the rotations), and what TF32 saves.
 # Time to first step, for both, on one clock: the shell's launch of the process -> step 1 done (ours: the
 # first metrics.jsonl line appears, polled every 20 ms; the peer: its first_step_unix, after a
 # synchronize). It includes process start, CUDA init, the import of torch and compilation. Ours' own
@@ -106,7 +109,8 @@ idle_mem() { ((HAVE_SMI)) && nvidia-smi --query-gpu=memory.used --format=csv,noh
 # ours MODEL [VARIANT]: one ortho_megatron run; a record with its metrics, log, launch and first-metrics
 # times. VARIANT warp-attention: OM_ATTENTION_KERNEL=warp (the reference attention kernels instead of
 # the tensor-core ones), to measure what those are worth; cuda-graphs: --cuda-graphs (step 1 and the
-# profiled steps run eagerly, the first unprofiled step after them captures, the rest replay).
+# profiled steps run eagerly, the first unprofiled step after them captures, the rest replay);
+# orthoadam: --optimizer orthoadam (fp32 rotations); orthoadam-tf32: the same with --ortho-precision tf32.
 ours() {
   local model=$1 variant=${2:-} tag=$1${2:+_$2} limit rc t0 t1 pid idle
   local dir=$WORK/ours_$tag
@@ -116,13 +120,15 @@ ours() {
         >> "$RECORDS"
     return
   fi
-  local args=(--model "$model" --device "$DEV" --dtype "$DTYPE" --attention softmax1 --optimizer adamw
+  local optimizer=adamw; [[ $variant == orthoadam* ]] && optimizer=orthoadam
+  local args=(--model "$model" --device "$DEV" --dtype "$DTYPE" --attention softmax1 --optimizer "$optimizer"
               --seq-length 256 --micro-batch-size "$MB" --global-batch-size "$MB" --train-iters "$STEPS"
               --log-interval 1 --log-dir "$dir" --data-path "$DATA" --seed 1234
               --profile-steps $((WARM > 1 ? WARM - 1 : 1)))
   # The preset's vocabulary, as the peer's --preset has it (ours would otherwise take the tokenizer's).
   if [[ $model == llama-* ]]; then args+=(--vocab-size 32000); else args+=(--vocab-size 8192); fi
   [[ $variant == cuda-graphs ]] && args+=(--cuda-graphs)
+  [[ $variant == orthoadam-tf32 ]] && args+=(--ortho-precision tf32)
   echo "=== ours $model ${variant:-default}: ${args[*]} (timeout ${limit}s)" >> "$LOG"
   idle=$(idle_mem); mem_start "$WORK/mem_ours_$tag"
   t0=$EPOCHREALTIME
@@ -176,13 +182,18 @@ SELFTEST=$(timeout 60 "$PY" bench/peers/torch_llama.py --self-test --device "$DE
 echo "$SELFTEST" >> "$LOG"
 # Ours, then on the first model ours with --cuda-graphs (a short run, before the peers' long ones), the
 # peers, and last, what the budget leaves, ours with the reference attention kernels on the first model
-# (GPU_PERF_CUDA_GRAPHS, GPU_PERF_WARP_ATTENTION: 1 on cuda, 0 on the cpu rehearsal, where
-# --cuda-graphs is refused and the warp kernels change nothing but the script path).
+# and OrthoAdam in fp32 and TF32 (GPU_PERF_CUDA_GRAPHS, GPU_PERF_WARP_ATTENTION, GPU_PERF_ORTHOADAM: 1 on
+# cuda, 0 on the cpu rehearsal, where --cuda-graphs and tf32 are refused and the warp kernels change
+# nothing but the script path; GPU_PERF_ORTHOADAM=1 there runs the fp32 one).
 VARIANT_DEFAULT=0; [[ $DEV == cuda ]] && VARIANT_DEFAULT=1
 for m in $MODELS; do ours "$m"; done
 if [[ ${GPU_PERF_CUDA_GRAPHS:-$VARIANT_DEFAULT} == 1 ]]; then ours "${MODELS%% *}" cuda-graphs; fi
 for v in $VARIANTS; do for m in $MODELS; do peer "$m" "$v"; done; done
 if [[ ${GPU_PERF_WARP_ATTENTION:-$VARIANT_DEFAULT} == 1 ]]; then ours "${MODELS%% *}" warp-attention; fi
+if [[ ${GPU_PERF_ORTHOADAM:-$VARIANT_DEFAULT} == 1 ]]; then
+  ours "${MODELS%% *}" orthoadam
+  [[ $DEV == cuda ]] && ours "${MODELS%% *}" orthoadam-tf32
+fi
 
 python3 - "$RECORDS" "$OUTDIR" "$PEAK_TFLOPS" "$WARM" "$GPU_NAME" \
     "$DEV $DTYPE, seq 256, micro-batch $MB, $STEPS steps" "$SELFTEST" "$BUDGET" "$SECONDS" <<'PY'

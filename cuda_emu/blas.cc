@@ -32,11 +32,25 @@ void store(void* p, cudaDataType_t t, size_t i, float v) {
 
 size_t elem_size(cudaDataType_t t) { return t == CUDA_R_16BF ? 2 : 4; }
 
+// An f32 operand as the tensor cores read it in TF32 (1 sign, 8 exponent, 10 fraction bits): the low 13
+// fraction bits dropped, i.e. truncated toward zero. NVIDIA does not document whether cuBLAS rounds or
+// truncates when it converts; truncation is the larger error (≤ 2^-10 relative against 2^-11), so the
+// emulator makes it and the bounds the tests derive for TF32 hold for either.
+float to_tf32(float v) {
+  uint32_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  if ((bits & 0x7f800000u) == 0x7f800000u) return v;  // inf, NaN as they are
+  bits &= ~uint32_t{0x1fff};
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
 // Column-major D (m × n, ld ldd) = alpha·op(A)·op(B) + beta·C; op(A) is m × k, op(B) is k × n.
 struct Gemm {
   bool ta, tb;
   int64_t m, n, k, lda, ldb, ldc, ldd;
   cudaDataType_t a_type, b_type, c_type;
+  bool tf32 = false;  // CUBLAS_COMPUTE_32F_FAST_TF32: op(A), op(B) rounded to TF32 first (to_tf32)
   float alpha, beta;
   const void *a, *b, *c;
   void* d;
@@ -50,6 +64,10 @@ struct Gemm {
     }
     for (int64_t p = 0; p < k; ++p) {
       for (int64_t j = 0; j < n; ++j) bt[static_cast<size_t>(p * n + j)] = load(b, b_type, static_cast<size_t>(tb ? j + p * ldb : p + j * ldb));
+    }
+    if (tf32) {
+      for (float& v : at) v = to_tf32(v);
+      for (float& v : bt) v = to_tf32(v);
     }
     std::vector<float> out(static_cast<size_t>(m * n));  // row-major m × n
 #pragma omp parallel for schedule(static) if (m * n * k > (int64_t{1} << 22))
@@ -203,6 +221,7 @@ cublasStatus_t lt_problem(cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a_de
 }
 
 std::atomic<uint64_t> g_heuristic_calls{0};
+std::atomic<uint64_t> g_tf32_gemms{0};
 
 uint32_t address_alignment(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -214,6 +233,7 @@ uint32_t address_alignment(const void* p) {
 }  // namespace
 
 uint64_t lt_heuristic_calls() { return g_heuristic_calls.load(std::memory_order_relaxed); }
+uint64_t tf32_gemm_calls() { return g_tf32_gemms.load(std::memory_order_relaxed); }
 
 }  // namespace om_emu
 
@@ -436,7 +456,11 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperation_t tran
   if (reinterpret_cast<om_emu::BlasHandle*>(handle)->pointer_mode != CUBLAS_POINTER_MODE_HOST) {
     om_emu::fail("cublasGemmBatchedEx: only CUBLAS_POINTER_MODE_HOST is emulated");
   }
-  if (batch < 0 || m < 0 || n < 0 || k < 0 || compute != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_INVALID_VALUE;
+  if (batch < 0 || m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  if (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32) return CUBLAS_STATUS_INVALID_VALUE;
+  if (compute == CUBLAS_COMPUTE_32F_FAST_TF32 && (Atype != CUDA_R_32F || Btype != CUDA_R_32F)) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
   if (batch == 0 || m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
   const size_t table = static_cast<size_t>(batch) * sizeof(void*);
   if (!om_emu::device_accessible(Aarray, table) || !om_emu::device_accessible(Barray, table) ||
@@ -458,7 +482,9 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t handle, cublasOperation_t tran
   g.c_type = Ctype;
   g.alpha = *static_cast<const float*>(alpha);
   g.beta = *static_cast<const float*>(beta);
+  g.tf32 = compute == CUBLAS_COMPUTE_32F_FAST_TF32;
   if (const cublasStatus_t st = om_emu::validate(g); st != CUBLAS_STATUS_SUCCESS) return st;
+  if (g.tf32) om_emu::g_tf32_gemms.fetch_add(1, std::memory_order_relaxed);
   om_emu::enqueue(
       [g, Aarray, Barray, Carray, batch] {
         for (int i = 0; i < batch; ++i) {

@@ -89,6 +89,8 @@ bool set_early_streams(bool early);
 // How many cublasLtMatmulAlgoGetHeuristic calls this process has made (blas.cc): lets a test check that
 // a caller caches its plans.
 uint64_t lt_heuristic_calls();
+// How many cublasGemmBatchedEx calls with CUBLAS_COMPUTE_32F_FAST_TF32 this process has made (blas.cc).
+uint64_t tf32_gemm_calls();
 // Records a launch-time error for cudaGetLastError (a bad launch configuration, as the driver reports).
 void set_last_error(cudaError_t e);
 

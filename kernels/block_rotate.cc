@@ -4,8 +4,12 @@
 
 namespace om {
 
-void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, RotateDirection direction) {
+void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, RotateDirection direction,
+                  RotatePrecision precision) {
   constexpr const char* op = "block_rotate";
+  OM_CHECK(precision == RotatePrecision::kF32 || ctx.device.kind == DeviceKind::kCuda,
+           "%s: TF32 rotations run on CUDA tensor cores only; %s rotates in fp32 (--ortho-precision fp32)", op,
+           device_name(ctx.device).c_str());
   for (const RotationUnit& u : units) {
     OM_CHECK(u.x.ndim() == 2, "%s: unit '%s' must be 2-D (R, K), got %s", op, u.x.name, u.x.shape.ToString().c_str());
     const int64_t R = u.x.dim(0), K = u.x.dim(1);
@@ -46,7 +50,7 @@ void block_rotate(const ExecContext& ctx, std::span<const RotationUnit> units, R
         OM_CHECK(u.x.dtype == DType::kF32, "%s: the CUDA kernel takes f32 units (optimizer state); '%s' is %s", op,
                  u.x.name, std::string(dtype_name(u.x.dtype)).c_str());
       }
-      OM_CUDA_OP(op, cuda::block_rotate(units, direction, ctx.stream));
+      OM_CUDA_OP(op, cuda::block_rotate(units, direction, precision, ctx.stream));
       return;
   }
 }

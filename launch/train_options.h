@@ -33,6 +33,7 @@ struct TrainOptions {
   std::string optimizer = "adamw";     // adamw | orthoadam
   int64_t ortho_block = 1024;          // B: optimizer unit rows and OrthoAdam's column-block width
   std::string ortho_transform = "haar";  // haar | identity | signed-permutation (tests, ablations)
+  std::string ortho_precision = "fp32";  // fp32 | tf32 (CUDA: the rotations on TF32 tensor cores)
   float lr = 1e-3f;
   float min_lr = 1e-4f;
   int64_t lr_warmup_iters = 0;

@@ -72,6 +72,7 @@ StatusOr<OptimizerConfig> optimizer_config_for(const TrainOptions& o) {
   OM_ASSIGN_OR_RETURN(opt.transform, parse_ortho_transform(o.ortho_transform));
   opt.block = o.ortho_block;
   opt.seed = o.seed;
+  opt.rotate_precision = o.ortho_precision == "tf32" ? RotatePrecision::kTF32 : RotatePrecision::kF32;
   opt.grad_bucket = o.overlap_grad_reduce ? o.ddp_bucket_size : 0;
   return opt;
 }
@@ -162,6 +163,11 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
     t->model_->set_cuda_graphs(true);
   }
   OM_ASSIGN_OR_RETURN(const OptimizerConfig opt, optimizer_config_for(o));
+  if (opt.rotate_precision == RotatePrecision::kTF32 && t->device_.kind != DeviceKind::kCuda) {
+    return Status::InvalidArgument("--ortho-precision tf32 needs a GPU's tensor cores, but this rank trains on " +
+                                   device_name(t->device_) + " (--device " + o.device +
+                                   "); use --ortho-precision fp32 or run on a GPU node");
+  }
   Comm* dp = nullptr;
   if (t->parallel()) {
     dp = &groups->device_dp();
@@ -217,7 +223,9 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   OM_LOG_INFO("optimizer %s%s: %zu units of <= %ld rows; %.1f MiB of state on this rank (master, m, v%s)",
               std::string(optimizer_kind_name(opt.kind)).c_str(),
               opt.kind == OptimizerKind::kOrthoAdam
-                  ? (" (" + std::string(ortho_transform_name(opt.transform)) + " rotations)").c_str()
+                  ? (" (" + std::string(ortho_transform_name(opt.transform)) + " rotations" +
+                     (opt.rotate_precision == RotatePrecision::kTF32 ? ", tf32" : "") + ")")
+                        .c_str()
                   : "",
               op.units().size(), static_cast<long>(opt.block),
               static_cast<double>(3 * op.shard_size() * 4 + op.rotation_bytes()) / (1 << 20),

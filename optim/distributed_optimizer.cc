@@ -313,7 +313,7 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
   } else {
     const int64_t S = plan_.shard_size;
     const TensorView g = GradView(0, S);
-    block_rotate(ctx_, rotation_units_, RotateDirection::kForward);  // G̃ = Q_r G Q_cᵀ
+    block_rotate(ctx_, rotation_units_, RotateDirection::kForward, config_.rotate_precision);  // G̃ = Q_r G Q_cᵀ
     AdamDirectionArgs d{g, ShardView(1, 0, S, "zero1.exp_avg"), ShardView(2, 0, S, "zero1.exp_avg_sq"), g};
     d.beta1 = a.beta1;
     d.beta2 = a.beta2;
@@ -321,7 +321,7 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
     d.step = step_;
     d.grad_scale = grad_scale;
     adam_direction(ctx_, d);                                          // Ũ, in place
-    block_rotate(ctx_, rotation_units_, RotateDirection::kInverse);  // U = Q_rᵀ Ũ Q_c
+    block_rotate(ctx_, rotation_units_, RotateDirection::kInverse, config_.rotate_precision);  // U = Q_rᵀ Ũ Q_c
     std::vector<AdamApplyArgs> applies;
     applies.reserve(local_runs_.size());
     for (const Run& run : local_runs_) {

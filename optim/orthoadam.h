@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/block_rotate.h"
 #include "optim/adamw.h"
 #include "optim/optimizer_units.h"
 
@@ -48,6 +49,8 @@ struct OptimizerConfig {
   int64_t block = kDefaultOrthoBlock;  // B (--ortho-block): unit rows, Q_c block width; AdamW shards by it too
   OrthoTransform transform = OrthoTransform::kHaar;
   uint64_t seed = 1234;                 // the rotations' seed (the trainer passes --seed)
+  // The rotation GEMMs' arithmetic (--ortho-precision; kernels/block_rotate.h): kTF32 on CUDA only.
+  RotatePrecision rotate_precision = RotatePrecision::kF32;
   // Elements per dp gradient bucket (--overlap-grad-reduce --ddp-bucket-size; optim/optimizer_units.h
   // GradBuckets): > 0 reduces each bucket as soon as the backward has finished it, overlapped with the rest
   // of the backward; 0, the default, reduces all gradients at once after it. Layout only: the same update.

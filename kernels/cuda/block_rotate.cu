@@ -26,9 +26,11 @@
 //           at t + c0 with ld K, op N; yᵀ is written at x + c0 with ld K.
 //           m = K_b, n = R, k = K_b, lda = K_b, ldb = K, ldc = K.
 //
-// Precision. CUBLAS_COMPUTE_32F with the handle's math mode set to CUBLAS_DEFAULT_MATH: true fp32
+// Precision. kF32: CUBLAS_COMPUTE_32F with the handle's math mode set to CUBLAS_DEFAULT_MATH: true fp32
 // products and sums (no TF32, which the default math mode never uses for 32F compute), so the CPU
-// reference's rule-2 bound applies (tests/cuda/block_rotate_test.cc).
+// reference's rule-2 bound applies (tests/cuda/block_rotate_test.cc). kTF32: CUBLAS_COMPUTE_32F_FAST_TF32
+// (the compute type asks for tensor cores by itself, whatever the math mode): operands rounded to TF32,
+// fp32 accumulation; the test's bound adds 2·2^-10 relative per pass.
 // Determinism. Same inputs, same batch (units and their order) → same bits: cuBLAS GEMMs are
 // deterministic for a fixed problem, GPU and library, atomics are disabled on the handle, and this
 // file has no atomics. Not promised: bit-equality with the CPU (different summation orders) or
@@ -251,7 +253,8 @@ const CachedRotation* cached_rotation(std::span<const RotationUnit> units) {
 
 }  // namespace
 
-void block_rotate(std::span<const RotationUnit> units, RotateDirection direction, Stream stream) {
+void block_rotate(std::span<const RotationUnit> units, RotateDirection direction, RotatePrecision precision,
+                  Stream stream) {
   for (const RotationUnit& u : units) {
     if (u.x.dtype != DType::kF32) unsupported_dtype(kOp, u.x, "units (the CUDA kernel takes f32 only)");
   }
@@ -263,13 +266,15 @@ void block_rotate(std::span<const RotationUnit> units, RotateDirection direction
   cublasHandle_t h = handle();  // for the units' device, made current above
   OM_CUBLAS_CHECK(cublasSetStream(h, s));
   const float alpha = 1.0f, beta = 0.0f;  // beta = 0: C is written, never read (t starts uninitialised)
+  const cublasComputeType_t compute =
+      precision == RotatePrecision::kTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   void* const* dev_table = static_cast<void* const*>(cached->table.data());
   for (const BatchedGemm& g : plan.gemms) {
     void* const* A = dev_table + g.first;
     void* const* B = A + g.count;
     void* const* C = B + g.count;
     OM_CUBLAS_CHECK(cublasGemmBatchedEx(h, g.op_a, g.op_b, g.m, g.n, g.k, &alpha, A, CUDA_R_32F, g.lda, B,
-                                        CUDA_R_32F, g.ldb, &beta, C, CUDA_R_32F, g.ldc, g.count, CUBLAS_COMPUTE_32F,
+                                        CUDA_R_32F, g.ldb, &beta, C, CUDA_R_32F, g.ldc, g.count, compute,
                                         CUBLAS_GEMM_DEFAULT));
     if (sync_debug()) OM_CUDA_CHECK(cudaStreamSynchronize(s));
   }

@@ -284,11 +284,11 @@ TEST(AdamWCuda, GroupedUpdateAndApplyMatchTheCpuEntryByEntryInFewLaunches) {
                        h.eps, sl.weight_decay, h.step, h.grad_scale});
     applies.push_back({dev_slice(pa, sl), dev_slice(u, sl), h.lr, sl.weight_decay});
   }
-  const int64_t before = device_launches_now();
+  const int64_t before = emu_counts_now().device_launches;
   adamw_update_group(cuda_ctx(), updates);
-  const int64_t between = device_launches_now();
+  const int64_t between = emu_counts_now().device_launches;
   adam_apply_group(cuda_ctx(), applies);
-  const int64_t after = device_launches_now();
+  const int64_t after = emu_counts_now().device_launches;
   adamw_update_group(cuda_ctx(), {});  // an empty list does nothing
   OM_CUDA_CHECK(cudaDeviceSynchronize());
 
@@ -303,7 +303,7 @@ TEST(AdamWCuda, GroupedUpdateAndApplyMatchTheCpuEntryByEntryInFewLaunches) {
   if (before >= 0) {                                  // the emulator counts launches (tests/support/host_waits.h)
     EXPECT_EQ(between - before, expected_launches(nonempty, kAdamGroupMax)) << "adamw_update_group launches";
     EXPECT_EQ(after - between, expected_launches(nonempty, kAdamGroupMax)) << "adam_apply_group launches";
-    EXPECT_EQ(device_launches_now(), after) << "an empty group launched something";
+    EXPECT_EQ(emu_counts_now().device_launches, after) << "an empty group launched something";
   }
 }
 

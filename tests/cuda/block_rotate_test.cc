@@ -8,7 +8,9 @@
 //   b. kInverse(kForward(x)) on the GPU returns x (rule 2: both directions' rounding plus the
 //      measured orthogonality error of the f32 Q's);
 //   c. bitwise determinism: the same batch twice, the second time on another stream;
-//   d. the CUDA dtype contract (f32 only), naming the tensor.
+//   d. the CUDA dtype contract (f32 only), naming the tensor;
+//   e. RotatePrecision::kTF32 within its own bound of the f64 reference, and visibly coarser than fp32 on
+//      the realistic batch (so the flag reaches the tensor cores).
 // Runs under cuda_test_main (exit 77 without a GPU).
 #include <cuda_runtime_api.h>
 
@@ -151,14 +153,15 @@ std::vector<DeviceUnit> upload(const Batch& units) {
 }
 
 // block_rotate synchronizes `stream` before it returns, so the downloads that follow see the result.
-void cuda_rotate(std::vector<DeviceUnit>& units, RotateDirection dir, Stream stream = {}) {
+void cuda_rotate(std::vector<DeviceUnit>& units, RotateDirection dir, Stream stream = {},
+                 RotatePrecision precision = RotatePrecision::kF32) {
   std::vector<RotationUnit> views;
   for (DeviceUnit& d : units) {
     RotationUnit u{d.x.view(), d.q_r.cview(), {}};
     for (const DeviceTensor& q : d.q_c) u.q_c.push_back(q.cview());
     views.push_back(std::move(u));
   }
-  block_rotate(cuda_ctx(stream), views, dir);
+  block_rotate(cuda_ctx(stream), views, dir, precision);
 }
 
 std::vector<HostTensor> download_x(const std::vector<DeviceUnit>& units) {
@@ -269,6 +272,55 @@ TEST(BlockRotateCuda, BitwiseDeterministicOnAnyStream) {
     }
   }
   OM_CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
+// max_ij |a − b| / max_ij |b| over a batch's units.
+double max_relative_to_max(const std::vector<HostTensor>& a, const Batch& b) {
+  double err = 0.0, mag = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (int64_t j = 0; j < a[i].numel(); ++j) err = std::max(err, std::fabs(a[i].get(j) - b[i].x.get(j)));
+    mag = std::max(mag, b[i].x.max_abs());
+  }
+  return err / mag;
+}
+
+TEST(BlockRotateCuda, Tf32StaysWithinItsBoundAndIsCoarserThanFp32) {
+  CheckList results;
+  const double ut = std::ldexp(1.0, -10), eps = dtype_eps(DType::kF32);
+  for (size_t c = 0; c < cases().size(); ++c) {
+    for (RotateDirection dir : {kFwd, kInv}) {
+      const Batch in = make_batch(c);
+      const std::vector<double> s = abs_rotation_max(in, xs_of(in), dir);
+      Batch ref64 = converted(in, DType::kF64);
+      cpu_rotate(ref64, dir);
+      std::vector<DeviceUnit> tf32 = upload(in), fp32 = upload(in);
+      cuda_rotate(tf32, dir, {}, RotatePrecision::kTF32);
+      cuda_rotate(fp32, dir);
+      const std::vector<HostTensor> got = download_x(tf32), got32 = download_x(fp32);
+      for (size_t i = 0; i < in.size(); ++i) {
+        // Each pass rounds both operands to TF32 (relative error < u_t = 2^-10 truncated, 2^-11 rounded)
+        // and sums in fp32: t̂ = fl(Q̂_r·x̂) has |t̂ − t| ≤ e1·|Q_r|·|x|, e1 = 2·u_t + u_t² + γ_R·(1 + u_t)²,
+        // and the second pass adds e2·|t̂|·|q_b|ᵀ with e2 likewise for K_b, |t̂| ≤ (1 + e1)·|Q_r|·|x|. So
+        //   |ŷ − y| ≤ (e1 + e2 + e1·e2)·S < (4.02·u_t + (R + K_b)·eps)·S      (γ_n < n·eps/2·1.01),
+        // S as in test a. The f64 reference is off the exact product by ~2^-50 of S.
+        const double n = static_cast<double>(in[i].R() + in[i].max_block());
+        const Tolerance tol{(4.02 * ut + n * eps) * s[i], 0.0,
+                            "TF32 operands (u_t = 2^-10) + fp32 sums, two chained GEMMs: (4.02 u_t + n eps) S"};
+        results.push_back(compare_tensors(tag(in[i], i, dir_name(dir)), format_message("tf32 vs f64 CPU (%s)",
+                                                                                     cases()[c].name),
+                                          got[i], ref64[i].x, tol));
+      }
+      if (c == 3) {
+        // The realistic batch: fp32's error, ~√n·2^-24 of max|y| (n = 768 terms of random sign), is far
+        // below 2^-16 of it, TF32's (~2^-11 of it: each term is off by ~2^-11, and they add up like y's
+        // terms) far above. Smaller shapes may run on fp32 kernels even with TF32 allowed, so only here.
+        const double threshold = std::ldexp(1.0, -16);
+        EXPECT_GT(max_relative_to_max(got, ref64), threshold) << dir_name(dir) << ": TF32 did not reach the GEMMs";
+        EXPECT_LT(max_relative_to_max(got32, ref64), threshold) << dir_name(dir) << ": fp32 is not fp32";
+      }
+    }
+  }
+  expect_all_ok(results);
 }
 
 TEST(BlockRotateCudaDeathTest, F32UnitsOnlyNamingTheTensor) {

@@ -205,9 +205,9 @@ TEST(CastCuda, GroupedCastsEqualTheCpuEntryByEntryInFewLaunches) {
     dout.push_back(DeviceTensor::Upload(garbage));
   }
   for (size_t i = 0; i < pairs.size(); ++i) list.push_back({dout[i].view(), din[i].cview()});
-  const int64_t before = device_launches_now();
+  const int64_t before = emu_counts_now().device_launches;
   cast_group(cuda_ctx(), list);
-  const int64_t after = device_launches_now();
+  const int64_t after = emu_counts_now().device_launches;
   OM_CUDA_CHECK(cudaDeviceSynchronize());
   for (size_t i = 0; i < pairs.size(); ++i) {
     const HostTensor got = dout[i].Download();

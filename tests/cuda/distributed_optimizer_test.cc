@@ -106,13 +106,13 @@ int64_t launches_per_step(int n_params, OptimizerKind kind) {
   LocalComm dp;
   DistributedOptimizer opt(m.params, config_of(kind), dp);
   step(opt);
-  const int64_t before = device_launches_now();
+  const int64_t before = emu_counts_now().device_launches;
   step(opt);
-  return device_launches_now() - before;
+  return emu_counts_now().device_launches - before;
 }
 
 TEST(DistributedOptimizerCuda, AStepsLaunchesDoNotGrowWithTheParameterCount) {
-  if (device_launches_now() < 0) GTEST_SKIP() << "launches are counted on the CUDA emulator only";
+  if (emu_counts_now().device_launches < 0) GTEST_SKIP() << "launches are counted on the CUDA emulator only";
   for (OptimizerKind kind : {OptimizerKind::kAdamW, OptimizerKind::kOrthoAdam}) {
     const char* name = kind == OptimizerKind::kAdamW ? "adamw" : "orthoadam";
     const int64_t few = launches_per_step(12, kind), many = launches_per_step(60, kind);

@@ -8,6 +8,7 @@
 //     the same losses, bit for bit, as the uninterrupted GPU run (every kernel is deterministic: no
 //     float atomics, fixed cuBLAS algorithms, one process so no NCCL reduction order);
 //   - the same checkpoint loads into the CPU trainer, whose next loss agrees within the same tolerance;
+//   - the same for OrthoAdam with --ortho-precision tf32 (its rotation GEMMs on TF32 tensor cores);
 //   - the initial weights are the CPU's bits (drawn on the GPU: kernels/normal_init.h);
 //   - a step waits for the GPU once (core/buffer.h synchronous_calls), kernels included, and after the
 //     first step makes no cuBLASLt heuristic query (counted on the emulator).
@@ -81,11 +82,17 @@ std::vector<double> losses(const TrainOptions& o, int64_t steps, std::unique_ptr
 //     the rounding does not compound across the 5 steps beyond one bf16 rounding of each weight.
 double bf16_tolerance(double want) { return 2.0 * dtype_eps(DType::kBF16) * std::fabs(want); }
 
-void expect_close_to_cpu(bool orthoadam, const std::string& dtype) {
-  const std::string name = (orthoadam ? "orthoadam_" : "adamw_") + dtype;
+void expect_close_to_cpu(bool orthoadam, const std::string& dtype, const std::string& ortho_precision = "fp32") {
+  const std::string name = (orthoadam ? "orthoadam_" : "adamw_") + dtype + "_" + ortho_precision;
   const std::vector<double> cpu = losses(options(name + "_cpu", "cpu", orthoadam), 5);
   std::unique_ptr<Trainer> gpu_trainer;
-  const std::vector<double> gpu = losses(options(name + "_gpu", "cuda", orthoadam, dtype), 5, &gpu_trainer);
+  TrainOptions gpu_options = options(name + "_gpu", "cuda", orthoadam, dtype);
+  gpu_options.ortho_precision = ortho_precision;
+  const int64_t tf32_before = emu_counts_now().tf32_gemm_calls;
+  const std::vector<double> gpu = losses(gpu_options, 5, &gpu_trainer);
+  if (tf32_before >= 0) {  // the emulator counts them: TF32 GEMMs exactly when asked for
+    EXPECT_EQ(emu_counts_now().tf32_gemm_calls > tf32_before, ortho_precision == "tf32") << name;
+  }
   ASSERT_EQ(gpu_trainer->device(), Device::Cuda(0));
   ASSERT_EQ(gpu_trainer->dtype(), dtype == "bf16" ? DType::kBF16 : DType::kF32);
   for (size_t i = 0; i < cpu.size(); ++i) {
@@ -130,6 +137,9 @@ TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathAdamW) { expect_close_to_cpu(fal
 TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathOrthoAdam) { expect_close_to_cpu(true, "f32"); }
 TEST(TrainerCuda, Bf16FirstFiveLossesMatchTheCpuPathAdamW) { expect_close_to_cpu(false, "bf16"); }
 TEST(TrainerCuda, Bf16FirstFiveLossesMatchTheCpuPathOrthoAdam) { expect_close_to_cpu(true, "bf16"); }
+// --ortho-precision tf32: each rotation pass adds < 2^-8 relative (kernels/block_rotate.h) to a step of
+// lr·|u| ≤ 1e-3 per element, far inside the f32 argument's margin above.
+TEST(TrainerCuda, FirstFiveLossesMatchTheCpuPathOrthoAdamTf32) { expect_close_to_cpu(true, "f32", "tf32"); }
 
 TEST(TrainerCuda, TheHostWaitsOncePerStepAndKernelsAllocateNoPlainDeviceMemory) {
   // launch/trainer.h TrainStep: the host waits for the GPU once per step (the norm; the losses have
@@ -144,13 +154,13 @@ TEST(TrainerCuda, TheHostWaitsOncePerStepAndKernelsAllocateNoPlainDeviceMemory) 
       ASSERT_TRUE(t.ok()) << t.status().ToString();
       ASSERT_TRUE(t.value()->TrainStep().ok());
       const HostWaits before = host_waits_now();
-      const int64_t heuristics_before = lt_heuristic_calls_now();
+      const int64_t heuristics_before = emu_counts_now().lt_heuristic_calls;
       ASSERT_TRUE(t.value()->TrainStep().ok());
       const HostWaits after = host_waits_now();
       EXPECT_EQ(after.counted - before.counted, 1u);
       EXPECT_EQ(after.runtime - before.runtime, 1u) << "CUDA runtime waits (tests/support/host_waits.h)";
       // The second step's GEMMs reuse the first step's cuBLASLt plans (kernels/cuda/matmul.cu).
-      EXPECT_EQ(lt_heuristic_calls_now(), heuristics_before) << "cuBLASLt heuristic queries in step 2";
+      EXPECT_EQ(emu_counts_now().lt_heuristic_calls, heuristics_before) << "cuBLASLt heuristic queries in step 2";
       if (heuristics_before >= 0) {
         EXPECT_GT(heuristics_before, 0) << "the emulator counted no heuristic query";
       }

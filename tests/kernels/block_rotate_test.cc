@@ -110,5 +110,13 @@ TEST(BlockRotateDeathTest, ColumnBlocksMustCoverK) {
                "K = 6");
 }
 
+TEST(BlockRotateDeathTest, Tf32IsCudaOnly) {
+  HostTensor x("x", DType::kF32, {2, 2}), q_r("q_r", DType::kF32, {2, 2}), q_c("q_c", DType::kF32, {2, 2});
+  const RotationUnit units[] = {{x.view(), q_r.cview(), {q_c.cview()}}};
+  EXPECT_DEATH(block_rotate({}, units, RotateDirection::kForward, RotatePrecision::kTF32),
+               "block_rotate: TF32 rotations run on CUDA tensor cores only; cpu rotates in fp32 "
+               "\\(--ortho-precision fp32\\)");
+}
+
 }  // namespace
 }  // namespace om

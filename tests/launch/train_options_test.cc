@@ -108,6 +108,16 @@ TEST(TrainOptions, BadInputNamesTheFlag) {
   expect_error_mentions(parse({"--data-path", "d", "--device", "cpu", "--cuda-graphs"}),
                         "--cuda-graphs needs --device cuda");
   expect_error_mentions(parse({"--data-path", "d", "--ddp-bucket-size", "0"}), "--ddp-bucket-size must be >= 1");
+  expect_error_mentions(parse({"--data-path", "d", "--ortho-precision", "fp16"}), "--ortho-precision 'fp16'");
+  expect_error_mentions(parse({"--data-path", "d", "--ortho-precision", "tf32"}), "it needs --optimizer orthoadam");
+  expect_error_mentions(
+      parse({"--data-path", "d", "--optimizer", "orthoadam", "--ortho-precision", "tf32", "--device", "cpu"}),
+      "--ortho-precision tf32 runs on CUDA tensor cores; use fp32 with --device cpu");
+  Parsed tf32 =
+      parse({"--data-path", "d", "--optimizer", "orthoadam", "--ortho-precision", "tf32", "--device", "cuda"});
+  ASSERT_TRUE(tf32.outcome.ok()) << tf32.outcome.status().ToString();
+  EXPECT_EQ(optimizer_config_for(tf32.options).value().rotate_precision, RotatePrecision::kTF32);
+  EXPECT_EQ(optimizer_config_for(parse({"--data-path", "d"}).options).value().rotate_precision, RotatePrecision::kF32);
   Parsed overlap = parse({"--data-path", "d", "--overlap-grad-reduce", "--ddp-bucket-size", "1000"});
   ASSERT_TRUE(overlap.outcome.ok()) << overlap.outcome.status().ToString();
   EXPECT_TRUE(overlap.options.overlap_grad_reduce);

@@ -253,6 +253,24 @@ TEST(Trainer, BadDataIsAStatusNamingTheFlag) {
   t = Trainer::Create(o);
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("llama-7b"), std::string::npos) << t.status().ToString();
+
+  o = small_options(make_dataset("tf32", 20, 200));
+  o.optimizer = "orthoadam";
+  o.ortho_precision = "tf32";  // tensor cores only
+  o.device = "cpu";
+  t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("--ortho-precision tf32"), std::string::npos) << t.status().ToString();
+  StatusOr<Device> automatic = resolve_device("auto", 0);
+  if (automatic.ok() && automatic->kind == DeviceKind::kCpu) {  // --device auto on a machine without a GPU
+    o.device = "auto";
+    t = Trainer::Create(o);
+    ASSERT_FALSE(t.ok());
+    EXPECT_NE(t.status().message().find("--ortho-precision tf32 needs a GPU's tensor cores, but this rank trains on "
+                                        "cpu (--device auto)"),
+              std::string::npos)
+        << t.status().ToString();
+  }
 }
 
 // --bos: "<s>" first in every sequence. Refused (naming the flag) when the tokenizer has none; with

@@ -28,23 +28,22 @@ inline HostWaits host_waits_now() {
 #endif
 }
 
-// cuBLASLt heuristic queries so far (om_emu::lt_heuristic_calls on the emulator; -1 in a GPU build, where
-// they cannot be counted): kernels/cuda/matmul.cu makes one per kind of GEMM call, then reuses the plan.
-inline int64_t lt_heuristic_calls_now() {
-#if OM_CUDA_EMULATION
-  return static_cast<int64_t>(om_emu::lt_heuristic_calls());
-#else
-  return -1;
-#endif
-}
+// What the emulator counts so far (cuda_emu/emu.h); -1 each in a GPU build, where they cannot be counted.
+struct EmuCounts {
+  // cuBLASLt heuristic queries: kernels/cuda/matmul.cu makes one per kind of GEMM call, then reuses the plan.
+  int64_t lt_heuristic_calls = -1;
+  // Batched GEMM calls with TF32 compute (kernels/cuda/block_rotate.cu under --ortho-precision tf32).
+  int64_t tf32_gemm_calls = -1;
+  // Device work issued by the host: kernels, copies, memsets, cuBLAS calls, collectives, a graph launch once.
+  int64_t device_launches = -1;
+};
 
-// Device work issued by the host so far (om_emu::device_launches on the emulator: kernels, copies, memsets,
-// cuBLAS calls, collectives, a graph launch once; -1 in a GPU build, where they cannot be counted).
-inline int64_t device_launches_now() {
+inline EmuCounts emu_counts_now() {
 #if OM_CUDA_EMULATION
-  return static_cast<int64_t>(om_emu::device_launches());
+  return EmuCounts{static_cast<int64_t>(om_emu::lt_heuristic_calls()), static_cast<int64_t>(om_emu::tf32_gemm_calls()),
+                   static_cast<int64_t>(om_emu::device_launches())};
 #else
-  return -1;
+  return EmuCounts{};
 #endif
 }
 
