@@ -23,8 +23,8 @@
 //   kTF32  tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32): each operand rounded to TF32 (10 fraction bits,
 //          relative error ≤ 2^-10 if truncated, 2^-11 if rounded to nearest), products summed in fp32.
 //          An H200 has ~7× the fp32 rate in TF32 (495 vs 67 TFLOP/s dense), and the rotations are
-//          8·B FLOPs per parameter per step (1.1 TFLOP for llama-130m at B = 1024): fp32 makes them tens of
-//          percent of a step at small batches. Each pass adds ≤ ~2·2^-10 relative (per element, of
+//          ≤ 8·B FLOPs per parameter per step (0.93 TFLOP for llama-130m at B = 1024): fp32 makes them
+//          tens of percent of a step at small batches. Each pass adds ≤ ~2·2^-10 relative (per element, of
 //          |Q|·|x|·|Q|ᵀ) to the gradient or the step; the moments stay fp32 (--ortho-precision tf32).
 // REQUIRES: per unit, x, q_r and every q_c[b] share one dtype; units do not overlap one another and
 // no x overlaps a Q.
