@@ -7,8 +7,11 @@
 // log and cos (glibc, CUDA's) differ by an ulp now and then, which after rounding to f32 would change
 // a weight in every ~10⁸; these use only +, −, ·, ÷ and sqrt, each correctly rounded by IEEE 754 on
 // both sides and written as __dadd_rn-style intrinsics in device code so that nvcc cannot fuse a
-// multiply and an add (host code: x86-64 without -mfma, and -std=c++20 does not contract). Same
-// operations in the same order → the same bits on every device.
+// multiply and an add. Host code: g++ contracts a·b + c into an FMA by default in C++ (even under
+// -std=c++20) wherever FMA is available (-mfma, -march=native, a target clone), which changed these
+// draws' bits; so each host product passes through `opaque` (an empty asm that holds it in a register),
+// after which there is nothing to fuse. Same operations in the same order → the same bits on every
+// device and every build.
 //   log_unit(u), u ∈ (0, 1]: u = m·2^e with m ∈ [√½, √2) (frexp: exact), s = (m−1)/(m+1),
 //     log m = 2·atanh(s) = 2s·Σ_{k≤11} s^{2k}/(2k+1) (|s| ≤ 0.172: the next term is < 2^-58 relative),
 //     log u = e·ln2_hi + (e·ln2_lo + log m) with ln2 split (fdlibm) so e·ln2_hi is exact.
@@ -32,6 +35,18 @@
 
 namespace om::portable {
 
+// x, unchanged, hidden from the host compiler's optimiser: a product passed through it cannot be fused into
+// the add that follows (no FMA contraction). Device code has the _rn intrinsics instead.
+template <typename T>
+OM_HD inline T opaque(T x) {
+#if !defined(__CUDA_ARCH__) && defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __asm__("" : "+x"(x));
+#elif !defined(__CUDA_ARCH__) && defined(__GNUC__) && defined(__aarch64__)
+  __asm__("" : "+w"(x));
+#endif
+  return x;
+}
+
 // Correctly rounded double operations that the compiler may not fuse.
 OM_HD inline double add(double a, double b) {
 #if defined(__CUDA_ARCH__)
@@ -40,11 +55,17 @@ OM_HD inline double add(double a, double b) {
   return a + b;
 #endif
 }
-OM_HD inline double mul(double a, double b) {
+// In double here; in float also for normal_init's mean + stddev·N (kernels/normal_init.h).
+template <typename T>
+OM_HD inline T mul(T a, T b) {
 #if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
+  if constexpr (sizeof(T) == sizeof(double)) {
+    return __dmul_rn(a, b);
+  } else {
+    return __fmul_rn(a, b);
+  }
 #else
-  return a * b;
+  return opaque(a * b);
 #endif
 }
 OM_HD inline double div(double a, double b) {

@@ -24,17 +24,19 @@ void normal_init(const NormalInitArgs& a) {
   switch (a.out.dtype) {
     case DType::kF64: {
       double* out = a.out.data_as<double>();
-      return fill(a, [&](int64_t i, double n) { out[i] = a.mean + a.stddev * n; });
+      return fill(a, [&](int64_t i, double n) { out[i] = a.mean + portable::mul(a.stddev, n); });
     }
     case DType::kF32: {
       float* out = a.out.data_as<float>();
       const float mean = static_cast<float>(a.mean), stddev = static_cast<float>(a.stddev);
-      return fill(a, [&](int64_t i, double n) { out[i] = mean + stddev * static_cast<float>(n); });
+      return fill(a, [&](int64_t i, double n) { out[i] = mean + portable::mul(stddev, static_cast<float>(n)); });
     }
     case DType::kBF16: {
       uint16_t* out = static_cast<uint16_t*>(a.out.data);  // bf16 bits
       const float mean = static_cast<float>(a.mean), stddev = static_cast<float>(a.stddev);
-      return fill(a, [&](int64_t i, double n) { out[i] = float_to_bf16_bits(mean + stddev * static_cast<float>(n)); });
+      return fill(a, [&](int64_t i, double n) {
+        out[i] = float_to_bf16_bits(mean + portable::mul(stddev, static_cast<float>(n)));
+      });
     }
     default:
       fatal_error("dtype is f64, f32 or bf16",

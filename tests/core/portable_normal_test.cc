@@ -94,6 +94,27 @@ TEST(PortableNormal, BitsArePinned) {
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Compiled where FMA is available, as a -march=native build or a target clone compiles it: g++ contracts
+// a·b + c into an FMA there unless a product is opaque (core/portable_normal.h).
+__attribute__((target("fma"))) double fma_target_draw(uint64_t seed, uint64_t stream, uint64_t i) {
+  return portable::normal_portable(seed, stream, i);
+}
+__attribute__((target("fma"))) double fma_target_mul_add(double a, double b, double c) { return a * b + c; }
+
+TEST(PortableNormal, TheBitsDoNotChangeWhereFmaIsAvailable) {
+  if (!__builtin_cpu_supports("fma")) GTEST_SKIP() << "this CPU has no FMA";
+  // The control: in this context the compiler does fuse a plain a·b + c (one rounding instead of two).
+  volatile double a = 1.0 + 0x1p-30, c = -(1.0 + 0x1p-29);  // volatile: not folded at compile time
+  ASSERT_EQ(fma_target_mul_add(a, a, c), 0x1p-60) << "no contraction here: the test below proves nothing";
+  const uint64_t stream = rng_stream_id("portable/fma");
+  for (uint64_t i = 0; i < 100000; ++i) {
+    const double want = portable::normal_portable(7, stream, i), got = fma_target_draw(7, stream, i);
+    ASSERT_EQ(std::memcmp(&want, &got, sizeof(double)), 0) << "draw " << i << ": " << got << " vs " << want;
+  }
+}
+#endif
+
 TEST(PortableNormal, PhiloxIsRngsBlock) {
   const Rng rng(99, "portable/philox");
   for (uint64_t i : {uint64_t{0}, uint64_t{7}, uint64_t{1} << 33}) {

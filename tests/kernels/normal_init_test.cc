@@ -23,8 +23,9 @@ struct Case {
 double expected(DType dtype, const NormalInitArgs& a, int64_t r, int64_t c) {
   const double n = portable::normal_portable(
       a.seed, a.stream, a.first + static_cast<uint64_t>(r * a.row_stride + c));
-  if (dtype == DType::kF64) return a.mean + a.stddev * n;
-  const float f = static_cast<float>(a.mean) + static_cast<float>(a.stddev) * static_cast<float>(n);
+  // Products through portable::mul: unfused even in a build with FMA (-march=native), like the kernel's.
+  if (dtype == DType::kF64) return a.mean + portable::mul(a.stddev, n);
+  const float f = static_cast<float>(a.mean) + portable::mul(static_cast<float>(a.stddev), static_cast<float>(n));
   return dtype == DType::kBF16 ? static_cast<double>(bf16_bits_to_float(float_to_bf16_bits(f))) : f;
 }
 
