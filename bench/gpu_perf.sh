@@ -302,10 +302,11 @@ for model in dict.fromkeys(r["model"] for r in rows):
                         f"(goal ≥ {GOAL_RATIO}×, time to first step {fmt(first, '{:.1f}')} s, "
                         f"goal ≤ {GOAL_FIRST_S:g} s): "
                         f"{'met' if met else 'not met'}")
-    if ours and ours.get("startup"):
-        st = ours["startup"]
-        notes.append(f"- {model}: ours' time to first step by phase (its own clocks: the process's age at main, then "
-                     f"launch/startup.h's phases): {st['total_s']:.2f} s = " +
+    # Every run of ours: the variants' start-up differs too (orthoadam draws its rotations in "optimizer").
+    for r in (r for r in mine if r["kind"] == "ours" and r.get("startup")):
+        st = r["startup"]
+        notes.append(f"- {model}: {r['impl']}'s time to first step by phase (its own clocks: the process's age at "
+                     f"main, then launch/startup.h's phases): {st['total_s']:.2f} s = " +
                      ", ".join(f"{name} {sec:.2f}" for name, sec in st["phases"]))
     peer_fpt = next((r["flops_per_token"] for r in mine if r["kind"] == "peer" and r.get("flops_per_token")), None)
     if ours and ours.get("flops_per_token") and peer_fpt:
