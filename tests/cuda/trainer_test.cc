@@ -3,12 +3,12 @@
 // and activations, f32 gradients and master weights: model/llama.h "Precision").
 //   - the first 5 losses equal the CPU path's (f32) within a bf16-sized tolerance, for AdamW + softmax
 //     and OrthoAdam + softmax-1 + RMSNorm-S (the acceptance rule for the GPU path), and the
-//     GPU run learns: its loss falls by at least half as much as the CPU run's over the 5 steps;
+//     GPU run learns: its loss falls by at least half as much as the CPU run's over the 5 steps; also
+//     OrthoAdam with --ortho-precision tf32 (its rotation GEMMs on TF32 tensor cores), f32;
 //   - a checkpoint saved from GPU memory at step 2 and loaded into GPU memory continues to step 4 with
 //     the same losses, bit for bit, as the run that saved it (every kernel is deterministic: no
 //     float atomics, fixed cuBLAS algorithms, one process so no NCCL reduction order);
 //   - the same checkpoint loads into the CPU trainer, whose next loss agrees within the same tolerance;
-//   - the same for OrthoAdam with --ortho-precision tf32 (its rotation GEMMs on TF32 tensor cores);
 //   - the initial weights are the CPU's bits (drawn on the GPU: kernels/normal_init.h);
 //   - a step waits for the GPU once (core/buffer.h synchronous_calls), kernels included, and after the
 //     first step makes no cuBLASLt heuristic query (counted on the emulator).
