@@ -22,7 +22,7 @@
 #      of the tensor-core ones), if the budget leaves room: what the tensor-core attention is worth;
 #   4. then, budget permitting, ours on the first model with --optimizer orthoadam (the paper's optimizer;
 #      its rotations in fp32) and with --ortho-precision tf32 (on TF32 tensor cores): what OrthoAdam costs
-#      over AdamW per step and at start-up (the "optimizer" phase draws the rotations), and what TF32 saves.
+#      over AdamW per step and at start-up (the rotations, drawn beside the other phases), and what TF32 saves.
 # Time to first step, for both, on one clock: the shell's launch of the process -> step 1 done (ours: the
 # first metrics.jsonl line appears, polled every 20 ms; the peer: its first_step_unix, after a
 # synchronize). It includes process start, CUDA init, the import of torch and compilation. Ours' own
@@ -302,12 +302,14 @@ for model in dict.fromkeys(r["model"] for r in rows):
                         f"(goal ≥ {GOAL_RATIO}×, time to first step {fmt(first, '{:.1f}')} s, "
                         f"goal ≤ {GOAL_FIRST_S:g} s): "
                         f"{'met' if met else 'not met'}")
-    # Every run of ours: the variants' start-up differs too (orthoadam draws its rotations in "optimizer").
+    # Every run of ours: the variants' start-up differs too (orthoadam draws its rotations on a thread of
+    # their own meanwhile: the notes say how long, and how long the first step waited for them).
     for r in (r for r in mine if r["kind"] == "ours" and r.get("startup")):
         st = r["startup"]
         notes.append(f"- {model}: {r['impl']}'s time to first step by phase (its own clocks: the process's age at "
                      f"main, then launch/startup.h's phases): {st['total_s']:.2f} s = " +
-                     ", ".join(f"{name} {sec:.2f}" for name, sec in st["phases"]))
+                     ", ".join(f"{name} {sec:.2f}" for name, sec in st["phases"]) +
+                     "".join(f"; {name} {sec:.2f}" for name, sec in st.get("notes", [])))
     peer_fpt = next((r["flops_per_token"] for r in mine if r["kind"] == "peer" and r.get("flops_per_token")), None)
     if ours and ours.get("flops_per_token") and peer_fpt:
         rel = abs(ours["flops_per_token"] - peer_fpt) / peer_fpt

@@ -10,6 +10,18 @@
 #include "core/check.h"
 
 namespace om {
+namespace {
+
+// Each (name, seconds) through `item` (a format of a string and a double), `sep` between them.
+std::string join(const std::vector<std::pair<std::string, double>>& pairs, const char* item, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    out += (i == 0 ? "" : sep) + format_message(item, pairs[i].first.c_str(), pairs[i].second);
+  }
+  return out;
+}
+
+}  // namespace
 
 double process_age_seconds() {
   // /proc/self/stat: "pid (comm) state ..." — comm may hold spaces and ')', so fields are counted from
@@ -37,6 +49,8 @@ void StartupTimeline::Mark(const char* phase) {
   since_mark_.Reset();
 }
 
+void StartupTimeline::Note(const char* what, double seconds) { notes_.emplace_back(what, seconds); }
+
 double StartupTimeline::Total() const {
   double s = 0;
   for (const auto& p : phases_) s += p.second;
@@ -44,19 +58,14 @@ double StartupTimeline::Total() const {
 }
 
 std::string StartupTimeline::Summary() const {
-  std::string out = format_message("%.2f s:", Total());
-  for (size_t i = 0; i < phases_.size(); ++i) {
-    out += format_message("%s %s %.2f", i == 0 ? "" : ",", phases_[i].first.c_str(), phases_[i].second);
-  }
-  return out;
+  const std::string notes = notes_.empty() ? "" : " (" + join(notes_, "%s %.2f", ", ") + ")";
+  return format_message("%.2f s: ", Total()) + join(phases_, "%s %.2f", ", ") + notes;
 }
 
 std::string StartupTimeline::Json() const {
-  std::string out = format_message("{\"total_s\": %.4f, \"phases\": [", Total());
-  for (size_t i = 0; i < phases_.size(); ++i) {
-    out += format_message("%s[\"%s\", %.4f]", i == 0 ? "" : ", ", phases_[i].first.c_str(), phases_[i].second);
-  }
-  return out + "]}";
+  const std::string notes = notes_.empty() ? "" : ", \"notes\": [" + join(notes_, "[\"%s\", %.4f]", ", ") + "]";
+  return format_message("{\"total_s\": %.4f, \"phases\": [", Total()) + join(phases_, "[\"%s\", %.4f]", ", ") + "]" +
+         notes + "}";
 }
 
 }  // namespace om

@@ -162,7 +162,10 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
     }
     t->model_->set_cuda_graphs(true);
   }
-  OM_ASSIGN_OR_RETURN(const OptimizerConfig opt, optimizer_config_for(o));
+  OM_ASSIGN_OR_RETURN(OptimizerConfig opt, optimizer_config_for(o));
+  // A GPU rank's host cores are idle: OrthoAdam draws its rotations there while the rest starts
+  // (DistributedOptimizer::AwaitRotations). On the CPU those cores are the device, so it draws them first.
+  opt.background_rotations = t->device_.kind == DeviceKind::kCuda;
   if (opt.rotate_precision == RotatePrecision::kTF32 && t->device_.kind != DeviceKind::kCuda) {
     return Status::InvalidArgument("--ortho-precision tf32 needs a GPU's tensor cores, but this rank trains on " +
                                    device_name(t->device_) + " (--device " + o.device +
@@ -354,6 +357,11 @@ StatusOr<StepStats> Trainer::TrainStep() {
     return StepStats{step_, loss, norm, lr, timer.Seconds(), true};
   }
   const float coef = clip_coefficient(norm, options_.clip_grad);
+  if (optimizer_->rotations_pending()) {  // OrthoAdam's first step waits for its background draw: host
+    collective_record::disarm();          // work, not a stuck rank, so the watchdog's idle rule is off
+    optimizer_->AwaitRotations();
+    collective_record::arm();
+  }
   optimizer_->Step(lr, coef);
   consumed_samples_ += options_.global_batch_size;
   ++step_;
@@ -516,6 +524,13 @@ Status Trainer::Run() {
     const StepStats s = *stepped;
     if (step_ == first + 1) {
       startup_.Mark("first step");
+      if (optimizer_->rotation_bytes() > 0) {  // OrthoAdam: the draw's own time, inside or beside the phases
+        optimizer_->AwaitRotations();          // done by the step's update (not after a skipped step)
+        startup_.Note("rotations drawn", optimizer_->rotation_draw_seconds());
+        if (optimizer_->config().background_rotations) {
+          startup_.Note("rotations waited", optimizer_->rotation_wait_seconds());
+        }
+      }
       startup_json_ = startup_.Json();
       if (is_logger()) OM_LOG_INFO("time to first step %s", startup_.Summary().c_str());
     }

@@ -5,7 +5,11 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
+#include <omp.h>
+
+#include "core/timer.h"
 #include "kernels/adamw.h"
 #include "kernels/cast.h"
 #include "kernels/sum_squares.h"
@@ -117,39 +121,74 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   cast_group(ctx_, init);
 
   if (config_.kind != OptimizerKind::kOrthoAdam) return;
-  // The rotations of this rank's units: offsets first, then drawn in parallel (each unit's matrices
-  // depend only on the unit, so which thread draws them does not matter).
+  // The rotations of this rank's units: offsets and views first, then the draw (in parallel, each unit's
+  // matrices a function of the unit only), here or on a thread of its own (AwaitRotations).
   std::vector<int64_t> rot_offset(local_.size() + 1, 0);
+  std::vector<const OptimizerUnit*> draw_units(local_.size());
+  rotation_units_.resize(local_.size());
   for (size_t k = 0; k < local_.size(); ++k) {
-    rot_offset[k + 1] = rot_offset[k] + rotation_numel(units_[local_[k]], config_.block);
+    const OptimizerUnit& unit = units_[local_[k]];
+    draw_units[k] = &unit;
+    rot_offset[k + 1] = rot_offset[k] + rotation_numel(unit, config_.block);
   }
-  // Drawn on the host (double, LAPACK), rounded to f32 there, then copied to the device once.
   const size_t rot_bytes = static_cast<size_t>(rot_offset.back()) * kF32;
   rotations_ = Buffer::Allocate(dev, rot_bytes, "orthoadam rotations");
-  Buffer host_rotations;
-  if (dev.kind != DeviceKind::kCpu) host_rotations = Buffer::Allocate(Device::Cpu(), rot_bytes, "orthoadam rotations (host)");
-  const Buffer& staging = dev.kind == DeviceKind::kCpu ? rotations_ : host_rotations;
-  rotation_units_.resize(local_.size());
-  const int64_t n_local = static_cast<int64_t>(local_.size());
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t k = 0; k < n_local; ++k) {
+  for (size_t k = 0; k < local_.size(); ++k) {
     const OptimizerUnit& unit = units_[local_[k]];
-    const UnitRotation rot = unit_rotation(config_, unit);
-    int64_t at = rot_offset[k];
-    auto store = [&](const std::vector<double>& q, int64_t n) {
-      float* dst = f32_at(staging, at);
-      for (size_t i = 0; i < q.size(); ++i) dst[i] = static_cast<float>(q[i]);
-      const ConstTensorView view = make_view(f32_at(rotations_, at), DType::kF32, Shape{n, n}, dev, "orthoadam.q");
-      at += n * n;
-      return view;
-    };
     RotationUnit& ru = rotation_units_[k];
     ru.x = make_view(grad_base_ + plan_.offset[local_[k]], DType::kF32, Shape{unit.rows, unit.cols}, dev,
                      "orthoadam.unit");
-    ru.q_r = store(rot.q_r, unit.rows);
-    for (size_t b = 0; b < rot.widths.size(); ++b) ru.q_c.push_back(store(rot.q_c[b], rot.widths[b]));
+    int64_t at = rot_offset[k];
+    const auto view = [&](int64_t n) {
+      const ConstTensorView v = make_view(f32_at(rotations_, at), DType::kF32, Shape{n, n}, dev, "orthoadam.q");
+      at += n * n;
+      return v;
+    };
+    ru.q_r = view(unit.rows);
+    for (int64_t w : column_blocks(unit, config_.block)) ru.q_c.push_back(view(w));
   }
-  if (dev.kind != DeviceKind::kCpu) copy_bytes(rotations_.data(), dev, host_rotations.data(), Device::Cpu(), rot_bytes);
+  // Drawn on the host (double, LAPACK) and rounded to f32 there: into the cache itself on the CPU, else
+  // into host memory that AwaitRotations copies to the device once.
+  if (dev.kind != DeviceKind::kCpu) {
+    rotation_staging_ = Buffer::Allocate(Device::Cpu(), rot_bytes, "orthoadam rotations (host)");
+  }
+  float* dst = f32_at(dev.kind == DeviceKind::kCpu ? rotations_ : rotation_staging_, 0);
+  const int threads = omp_get_max_threads();  // this thread's (--threads), which a new thread does not inherit
+  rotations_pending_ = true;
+  if (!config_.background_rotations) {
+    rotation_threads_ = threads;
+    Timer timer;
+    draw_rotations(config_, draw_units, rot_offset, dst, threads);
+    rotation_draw_seconds_ = timer.Seconds();
+    AwaitRotations();
+    return;
+  }
+  // One core fewer than the main thread's team: the main thread keeps issuing the first step meanwhile.
+  rotation_threads_ = std::max(1, threads - 1);
+  draw_thread_ = std::thread([this, draw_units = std::move(draw_units), rot_offset = std::move(rot_offset), dst] {
+    Timer timer;
+    draw_rotations(config_, draw_units, rot_offset, dst, rotation_threads_, &stop_draw_);
+    rotation_draw_seconds_ = timer.Seconds();
+  });
+}
+
+DistributedOptimizer::~DistributedOptimizer() {
+  if (draw_thread_.joinable()) {  // destroyed before the first Step: the units not begun are skipped
+    stop_draw_.store(true, std::memory_order_relaxed);
+    draw_thread_.join();
+  }
+}
+
+void DistributedOptimizer::AwaitRotations() {
+  if (!rotations_pending_) return;
+  Timer timer;
+  if (draw_thread_.joinable()) draw_thread_.join();
+  rotation_wait_seconds_ = timer.Seconds();
+  if (rotation_staging_.size() > 0) {
+    copy_bytes(rotations_.data(), rotations_.device(), rotation_staging_.data(), Device::Cpu(), rotations_.size());
+    rotation_staging_ = Buffer();
+  }
+  rotations_pending_ = false;
 }
 
 template <typename OffsetFn, typename SizeFn>
@@ -311,6 +350,7 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
     }
     adamw_update_group(ctx_, updates);
   } else {
+    AwaitRotations();  // the first step: the background draw's end
     const int64_t S = plan_.shard_size;
     const TensorView g = GradView(0, S);
     block_rotate(ctx_, rotation_units_, RotateDirection::kForward, config_.rotate_precision);  // G̃ = Q_r G Q_cᵀ

@@ -67,6 +67,10 @@
 // after (rounding is element-wise), in half the bytes for bf16 matrices (tests/parallel/
 // distributed_optimizer_test.cc: bitwise vs dp = 1, bytes vs the ring formula). The
 // rotations are drawn on the host and copied to the device once; the norm is read back to the host.
+// Drawing them is the costly part of OrthoAdam's start (LAPACK QR of every unit's matrices: 29 s for
+// llama-130m's 1088 MiB on 2 cores). With config.background_rotations the constructor starts it on a
+// thread of its own (omp threads − 1 of them) and returns; the first Step waits for it (AwaitRotations), so
+// a checkpoint's load and the first forward and backward run meanwhile. The bits are the same either way.
 //
 // Memory per parameter element: 4 (flat gradient) + the flat parameters, the all_gather target (4; the
 // value's size, 2 for bf16, when gathering in the values' dtypes; none at dp = 1) + 12/dp (master, m, v
@@ -82,15 +86,17 @@
 // only and all-reduces the partial sum over dp and then over tp, so each logical element counts once
 // in the world. Without a tp Comm (or tp size 1) the norm is as above.
 //
-// REQUIRES: params non-empty, f32 or bf16 values with f32 gradients, contiguous, all on one device that `dp` and `tp` can carry, grad
-// shaped like value, and the
-// same list (names, shapes, order, values) on every dp rank; every dp rank calls ReduceGradients and
-// Step in the same order (they are collectives). Thread safety: one thread drives an optimizer; `dp`
-// must outlive it and carry no other collective concurrently.
+// REQUIRES: params non-empty, f32 or bf16 values with f32 gradients, contiguous, all on one device that
+// `dp` and `tp` can carry, grad shaped like value, and the same list (names, shapes, order, values) on
+// every dp rank; every dp rank calls ReduceGradients and Step in the same order (they are collectives).
+// Thread safety: one thread drives an optimizer (its own draw thread touches only the rotations until
+// AwaitRotations); `dp` must outlive it and carry no other collective concurrently.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "core/buffer.h"
@@ -113,6 +119,7 @@ class DistributedOptimizer {
 
   DistributedOptimizer(const DistributedOptimizer&) = delete;
   DistributedOptimizer& operator=(const DistributedOptimizer&) = delete;
+  ~DistributedOptimizer();  // stops a background draw (the units not begun) and joins it
 
   // Adds Σ x² (f64, on x's device, stream-ordered: no wait) to a finiteness check that the next
   // ReduceGradients reduces over dp and tp with the norm: a non-finite element of x on any rank makes
@@ -170,6 +177,17 @@ class DistributedOptimizer {
 
   // Bytes of cached f32 rotations on this rank (0 for AdamW).
   size_t rotation_bytes() const { return rotations_.size(); }
+  // OrthoAdam with config().background_rotations: waits for the drawing thread and, on a GPU, copies the
+  // rotations to it (copy_bytes: waits for the device). The first Step calls it; later calls, and calls
+  // without a background draw (the constructor has done both), return at once.
+  void AwaitRotations();
+  bool rotations_pending() const { return rotations_pending_; }  // until AwaitRotations
+  // Where the rotations' time went (0 for AdamW): drawing them (on rotation_threads() threads; in the
+  // background or inside the constructor) and waiting for a background draw (AwaitRotations; the rest of
+  // the draw ran beside other work). Valid after AwaitRotations.
+  double rotation_draw_seconds() const { return rotation_draw_seconds_; }
+  double rotation_wait_seconds() const { return rotation_wait_seconds_; }
+  int rotation_threads() const { return rotation_threads_; }
   // SB of the weight all_gather in the values' dtypes (PublishLayout); 0 when it gathers f32 or dp = 1.
   int64_t publish_shard_bytes() const { return narrow_publish_ ? publish_.shard_bytes : 0; }
 
@@ -230,6 +248,14 @@ class DistributedOptimizer {
   Buffer norm_sq_;      // (2) f64: the norm's sum of squares, CheckFinite's sum
   Buffer rotations_;    // OrthoAdam: every local unit's Q_r and Q_c blocks, f32
   std::vector<RotationUnit> rotation_units_;  // (local units) x = the unit's gradient shard slice
+  // The draw (AwaitRotations): host f32 copies on a GPU until copied; with background_rotations the thread
+  // that writes them (or rotations_ on the CPU) and rotation_draw_seconds_, and its stop flag.
+  Buffer rotation_staging_;
+  std::thread draw_thread_;
+  std::atomic<bool> stop_draw_{false};
+  bool rotations_pending_ = false;
+  int rotation_threads_ = 0;
+  double rotation_draw_seconds_ = 0.0, rotation_wait_seconds_ = 0.0;
 
   int64_t step_ = 0;
   double grad_norm_ = 0.0;

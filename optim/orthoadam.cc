@@ -1,5 +1,8 @@
 #include "optim/orthoadam.h"
 
+#include <algorithm>
+
+#include "core/check.h"
 #include "core/orthogonal.h"
 
 namespace om {
@@ -68,6 +71,27 @@ int64_t rotation_numel(const OptimizerUnit& unit, int64_t block) {
   int64_t n = unit.rows * unit.rows;
   for (int64_t w : column_blocks(unit, block)) n += w * w;
   return n;
+}
+
+int64_t draw_rotations(const OptimizerConfig& config, const std::vector<const OptimizerUnit*>& units,
+                       const std::vector<int64_t>& offsets, float* dst, int threads, const std::atomic<bool>* stop) {
+  OM_CHECK(offsets.size() >= units.size(), "draw_rotations: %zu offsets for %zu units", offsets.size(), units.size());
+  const int64_t n_units = static_cast<int64_t>(units.size());
+  int64_t drawn = 0;
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1) reduction(+ : drawn)
+  for (int64_t k = 0; k < n_units; ++k) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) continue;
+    const UnitRotation rot = unit_rotation(config, *units[k]);
+    float* at = dst + offsets[k];
+    const auto store = [&](const std::vector<double>& q) {
+      for (size_t i = 0; i < q.size(); ++i) at[i] = static_cast<float>(q[i]);
+      at += q.size();
+    };
+    store(rot.q_r);
+    for (const std::vector<double>& q : rot.q_c) store(q);
+    ++drawn;
+  }
+  return drawn;
 }
 
 }  // namespace om

@@ -21,6 +21,7 @@
 // signed-permutation (Adam is equivariant to it, so also AdamW up to rounding: a test and an ablation).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -51,6 +52,10 @@ struct OptimizerConfig {
   uint64_t seed = 1234;                 // the rotations' seed (the trainer passes --seed)
   // The rotation GEMMs' arithmetic (--ortho-precision; kernels/block_rotate.h): kTF32 on CUDA only.
   RotatePrecision rotate_precision = RotatePrecision::kF32;
+  // Draw the rotations on a thread of their own, overlapped with what follows the optimizer's constructor
+  // (a checkpoint's load, the first forward and backward); the first Step waits for them. Layout only: the
+  // same bits. The trainer sets it on GPU ranks, whose host cores are otherwise idle (DistributedOptimizer).
+  bool background_rotations = false;
   // Elements per dp gradient bucket (--overlap-grad-reduce --ddp-bucket-size; optim/optimizer_units.h
   // GradBuckets): > 0 reduces each bucket as soon as the backward has finished it, overlapped with the rest
   // of the backward; 0, the default, reduces all gradients at once after it. Layout only: the same update.
@@ -70,5 +75,13 @@ UnitRotation unit_rotation(const OptimizerConfig& config, const OptimizerUnit& u
 
 // Elements of f32 rotation matrices a unit needs: R² + Σ K_b².
 int64_t rotation_numel(const OptimizerUnit& unit, int64_t block);
+
+// Draws the rotations of units[k] for k in [0, units.size()), rounded to f32, into dst + offsets[k]: Q_r
+// (R, R) then each Q_c block (K_b, K_b), row-major (offsets[k + 1] − offsets[k] ≥ rotation_numel). One unit
+// per iteration of an OpenMP loop over `threads` threads; a unit's bits do not depend on the thread. Once
+// *stop (optional) is true, the units not yet begun are skipped. Returns how many units were drawn.
+int64_t draw_rotations(const OptimizerConfig& config, const std::vector<const OptimizerUnit*>& units,
+                       const std::vector<int64_t>& offsets, float* dst, int threads,
+                       const std::atomic<bool>* stop = nullptr);
 
 }  // namespace om

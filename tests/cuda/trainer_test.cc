@@ -198,7 +198,9 @@ TEST(TrainerCuda, CheckpointFromGpuMemoryResumesBitwiseOnTheGpuAndLoadsOnTheCpu)
         StatusOr<StepStats> s = t.value()->TrainStep();
         ASSERT_TRUE(s.ok()) << s.status().ToString();
         straight.push_back(s.value().loss);
-        if (k == 1) ASSERT_TRUE(t.value()->Save().ok());
+        if (k == 1) {
+          ASSERT_TRUE(t.value()->Save().ok());
+        }
       }
     }
     TrainOptions r = o;

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/check.h"
+
 namespace om {
 namespace {
 
@@ -47,6 +49,29 @@ TEST(Startup, PhasesAreTimedInOrderAndSumToTheTotal) {
   EXPECT_LT(s.find("exec"), s.find("first"));
   EXPECT_LT(s.find("first"), s.find("second"));
   EXPECT_EQ(s.substr(s.find(' '), 3), " s:") << s;  // "<total> s: exec ..., first ..., second ..."
+  EXPECT_EQ(s.find('('), std::string::npos) << s;
+  EXPECT_FALSE(j.contains("notes"));
+}
+
+// Notes (OrthoAdam's background draw) follow the phases in both forms and leave the total alone.
+TEST(Startup, NotesFollowThePhasesAndAreNotInTheTotal) {
+  StartupTimeline t;
+  t.Mark("first step");
+  const double total = t.Total();
+  t.Note("rotations drawn", 3.25);
+  t.Note("rotations waited", 0.5);
+  EXPECT_DOUBLE_EQ(t.Total(), total);
+  const std::string s = t.Summary();
+  EXPECT_NE(s.find(format_message("first step %.2f (rotations drawn 3.25, rotations waited 0.50)",
+                                   t.phases()[1].second)),
+            std::string::npos)
+      << s;
+  const nlohmann::json j = nlohmann::json::parse(t.Json());
+  ASSERT_EQ(j.at("notes").size(), 2u);
+  EXPECT_EQ(j.at("notes").at(0).at(0), "rotations drawn");
+  EXPECT_DOUBLE_EQ(j.at("notes").at(0).at(1).get<double>(), 3.25);
+  EXPECT_DOUBLE_EQ(j.at("notes").at(1).at(1).get<double>(), 0.5);
+  EXPECT_EQ(j.at("phases").size(), 2u);
 }
 
 }  // namespace

@@ -9,7 +9,9 @@
 //                             derived per element from the f32 GEMMs
 //   rotations are layout-invariant: a tp rank's unit gets the same matrices as the same logical piece
 //                             at tp = 1 when B divides the shards
+//   drawn in the background ⇒ the same bits as drawn in the constructor; a stopped draw writes nothing
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -307,6 +309,79 @@ TEST(OrthoAdam, RotationsDependOnTheUnitGridWhenBDoesNotDivideTheShards) {
   ASSERT_NE(qb, nullptr);
   EXPECT_EQ(qa->rows, 256);
   EXPECT_EQ(qb->rows, 128);
+}
+
+// config.background_rotations (what the trainer sets on a GPU): the draw runs on a thread of its own and
+// the first Step waits for it, so the steps have the bits of a draw inside the constructor. The units are
+// large enough (4 matrices of 512: ~0.1 s on one thread) that a Step that did not wait would rotate with
+// rotations not yet drawn.
+TEST(OrthoAdam, ABackgroundDrawGivesTheConstructorsBits) {
+  struct Big {
+    HostTensor w{"w", DType::kF32, {1024, 512}}, dw{"dw", DType::kF32, {1024, 512}};
+    Big() { w.FillNormal(Rng(kSeed, "init/w"), 0, 0.5); }
+    std::vector<Parameter> params() {
+      return {Parameter{"w", w.view(), dw.view(), true, {whole_tensor_block("w", w.shape())}}};
+    }
+  } fore, back;
+  LocalComm local("dp");
+  OptimizerConfig c = config(OptimizerKind::kOrthoAdam);
+  c.block = 512;
+  // Two steps of one optimizer; the background one steps as soon as it is built, its gradients set before.
+  const auto run = [&](Big& m, bool background) {
+    c.background_rotations = background;
+    const std::vector<Parameter> p = m.params();
+    const auto set_grads = [&](int k) {
+      const Rng g(kSeed, "grad/" + std::to_string(k));
+      for (int64_t j = 0; j < m.dw.numel(); ++j) m.dw.set(j, 1e-3 * g.NormalDouble(static_cast<uint64_t>(j)));
+    };
+    set_grads(1);
+    DistributedOptimizer opt(p, c, local);
+    for (int k = 1; k <= 2; ++k) {
+      if (k > 1) set_grads(k);
+      opt.ReduceGradients();
+      opt.Step(lr_at(k));
+    }
+    EXPECT_GT(opt.rotation_draw_seconds(), 0.0);
+    EXPECT_GE(opt.rotation_threads(), 1);
+  };
+  run(fore, false);
+  run(back, true);
+  EXPECT_EQ(bit_mismatches(fore.w, back.w), 0);
+  EXPECT_GT(bit_mismatches(fore.w, Big().w), fore.w.numel() / 2);  // the steps moved the weights
+  const std::vector<Parameter> pb = back.params();
+  // An optimizer destroyed while it draws stops its thread (the units not begun are skipped).
+  { DistributedOptimizer abandoned(pb, c, local); }
+}
+
+// draw_rotations: unit k's Q_r then its Q_c blocks at offsets[k], each unit_rotation rounded to f32;
+// with the stop flag set before it starts, nothing is drawn and nothing written.
+TEST(OrthoAdam, DrawRotationsWritesEachUnitAtItsOffsetAndStops) {
+  Model m;
+  const std::vector<Parameter> p = m.params();
+  const OptimizerConfig c = config(OptimizerKind::kOrthoAdam);
+  const std::vector<OptimizerUnit> units = make_units(p, c.block);
+  std::vector<const OptimizerUnit*> ptrs;
+  std::vector<int64_t> offsets{0};
+  for (const OptimizerUnit& u : units) {
+    ptrs.push_back(&u);
+    offsets.push_back(offsets.back() + rotation_numel(u, c.block));
+  }
+  const float kUnset = -7.0f;  // no entry of an orthogonal matrix
+  std::vector<float> out(static_cast<size_t>(offsets.back()), kUnset);
+  std::atomic<bool> stop{true};
+  EXPECT_EQ(draw_rotations(c, ptrs, offsets, out.data(), 2, &stop), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), kUnset), static_cast<long>(out.size()));
+  stop = false;
+  ASSERT_EQ(draw_rotations(c, ptrs, offsets, out.data(), 2, &stop), static_cast<int64_t>(units.size()));
+  for (size_t k = 0; k < units.size(); ++k) {
+    const UnitRotation r = unit_rotation(c, units[k]);
+    std::vector<double> expected = r.q_r;
+    for (const std::vector<double>& q : r.q_c) expected.insert(expected.end(), q.begin(), q.end());
+    ASSERT_EQ(static_cast<int64_t>(expected.size()), offsets[k + 1] - offsets[k]);
+    for (size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_EQ(out[offsets[k] + i], static_cast<float>(expected[i])) << "unit " << k << " element " << i;
+    }
+  }
 }
 
 }  // namespace
