@@ -27,25 +27,11 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define OM_HD __host__ __device__
-#else
-#define OM_HD
-#endif
+#include "core/opaque.h"  // also OM_HD
 
 namespace om::portable {
 
-// x, unchanged, hidden from the host compiler's optimiser: a product passed through it cannot be fused into
-// the add that follows (no FMA contraction). Device code has the _rn intrinsics instead.
-template <typename T>
-OM_HD inline T opaque(T x) {
-#if !defined(__CUDA_ARCH__) && defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  __asm__("" : "+x"(x));
-#elif !defined(__CUDA_ARCH__) && defined(__GNUC__) && defined(__aarch64__)
-  __asm__("" : "+w"(x));
-#endif
-  return x;
-}
+using ::om::opaque;  // core/opaque.h; device code has the _rn intrinsics instead
 
 // Correctly rounded double operations that the compiler may not fuse.
 OM_HD inline double add(double a, double b) {

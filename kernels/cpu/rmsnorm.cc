@@ -1,8 +1,10 @@
 // CPU reference for RMSNorm / RMSNorm-S (kernels/rmsnorm.h). Templated on the float type so the
 // same code runs in f32 (production) and f64 (gradient checks); sums accumulate in double.
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
+#include "core/opaque.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/rmsnorm.h"
 
@@ -62,7 +64,11 @@ void backward_impl(const RmsNormBackwardArgs& a) {
       T* dxr = dx + n * C;
       for (int64_t c = 0; c < C; ++c) {
         const double gd = static_cast<double>(dyr[c]) * (shared ? g[0] : g[c]);
-        const T v = static_cast<T>(r * (gd - xr[c] * r * mean_dot));
+        T v = static_cast<T>(r * (gd - xr[c] * r * mean_dot));
+        // With kAccumulate, v rounded to T and then added, as residual_forward adds it. For T = f32 the
+        // conversion rounds it; for f64 nothing would, and with FMA (-march=native) g++ fused r·(…) into the
+        // add: 1 ulp from the two-pass bits (kernels_rmsnorm_test, caught in a -march=native build).
+        if constexpr (std::is_same_v<T, double>) v = opaque(v);
         dxr[c] = accumulate ? static_cast<T>(dxr[c] + v) : v;  // residual_forward's add, in T
       }
     }
