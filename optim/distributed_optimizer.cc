@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <limits>
 #include <string>
 #include <utility>
 
 #include <omp.h>
+#include <pthread.h>
 
 #include "core/timer.h"
 #include "kernels/adamw.h"
@@ -164,12 +166,24 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
     return;
   }
   // One core fewer than the main thread's team: the main thread keeps issuing the first step meanwhile.
+  // The thread (and the OpenMP team it starts) blocks every signal, inherited from the mask in force here:
+  // SIGTERM / SIGUSR1 must reach the main thread, the one with the handlers' own stack
+  // (launch/preemption.cc). Named "om-rotations" (top -H, gdb) the same way: a new thread, its OpenMP team
+  // too, starts with its creator's name.
   rotation_threads_ = std::max(1, threads - 1);
+  sigset_t every_signal, old_mask;
+  sigfillset(&every_signal);
+  pthread_sigmask(SIG_BLOCK, &every_signal, &old_mask);
+  char old_name[16] = {};
+  pthread_getname_np(pthread_self(), old_name, sizeof old_name);
+  pthread_setname_np(pthread_self(), "om-rotations");
   draw_thread_ = std::thread([this, draw_units = std::move(draw_units), rot_offset = std::move(rot_offset), dst] {
     Timer timer;
     draw_rotations(config_, draw_units, rot_offset, dst, rotation_threads_, &stop_draw_);
     rotation_draw_seconds_ = timer.Seconds();
   });
+  pthread_setname_np(pthread_self(), old_name);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
 }
 
 DistributedOptimizer::~DistributedOptimizer() {

@@ -9,13 +9,19 @@
 //                             derived per element from the f32 GEMMs
 //   rotations are layout-invariant: a tp rank's unit gets the same matrices as the same logical piece
 //                             at tp = 1 when B divides the shards
-//   drawn in the background ⇒ the same bits as drawn in the constructor; a stopped draw writes nothing
+//   drawn in the background ⇒ the same bits as drawn in the constructor; a stopped draw writes nothing;
+//                             the draw's threads block the preemption signals
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/check/host_tensor.h"
@@ -348,9 +354,54 @@ TEST(OrthoAdam, ABackgroundDrawGivesTheConstructorsBits) {
   run(back, true);
   EXPECT_EQ(bit_mismatches(fore.w, back.w), 0);
   EXPECT_GT(bit_mismatches(fore.w, Big().w), fore.w.numel() / 2);  // the steps moved the weights
-  const std::vector<Parameter> pb = back.params();
-  // An optimizer destroyed while it draws stops its thread (the units not begun are skipped).
-  { DistributedOptimizer abandoned(pb, c, local); }
+}
+
+// The draw's threads ("om-rotations": the thread and its OpenMP team) block SIGTERM and SIGUSR1, so a
+// preemption signal reaches the thread whose handler has its own stack (launch/preemption.cc); and an
+// optimizer destroyed while it draws stops them (the units not begun are skipped).
+TEST(OrthoAdam, TheDrawThreadsBlockThePreemptionSignals) {
+  HostTensor w("w", DType::kF32, {2048, 1024}), dw("dw", DType::kF32, {2048, 1024});  // 4 draws of 1024: ~1 s
+  const std::vector<Parameter> p{Parameter{"w", w.view(), dw.view(), true, {whole_tensor_block("w", w.shape())}}};
+  LocalComm local("dp");
+  OptimizerConfig c = config(OptimizerKind::kOrthoAdam);
+  c.block = 1024;
+  c.background_rotations = true;
+  int drawing = 0;
+  const auto own_name = [] {
+    std::ifstream comm("/proc/thread-self/comm");
+    std::string name;
+    std::getline(comm, name);
+    return name;
+  };
+  const std::string name_before = own_name();
+  {
+    DistributedOptimizer opt(p, c, local);
+    EXPECT_EQ(own_name(), name_before) << "the constructor named its own thread, not only the draw's";
+    // A new thread starts with every signal blocked (glibc's pthread_create) and takes its creator's
+    // mask as it starts running, so each thread is read once it has run for 5 ms (the draw, ~1 s).
+    for (const std::filesystem::directory_entry& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name, line;
+      std::getline(comm, name);
+      if (name != "om-rotations") continue;
+      ++drawing;
+      for (int tries = 0; tries < 1000; ++tries) {
+        std::ifstream schedstat(task.path() / "schedstat");
+        uint64_t ran_ns = 0;
+        if (!(schedstat >> ran_ns) || ran_ns > 5'000'000) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      std::ifstream status(task.path() / "status");
+      while (std::getline(status, line) && line.rfind("SigBlk:", 0) != 0) {
+      }
+      ASSERT_FALSE(line.empty()) << task.path();
+      const unsigned long long blocked = std::stoull(line.substr(7), nullptr, 16);
+      EXPECT_TRUE(blocked >> (SIGTERM - 1) & 1) << task.path() << " " << line;
+      EXPECT_TRUE(blocked >> (SIGUSR1 - 1) & 1) << task.path() << " " << line;
+      EXPECT_FALSE(blocked >> (SIGKILL - 1) & 1) << line;  // never blockable: the line was read right
+    }
+  }
+  EXPECT_GE(drawing, 1) << "no thread named om-rotations while the draw ran";
 }
 
 // draw_rotations: unit k's Q_r then its Q_c blocks at offsets[k], each unit_rotation rounded to f32;
