@@ -140,14 +140,7 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
     RotationUnit& ru = rotation_units_[k];
     ru.x = make_view(grad_base_ + plan_.offset[local_[k]], DType::kF32, Shape{unit.rows, unit.cols}, dev,
                      "orthoadam.unit");
-    int64_t at = rot_offset[k];
-    const auto view = [&](int64_t n) {
-      const ConstTensorView v = make_view(f32_at(rotations_, at), DType::kF32, Shape{n, n}, dev, "orthoadam.q");
-      at += n * n;
-      return v;
-    };
-    ru.q_r = view(unit.rows);
-    for (int64_t w : column_blocks(unit, config_.block)) ru.q_c.push_back(view(w));
+    rotation_views(unit, config_.block, f32_at(rotations_, rot_offset[k]), dev, &ru);
   }
   // Drawn on the host (double, LAPACK) and rounded to f32 there: into the cache itself on the CPU, else
   // into host memory that AwaitRotations copies to the device once.
@@ -156,7 +149,6 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   }
   float* dst = f32_at(dev.kind == DeviceKind::kCpu ? rotations_ : rotation_staging_, 0);
   const int threads = omp_get_max_threads();  // this thread's (--threads), which a new thread does not inherit
-  rotations_pending_ = true;
   if (!config_.background_rotations) {
     rotation_threads_ = threads;
     Timer timer;
@@ -194,15 +186,15 @@ DistributedOptimizer::~DistributedOptimizer() {
 }
 
 void DistributedOptimizer::AwaitRotations() {
-  if (!rotations_pending_) return;
-  Timer timer;
-  if (draw_thread_.joinable()) draw_thread_.join();
-  rotation_wait_seconds_ = timer.Seconds();
+  if (draw_thread_.joinable()) {
+    const Timer timer;
+    draw_thread_.join();
+    rotation_wait_seconds_ = timer.Seconds();
+  }
   if (rotation_staging_.size() > 0) {
     copy_bytes(rotations_.data(), rotations_.device(), rotation_staging_.data(), Device::Cpu(), rotations_.size());
     rotation_staging_ = Buffer();
   }
-  rotations_pending_ = false;
 }
 
 template <typename OffsetFn, typename SizeFn>

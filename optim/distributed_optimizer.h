@@ -181,7 +181,8 @@ class DistributedOptimizer {
   // rotations to it (copy_bytes: waits for the device). The first Step calls it; later calls, and calls
   // without a background draw (the constructor has done both), return at once.
   void AwaitRotations();
-  bool rotations_pending() const { return rotations_pending_; }  // until AwaitRotations
+  // Until AwaitRotations: the draw may still run, or its rotations wait in host memory for the copy.
+  bool rotations_pending() const { return draw_thread_.joinable() || rotation_staging_.size() > 0; }
   // Where the rotations' time went (0 for AdamW): drawing them (on rotation_threads() threads; in the
   // background or inside the constructor) and waiting for a background draw (AwaitRotations; the rest of
   // the draw ran beside other work). Valid after AwaitRotations.
@@ -253,7 +254,6 @@ class DistributedOptimizer {
   Buffer rotation_staging_;
   std::thread draw_thread_;
   std::atomic<bool> stop_draw_{false};
-  bool rotations_pending_ = false;
   int rotation_threads_ = 0;
   double rotation_draw_seconds_ = 0.0, rotation_wait_seconds_ = 0.0;
 

@@ -73,6 +73,16 @@ int64_t rotation_numel(const OptimizerUnit& unit, int64_t block) {
   return n;
 }
 
+void rotation_views(const OptimizerUnit& unit, int64_t block, const float* q, Device device, RotationUnit* out) {
+  const auto view = [&](int64_t n) {
+    const ConstTensorView v = make_view(q, DType::kF32, Shape{n, n}, device, "orthoadam.q");
+    q += n * n;
+    return v;
+  };
+  out->q_r = view(unit.rows);
+  for (int64_t w : column_blocks(unit, block)) out->q_c.push_back(view(w));
+}
+
 int64_t draw_rotations(const OptimizerConfig& config, const std::vector<const OptimizerUnit*>& units,
                        const std::vector<int64_t>& offsets, float* dst, int threads, const std::atomic<bool>* stop) {
   OM_CHECK(offsets.size() >= units.size(), "draw_rotations: %zu offsets for %zu units", offsets.size(), units.size());

@@ -76,6 +76,10 @@ UnitRotation unit_rotation(const OptimizerConfig& config, const OptimizerUnit& u
 // Elements of f32 rotation matrices a unit needs: R² + Σ K_b².
 int64_t rotation_numel(const OptimizerUnit& unit, int64_t block);
 
+// Views of a unit's rotations as draw_rotations lays them out from q (f32 on `device`): out->q_r (R, R),
+// then each Q_c block (K_b, K_b) appended to out->q_c in column order. out->x is left alone.
+void rotation_views(const OptimizerUnit& unit, int64_t block, const float* q, Device device, RotationUnit* out);
+
 // Draws the rotations of units[k] for k in [0, units.size()), rounded to f32, into dst + offsets[k]: Q_r
 // (R, R) then each Q_c block (K_b, K_b), row-major (offsets[k + 1] − offsets[k] ≥ rotation_numel). One unit
 // per iteration of an OpenMP loop over `threads` threads; a unit's bits do not depend on the thread. Once

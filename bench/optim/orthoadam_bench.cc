@@ -90,12 +90,13 @@ struct Rotations {
   double draw_seconds = 0.0;         // unit_rotation on every unit + rounding to f32
 };
 
-Rotations draw_rotations(const OptimizerConfig& config, const std::vector<OptimizerUnit>& units,
-                         std::span<const Parameter> params) {
+Rotations cache_rotations(const OptimizerConfig& config, const std::vector<OptimizerUnit>& units,
+                          std::span<const Parameter> params) {
   Rotations r;
-  const int64_t n = static_cast<int64_t>(units.size());
   std::vector<int64_t> q_at(units.size() + 1, 0), x_at(units.size() + 1, 0);
+  std::vector<const OptimizerUnit*> all(units.size());
   for (size_t k = 0; k < units.size(); ++k) {
+    all[k] = &units[k];
     q_at[k + 1] = q_at[k] + rotation_numel(units[k], config.block);
     x_at[k + 1] = x_at[k] + units[k].numel();
   }
@@ -106,25 +107,14 @@ Rotations draw_rotations(const OptimizerConfig& config, const std::vector<Optimi
     const OptimizerUnit& u = units[k];
     std::memcpy(r.x.data() + x_at[k], static_cast<const float*>(params[u.param].grad.data) + u.param_offset(),
                 static_cast<size_t>(u.numel()) * sizeof(float));
-  }
-  // Timed like the optimizer constructor's loop: draw in double, round into the cache.
-  const Timer timer;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t k = 0; k < n; ++k) {
-    const OptimizerUnit& u = units[k];
-    const UnitRotation rot = unit_rotation(config, u);
-    int64_t at = q_at[k];
-    auto store = [&](const std::vector<double>& q, int64_t dim) {
-      float* dst = r.q.data() + at;
-      for (size_t i = 0; i < q.size(); ++i) dst[i] = static_cast<float>(q[i]);
-      at += dim * dim;
-      return make_view(static_cast<const float*>(dst), DType::kF32, Shape{dim, dim}, Device::Cpu(), "bench.q");
-    };
     RotationUnit& ru = r.units[k];
     ru.x = make_view(r.x.data() + x_at[k], DType::kF32, Shape{u.rows, u.cols}, Device::Cpu(), "bench.unit");
-    ru.q_r = store(rot.q_r, u.rows);
-    for (size_t b = 0; b < rot.widths.size(); ++b) ru.q_c.push_back(store(rot.q_c[b], rot.widths[b]));
+    rotation_views(u, config.block, r.q.data() + q_at[k], Device::Cpu(), &ru);
   }
+  // Timed as the optimizer's constructor draws on the CPU (optim/orthoadam.h draw_rotations): in double,
+  // rounded into the cache, one unit per OpenMP thread.
+  const Timer timer;
+  draw_rotations(config, all, q_at, r.q.data(), omp_get_max_threads());
   r.draw_seconds = timer.Seconds();
   return r;
 }
@@ -339,7 +329,7 @@ BlockResult run_block(TrainStep& train, int64_t block, int rounds) {
   }
   res.rule_gflop = 8.0 * static_cast<double>(block) * static_cast<double>(res.numel) / 1e9;
 
-  Rotations rot = draw_rotations(co, adamw.units(), params);
+  Rotations rot = cache_rotations(co, adamw.units(), params);
   res.draw_s = rot.draw_seconds;
   t.Reset();
   DistributedOptimizer ortho(params, co, comm);
