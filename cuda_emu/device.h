@@ -2,7 +2,8 @@
 // kernels/cuda/*.cu after transform_cu.py has rewritten its launches, so the kernels' own source runs on
 // the CPU. Provides what nvcc would: the execution-space keywords, threadIdx/blockIdx/blockDim/gridDim,
 // __syncthreads/__syncwarp and warp shuffles (barriers of the emulated block, cuda_emu/emu.h), the
-// rounding intrinsics the kernels use, __trap, and nvcuda::wmma's bf16/f32 m16n16k16 fragments.
+// rounding intrinsics the kernels use, __trap, nvcuda::wmma's bf16/f32 m16n16k16 fragments, and PTX's
+// mma.sync m16n8k16 bf16 → f32 (om_emu::mma_m16n8k16_bf16, for kernels/cuda/mma.cuh).
 // Semantics are CUDA's where a test can observe them; see the README for what is not emulated.
 #pragma once
 
@@ -177,3 +178,49 @@ void mma_sync(fragment<accumulator, 16, 16, 16, float, void>& d, const fragment<
 }
 
 }  // namespace nvcuda::wmma
+
+// ---- PTX mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (kernels/cuda/mma.cuh) -------------------
+// OM_CUDA_EMULATOR tells kernels/cuda/mma.cuh to call this instead of its inline PTX.
+#define OM_CUDA_EMULATOR 1
+namespace om_emu {
+// d = a·b + c for one warp: A 16×16, B 16×8, C and D 16×8, each spread over the lanes as the PTX ISA's
+// "Matrix Fragments for mma.m16n8k16 with floating point type" lays it out, with g = lane / 4 and
+// t = lane % 4, and the lower 16 bits of a register holding the lower index:
+//   a[0] = A[g][2t, 2t+1]     a[1] = A[g+8][2t, 2t+1]   a[2] = A[g][2t+8, 2t+9]   a[3] = A[g+8][2t+8, 2t+9]
+//   b[0] = B[2t, 2t+1][g]     b[1] = B[2t+8, 2t+9][g]
+//   c, d: [0], [1] = C[g][2t], C[g][2t+1]               [2], [3] = C[g+8][2t], C[g+8][2t+1]
+// Every lane of the warp must call it (a warp collective, like the instruction's .sync.aligned): each lane
+// publishes its a and b, the warp meets, each lane computes its own four outputs (f32 products, exact for
+// bf16 inputs, summed in f32 with k ascending: the tensor core's order is its own business), and the warp
+// meets again before the slots are reused. d may alias c.
+inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+  struct Slot {
+    uint32_t a[4], b[2];
+  };
+  thread_local Slot slots[32][32];  // [warp][lane]; blocks run one at a time on a host thread
+  const unsigned t_lin = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const unsigned warp = t_lin / 32, lane = t_lin % 32;
+  Slot& mine = slots[warp][lane];
+  for (int i = 0; i < 4; ++i) mine.a[i] = a[i];
+  for (int i = 0; i < 2; ++i) mine.b[i] = b[i];
+  __syncwarp();
+  const Slot* w = slots[warp];
+  // A[r][k] and B[k][n] from the published registers.
+  auto half = [](uint32_t reg, int hi) { return __ushort_as_bfloat16(static_cast<unsigned short>(reg >> (16 * hi))); };
+  auto A = [&](int r, int k) {
+    const int reg = (r >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
+    return __bfloat162float(half(w[4 * (r % 8) + (k % 8) / 2].a[reg], k % 2));
+  };
+  auto B = [&](int k, int n) { return __bfloat162float(half(w[4 * n + (k % 8) / 2].b[k >= 8 ? 1 : 0], k % 2)); };
+  const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
+  float out[4];
+  for (int e = 0; e < 4; ++e) {
+    const int r = g + 8 * (e / 2), n = 2 * t + e % 2;
+    float s = c[e];
+    for (int k = 0; k < 16; ++k) s += A(r, k) * B(k, n);
+    out[e] = s;
+  }
+  __syncwarp();
+  for (int e = 0; e < 4; ++e) d[e] = out[e];
+}
+}  // namespace om_emu

@@ -1,51 +1,49 @@
 // Tensor-core causal attention, bf16 heads of width 64 (kernels/cuda/attention_mma.cuh): FlashAttention-2's
-// tiling with WMMA bf16 m16n16k16 products and f32 accumulation. Tiles of 64 queries by 64 keys, 4 warps
-// per block, warp w owning rows [16w, 16w + 16) of a tile; tiles live in shared memory (row strides padded
-// by 8 bf16 / 4 f32 against bank conflicts), and the softmax runs on f32 scores staged there, because a
-// WMMA fragment's element layout is opaque.
+// tiling with the products in registers (kernels/cuda/mma.cuh: PTX mma.sync m16n8k16, bf16 inputs, f32
+// accumulation). Tiles of 64 queries by 64 keys, 4 warps per block, warp w owning rows [16w, 16w + 16) of
+// the block's own tile; only the bf16 input tiles pass through shared memory (row strides padded by 8
+// bf16, so the fragment loads are free of bank conflicts). Scores, probabilities and the output
+// accumulator stay in the warp's registers: a score accumulator, rounded to bf16, is the A fragment of
+// the next product (mma_a_from_acc), and a row's softmax statistics are reduced over the 4 lanes that
+// hold it (lane / 4 = g: rows g and g + 8 of the warp's 16; lane % 4 = t: columns 2t, 2t + 1 of every
+// 8-column tile).
 //   forward  one block per (b, h, query tile): for each key tile up to the diagonal, S = Q·Kᵀ (f32),
 //            online softmax per row (softmax: max from -inf, sum from 0; softmax-1: max from 0, sum from
-//            1, as the warp kernel), P = exp(S·scale − m) rounded to bf16, O = O·corr + P·V (f32 in shared
-//            memory); then out = O / l (bf16) and lse = m + log l (f32, from the f32 p's, not the rounded).
+//            1, as the warp kernel), P = exp(S·scale − m) rounded to bf16, O = O·corr + P·V (f32); then
+//            out = O / l (bf16) and lse = m + log l (f32, from the f32 p's, not the rounded).
 //   backward two kernels, every output written by one block (deterministic, no atomics), p and ds
-//            recomputed from lse and delta = dout·out (attention.cu's delta kernel runs first):
-//            dK/dV: one block per key tile, loops over query tiles from the diagonal: S = Q·Kᵀ,
-//                   dP = dO·Vᵀ, p = exp(S·scale − lse), ds = p·(dP − delta), both rounded to bf16;
-//                   dV += Pᵀ·dO and dK += dSᵀ·Q in register accumulators; dK × scale at the end.
-//            dQ:    one block per query tile, loops over key tiles up to the diagonal: dQ += dS·K.
+//            recomputed from lse and delta = dout·out (attention.cu's delta kernel runs first), 16
+//            columns at a time:
+//            dK/dV: one block per key tile, warp w owning 16 keys, loops over query tiles from the
+//                   diagonal: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, pᵀ = exp(Sᵀ·scale − lse), dsᵀ = pᵀ·(dPᵀ − delta),
+//                   both rounded to bf16; dV += Pᵀ·dO and dK += dSᵀ·Q in registers; dK × scale at the end.
+//            dQ:    one block per query tile, loops over key tiles up to the diagonal: S = Q·Kᵀ,
+//                   dP = dO·Vᵀ, ds as above, dQ += dS·K; dQ × scale at the end.
+//            On the diagonal tile a warp skips the 16-column groups that lie wholly above the diagonal.
 // Precision against the warp kernels: the same f32 accumulation, plus one bf16 rounding of each p (the
 // P·V, Pᵀ·dO products) and of each ds (dSᵀ·Q, dS·K), relative 2^-9 each; tests/cuda/attention_test.cc
-// bounds the outputs with that. Shared memory: 71 KiB (forward) and 89 KiB (backward) per block (opt-in
-// above 48 KiB).
+// bounds the outputs with that. Shared memory: 27 KiB (forward) and 36.5 KiB (backward) per block.
 #include "kernels/cuda/attention_mma.cuh"
-
-#include <mma.h>
 
 #include <cmath>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace om::cuda {
 namespace {
 
 using bf16 = __nv_bfloat16;
-using namespace nvcuda;
 
 constexpr int kD = kMmaHeadDim;       // 64
 constexpr int kTile = 64;             // queries per block, keys per tile
 constexpr int kWarps = kTile / 16;    // warp w: rows [16w, 16w + 16) of a tile
 constexpr int kThreads = kWarps * kWarpSize;
 constexpr int kLdH = kD + 8;          // bf16 tile row stride (elements): 144 bytes
-constexpr int kLdF = kTile + 4;       // f32 tile row stride (elements): 272 bytes
 constexpr int kTileH = kTile * kLdH;  // elements of a bf16 tile
-constexpr int kTileF = kTile * kLdF;  // elements of an f32 tile
-static_assert(kD == kTile, "the f32 tiles hold both 64-key score rows and 64-wide output rows");
-
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
-using FragAT = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major>;  // a tile read transposed
-using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
-using FragBT = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;  // a tile read transposed
-using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+constexpr int kChunks = kD / 16;      // 16-wide k-chunks of a 64-wide row, 16-row groups of a tile
+constexpr int kCols = kD / 8;         // 8-wide column tiles of an accumulator row block
+static_assert(kD == kTile, "one tile shape serves queries, keys and head dimensions");
 
 struct Dims {
   int64_t B, T;
@@ -64,36 +62,41 @@ __device__ void load_tile(bf16* dst, const bf16* src, int64_t stride, int64_t t0
   }
 }
 
-// c (16 × 64, f32 rows at ldm kLdF) = a (16 × 64 bf16 rows) · tileᵀ: c[r][j] = Σ_d a[r][d]·tile[j][d].
-__device__ void rows_times_tile_t(float* c, const bf16* a, const bf16* tile) {
-  for (int n = 0; n < kTile / 16; ++n) {
-    FragC acc;
-    wmma::fill_fragment(acc, 0.0f);
-    for (int k = 0; k < kD / 16; ++k) {
-      FragA fa;
-      FragBT fb;  // (d, j) of tileᵀ is tile[j][d]: column-major at tile + 16n·ld + 16k
-      wmma::load_matrix_sync(fa, a + 16 * k, kLdH);
-      wmma::load_matrix_sync(fb, tile + 16 * n * kLdH + 16 * k, kLdH);
-      wmma::mma_sync(acc, fa, fb, acc);
-    }
-    wmma::store_matrix_sync(c + 16 * n, acc, kLdF, wmma::mem_row_major);
+// The warp's 16 rows [r0, r0 + 16) of a tile × all 64 columns as A fragments, one per 16-column chunk.
+__device__ void load_rows(MmaA (&a)[kChunks], const bf16* tile, int r0, int lane) {
+#pragma unroll
+  for (int kc = 0; kc < kChunks; ++kc) mma_load_a(a[kc], tile, kLdH, r0, 16 * kc, lane);
+}
+
+// acc (16 × 8) += rows · tile[n0, n0 + 8)ᵀ: the dot products of the warp's 16 rows (A fragments) with 8
+// rows of a tile, over all 64 columns.
+__device__ __forceinline__ void rows_dot(MmaC& acc, const MmaA (&rows)[kChunks], const bf16* tile, int n0, int lane) {
+#pragma unroll
+  for (int kc = 0; kc < kChunks; ++kc) {
+    MmaB b;
+    mma_load_b_t(b, tile, kLdH, n0, 16 * kc, lane);
+    mma_bf16(acc, rows[kc], b);
   }
 }
 
-// c (16 × 64 f32 rows) += a (16 × 64 bf16 rows) · tile (64 × 64): c[r][d] += Σ_j a[r][j]·tile[j][d].
-__device__ void rows_times_tile_acc(float* c, const bf16* a, const bf16* tile) {
-  for (int n = 0; n < kD / 16; ++n) {
-    FragC acc;
-    wmma::load_matrix_sync(acc, c + 16 * n, kLdF, wmma::mem_row_major);
-    for (int k = 0; k < kTile / 16; ++k) {
-      FragA fa;
-      FragB fb;
-      wmma::load_matrix_sync(fa, a + 16 * k, kLdH);
-      wmma::load_matrix_sync(fb, tile + 16 * k * kLdH + 16 * n, kLdH);
-      wmma::mma_sync(acc, fa, fb, acc);
-    }
-    wmma::store_matrix_sync(c + 16 * n, acc, kLdF, wmma::mem_row_major);
+// acc[n] (16 × 64 as 8 tiles of 8 columns) += a (16 × 16) · tile rows [k0, k0 + 16).
+__device__ __forceinline__ void acc_times_tile(MmaC (&acc)[kCols], const MmaA& a, const bf16* tile, int k0, int lane) {
+#pragma unroll
+  for (int n = 0; n < kCols; ++n) {
+    MmaB b;
+    mma_load_b(b, tile, kLdH, k0, 8 * n, lane);
+    mma_bf16(acc[n], a, b);
   }
+}
+
+// Row sums and maxima over the 4 lanes of a quad (lanes 4g..4g+3 hold row g's columns).
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(kFullWarpMask, v, 1));
+  return fmaxf(v, __shfl_xor_sync(kFullWarpMask, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(kFullWarpMask, v, 1);
+  return v + __shfl_xor_sync(kFullWarpMask, v, 2);
 }
 
 __global__ void __launch_bounds__(kThreads)
@@ -102,92 +105,96 @@ __global__ void __launch_bounds__(kThreads)
   bf16* sQ = reinterpret_cast<bf16*>(smem);
   bf16* sK = sQ + kTileH;
   bf16* sV = sK + kTileH;
-  bf16* sP = sV + kTileH;
-  float* sS = reinterpret_cast<float*>(sP + kTileH);
-  float* sO = sS + kTileF;
-  float* sM = sO + kTileF;  // per row: running max, running denominator, this tile's rescale
-  float* sL = sM + kTile;
-  float* sC = sL + kTile;
   const int64_t bh = blockIdx.x, b = bh / g.H, q0 = int64_t{blockIdx.y} * kTile;
   const int h = static_cast<int>(bh % g.H), warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int gi = lane / 4, ti = lane % 4;
   const int64_t HD = int64_t{g.H} * kD;
   const bf16* head = qkv + b * g.T * g.stride_qkv + int64_t{h} * kD;  // q of token 0; k at + HD, v at + 2·HD
   load_tile(sQ, head, g.stride_qkv, q0, g.T);
-  for (int e = threadIdx.x; e < kTile * kD; e += kThreads) sO[(e / kD) * kLdF + e % kD] = 0.0f;
-  if (threadIdx.x < kTile) {
-    sM[threadIdx.x] = plus_one ? 0.0f : -INFINITY;
-    sL[threadIdx.x] = plus_one ? 1.0f : 0.0f;
-  }
-  // The softmax step: lanes 2r' and 2r' + 1 of warp w share row r = 16w + r', 32 columns each.
-  const int r = 16 * warp + lane / 2, half = lane % 2;
-  const int64_t i = q0 + r;
+  __syncthreads();
+  MmaA q[kChunks];
+  load_rows(q, sQ, 16 * warp, lane);
+  // This lane's rows: i[0] = row g, i[1] = row g + 8 of the warp's 16; their running max and denominator.
+  const int64_t i[2] = {q0 + 16 * warp + gi, q0 + 16 * warp + gi + 8};
+  float m[2] = {plus_one ? 0.0f : -INFINITY, plus_one ? 0.0f : -INFINITY};
+  float l[2] = {plus_one ? 1.0f : 0.0f, plus_one ? 1.0f : 0.0f};
+  MmaC o[kCols];
+#pragma unroll
+  for (int n = 0; n < kCols; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   for (int64_t k0 = 0; k0 <= q0; k0 += kTile) {  // causal: key tiles up to the diagonal one
-    __syncthreads();                             // the last tile's sK, sV are no longer read
+    __syncthreads();                             // every warp is done with the last tile's sK, sV
     load_tile(sK, head + HD, g.stride_qkv, k0, g.T);
     load_tile(sV, head + 2 * HD, g.stride_qkv, k0, g.T);
     __syncthreads();
-    rows_times_tile_t(sS + 16 * warp * kLdF, sQ + 16 * warp * kLdH, sK);
-    __syncwarp();
-    float* srow = sS + r * kLdF;
-    float mx = -INFINITY;
-    for (int c = 32 * half; c < 32 * half + 32; ++c) {
-      const int64_t j = k0 + c;
-      const float s = j <= i && j < g.T ? srow[c] * scale : -INFINITY;
-      srow[c] = s;
-      mx = fmaxf(mx, s);
+    // Key columns [8n, 8n + 8) with n >= n_end lie above the diagonal for all of this warp's rows.
+    const int n_end = k0 == q0 ? 2 * warp + 2 : kCols;
+    MmaC s[kCols];
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < kCols; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+      if (n < n_end) rows_dot(s[n], q, sK, 8 * n, lane);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t j = k0 + 8 * n + 2 * ti + e % 2;
+        const float v = j <= i[e / 2] && j < g.T ? s[n][e] * scale : -INFINITY;
+        s[n][e] = v;
+        mx[e / 2] = fmaxf(mx[e / 2], v);
+      }
     }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    const float m_old = sM[r], m_new = fmaxf(m_old, mx);
-    const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // no key seen yet: nothing to weigh
-    float sum = 0.0f;
-    bf16* prow = sP + r * kLdH;
-    for (int c = 32 * half; c < 32 * half + 32; ++c) {
-      const float p = expf(srow[c] - m_use);  // masked keys: exp(-inf) = 0
-      prow[c] = __float2bfloat16_rn(p);
-      sum += p;
+    float m_use[2], corr[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float m_new = fmaxf(m[r], quad_max(mx[r]));
+      m_use[r] = m_new == -INFINITY ? 0.0f : m_new;  // no key seen yet: nothing to weigh
+      corr[r] = expf(m[r] - m_use[r]);               // 1 while the max holds; 0 from softmax's -inf start
+      m[r] = m_new;
     }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    if (half == 0) {
-      const float corr = expf(m_old - m_use);  // 1 while the max holds; 0 from softmax's -inf start
-      sC[r] = corr;
-      sL[r] = sL[r] * corr + sum;
-      sM[r] = m_new;
+#pragma unroll
+    for (int n = 0; n < kCols; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float p = expf(s[n][e] - m_use[e / 2]);  // masked keys: exp(-inf) = 0
+        s[n][e] = p;
+        sum[e / 2] += p;
+      }
+      o[n][0] *= corr[0];
+      o[n][1] *= corr[0];
+      o[n][2] *= corr[1];
+      o[n][3] *= corr[1];
     }
-    __syncwarp();
-    for (int e = lane; e < 16 * kD; e += kWarpSize) {
-      const int rr = 16 * warp + e / kD;
-      sO[rr * kLdF + e % kD] *= sC[rr];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + quad_sum(sum[r]);
+#pragma unroll
+    for (int kk = 0; kk < kChunks; ++kk) {  // O += P[:, 16kk, 16kk + 16) · V rows [16kk, 16kk + 16)
+      if (2 * kk >= n_end) continue;        // all zeros
+      MmaA p;
+      mma_a_from_acc(p, s[2 * kk], s[2 * kk + 1]);
+      acc_times_tile(o, p, sV, 16 * kk, lane);
     }
-    __syncwarp();
-    rows_times_tile_acc(sO + 16 * warp * kLdF, sP + 16 * warp * kLdH, sV);
   }
-  __syncthreads();
-  for (int e = threadIdx.x; e < kTile * kD; e += kThreads) {
-    const int rr = e / kD, d = e % kD;
-    const int64_t t = q0 + rr;
-    if (t >= g.T) continue;
-    out[(b * g.T + t) * g.stride_out + int64_t{h} * kD + d] = __float2bfloat16_rn(sO[rr * kLdF + d] / sL[rr]);
-  }
-  if (threadIdx.x < kTile && q0 + threadIdx.x < g.T) {
-    lse[bh * g.T + q0 + threadIdx.x] = sM[threadIdx.x] + logf(sL[threadIdx.x]);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (i[r] >= g.T) continue;
+    bf16* row = out + (b * g.T + i[r]) * g.stride_out + int64_t{h} * kD + 2 * ti;
+#pragma unroll
+    for (int n = 0; n < kCols; ++n) {
+      *reinterpret_cast<uint32_t*>(row + 8 * n) = pack_bf16(o[n][2 * r] / l[r], o[n][2 * r + 1] / l[r]);
+    }
+    if (ti == 0) lse[bh * g.T + i[r]] = m[r] + logf(l[r]);
   }
 }
 
-// The backward kernels' shared-memory tiles (one layout for both; the dQ kernel leaves sP unused).
+// The backward kernels' shared memory: the four bf16 tiles and the query rows' lse and delta.
 struct BackwardTiles {
-  bf16 *sQ, *sDO, *sK, *sV, *sP, *sDS;  // bf16 tiles
-  float *sS, *sDP;                      // f32 score and dP tiles
-  float *sLse, *sDelta;                 // per query row of the tile
+  bf16 *sQ, *sDO, *sK, *sV;
+  float *sLse, *sDelta;  // per query row of the tile
   __device__ explicit BackwardTiles(unsigned char* smem) {
     sQ = reinterpret_cast<bf16*>(smem);
     sDO = sQ + kTileH;
     sK = sDO + kTileH;
     sV = sK + kTileH;
-    sP = sV + kTileH;
-    sDS = sP + kTileH;
-    sS = reinterpret_cast<float*>(sDS + kTileH);
-    sDP = sS + kTileF;
-    sLse = sDP + kTileF;
+    sLse = reinterpret_cast<float*>(sV + kTileH);
     sDelta = sLse + kTile;
   }
   // lse and delta of the query rows [q0, q0 + 64) (0 past T).
@@ -198,24 +205,16 @@ struct BackwardTiles {
       sDelta[threadIdx.x] = t < T ? delta[bh * T + t] : 0.0f;
     }
   }
-  // Warp w's query rows of the tile pair (q0, k0): S = Q·Kᵀ and dP = dO·Vᵀ, then p = exp(S·scale − lse)
-  // and ds = p·(dP − delta), 0 outside the causal triangle and T, rounded to bf16 into sP (with_p) and
-  // sDS. Reads sQ, sDO, sK, sV and the row stats; REQUIRES them loaded and synchronized.
-  __device__ void WarpPandDs(int warp, int lane, int64_t q0, int64_t k0, int64_t T, float scale, bool with_p) {
-    rows_times_tile_t(sS + 16 * warp * kLdF, sQ + 16 * warp * kLdH, sK);
-    rows_times_tile_t(sDP + 16 * warp * kLdF, sDO + 16 * warp * kLdH, sV);
-    __syncwarp();
-    for (int e = lane; e < 16 * kTile; e += kWarpSize) {
-      const int rr = 16 * warp + e / kTile, c = e % kTile;
-      const int64_t i = q0 + rr, j = k0 + c;
-      const bool inside = i < T && j <= i;
-      const float p = inside ? expf(sS[rr * kLdF + c] * scale - sLse[rr]) : 0.0f;
-      const float ds = inside ? p * (sDP[rr * kLdF + c] - sDelta[rr]) : 0.0f;
-      if (with_p) sP[rr * kLdH + c] = __float2bfloat16_rn(p);
-      sDS[rr * kLdH + c] = __float2bfloat16_rn(ds);
-    }
-  }
 };
+
+// p = exp(s·scale − lse) and ds = p·(dp − delta) for query i and key j, both 0 outside the causal
+// triangle and T.
+__device__ __forceinline__ void p_and_ds(float& p, float& ds, float s, float dp, float lse, float delta, int64_t i,
+                                         int64_t j, int64_t T, float scale) {
+  const bool inside = i < T && j <= i;
+  p = inside ? expf(s * scale - lse) : 0.0f;
+  ds = inside ? p * (dp - delta) : 0.0f;
+}
 
 __global__ void __launch_bounds__(kThreads)
     attention_backward_dkdv_mma_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
@@ -224,50 +223,61 @@ __global__ void __launch_bounds__(kThreads)
   BackwardTiles t(smem);
   const int64_t bh = blockIdx.x, b = bh / g.H, k0 = int64_t{blockIdx.y} * kTile;
   const int h = static_cast<int>(bh % g.H), warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int gi = lane / 4, ti = lane % 4;
   const int64_t HD = int64_t{g.H} * kD;
   const bf16* qhead = qkv + b * g.T * g.stride_qkv + int64_t{h} * kD;
   const bf16* ohead = dout + b * g.T * g.stride_out + int64_t{h} * kD;
   load_tile(t.sK, qhead + HD, g.stride_qkv, k0, g.T);
   load_tile(t.sV, qhead + 2 * HD, g.stride_qkv, k0, g.T);
-  FragC dk[kD / 16], dv[kD / 16];  // warp w: keys [16w, 16w + 16) of the tile × 64
-  for (int n = 0; n < kD / 16; ++n) {
-    wmma::fill_fragment(dk[n], 0.0f);
-    wmma::fill_fragment(dv[n], 0.0f);
+  __syncthreads();
+  MmaA kf[kChunks], vf[kChunks];  // the warp's 16 keys: rows of K and V
+  load_rows(kf, t.sK, 16 * warp, lane);
+  load_rows(vf, t.sV, 16 * warp, lane);
+  const int64_t j[2] = {k0 + 16 * warp + gi, k0 + 16 * warp + gi + 8};  // this lane's key rows
+  MmaC dk[kCols], dv[kCols];
+#pragma unroll
+  for (int n = 0; n < kCols; ++n) {
+    dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.0f;
+    dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
   }
   for (int64_t q0 = k0; q0 < g.T; q0 += kTile) {  // causal: query tiles from the diagonal one
-    __syncthreads();                              // the last tile's sQ, sDO, sP, sDS are no longer read
+    __syncthreads();                              // every warp is done with the last tile's sQ, sDO, stats
     load_tile(t.sQ, qhead, g.stride_qkv, q0, g.T);
     load_tile(t.sDO, ohead, g.stride_out, q0, g.T);
     t.LoadRowStats(lse, delta, bh, q0, g.T);
     __syncthreads();
-    t.WarpPandDs(warp, lane, q0, k0, g.T, scale, /*with_p=*/true);
-    __syncthreads();  // every warp's query rows of sP and sDS feed every warp's keys below
-    for (int kq = 0; kq < kTile / 16; ++kq) {
-      FragAT pt, dst;  // (key, query) of Pᵀ and dSᵀ: column-major at sP + 16kq·ld + 16w
-      wmma::load_matrix_sync(pt, t.sP + 16 * kq * kLdH + 16 * warp, kLdH);
-      wmma::load_matrix_sync(dst, t.sDS + 16 * kq * kLdH + 16 * warp, kLdH);
-      for (int n = 0; n < kD / 16; ++n) {
-        FragB fo, fq;
-        wmma::load_matrix_sync(fo, t.sDO + 16 * kq * kLdH + 16 * n, kLdH);
-        wmma::load_matrix_sync(fq, t.sQ + 16 * kq * kLdH + 16 * n, kLdH);
-        wmma::mma_sync(dv[n], pt, fo, dv[n]);
-        wmma::mma_sync(dk[n], dst, fq, dk[n]);
+#pragma unroll
+    for (int qc = 0; qc < kChunks; ++qc) {  // queries [16qc, 16qc + 16) of the tile
+      if (q0 == k0 && qc < warp) continue;  // all above the diagonal for this warp's keys
+      MmaC st[2], dpt[2];                   // Sᵀ and dPᵀ: 16 keys × 2 tiles of 8 queries
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+        st[n][0] = st[n][1] = st[n][2] = st[n][3] = 0.0f;
+        dpt[n][0] = dpt[n][1] = dpt[n][2] = dpt[n][3] = 0.0f;
+        rows_dot(st[n], kf, t.sQ, 16 * qc + 8 * n, lane);
+        rows_dot(dpt[n], vf, t.sDO, 16 * qc + 8 * n, lane);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int c = 16 * qc + 8 * n + 2 * ti + e % 2;  // the query's row in the tile
+          p_and_ds(st[n][e], dpt[n][e], st[n][e], dpt[n][e], t.sLse[c], t.sDelta[c], q0 + c, j[e / 2], g.T, scale);
+        }
       }
+      MmaA pt, dst;
+      mma_a_from_acc(pt, st[0], st[1]);
+      mma_a_from_acc(dst, dpt[0], dpt[1]);
+      acc_times_tile(dv, pt, t.sDO, 16 * qc, lane);
+      acc_times_tile(dk, dst, t.sQ, 16 * qc, lane);
     }
   }
-  // sS and sDP rows of warp w are this warp's alone: stage its dK and dV rows there.
-  for (int n = 0; n < kD / 16; ++n) {
-    wmma::store_matrix_sync(t.sS + 16 * warp * kLdF + 16 * n, dk[n], kLdF, wmma::mem_row_major);
-    wmma::store_matrix_sync(t.sDP + 16 * warp * kLdF + 16 * n, dv[n], kLdF, wmma::mem_row_major);
-  }
-  __syncwarp();
-  for (int e = lane; e < 16 * kD; e += kWarpSize) {
-    const int rr = 16 * warp + e / kD, d = e % kD;
-    const int64_t j = k0 + rr;
-    if (j >= g.T) continue;
-    bf16* row = dqkv + (b * g.T + j) * g.stride_qkv + int64_t{h} * kD + d;
-    row[HD] = __float2bfloat16_rn(t.sS[rr * kLdF + d] * scale);
-    row[2 * HD] = __float2bfloat16_rn(t.sDP[rr * kLdF + d]);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (j[r] >= g.T) continue;
+    bf16* row = dqkv + (b * g.T + j[r]) * g.stride_qkv + int64_t{h} * kD + 2 * ti;
+#pragma unroll
+    for (int n = 0; n < kCols; ++n) {
+      *reinterpret_cast<uint32_t*>(row + HD + 8 * n) = pack_bf16(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+      *reinterpret_cast<uint32_t*>(row + 2 * HD + 8 * n) = pack_bf16(dv[n][2 * r], dv[n][2 * r + 1]);
+    }
   }
 }
 
@@ -278,44 +288,66 @@ __global__ void __launch_bounds__(kThreads)
   BackwardTiles t(smem);
   const int64_t bh = blockIdx.x, b = bh / g.H, q0 = int64_t{blockIdx.y} * kTile;
   const int h = static_cast<int>(bh % g.H), warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int gi = lane / 4, ti = lane % 4;
   const int64_t HD = int64_t{g.H} * kD;
   const bf16* qhead = qkv + b * g.T * g.stride_qkv + int64_t{h} * kD;
   load_tile(t.sQ, qhead, g.stride_qkv, q0, g.T);
   load_tile(t.sDO, dout + b * g.T * g.stride_out + int64_t{h} * kD, g.stride_out, q0, g.T);
   t.LoadRowStats(lse, delta, bh, q0, g.T);
-  FragC dq[kD / 16];  // warp w: queries [16w, 16w + 16) × 64
-  for (int n = 0; n < kD / 16; ++n) wmma::fill_fragment(dq[n], 0.0f);
+  __syncthreads();
+  MmaA qf[kChunks], dof[kChunks];  // the warp's 16 queries: rows of Q and dO
+  load_rows(qf, t.sQ, 16 * warp, lane);
+  load_rows(dof, t.sDO, 16 * warp, lane);
+  const int rows[2] = {16 * warp + gi, 16 * warp + gi + 8};  // this lane's query rows in the tile
+  const float row_lse[2] = {t.sLse[rows[0]], t.sLse[rows[1]]};
+  const float row_delta[2] = {t.sDelta[rows[0]], t.sDelta[rows[1]]};
+  MmaC dq[kCols];
+#pragma unroll
+  for (int n = 0; n < kCols; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
   for (int64_t k0 = 0; k0 <= q0; k0 += kTile) {
-    __syncthreads();  // the last tile's sK, sV are no longer read (first pass: sQ, sDO, row stats ready)
+    __syncthreads();  // every warp is done with the last tile's sK, sV
     load_tile(t.sK, qhead + HD, g.stride_qkv, k0, g.T);
     load_tile(t.sV, qhead + 2 * HD, g.stride_qkv, k0, g.T);
     __syncthreads();
-    t.WarpPandDs(warp, lane, q0, k0, g.T, scale, /*with_p=*/false);
-    __syncwarp();
-    for (int kk = 0; kk < kTile / 16; ++kk) {
-      FragA fds;
-      wmma::load_matrix_sync(fds, t.sDS + 16 * warp * kLdH + 16 * kk, kLdH);
-      for (int n = 0; n < kD / 16; ++n) {
-        FragB fk;
-        wmma::load_matrix_sync(fk, t.sK + 16 * kk * kLdH + 16 * n, kLdH);
-        wmma::mma_sync(dq[n], fds, fk, dq[n]);
+#pragma unroll
+    for (int kc = 0; kc < kChunks; ++kc) {  // keys [16kc, 16kc + 16) of the tile
+      if (k0 == q0 && kc > warp) continue;  // all above the diagonal for this warp's queries
+      MmaC s[2], dp[2];                     // 16 queries × 2 tiles of 8 keys
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
+        rows_dot(s[n], qf, t.sK, 16 * kc + 8 * n, lane);
+        rows_dot(dp[n], dof, t.sV, 16 * kc + 8 * n, lane);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = e / 2;
+          const int64_t jj = k0 + 16 * kc + 8 * n + 2 * ti + e % 2;
+          float p;
+          p_and_ds(p, dp[n][e], s[n][e], dp[n][e], row_lse[r], row_delta[r], q0 + rows[r], jj, g.T, scale);
+        }
       }
+      MmaA ds;
+      mma_a_from_acc(ds, dp[0], dp[1]);
+      acc_times_tile(dq, ds, t.sK, 16 * kc, lane);
     }
   }
-  for (int n = 0; n < kD / 16; ++n) {
-    wmma::store_matrix_sync(t.sS + 16 * warp * kLdF + 16 * n, dq[n], kLdF, wmma::mem_row_major);
-  }
-  __syncwarp();
-  for (int e = lane; e < 16 * kD; e += kWarpSize) {
-    const int rr = 16 * warp + e / kD, d = e % kD;
-    const int64_t i = q0 + rr;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t i = q0 + rows[r];
     if (i >= g.T) continue;
-    dqkv[(b * g.T + i) * g.stride_qkv + int64_t{h} * kD + d] = __float2bfloat16_rn(t.sS[rr * kLdF + d] * scale);
+    bf16* row = dqkv + (b * g.T + i) * g.stride_qkv + int64_t{h} * kD + 2 * ti;
+#pragma unroll
+    for (int n = 0; n < kCols; ++n) {
+      *reinterpret_cast<uint32_t*>(row + 8 * n) = pack_bf16(dq[n][2 * r] * scale, dq[n][2 * r + 1] * scale);
+    }
   }
 }
 
-constexpr size_t kForwardSmem = 4 * kTileH * sizeof(bf16) + 2 * kTileF * sizeof(float) + 3 * kTile * sizeof(float);
-constexpr size_t kBackwardSmem = 6 * kTileH * sizeof(bf16) + 2 * kTileF * sizeof(float) + 2 * kTile * sizeof(float);
+constexpr size_t kForwardSmem = 3 * kTileH * sizeof(bf16);
+constexpr size_t kBackwardSmem = 4 * kTileH * sizeof(bf16) + 2 * kTile * sizeof(float);
+// Both within the 48 KiB a launch may use without opting in (cudaFuncAttributeMaxDynamicSharedMemorySize).
+static_assert(kForwardSmem <= 48 * 1024 && kBackwardSmem <= 48 * 1024, "the tiles outgrew the default limit");
 
 Dims dims(int64_t B, int64_t T, int H) {
   return Dims{B, T, H, 3 * int64_t{H} * kD, int64_t{H} * kD};
@@ -326,12 +358,6 @@ dim3 grid(const Dims& g) {
            "attention (cuda, tensor cores): B*H=%ld or T=%ld exceeds the grid", static_cast<long>(g.B * g.H),
            static_cast<long>(g.T));
   return dim3(static_cast<unsigned>(g.B * g.H), static_cast<unsigned>(ceil_div(g.T, kTile)));
-}
-
-// Above 48 KiB a kernel must opt in to its dynamic shared memory (per device; cheap to repeat).
-template <typename Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  OM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 }  // namespace
@@ -348,7 +374,6 @@ void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int64_t B, in
                            bool plus_one, cudaStream_t stream) {
   const Dims g = dims(B, T, H);
   if (B * T * H == 0) return;
-  allow_smem(attention_forward_mma_kernel, kForwardSmem);
   attention_forward_mma_kernel<<<grid(g), kThreads, kForwardSmem, stream>>>(out, lse, qkv, g, scale, plus_one);
   OM_CUDA_CHECK_KERNEL(stream);
 }
@@ -357,8 +382,6 @@ void attention_backward_mma(bf16* dqkv, const bf16* dout, const bf16* qkv, const
                             int64_t B, int64_t T, int H, float scale, cudaStream_t stream) {
   const Dims g = dims(B, T, H);
   if (B * T * H == 0) return;
-  allow_smem(attention_backward_dkdv_mma_kernel, kBackwardSmem);
-  allow_smem(attention_backward_dq_mma_kernel, kBackwardSmem);
   // Disjoint parts of dqkv: k and v rows here, q rows below.
   attention_backward_dkdv_mma_kernel<<<grid(g), kThreads, kBackwardSmem, stream>>>(dqkv, dout, qkv, lse, delta, g,
                                                                                     scale);

@@ -3,7 +3,8 @@
 // launch checks), and that it reports the bugs it exists to catch (out-of-bounds accesses, host
 // dereferences of device memory, a missing __syncthreads, divergent barriers, host pointers passed to a
 // kernel, misaligned WMMA tiles, __trap, a cuBLASLt algorithm on less aligned operands), and its counters
-// (host waits, devices), and stream capture into CUDA graphs. Built and run only in emulator builds
+// (host waits, devices), and stream capture into CUDA graphs; PTX mma.sync m16n8k16 with the lane layout
+// of the PTX ISA, and kernels/cuda/mma.cuh's fragment loads built on it. Built and run only in emulator builds
 // (OM_CUDA_EMULATION).
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "cuda_emu/emu.h"
+#include "kernels/cuda/mma.cuh"
 
 namespace {
 
@@ -82,6 +84,61 @@ __global__ void wmma_a_bt(float* c, const __nv_bfloat16* a, const __nv_bfloat16*
   wmma::load_matrix_sync(fb, b, 16);
   wmma::mma_sync(acc, fa, fb, acc);
   wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
+}
+
+// d (16 × 8 f32) = a (16 × 16 bf16) · b (16 × 8 bf16), all row-major, each lane's fragments gathered by the
+// PTX ISA's table for mma.m16n8k16 (g = lane / 4, t = lane % 4), written out here independently of
+// kernels/cuda/mma.cuh's loaders.
+__global__ void mma_documented(float* d, const __nv_bfloat16* a, const __nv_bfloat16* b) {
+  const int lane = static_cast<int>(threadIdx.x), g = lane / 4, t = lane % 4;
+  auto two = [](__nv_bfloat16 lo, __nv_bfloat16 hi) {
+    return static_cast<uint32_t>(__bfloat16_as_ushort(lo)) | (static_cast<uint32_t>(__bfloat16_as_ushort(hi)) << 16);
+  };
+  const uint32_t fa[4] = {two(a[g * 16 + 2 * t], a[g * 16 + 2 * t + 1]),
+                          two(a[(g + 8) * 16 + 2 * t], a[(g + 8) * 16 + 2 * t + 1]),
+                          two(a[g * 16 + 2 * t + 8], a[g * 16 + 2 * t + 9]),
+                          two(a[(g + 8) * 16 + 2 * t + 8], a[(g + 8) * 16 + 2 * t + 9])};
+  const uint32_t fb[2] = {two(b[(2 * t) * 8 + g], b[(2 * t + 1) * 8 + g]),
+                          two(b[(2 * t + 8) * 8 + g], b[(2 * t + 9) * 8 + g])};
+  float acc[4] = {1.0f, 1.0f, 1.0f, 1.0f};  // c = 1 everywhere: d = a·b + 1
+  om::cuda::mma_bf16(acc, fa, fb);
+  d[g * 8 + 2 * t] = acc[0];
+  d[g * 8 + 2 * t + 1] = acc[1];
+  d[(g + 8) * 8 + 2 * t] = acc[2];
+  d[(g + 8) * 8 + 2 * t + 1] = acc[3];
+}
+
+// mma.cuh's loaders on tiles with a padded row stride (ld = 24): s = a · kᵀ (a 16 × 16 and k 16 × 16 tiles,
+// s 16 × 16 as two 16 × 8 accumulators), then o = bf16(s) · v (v 16 × 16, o 16 × 16), as attention's
+// S = Q·Kᵀ and O = P·V. s and o come back row-major (16 × 16 f32).
+__global__ void mma_chain(float* s_out, float* o_out, const __nv_bfloat16* a, const __nv_bfloat16* k,
+                          const __nv_bfloat16* v) {
+  using namespace om::cuda;
+  constexpr int ld = 24;
+  const int lane = static_cast<int>(threadIdx.x), g = lane / 4, t = lane % 4;
+  MmaA fa;
+  mma_load_a(fa, a, ld, 0, 0, lane);
+  MmaC s[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+  for (int n = 0; n < 2; ++n) {
+    MmaB fb;
+    mma_load_b_t(fb, k, ld, 8 * n, 0, lane);
+    mma_bf16(s[n], fa, fb);
+  }
+  MmaA p;
+  mma_a_from_acc(p, s[0], s[1]);
+  MmaC o[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+  for (int n = 0; n < 2; ++n) {
+    MmaB fb;
+    mma_load_b(fb, v, ld, 0, 8 * n, lane);
+    mma_bf16(o[n], p, fb);
+  }
+  for (int n = 0; n < 2; ++n) {
+    for (int e = 0; e < 4; ++e) {
+      const int r = g + 8 * (e / 2), c = 8 * n + 2 * t + e % 2;
+      s_out[r * 16 + c] = s[n][e];
+      o_out[r * 16 + c] = o[n][e];
+    }
+  }
 }
 
 // ---- Helpers -------------------------------------------------------------------------------------
@@ -419,6 +476,72 @@ TEST(CudaEmulator, WmmaComputesTheDocumentedProduct) {
   cudaFree(da);
   cudaFree(db);
   cudaFree(dc);
+}
+
+TEST(CudaEmulator, MmaM16n8k16ComputesTheDocumentedProduct) {
+  std::vector<__nv_bfloat16> a(16 * 16), b(16 * 8);
+  for (int i = 0; i < 16 * 16; ++i) a[static_cast<size_t>(i)] = __float2bfloat16_rn(static_cast<float>((i * 7) % 11) - 5.0f);
+  for (int i = 0; i < 16 * 8; ++i) b[static_cast<size_t>(i)] = __float2bfloat16_rn(0.5f * static_cast<float>((i * 5) % 9) - 2.0f);
+  __nv_bfloat16* da = device_alloc<__nv_bfloat16>(a.size());
+  __nv_bfloat16* db = device_alloc<__nv_bfloat16>(b.size());
+  float* dd = device_alloc<float>(16 * 8);
+  cudaMemcpy(da, a.data(), a.size() * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(db, b.data(), b.size() * 2, cudaMemcpyHostToDevice);
+  mma_documented<<<1, 32>>>(dd, da, db);
+  const std::vector<float> d = download(dd, 16 * 8);
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 8; ++j) {
+      double want = 1.0;
+      for (int k = 0; k < 16; ++k) {
+        want += static_cast<double>(__bfloat162float(a[static_cast<size_t>(i * 16 + k)])) *
+                __bfloat162float(b[static_cast<size_t>(k * 8 + j)]);
+      }
+      ASSERT_EQ(d[static_cast<size_t>(i * 8 + j)], static_cast<float>(want)) << i << "," << j;  // small: exact
+    }
+  }
+  cudaFree(da);
+  cudaFree(db);
+  cudaFree(dd);
+}
+
+TEST(CudaEmulator, MmaFragmentLoadsChainAProductIntoTheNext) {
+  constexpr int ld = 24, n = 16 * ld;
+  std::vector<__nv_bfloat16> a(n), k(n), v(n);
+  for (int i = 0; i < n; ++i) {
+    a[static_cast<size_t>(i)] = __float2bfloat16_rn(static_cast<float>((i * 3) % 7) - 3.0f);
+    k[static_cast<size_t>(i)] = __float2bfloat16_rn(0.25f * static_cast<float>((i * 5) % 9) - 1.0f);
+    v[static_cast<size_t>(i)] = __float2bfloat16_rn(static_cast<float>((i * 11) % 5) - 2.0f);
+  }
+  __nv_bfloat16 *da = device_alloc<__nv_bfloat16>(n), *dk = device_alloc<__nv_bfloat16>(n),
+                *dv = device_alloc<__nv_bfloat16>(n);
+  float *ds = device_alloc<float>(256), *dout = device_alloc<float>(256);
+  cudaMemcpy(da, a.data(), n * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(dk, k.data(), n * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(dv, v.data(), n * 2, cudaMemcpyHostToDevice);
+  mma_chain<<<1, 32>>>(ds, dout, da, dk, dv);
+  const std::vector<float> s = download(ds, 256), o = download(dout, 256);
+  auto at = [&](const std::vector<__nv_bfloat16>& m, int r, int c) {
+    return static_cast<double>(__bfloat162float(m[static_cast<size_t>(r * ld + c)]));
+  };
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      double want_s = 0.0, want_o = 0.0;
+      for (int d = 0; d < 16; ++d) want_s += at(a, i, d) * at(k, j, d);
+      for (int c = 0; c < 16; ++c) {
+        double s_ic = 0.0;
+        for (int d = 0; d < 16; ++d) s_ic += at(a, i, d) * at(k, c, d);
+        want_o += static_cast<double>(__bfloat162float(__float2bfloat16_rn(static_cast<float>(s_ic)))) * at(v, c, j);
+      }
+      // s: multiples of 1/4 below 2^6 (so bf16 holds them: the rounding is exact here), o: multiples of 1/4
+      // below 2^11; every partial sum is exact in f32, in any order.
+      ASSERT_EQ(s[static_cast<size_t>(i * 16 + j)], static_cast<float>(want_s)) << i << "," << j;
+      ASSERT_EQ(o[static_cast<size_t>(i * 16 + j)], static_cast<float>(want_o)) << i << "," << j;
+    }
+  }
+  for (void* p : {static_cast<void*>(da), static_cast<void*>(dk), static_cast<void*>(dv), static_cast<void*>(ds),
+                  static_cast<void*>(dout)}) {
+    cudaFree(p);
+  }
 }
 
 TEST(CudaEmulator, DynamicSharedMemoryAboveTheDefaultNeedsTheOptIn) {
