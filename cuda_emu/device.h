@@ -3,7 +3,8 @@
 // the CPU. Provides what nvcc would: the execution-space keywords, threadIdx/blockIdx/blockDim/gridDim,
 // __syncthreads/__syncwarp and warp shuffles (barriers of the emulated block, cuda_emu/emu.h), the
 // rounding intrinsics the kernels use, __trap, nvcuda::wmma's bf16/f32 m16n16k16 fragments, and PTX's
-// mma.sync m16n8k16 bf16 → f32 (om_emu::mma_m16n8k16_bf16, for kernels/cuda/mma.cuh).
+// mma.sync m16n8k16 bf16 → f32 and ldmatrix x4 (om_emu::mma_m16n8k16_bf16, om_emu::ldmatrix_x4, for
+// kernels/cuda/mma.cuh).
 // Semantics are CUDA's where a test can observe them; see the README for what is not emulated.
 #pragma once
 
@@ -222,5 +223,30 @@ inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[
   }
   __syncwarp();
   for (int e = 0; e < 4; ++e) d[e] = out[e];
+}
+
+// PTX ldmatrix.sync.aligned.m8n8.x4{.trans}.shared.b16: four 8 × 8 matrices of 16-bit elements from shared
+// memory, lane l giving the address of row l % 8 of matrix l / 8 (16-byte aligned: 8 elements). Lane l
+// receives in r[i], from matrix i, with g = l / 4 and t = l % 4 (lower index in the lower 16 bits):
+//   plain:  row g, elements 2t and 2t + 1          .trans: elements g of rows 2t and 2t + 1
+// A warp collective like mma_m16n8k16_bf16: the lanes publish their row addresses, meet, read, meet.
+inline void ldmatrix_x4(uint32_t r[4], const void* row, bool trans) {
+  if (reinterpret_cast<uintptr_t>(row) % 16 != 0) {
+    fail("ldmatrix: row address %p is not 16-byte aligned (thread %u)", row, threadIdx.x);
+  }
+  if (is_device(row)) fail("ldmatrix: row address %p is global memory; ldmatrix .shared reads shared memory", row);
+  thread_local const uint16_t* rows[32][32];  // [warp][lane]
+  const unsigned t_lin = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const unsigned warp = t_lin / 32, lane = t_lin % 32;
+  rows[warp][lane] = static_cast<const uint16_t*>(row);
+  __syncwarp();
+  const unsigned g = lane / 4, t = lane % 4;
+  for (unsigned i = 0; i < 4; ++i) {
+    const uint16_t* const* m = rows[warp] + 8 * i;  // the 8 row addresses of matrix i
+    const uint16_t lo = trans ? m[2 * t][g] : m[g][2 * t];
+    const uint16_t hi = trans ? m[2 * t + 1][g] : m[g][2 * t + 1];
+    r[i] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+  }
+  __syncwarp();
 }
 }  // namespace om_emu

@@ -2,7 +2,7 @@
 // tiling with the products in registers (kernels/cuda/mma.cuh: PTX mma.sync m16n8k16, bf16 inputs, f32
 // accumulation). Tiles of 64 queries by 64 keys, 4 warps per block, warp w owning rows [16w, 16w + 16) of
 // the block's own tile; only the bf16 input tiles pass through shared memory (row strides padded by 8
-// bf16, so the fragment loads are free of bank conflicts). Scores, probabilities and the output
+// bf16, so ldmatrix's fragment loads are free of bank conflicts). Scores, probabilities and the output
 // accumulator stay in the warp's registers: a score accumulator, rounded to bf16, is the A fragment of
 // the next product (mma_a_from_acc), and a row's softmax statistics are reduced over the 4 lanes that
 // hold it (lane / 4 = g: rows g and g + 8 of the warp's 16; lane % 4 = t: columns 2t, 2t + 1 of every
@@ -72,20 +72,22 @@ __device__ void load_rows(MmaA (&a)[kChunks], const bf16* tile, int r0, int lane
 // rows of a tile, over all 64 columns.
 __device__ __forceinline__ void rows_dot(MmaC& acc, const MmaA (&rows)[kChunks], const bf16* tile, int n0, int lane) {
 #pragma unroll
-  for (int kc = 0; kc < kChunks; ++kc) {
-    MmaB b;
-    mma_load_b_t(b, tile, kLdH, n0, 16 * kc, lane);
-    mma_bf16(acc, rows[kc], b);
+  for (int kc = 0; kc < kChunks; kc += 2) {
+    MmaB b0, b1;
+    mma_load_b_t2(b0, b1, tile, kLdH, n0, 16 * kc, lane);
+    mma_bf16(acc, rows[kc], b0);
+    mma_bf16(acc, rows[kc + 1], b1);
   }
 }
 
 // acc[n] (16 × 64 as 8 tiles of 8 columns) += a (16 × 16) · tile rows [k0, k0 + 16).
 __device__ __forceinline__ void acc_times_tile(MmaC (&acc)[kCols], const MmaA& a, const bf16* tile, int k0, int lane) {
 #pragma unroll
-  for (int n = 0; n < kCols; ++n) {
-    MmaB b;
-    mma_load_b(b, tile, kLdH, k0, 8 * n, lane);
-    mma_bf16(acc[n], a, b);
+  for (int n = 0; n < kCols; n += 2) {
+    MmaB b0, b1;
+    mma_load_b2(b0, b1, tile, kLdH, k0, 8 * n, lane);
+    mma_bf16(acc[n], a, b0);
+    mma_bf16(acc[n + 1], a, b1);
   }
 }
 

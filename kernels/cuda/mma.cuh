@@ -1,7 +1,8 @@
 // Warp-level tensor-core products in registers: PTX mma.sync m16n8k16, bf16 inputs, f32 accumulators
-// (sm_80 and later), and the per-lane fragment loads from row-major bf16 tiles in shared memory that feed
-// it. Used by kernels/cuda/attention_mma.cu. Under the CPU emulator (cuda_emu/device.h defines
-// OM_CUDA_EMULATOR) the product is om_emu::mma_m16n8k16_bf16, which implements the same lane layout.
+// (sm_80 and later), and the fragment loads (PTX ldmatrix) from row-major bf16 tiles in shared memory that
+// feed it. Used by kernels/cuda/attention_mma.cu. Under the CPU emulator (cuda_emu/device.h defines
+// OM_CUDA_EMULATOR) the two instructions are om_emu::mma_m16n8k16_bf16 and om_emu::ldmatrix_x4, which
+// implement the same lane layouts.
 //
 // Fragments, with g = lane / 4 and t = lane % 4 (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating
 // point type"; a 32-bit register holds two bf16, the lower index in the lower 16 bits):
@@ -11,8 +12,8 @@
 // So the accumulators of two adjacent 16 × 8 tiles, rounded to bf16 and packed pairwise, are the A
 // fragment of the 16 × 16 block they form (mma_a_from_acc): a product's result feeds the next product
 // without leaving registers (FlashAttention-2's P·V).
-// REQUIRES: included only from .cu files; every lane of the warp calls mma_bf16 together (warp-uniform
-// control flow around it).
+// REQUIRES: included only from .cu files; every lane of the warp calls mma_bf16 and the loaders together
+// (warp-uniform control flow around them).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -44,35 +45,57 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
          (static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(hi))) << 16);
 }
 
-// The two bf16 at tile[r][c], tile[r][c + 1] (row stride ld elements; c and ld even, tile 4-byte aligned).
-__device__ __forceinline__ uint32_t row_pair(const __nv_bfloat16* tile, int ld, int r, int c) {
-  return *reinterpret_cast<const uint32_t*>(tile + r * ld + c);
-}
-// The two bf16 at tile[r][c] (lower half) and tile[r + 1][c].
-__device__ __forceinline__ uint32_t column_pair(const __nv_bfloat16* tile, int ld, int r, int c) {
-  return static_cast<uint32_t>(__bfloat16_as_ushort(tile[r * ld + c])) |
-         (static_cast<uint32_t>(__bfloat16_as_ushort(tile[(r + 1) * ld + c])) << 16);
+// PTX ldmatrix.sync.aligned.m8n8.x4{.trans}.shared.b16: four 8 × 8 bf16 matrices from shared memory in
+// one instruction. Lane l passes `row`, the address of row l % 8 of matrix l / 8 (16-byte aligned), and
+// receives in r[i], from matrix i (g = l / 4, t = l % 4): row g's elements 2t, 2t + 1 (plain), or
+// element g of rows 2t, 2t + 1 (trans). Those are exactly an mma fragment register's two elements: plain
+// for A and for a B stored n-major, trans for a B stored k-major.
+template <bool kTrans>
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat16* row) {
+#ifdef OM_CUDA_EMULATOR
+  om_emu::ldmatrix_x4(r, row, kTrans);
+#else
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  if constexpr (kTrans) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+  }
+#endif
 }
 
-// a = A with A[i][k] = tile[r0 + i][k0 + k] (16 rows of a row-major tile, 16 columns from k0).
+// The loaders below read row-major bf16 tiles in shared memory with row stride ld elements; ld and the
+// column offsets are multiples of 8 and the tile 16-byte aligned (ldmatrix's row addresses).
+// a = A with A[i][k] = tile[r0 + i][k0 + k] (16 rows of a tile, 16 columns from k0). Matrices 0..3:
+// rows +0 / +8 × columns +0 / +8, in a's register order.
 __device__ __forceinline__ void mma_load_a(MmaA& a, const __nv_bfloat16* tile, int ld, int r0, int k0, int lane) {
-  const int g = lane / 4, t = lane % 4;
-  a[0] = row_pair(tile, ld, r0 + g, k0 + 2 * t);
-  a[1] = row_pair(tile, ld, r0 + g + 8, k0 + 2 * t);
-  a[2] = row_pair(tile, ld, r0 + g, k0 + 2 * t + 8);
-  a[3] = row_pair(tile, ld, r0 + g + 8, k0 + 2 * t + 8);
+  ldmatrix_x4<false>(a, tile + (r0 + lane % 8 + 8 * (lane / 8 % 2)) * ld + k0 + 8 * (lane / 16));
 }
-// b = B with B[k][n] = tile[n0 + n][k0 + k]: the transpose of 8 rows of a row-major tile (Q·Kᵀ's Kᵀ).
-__device__ __forceinline__ void mma_load_b_t(MmaB& b, const __nv_bfloat16* tile, int ld, int n0, int k0, int lane) {
-  const int g = lane / 4, t = lane % 4;
-  b[0] = row_pair(tile, ld, n0 + g, k0 + 2 * t);
-  b[1] = row_pair(tile, ld, n0 + g, k0 + 2 * t + 8);
+// b0, b1 = B with B[k][n] = tile[n0 + n][kc + k] for kc = k0 and k0 + 16: the transpose of 8 rows of a tile
+// (Q·Kᵀ's Kᵀ), two 16-deep chunks of it. Matrices 0..3: columns k0 + 0, 8, 16, 24.
+__device__ __forceinline__ void mma_load_b_t2(MmaB& b0, MmaB& b1, const __nv_bfloat16* tile, int ld, int n0, int k0,
+                                              int lane) {
+  uint32_t r[4];
+  ldmatrix_x4<false>(r, tile + (n0 + lane % 8) * ld + k0 + 8 * (lane / 8));
+  b0[0] = r[0];
+  b0[1] = r[1];
+  b1[0] = r[2];
+  b1[1] = r[3];
 }
-// b = B with B[k][n] = tile[k0 + k][n0 + n]: 16 rows, 8 columns of a row-major tile (P·V's V).
-__device__ __forceinline__ void mma_load_b(MmaB& b, const __nv_bfloat16* tile, int ld, int k0, int n0, int lane) {
-  const int g = lane / 4, t = lane % 4;
-  b[0] = column_pair(tile, ld, k0 + 2 * t, n0 + g);
-  b[1] = column_pair(tile, ld, k0 + 2 * t + 8, n0 + g);
+// b0, b1 = B with B[k][n] = tile[k0 + k][nc + n] for nc = n0 and n0 + 8: 16 rows, 16 columns of a tile
+// (P·V's V), as two 8-column B fragments. Matrices 0..3: rows +0 / +8 × columns +0 / +8, transposed.
+__device__ __forceinline__ void mma_load_b2(MmaB& b0, MmaB& b1, const __nv_bfloat16* tile, int ld, int k0, int n0,
+                                            int lane) {
+  uint32_t r[4];
+  ldmatrix_x4<true>(r, tile + (k0 + lane % 8 + 8 * (lane / 8 % 2)) * ld + n0 + 8 * (lane / 16));
+  b0[0] = r[0];
+  b0[1] = r[1];
+  b1[0] = r[2];
+  b1[1] = r[3];
 }
 // a = the 16 × 16 block [left | right] of two 16 × 8 accumulators, rounded to bf16.
 __device__ __forceinline__ void mma_a_from_acc(MmaA& a, const MmaC& left, const MmaC& right) {

@@ -4,7 +4,7 @@
 // dereferences of device memory, a missing __syncthreads, divergent barriers, host pointers passed to a
 // kernel, misaligned WMMA tiles, __trap, a cuBLASLt algorithm on less aligned operands), and its counters
 // (host waits, devices), and stream capture into CUDA graphs; PTX mma.sync m16n8k16 with the lane layout
-// of the PTX ISA, and kernels/cuda/mma.cuh's fragment loads built on it. Built and run only in emulator builds
+// and ldmatrix x4 with the lane layouts of the PTX ISA, and kernels/cuda/mma.cuh's fragment loads built on them. Built and run only in emulator builds
 // (OM_CUDA_EMULATION).
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -108,30 +108,54 @@ __global__ void mma_documented(float* d, const __nv_bfloat16* a, const __nv_bflo
   d[(g + 8) * 8 + 2 * t + 1] = acc[3];
 }
 
-// mma.cuh's loaders on tiles with a padded row stride (ld = 24): s = a · kᵀ (a 16 × 16 and k 16 × 16 tiles,
-// s 16 × 16 as two 16 × 8 accumulators), then o = bf16(s) · v (v 16 × 16, o 16 × 16), as attention's
-// S = Q·Kᵀ and O = P·V. s and o come back row-major (16 × 16 f32).
+// ldmatrix x4 from a 32 × 24 tile of 16-bit elements in shared memory: lane l
+// points at row l of the tile (row l % 8 of matrix l / 8) plus `col`; out[l·4 + i] = the lane's register i.
+__global__ void ldmatrix_rows(uint32_t* out, const __nv_bfloat16* tile, int col, bool trans) {
+  __shared__ __align__(16) __nv_bfloat16 s[32 * 24];
+  const int lane = static_cast<int>(threadIdx.x);
+  for (int e = lane; e < 32 * 24; e += 32) s[e] = tile[e];
+  __syncwarp();
+  uint32_t r[4];
+  if (trans) {
+    om::cuda::ldmatrix_x4<true>(r, s + lane * 24 + col);
+  } else {
+    om::cuda::ldmatrix_x4<false>(r, s + lane * 24 + col);
+  }
+  for (int i = 0; i < 4; ++i) out[lane * 4 + i] = r[i];
+}
+
+// mma.cuh's loaders on shared-memory tiles with a padded row stride (ld = 40): s = a · kᵀ (a and k 16 × 32,
+// s 16 × 16 as two 16 × 8 accumulators, each over two 16-deep chunks), then o = bf16(s) · v (v 16 × 16,
+// o 16 × 16), as attention's S = Q·Kᵀ and O = P·V. s and o come back row-major (16 × 16 f32).
 __global__ void mma_chain(float* s_out, float* o_out, const __nv_bfloat16* a, const __nv_bfloat16* k,
                           const __nv_bfloat16* v) {
   using namespace om::cuda;
-  constexpr int ld = 24;
+  constexpr int ld = 40;
+  __shared__ __align__(16) __nv_bfloat16 sa[16 * ld], sk[16 * ld], sv[16 * ld];
   const int lane = static_cast<int>(threadIdx.x), g = lane / 4, t = lane % 4;
-  MmaA fa;
-  mma_load_a(fa, a, ld, 0, 0, lane);
+  for (int e = lane; e < 16 * ld; e += 32) {
+    sa[e] = a[e];
+    sk[e] = k[e];
+    sv[e] = v[e];
+  }
+  __syncwarp();
+  MmaA fa[2];
+  mma_load_a(fa[0], sa, ld, 0, 0, lane);
+  mma_load_a(fa[1], sa, ld, 0, 16, lane);
   MmaC s[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
   for (int n = 0; n < 2; ++n) {
-    MmaB fb;
-    mma_load_b_t(fb, k, ld, 8 * n, 0, lane);
-    mma_bf16(s[n], fa, fb);
+    MmaB b0, b1;
+    mma_load_b_t2(b0, b1, sk, ld, 8 * n, 0, lane);
+    mma_bf16(s[n], fa[0], b0);
+    mma_bf16(s[n], fa[1], b1);
   }
   MmaA p;
   mma_a_from_acc(p, s[0], s[1]);
   MmaC o[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
-  for (int n = 0; n < 2; ++n) {
-    MmaB fb;
-    mma_load_b(fb, v, ld, 0, 8 * n, lane);
-    mma_bf16(o[n], p, fb);
-  }
+  MmaB b0, b1;
+  mma_load_b2(b0, b1, sv, ld, 0, 0, lane);
+  mma_bf16(o[0], p, b0);
+  mma_bf16(o[1], p, b1);
   for (int n = 0; n < 2; ++n) {
     for (int e = 0; e < 4; ++e) {
       const int r = g + 8 * (e / 2), c = 8 * n + 2 * t + e % 2;
@@ -504,8 +528,39 @@ TEST(CudaEmulator, MmaM16n8k16ComputesTheDocumentedProduct) {
   cudaFree(dd);
 }
 
+TEST(CudaEmulator, LdmatrixGivesEachLaneItsDocumentedElements) {
+  std::vector<__nv_bfloat16> tile(32 * 24);
+  // Element (r, c) holds the bit pattern r·24 + c (ldmatrix moves bits; no value is rounded).
+  for (int e = 0; e < 32 * 24; ++e) tile[static_cast<size_t>(e)] = __ushort_as_bfloat16(static_cast<unsigned short>(e));
+  __nv_bfloat16* dt = device_alloc<__nv_bfloat16>(tile.size());
+  uint32_t* dout = device_alloc<uint32_t>(128);
+  cudaMemcpy(dt, tile.data(), tile.size() * 2, cudaMemcpyHostToDevice);
+  for (const bool trans : {false, true}) {
+    for (const int col : {0, 8, 16}) {
+      ldmatrix_rows<<<1, 32>>>(dout, dt, col, trans);
+      std::vector<uint32_t> out(128);
+      ASSERT_EQ(cudaMemcpy(out.data(), dout, 128 * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+      for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane / 4, t = lane % 4;
+        for (int i = 0; i < 4; ++i) {
+          // Matrix i is rows 8i..8i+7 of the tile (each lane pointed at its own row), columns col..col+7.
+          const int r_lo = 8 * i + (trans ? 2 * t : g), c_lo = col + (trans ? g : 2 * t);
+          const int r_hi = 8 * i + (trans ? 2 * t + 1 : g), c_hi = col + (trans ? g : 2 * t + 1);
+          const uint32_t reg = out[static_cast<size_t>(lane * 4 + i)];
+          EXPECT_EQ(reg & 0xffffu, static_cast<uint32_t>(r_lo * 24 + c_lo))
+              << "trans " << trans << " col " << col << " lane " << lane << " reg " << i;
+          EXPECT_EQ(reg >> 16, static_cast<uint32_t>(r_hi * 24 + c_hi))
+              << "trans " << trans << " col " << col << " lane " << lane << " reg " << i;
+        }
+      }
+    }
+  }
+  cudaFree(dt);
+  cudaFree(dout);
+}
+
 TEST(CudaEmulator, MmaFragmentLoadsChainAProductIntoTheNext) {
-  constexpr int ld = 24, n = 16 * ld;
+  constexpr int ld = 40, n = 16 * ld;
   std::vector<__nv_bfloat16> a(n), k(n), v(n);
   for (int i = 0; i < n; ++i) {
     a[static_cast<size_t>(i)] = __float2bfloat16_rn(static_cast<float>((i * 3) % 7) - 3.0f);
@@ -523,18 +578,21 @@ TEST(CudaEmulator, MmaFragmentLoadsChainAProductIntoTheNext) {
   auto at = [&](const std::vector<__nv_bfloat16>& m, int r, int c) {
     return static_cast<double>(__bfloat162float(m[static_cast<size_t>(r * ld + c)]));
   };
+  auto s_ref = [&](int i, int j) {
+    double sum = 0.0;
+    for (int d = 0; d < 32; ++d) sum += at(a, i, d) * at(k, j, d);
+    return sum;
+  };
   for (int i = 0; i < 16; ++i) {
     for (int j = 0; j < 16; ++j) {
-      double want_s = 0.0, want_o = 0.0;
-      for (int d = 0; d < 16; ++d) want_s += at(a, i, d) * at(k, j, d);
+      double want_o = 0.0;
       for (int c = 0; c < 16; ++c) {
-        double s_ic = 0.0;
-        for (int d = 0; d < 16; ++d) s_ic += at(a, i, d) * at(k, c, d);
-        want_o += static_cast<double>(__bfloat162float(__float2bfloat16_rn(static_cast<float>(s_ic)))) * at(v, c, j);
+        want_o += static_cast<double>(__bfloat162float(__float2bfloat16_rn(static_cast<float>(s_ref(i, c))))) *
+                  at(v, c, j);
       }
-      // s: multiples of 1/4 below 2^6 (so bf16 holds them: the rounding is exact here), o: multiples of 1/4
-      // below 2^11; every partial sum is exact in f32, in any order.
-      ASSERT_EQ(s[static_cast<size_t>(i * 16 + j)], static_cast<float>(want_s)) << i << "," << j;
+      // s: multiples of 1/4 below 2^7 (so bf16 holds them: the rounding is exact here), o: multiples of 1/4
+      // below 2^12; every partial sum is exact in f32, in any order.
+      ASSERT_EQ(s[static_cast<size_t>(i * 16 + j)], static_cast<float>(s_ref(i, j))) << i << "," << j;
       ASSERT_EQ(o[static_cast<size_t>(i * 16 + j)], static_cast<float>(want_o)) << i << "," << j;
     }
   }
@@ -625,6 +683,18 @@ TEST(CudaEmulatorDeathTest, ShuffleFromAnExitedLaneIsReported) {
         cudaDeviceSynchronize();
       },
       "reads lane (16|31) in its shuffle #0, which that lane did not make");
+}
+
+TEST(CudaEmulatorDeathTest, MisalignedLdmatrixRowIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        __nv_bfloat16* tile = device_alloc<__nv_bfloat16>(32 * 24);
+        uint32_t* out = device_alloc<uint32_t>(128);
+        ldmatrix_rows<<<1, 32>>>(out, tile, 4, false);  // rows start 8 bytes past a 16-byte boundary
+        cudaDeviceSynchronize();
+      },
+      "not 16-byte aligned");
 }
 
 TEST(CudaEmulatorDeathTest, MisalignedWmmaTileIsReported) {
