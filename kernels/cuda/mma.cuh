@@ -6,9 +6,9 @@
 //
 // Fragments, with g = lane / 4 and t = lane % 4 (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating
 // point type"; a 32-bit register holds two bf16, the lower index in the lower 16 bits):
-//   A (16 × 16, MmaA):  [0] = A[g][2t, 2t+1]   [1] = A[g+8][2t, 2t+1]   [2] = A[g][2t+8, 2t+9]   [3] = A[g+8][2t+8, 2t+9]
-//   B (16 × 8,  MmaB):  [0] = B[2t, 2t+1][g]   [1] = B[2t+8, 2t+9][g]
-//   C, D (16 × 8 f32):  [0], [1] = C[g][2t], C[g][2t+1]        [2], [3] = C[g+8][2t], C[g+8][2t+1]
+//   A (16 × 16, MmaA): [0] = A[g][2t, 2t+1]  [1] = A[g+8][2t, 2t+1]  [2] = A[g][2t+8, 2t+9]  [3] = A[g+8][2t+8, 2t+9]
+//   B (16 × 8, MmaB):  [0] = B[2t, 2t+1][g]  [1] = B[2t+8, 2t+9][g]
+//   C, D (16 × 8 f32): [0], [1] = C[g][2t], C[g][2t+1]      [2], [3] = C[g+8][2t], C[g+8][2t+1]
 // So the accumulators of two adjacent 16 × 8 tiles, rounded to bf16 and packed pairwise, are the A
 // fragment of the 16 × 16 block they form (mma_a_from_acc): a product's result feeds the next product
 // without leaving registers (FlashAttention-2's P·V).

@@ -1,11 +1,11 @@
 // The CUDA emulator itself (cuda_emu/README.md): that it runs kernels with CUDA's semantics where the
-// project's cuda tests depend on them (barriers, shuffles, WMMA, work deferred to the host's waits,
-// launch checks), and that it reports the bugs it exists to catch (out-of-bounds accesses, host
-// dereferences of device memory, a missing __syncthreads, divergent barriers, host pointers passed to a
-// kernel, misaligned WMMA tiles, __trap, a cuBLASLt algorithm on less aligned operands), and its counters
-// (host waits, devices), and stream capture into CUDA graphs; PTX mma.sync m16n8k16 with the lane layout
-// and ldmatrix x4 with the lane layouts of the PTX ISA, and kernels/cuda/mma.cuh's fragment loads built on them. Built and run only in emulator builds
-// (OM_CUDA_EMULATION).
+// project's cuda tests depend on them (barriers, shuffles, WMMA, PTX mma.sync m16n8k16 and ldmatrix x4 with
+// the PTX ISA's lane layouts and kernels/cuda/mma.cuh's fragment loads built on them, work deferred to the
+// host's waits, launch checks), and that it reports the bugs it exists to catch (out-of-bounds accesses,
+// host dereferences of device memory, a missing __syncthreads, divergent barriers, host pointers passed to
+// a kernel, misaligned WMMA tiles and ldmatrix rows, __trap, a cuBLASLt algorithm on less aligned
+// operands), and its counters (host waits, devices), and stream capture into CUDA graphs. Built and run
+// only in emulator builds (OM_CUDA_EMULATION).
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -504,8 +504,12 @@ TEST(CudaEmulator, WmmaComputesTheDocumentedProduct) {
 
 TEST(CudaEmulator, MmaM16n8k16ComputesTheDocumentedProduct) {
   std::vector<__nv_bfloat16> a(16 * 16), b(16 * 8);
-  for (int i = 0; i < 16 * 16; ++i) a[static_cast<size_t>(i)] = __float2bfloat16_rn(static_cast<float>((i * 7) % 11) - 5.0f);
-  for (int i = 0; i < 16 * 8; ++i) b[static_cast<size_t>(i)] = __float2bfloat16_rn(0.5f * static_cast<float>((i * 5) % 9) - 2.0f);
+  for (int i = 0; i < 16 * 16; ++i) {
+    a[static_cast<size_t>(i)] = __float2bfloat16_rn(static_cast<float>((i * 7) % 11) - 5.0f);
+  }
+  for (int i = 0; i < 16 * 8; ++i) {
+    b[static_cast<size_t>(i)] = __float2bfloat16_rn(0.5f * static_cast<float>((i * 5) % 9) - 2.0f);
+  }
   __nv_bfloat16* da = device_alloc<__nv_bfloat16>(a.size());
   __nv_bfloat16* db = device_alloc<__nv_bfloat16>(b.size());
   float* dd = device_alloc<float>(16 * 8);
