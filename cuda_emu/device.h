@@ -181,7 +181,8 @@ void mma_sync(fragment<accumulator, 16, 16, 16, float, void>& d, const fragment<
 }  // namespace nvcuda::wmma
 
 // ---- PTX mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (kernels/cuda/mma.cuh) -------------------
-// OM_CUDA_EMULATOR tells kernels/cuda/mma.cuh to call this instead of its inline PTX.
+// OM_CUDA_EMULATOR tells kernels/cuda/mma.cuh and async_copy.cuh to call the emulator (this file, and
+// om_emu::cp_async* in emu.h) instead of their inline PTX.
 #define OM_CUDA_EMULATOR 1
 namespace om_emu {
 // d = a·b + c for one warp: A 16×16, B 16×8, C and D 16×8, each spread over the lanes as the PTX ISA's

@@ -40,6 +40,13 @@ void sync_block();                                           // __syncthreads
 void sync_warp(unsigned mask);                               // __syncwarp (full mask only)
 uint64_t shuffle(unsigned mask, uint64_t bits, int src_lane);  // the value `src_lane` passed in
 void* dynamic_smem();                                        // the launch's dynamic shared memory
+// cp.async (PTX cp.async.cg.shared.global, kernels/cuda/async_copy.cuh): `bytes` from global src to shared
+// dst, zero-filled past src_bytes (src unread when 0). Deferred: the thread's copies are grouped at each
+// commit and performed only when the thread waits (cp_async_wait: all but the `pending` most recent
+// groups), so a read before the wait, or by another thread before a barrier, sees the old bytes.
+void cp_async(void* dst, const void* src, size_t bytes, size_t src_bytes);
+void cp_async_commit();
+void cp_async_wait(int pending);
 // Static __shared__ declarations (transform_cu.py): each declaration site reserves its bytes once per
 // process; every block sees them at one address, refilled with NaN bytes at its start.
 size_t reserve_static_shared(size_t bytes, size_t align);

@@ -191,11 +191,22 @@ enum class FiberState { kRunnable, kBlockWait, kWarpWait, kDone };
 
 constexpr size_t kFiberStack = OM_EMU_ASAN ? 1024 * 1024 : 256 * 1024;
 
+// One cp.async of this thread, not yet performed: bytes from src (zero-filled past src_bytes) into dst.
+struct AsyncCopy {
+  unsigned char* dst = nullptr;
+  const unsigned char* src = nullptr;
+  size_t bytes = 0, src_bytes = 0;
+};
+
 struct Fiber {
   void* sp = nullptr;     // saved stack pointer while switched out
   char* stack = nullptr;  // kFiberStack bytes above a guard page
   FiberState st = FiberState::kDone;
   uint32_t shuffles = 0;  // shuffles this thread has made in the block (picks the exchange slot)
+  // cp.async: the copies issued since the last commit, and the committed groups not yet waited for
+  // (oldest first). Performed at cp_async_wait, as late as the PTX memory model allows.
+  std::vector<AsyncCopy> async_open;
+  std::vector<std::vector<AsyncCopy>> async_groups;
 };
 
 struct BlockRun {
@@ -312,6 +323,8 @@ void run_block(BlockRun& r) {
     f.sp = initial_sp(f.stack);
     f.st = FiberState::kRunnable;
     f.shuffles = 0;
+    f.async_open.clear();  // a block's copies never outlive it (the last block's unwaited ones are dropped)
+    f.async_groups.clear();
     for (int k = 0; k < 2; ++k) r.slot_shuffle[k][t / 32][t % 32] = ~0u;
   }
   const int warps = (r.n + 31) / 32;
@@ -453,6 +466,47 @@ uint64_t shuffle(unsigned mask, uint64_t bits, int src_lane) {
          lane, warp, src_lane, k);
   }
   return r->slots[k % 2][warp][src_lane];
+}
+
+namespace {
+Fiber& running_fiber(const char* what) {
+  BlockRun* r = t_run;
+  if (r == nullptr) fail("%s outside a kernel", what);
+  return (*r->fibers)[static_cast<size_t>(r->current)];
+}
+}  // namespace
+
+void cp_async(void* dst, const void* src, size_t bytes, size_t src_bytes) {
+  Fiber& f = running_fiber("cp.async");
+  if (src_bytes > bytes) fail("cp.async of %zu bytes with a source size of %zu", bytes, src_bytes);
+  const bool src_misaligned = src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % bytes != 0;
+  if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 || src_misaligned) {
+    fail("cp.async of %zu bytes from %p to %p: both addresses must be %zu-byte aligned", bytes, src, dst, bytes);
+  }
+  if (is_device(dst)) fail("cp.async to %p: the destination is global memory, not shared memory", dst);
+  if (src_bytes > 0 && !device_accessible(src, src_bytes)) {
+    fail("cp.async from %p: the source is not memory a kernel may read (device or page-locked host)", src);
+  }
+  f.async_open.push_back({static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), bytes, src_bytes});
+}
+
+void cp_async_commit() {
+  Fiber& f = running_fiber("cp.async.commit_group");
+  f.async_groups.push_back(std::move(f.async_open));
+  f.async_open.clear();
+}
+
+void cp_async_wait(int pending) {
+  Fiber& f = running_fiber("cp.async.wait_group");
+  const size_t keep = static_cast<size_t>(pending < 0 ? 0 : pending);
+  size_t done = 0;
+  for (; f.async_groups.size() - done > keep; ++done) {
+    for (const AsyncCopy& c : f.async_groups[done]) {
+      if (c.src_bytes > 0) std::memcpy(c.dst, c.src, c.src_bytes);
+      std::memset(c.dst + c.src_bytes, 0, c.bytes - c.src_bytes);
+    }
+  }
+  f.async_groups.erase(f.async_groups.begin(), f.async_groups.begin() + static_cast<std::ptrdiff_t>(done));
 }
 
 void* dynamic_smem() {

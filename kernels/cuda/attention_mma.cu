@@ -22,11 +22,16 @@
 //            On the diagonal tile a warp skips the 16-column groups that lie wholly above the diagonal.
 // Precision against the warp kernels: the same f32 accumulation, plus one bf16 rounding of each p (the
 // P·V, Pᵀ·dO products) and of each ds (dSᵀ·Q, dS·K), relative 2^-9 each; tests/cuda/attention_test.cc
-// bounds the outputs with that. Shared memory: 27 KiB (forward) and 36.5 KiB (backward) per block.
+// bounds the outputs with that.
+// Loads: every tile is fetched with cp.async (async_copy.cuh), the next key (forward, dQ) or query (dK/dV)
+// tile into a second buffer while the block computes on the current one; one commit group per loop
+// iteration, waited for one iteration later. Shared memory: 45 KiB (forward) and 55 KiB (backward, above
+// the default 48 KiB: opted in) per block.
 #include "kernels/cuda/attention_mma.cuh"
 
 #include <cmath>
 
+#include "kernels/cuda/async_copy.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/mma.cuh"
 
@@ -51,14 +56,15 @@ struct Dims {
   int64_t stride_qkv, stride_out;  // elements between consecutive tokens: 3·H·64 and H·64
 };
 
-// Rows [t0, t0 + 64) of one head's (T, 64) slice, row t at src + t·stride, into a bf16 tile; rows at or
-// past T are zero. 16-byte loads: src and stride are 8-element aligned (attention_mma_eligible).
-__device__ void load_tile(bf16* dst, const bf16* src, int64_t stride, int64_t t0, int64_t T) {
+// Issues the block's copies (cp.async, async_copy.cuh) of rows [t0, t0 + 64) of one head's (T, 64) slice,
+// row t at src + t·stride, into a bf16 tile; rows at or past T are zero-filled. 16 bytes each: src and
+// stride are 8-element aligned (attention_mma_eligible). The tile is there after the caller's
+// cp_async_commit, cp_async_wait and __syncthreads.
+__device__ void fetch_tile(bf16* dst, const bf16* src, int64_t stride, int64_t t0, int64_t T) {
   for (int c = threadIdx.x; c < kTile * (kD / 8); c += kThreads) {
     const int r = c / (kD / 8), part = c % (kD / 8);
-    uint4 v = make_uint4(0u, 0u, 0u, 0u);
-    if (t0 + r < T) v = *reinterpret_cast<const uint4*>(src + (t0 + r) * stride + part * 8);
-    *reinterpret_cast<uint4*>(dst + r * kLdH + part * 8) = v;
+    const bool valid = t0 + r < T;
+    cp_async_16(dst + r * kLdH + part * 8, valid ? src + (t0 + r) * stride + part * 8 : src, valid);
   }
 }
 
@@ -104,15 +110,21 @@ __device__ __forceinline__ float quad_sum(float v) {
 __global__ void __launch_bounds__(kThreads)
     attention_forward_mma_kernel(bf16* out, float* lse, const bf16* qkv, Dims g, float scale, bool plus_one) {
   extern __shared__ __align__(128) unsigned char smem[];
+  // Q, then K and V of buffer 0, K and V of buffer 1: the next key tile is fetched while this one is used.
   bf16* sQ = reinterpret_cast<bf16*>(smem);
-  bf16* sK = sQ + kTileH;
-  bf16* sV = sK + kTileH;
+  const auto sK = [&](int64_t buf) { return sQ + (1 + 2 * buf) * kTileH; };
+  const auto sV = [&](int64_t buf) { return sQ + (2 + 2 * buf) * kTileH; };
   const int64_t bh = blockIdx.x, b = bh / g.H, q0 = int64_t{blockIdx.y} * kTile;
   const int h = static_cast<int>(bh % g.H), warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int gi = lane / 4, ti = lane % 4;
   const int64_t HD = int64_t{g.H} * kD;
   const bf16* head = qkv + b * g.T * g.stride_qkv + int64_t{h} * kD;  // q of token 0; k at + HD, v at + 2·HD
-  load_tile(sQ, head, g.stride_qkv, q0, g.T);
+  fetch_tile(sQ, head, g.stride_qkv, q0, g.T);
+  cp_async_commit();
+  fetch_tile(sK(0), head + HD, g.stride_qkv, 0, g.T);
+  fetch_tile(sV(0), head + 2 * HD, g.stride_qkv, 0, g.T);
+  cp_async_commit();
+  cp_async_wait<1>();  // Q (key tile 0 may still be in flight)
   __syncthreads();
   MmaA q[kChunks];
   load_rows(q, sQ, 16 * warp, lane);
@@ -123,10 +135,15 @@ __global__ void __launch_bounds__(kThreads)
   MmaC o[kCols];
 #pragma unroll
   for (int n = 0; n < kCols; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  for (int64_t k0 = 0; k0 <= q0; k0 += kTile) {  // causal: key tiles up to the diagonal one
-    __syncthreads();                             // every warp is done with the last tile's sK, sV
-    load_tile(sK, head + HD, g.stride_qkv, k0, g.T);
-    load_tile(sV, head + 2 * HD, g.stride_qkv, k0, g.T);
+  for (int64_t k0 = 0, it = 0; k0 <= q0; k0 += kTile, ++it) {  // causal: key tiles up to the diagonal one
+    const bf16* kt = sK(it % 2);
+    const bf16* vt = sV(it % 2);
+    if (k0 + kTile <= q0) {  // the next tile, into the other buffer
+      fetch_tile(sK((it + 1) % 2), head + HD, g.stride_qkv, k0 + kTile, g.T);
+      fetch_tile(sV((it + 1) % 2), head + 2 * HD, g.stride_qkv, k0 + kTile, g.T);
+    }
+    cp_async_commit();   // one group per iteration (empty after the last tile)
+    cp_async_wait<1>();  // everything but that group: this tile
     __syncthreads();
     // Key columns [8n, 8n + 8) with n >= n_end lie above the diagonal for all of this warp's rows.
     const int n_end = k0 == q0 ? 2 * warp + 2 : kCols;
@@ -135,7 +152,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int n = 0; n < kCols; ++n) {
       s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-      if (n < n_end) rows_dot(s[n], q, sK, 8 * n, lane);
+      if (n < n_end) rows_dot(s[n], q, kt, 8 * n, lane);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int64_t j = k0 + 8 * n + 2 * ti + e % 2;
@@ -172,8 +189,9 @@ __global__ void __launch_bounds__(kThreads)
       if (2 * kk >= n_end) continue;        // all zeros
       MmaA p;
       mma_a_from_acc(p, s[2 * kk], s[2 * kk + 1]);
-      acc_times_tile(o, p, sV, 16 * kk, lane);
+      acc_times_tile(o, p, vt, 16 * kk, lane);
     }
+    __syncthreads();  // every warp is done with this tile's buffers before the next iteration refills them
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -187,24 +205,23 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// The backward kernels' shared memory: the four bf16 tiles and the query rows' lse and delta.
+// The backward kernels' shared memory: six bf16 tiles and two sets of per-row lse and delta.
+//   dK/dV: K, V (fixed), then Q, dO of query tile buffer 0 and of buffer 1, with lse/delta of each buffer.
+//   dQ:    Q, dO (fixed), then K, V of key tile buffer 0 and of buffer 1; lse/delta [0] only.
+// (Offsets, not arrays of pointers: a runtime index into an array would put it in local memory.)
 struct BackwardTiles {
-  bf16 *sQ, *sDO, *sK, *sV;
-  float *sLse, *sDelta;  // per query row of the tile
-  __device__ explicit BackwardTiles(unsigned char* smem) {
-    sQ = reinterpret_cast<bf16*>(smem);
-    sDO = sQ + kTileH;
-    sK = sDO + kTileH;
-    sV = sK + kTileH;
-    sLse = reinterpret_cast<float*>(sV + kTileH);
-    sDelta = sLse + kTile;
-  }
-  // lse and delta of the query rows [q0, q0 + 64) (0 past T).
-  __device__ void LoadRowStats(const float* lse, const float* delta, int64_t bh, int64_t q0, int64_t T) {
+  bf16* base;
+  __device__ explicit BackwardTiles(unsigned char* smem) : base(reinterpret_cast<bf16*>(smem)) {}
+  __device__ bf16* tile(int k) const { return base + k * kTileH; }
+  __device__ float* lse(int k) const { return reinterpret_cast<float*>(base + 6 * kTileH) + 2 * k * kTile; }
+  __device__ float* delta(int k) const { return lse(k) + kTile; }
+  // Stores lse and delta of the query rows [q0, q0 + 64) (0 past T) into set k: plain loads, visible to
+  // the block after the next __syncthreads.
+  __device__ void LoadRowStats(int k, const float* g_lse, const float* g_delta, int64_t bh, int64_t q0, int64_t T) {
     if (threadIdx.x < kTile) {
       const int64_t t = q0 + threadIdx.x;
-      sLse[threadIdx.x] = t < T ? lse[bh * T + t] : 0.0f;
-      sDelta[threadIdx.x] = t < T ? delta[bh * T + t] : 0.0f;
+      lse(k)[threadIdx.x] = t < T ? g_lse[bh * T + t] : 0.0f;
+      delta(k)[threadIdx.x] = t < T ? g_delta[bh * T + t] : 0.0f;
     }
   }
 };
@@ -229,12 +246,18 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t HD = int64_t{g.H} * kD;
   const bf16* qhead = qkv + b * g.T * g.stride_qkv + int64_t{h} * kD;
   const bf16* ohead = dout + b * g.T * g.stride_out + int64_t{h} * kD;
-  load_tile(t.sK, qhead + HD, g.stride_qkv, k0, g.T);
-  load_tile(t.sV, qhead + 2 * HD, g.stride_qkv, k0, g.T);
+  fetch_tile(t.tile(0), qhead + HD, g.stride_qkv, k0, g.T);
+  fetch_tile(t.tile(1), qhead + 2 * HD, g.stride_qkv, k0, g.T);
+  cp_async_commit();
+  fetch_tile(t.tile(2), qhead, g.stride_qkv, k0, g.T);  // query tile k0 (the diagonal one) into buffer 0
+  fetch_tile(t.tile(3), ohead, g.stride_out, k0, g.T);
+  t.LoadRowStats(0, lse, delta, bh, k0, g.T);
+  cp_async_commit();
+  cp_async_wait<1>();  // K and V
   __syncthreads();
   MmaA kf[kChunks], vf[kChunks];  // the warp's 16 keys: rows of K and V
-  load_rows(kf, t.sK, 16 * warp, lane);
-  load_rows(vf, t.sV, 16 * warp, lane);
+  load_rows(kf, t.tile(0), 16 * warp, lane);
+  load_rows(vf, t.tile(1), 16 * warp, lane);
   const int64_t j[2] = {k0 + 16 * warp + gi, k0 + 16 * warp + gi + 8};  // this lane's key rows
   MmaC dk[kCols], dv[kCols];
 #pragma unroll
@@ -242,11 +265,17 @@ __global__ void __launch_bounds__(kThreads)
     dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.0f;
     dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
   }
-  for (int64_t q0 = k0; q0 < g.T; q0 += kTile) {  // causal: query tiles from the diagonal one
-    __syncthreads();                              // every warp is done with the last tile's sQ, sDO, stats
-    load_tile(t.sQ, qhead, g.stride_qkv, q0, g.T);
-    load_tile(t.sDO, ohead, g.stride_out, q0, g.T);
-    t.LoadRowStats(lse, delta, bh, q0, g.T);
+  for (int64_t q0 = k0, it = 0; q0 < g.T; q0 += kTile, ++it) {  // causal: query tiles from the diagonal one
+    const int cur = static_cast<int>(it % 2), nxt = 1 - cur;
+    const bf16* qt = t.tile(2 + 2 * cur);
+    const bf16* ot = t.tile(3 + 2 * cur);
+    if (q0 + kTile < g.T) {  // the next tile, into the other buffer
+      fetch_tile(t.tile(2 + 2 * nxt), qhead, g.stride_qkv, q0 + kTile, g.T);
+      fetch_tile(t.tile(3 + 2 * nxt), ohead, g.stride_out, q0 + kTile, g.T);
+      t.LoadRowStats(nxt, lse, delta, bh, q0 + kTile, g.T);
+    }
+    cp_async_commit();   // one group per iteration (empty after the last tile)
+    cp_async_wait<1>();  // everything but that group: this tile
     __syncthreads();
 #pragma unroll
     for (int qc = 0; qc < kChunks; ++qc) {  // queries [16qc, 16qc + 16) of the tile
@@ -256,20 +285,22 @@ __global__ void __launch_bounds__(kThreads)
       for (int n = 0; n < 2; ++n) {
         st[n][0] = st[n][1] = st[n][2] = st[n][3] = 0.0f;
         dpt[n][0] = dpt[n][1] = dpt[n][2] = dpt[n][3] = 0.0f;
-        rows_dot(st[n], kf, t.sQ, 16 * qc + 8 * n, lane);
-        rows_dot(dpt[n], vf, t.sDO, 16 * qc + 8 * n, lane);
+        rows_dot(st[n], kf, qt, 16 * qc + 8 * n, lane);
+        rows_dot(dpt[n], vf, ot, 16 * qc + 8 * n, lane);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int c = 16 * qc + 8 * n + 2 * ti + e % 2;  // the query's row in the tile
-          p_and_ds(st[n][e], dpt[n][e], st[n][e], dpt[n][e], t.sLse[c], t.sDelta[c], q0 + c, j[e / 2], g.T, scale);
+          p_and_ds(st[n][e], dpt[n][e], st[n][e], dpt[n][e], t.lse(cur)[c], t.delta(cur)[c], q0 + c, j[e / 2], g.T,
+                   scale);
         }
       }
       MmaA pt, dst;
       mma_a_from_acc(pt, st[0], st[1]);
       mma_a_from_acc(dst, dpt[0], dpt[1]);
-      acc_times_tile(dv, pt, t.sDO, 16 * qc, lane);
-      acc_times_tile(dk, dst, t.sQ, 16 * qc, lane);
+      acc_times_tile(dv, pt, ot, 16 * qc, lane);
+      acc_times_tile(dk, dst, qt, 16 * qc, lane);
     }
+    __syncthreads();  // every warp is done with this tile's buffer before the next iteration refills it
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -293,23 +324,34 @@ __global__ void __launch_bounds__(kThreads)
   const int gi = lane / 4, ti = lane % 4;
   const int64_t HD = int64_t{g.H} * kD;
   const bf16* qhead = qkv + b * g.T * g.stride_qkv + int64_t{h} * kD;
-  load_tile(t.sQ, qhead, g.stride_qkv, q0, g.T);
-  load_tile(t.sDO, dout + b * g.T * g.stride_out + int64_t{h} * kD, g.stride_out, q0, g.T);
-  t.LoadRowStats(lse, delta, bh, q0, g.T);
+  fetch_tile(t.tile(0), qhead, g.stride_qkv, q0, g.T);
+  fetch_tile(t.tile(1), dout + b * g.T * g.stride_out + int64_t{h} * kD, g.stride_out, q0, g.T);
+  t.LoadRowStats(0, lse, delta, bh, q0, g.T);
+  cp_async_commit();
+  fetch_tile(t.tile(2), qhead + HD, g.stride_qkv, 0, g.T);  // key tile 0 into buffer 0
+  fetch_tile(t.tile(3), qhead + 2 * HD, g.stride_qkv, 0, g.T);
+  cp_async_commit();
+  cp_async_wait<1>();  // Q and dO
   __syncthreads();
   MmaA qf[kChunks], dof[kChunks];  // the warp's 16 queries: rows of Q and dO
-  load_rows(qf, t.sQ, 16 * warp, lane);
-  load_rows(dof, t.sDO, 16 * warp, lane);
+  load_rows(qf, t.tile(0), 16 * warp, lane);
+  load_rows(dof, t.tile(1), 16 * warp, lane);
   const int rows[2] = {16 * warp + gi, 16 * warp + gi + 8};  // this lane's query rows in the tile
-  const float row_lse[2] = {t.sLse[rows[0]], t.sLse[rows[1]]};
-  const float row_delta[2] = {t.sDelta[rows[0]], t.sDelta[rows[1]]};
+  const float row_lse[2] = {t.lse(0)[rows[0]], t.lse(0)[rows[1]]};
+  const float row_delta[2] = {t.delta(0)[rows[0]], t.delta(0)[rows[1]]};
   MmaC dq[kCols];
 #pragma unroll
   for (int n = 0; n < kCols; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
-  for (int64_t k0 = 0; k0 <= q0; k0 += kTile) {
-    __syncthreads();  // every warp is done with the last tile's sK, sV
-    load_tile(t.sK, qhead + HD, g.stride_qkv, k0, g.T);
-    load_tile(t.sV, qhead + 2 * HD, g.stride_qkv, k0, g.T);
+  for (int64_t k0 = 0, it = 0; k0 <= q0; k0 += kTile, ++it) {
+    const int cur = static_cast<int>(it % 2), nxt = 1 - cur;
+    const bf16* kt = t.tile(2 + 2 * cur);
+    const bf16* vt = t.tile(3 + 2 * cur);
+    if (k0 + kTile <= q0) {  // the next tile, into the other buffer
+      fetch_tile(t.tile(2 + 2 * nxt), qhead + HD, g.stride_qkv, k0 + kTile, g.T);
+      fetch_tile(t.tile(3 + 2 * nxt), qhead + 2 * HD, g.stride_qkv, k0 + kTile, g.T);
+    }
+    cp_async_commit();   // one group per iteration (empty after the last tile)
+    cp_async_wait<1>();  // everything but that group: this tile
     __syncthreads();
 #pragma unroll
     for (int kc = 0; kc < kChunks; ++kc) {  // keys [16kc, 16kc + 16) of the tile
@@ -319,8 +361,8 @@ __global__ void __launch_bounds__(kThreads)
       for (int n = 0; n < 2; ++n) {
         s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
         dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
-        rows_dot(s[n], qf, t.sK, 16 * kc + 8 * n, lane);
-        rows_dot(dp[n], dof, t.sV, 16 * kc + 8 * n, lane);
+        rows_dot(s[n], qf, kt, 16 * kc + 8 * n, lane);
+        rows_dot(dp[n], dof, vt, 16 * kc + 8 * n, lane);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e / 2;
@@ -331,8 +373,9 @@ __global__ void __launch_bounds__(kThreads)
       }
       MmaA ds;
       mma_a_from_acc(ds, dp[0], dp[1]);
-      acc_times_tile(dq, ds, t.sK, 16 * kc, lane);
+      acc_times_tile(dq, ds, kt, 16 * kc, lane);
     }
+    __syncthreads();  // every warp is done with this tile's buffers before the next iteration refills them
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -346,13 +389,18 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-constexpr size_t kForwardSmem = 3 * kTileH * sizeof(bf16);
-constexpr size_t kBackwardSmem = 4 * kTileH * sizeof(bf16) + 2 * kTile * sizeof(float);
-// Both within the 48 KiB a launch may use without opting in (cudaFuncAttributeMaxDynamicSharedMemorySize).
-static_assert(kForwardSmem <= 48 * 1024 && kBackwardSmem <= 48 * 1024, "the tiles outgrew the default limit");
+constexpr size_t kForwardSmem = 5 * kTileH * sizeof(bf16);                                 // 45 KiB
+constexpr size_t kBackwardSmem = 6 * kTileH * sizeof(bf16) + 4 * kTile * sizeof(float);  // 55 KiB
+static_assert(kForwardSmem <= 48 * 1024, "the forward's tiles outgrew the limit without the opt-in");
 
 Dims dims(int64_t B, int64_t T, int H) {
   return Dims{B, T, H, 3 * int64_t{H} * kD, int64_t{H} * kD};
+}
+
+// Above 48 KiB a kernel must opt in to its dynamic shared memory (per device; cheap to repeat).
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  OM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 dim3 grid(const Dims& g) {
@@ -384,6 +432,8 @@ void attention_backward_mma(bf16* dqkv, const bf16* dout, const bf16* qkv, const
                             int64_t B, int64_t T, int H, float scale, cudaStream_t stream) {
   const Dims g = dims(B, T, H);
   if (B * T * H == 0) return;
+  allow_smem(attention_backward_dkdv_mma_kernel, kBackwardSmem);
+  allow_smem(attention_backward_dq_mma_kernel, kBackwardSmem);
   // Disjoint parts of dqkv: k and v rows here, q rows below.
   attention_backward_dkdv_mma_kernel<<<grid(g), kThreads, kBackwardSmem, stream>>>(dqkv, dout, qkv, lse, delta, g,
                                                                                     scale);

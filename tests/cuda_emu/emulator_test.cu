@@ -1,11 +1,11 @@
 // The CUDA emulator itself (cuda_emu/README.md): that it runs kernels with CUDA's semantics where the
 // project's cuda tests depend on them (barriers, shuffles, WMMA, PTX mma.sync m16n8k16 and ldmatrix x4 with
-// the PTX ISA's lane layouts and kernels/cuda/mma.cuh's fragment loads built on them, work deferred to the
-// host's waits, launch checks), and that it reports the bugs it exists to catch (out-of-bounds accesses,
-// host dereferences of device memory, a missing __syncthreads, divergent barriers, host pointers passed to
-// a kernel, misaligned WMMA tiles and ldmatrix rows, __trap, a cuBLASLt algorithm on less aligned
-// operands), and its counters (host waits, devices), and stream capture into CUDA graphs. Built and run
-// only in emulator builds (OM_CUDA_EMULATION).
+// the PTX ISA's lane layouts and kernels/cuda/mma.cuh's fragment loads built on them, cp.async groups,
+// work deferred to the host's waits, launch checks), and that it reports the bugs it exists to catch
+// (out-of-bounds accesses, host dereferences of device memory, a missing __syncthreads, divergent
+// barriers, host pointers passed to a kernel, misaligned WMMA tiles and ldmatrix rows, __trap, a cuBLASLt
+// algorithm on less aligned operands), and its counters (host waits, devices), and stream capture into
+// CUDA graphs. Built and run only in emulator builds (OM_CUDA_EMULATION).
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cuda_emu/emu.h"
+#include "kernels/cuda/async_copy.cuh"
 #include "kernels/cuda/mma.cuh"
 
 namespace {
@@ -163,6 +164,33 @@ __global__ void mma_chain(float* s_out, float* o_out, const __nv_bfloat16* a, co
       o_out[r * 16 + c] = o[n][e];
     }
   }
+}
+
+// cp.async groups (kernels/cuda/async_copy.cuh) into dynamic shared memory (NaN bytes at the block's
+// start): thread 0 commits group 0 = src[0..3] into s[0..3], group 1 = src[4..7] into s[4..7] and 16 zero
+// bytes into s[8..11], and records s between its waits.
+__global__ void cp_async_groups(uint32_t* out, const uint32_t* src) {
+  extern __shared__ __align__(16) uint32_t s[];
+  if (threadIdx.x != 0) return;
+  om::cuda::cp_async_16(s, src, true);
+  om::cuda::cp_async_commit();
+  om::cuda::cp_async_16(s + 4, src + 4, true);
+  om::cuda::cp_async_16(s + 8, src, false);
+  om::cuda::cp_async_commit();
+  out[0] = s[0];  // no wait yet
+  om::cuda::cp_async_wait<1>();
+  out[1] = s[0];  // group 0 waited for
+  out[2] = s[4];  // group 1 not
+  om::cuda::cp_async_wait<0>();
+  out[3] = s[4];
+  out[4] = s[8];
+}
+
+__global__ void cp_async_misaligned(const uint32_t* src) {
+  extern __shared__ __align__(16) uint32_t s[];
+  om::cuda::cp_async_16(s + 2, src, true);  // 8 bytes past a 16-byte boundary
+  om::cuda::cp_async_commit();
+  om::cuda::cp_async_wait<0>();
 }
 
 // ---- Helpers -------------------------------------------------------------------------------------
@@ -606,6 +634,23 @@ TEST(CudaEmulator, MmaFragmentLoadsChainAProductIntoTheNext) {
   }
 }
 
+TEST(CudaEmulator, CpAsyncCopiesLandWhenTheirGroupIsWaitedFor) {
+  const std::vector<uint32_t> src = {10, 11, 12, 13, 14, 15, 16, 17};
+  uint32_t* dsrc = device_alloc<uint32_t>(src.size());
+  uint32_t* dout = device_alloc<uint32_t>(5);
+  cudaMemcpy(dsrc, src.data(), src.size() * 4, cudaMemcpyHostToDevice);
+  cp_async_groups<<<1, 32, 48>>>(dout, dsrc);
+  std::vector<uint32_t> out(5);
+  ASSERT_EQ(cudaMemcpy(out.data(), dout, 5 * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(out[0], 0xffffffffu);  // before any wait: the old bytes (undefined on a GPU; the emulator's latest)
+  EXPECT_EQ(out[1], 10u);
+  EXPECT_EQ(out[2], 0xffffffffu);  // wait_group 1 leaves the newest group in flight
+  EXPECT_EQ(out[3], 14u);
+  EXPECT_EQ(out[4], 0u);  // source size 0: zero-filled
+  cudaFree(dsrc);
+  cudaFree(dout);
+}
+
 TEST(CudaEmulator, DynamicSharedMemoryAboveTheDefaultNeedsTheOptIn) {
   float* d = device_alloc<float>(64);
   const size_t big = 64 * 1024;
@@ -699,6 +744,17 @@ TEST(CudaEmulatorDeathTest, MisalignedLdmatrixRowIsReported) {
         cudaDeviceSynchronize();
       },
       "not 16-byte aligned");
+}
+
+TEST(CudaEmulatorDeathTest, MisalignedCpAsyncIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        uint32_t* src = device_alloc<uint32_t>(4);
+        cp_async_misaligned<<<1, 32, 64>>>(src);
+        cudaDeviceSynchronize();
+      },
+      "must be 16-byte aligned");
 }
 
 TEST(CudaEmulatorDeathTest, MisalignedWmmaTileIsReported) {
