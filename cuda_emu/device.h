@@ -185,6 +185,13 @@ void mma_sync(fragment<accumulator, 16, 16, 16, float, void>& d, const fragment<
 // om_emu::cp_async* in emu.h) instead of their inline PTX.
 #define OM_CUDA_EMULATOR 1
 namespace om_emu {
+// The running thread's warp and lane in its block (threads numbered x fastest, as CUDA does).
+inline void warp_and_lane(unsigned& warp, unsigned& lane) {
+  const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  warp = linear / 32;
+  lane = linear % 32;
+}
+
 // d = a·b + c for one warp: A 16×16, B 16×8, C and D 16×8, each spread over the lanes as the PTX ISA's
 // "Matrix Fragments for mma.m16n8k16 with floating point type" lays it out, with g = lane / 4 and
 // t = lane % 4, and the lower 16 bits of a register holding the lower index:
@@ -200,8 +207,8 @@ inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[
     uint32_t a[4], b[2];
   };
   thread_local Slot slots[32][32];  // [warp][lane]; blocks run one at a time on a host thread
-  const unsigned t_lin = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
-  const unsigned warp = t_lin / 32, lane = t_lin % 32;
+  unsigned warp, lane;
+  warp_and_lane(warp, lane);
   Slot& mine = slots[warp][lane];
   for (int i = 0; i < 4; ++i) mine.a[i] = a[i];
   for (int i = 0; i < 2; ++i) mine.b[i] = b[i];
@@ -237,8 +244,8 @@ inline void ldmatrix_x4(uint32_t r[4], const void* row, bool trans) {
   }
   if (is_device(row)) fail("ldmatrix: row address %p is global memory; ldmatrix .shared reads shared memory", row);
   thread_local const uint16_t* rows[32][32];  // [warp][lane]
-  const unsigned t_lin = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
-  const unsigned warp = t_lin / 32, lane = t_lin % 32;
+  unsigned warp, lane;
+  warp_and_lane(warp, lane);
   rows[warp][lane] = static_cast<const uint16_t*>(row);
   __syncwarp();
   const unsigned g = lane / 4, t = lane % 4;

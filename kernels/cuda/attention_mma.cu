@@ -97,6 +97,17 @@ __device__ __forceinline__ void acc_times_tile(MmaC (&acc)[kCols], const MmaA& a
   }
 }
 
+// Row r (0: the lane's row g, 1: row g + 8) of a 16 × 64 accumulator block, each value through f and
+// rounded to bf16, at row[8n], row[8n + 1] for n < 8 (the lane's columns 8n + 2t, 8n + 2t + 1 once the
+// caller's row includes + 2t; 4-byte aligned).
+template <typename F>
+__device__ __forceinline__ void store_acc_row(bf16* row, const MmaC (&acc)[kCols], int r, F f) {
+#pragma unroll
+  for (int n = 0; n < kCols; ++n) {
+    *reinterpret_cast<uint32_t*>(row + 8 * n) = pack_bf16(f(acc[n][2 * r]), f(acc[n][2 * r + 1]));
+  }
+}
+
 // Row sums and maxima over the 4 lanes of a quad (lanes 4g..4g+3 hold row g's columns).
 __device__ __forceinline__ float quad_max(float v) {
   v = fmaxf(v, __shfl_xor_sync(kFullWarpMask, v, 1));
@@ -132,9 +143,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t i[2] = {q0 + 16 * warp + gi, q0 + 16 * warp + gi + 8};
   float m[2] = {plus_one ? 0.0f : -INFINITY, plus_one ? 0.0f : -INFINITY};
   float l[2] = {plus_one ? 1.0f : 0.0f, plus_one ? 1.0f : 0.0f};
-  MmaC o[kCols];
-#pragma unroll
-  for (int n = 0; n < kCols; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  MmaC o[kCols] = {};
   for (int64_t k0 = 0, it = 0; k0 <= q0; k0 += kTile, ++it) {  // causal: key tiles up to the diagonal one
     const bf16* kt = sK(it % 2);
     const bf16* vt = sV(it % 2);
@@ -147,11 +156,10 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     // Key columns [8n, 8n + 8) with n >= n_end lie above the diagonal for all of this warp's rows.
     const int n_end = k0 == q0 ? 2 * warp + 2 : kCols;
-    MmaC s[kCols];
+    MmaC s[kCols] = {};
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int n = 0; n < kCols; ++n) {
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
       if (n < n_end) rows_dot(s[n], q, kt, 8 * n, lane);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
@@ -196,11 +204,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (i[r] >= g.T) continue;
-    bf16* row = out + (b * g.T + i[r]) * g.stride_out + int64_t{h} * kD + 2 * ti;
-#pragma unroll
-    for (int n = 0; n < kCols; ++n) {
-      *reinterpret_cast<uint32_t*>(row + 8 * n) = pack_bf16(o[n][2 * r] / l[r], o[n][2 * r + 1] / l[r]);
-    }
+    const float denominator = l[r];
+    store_acc_row(out + (b * g.T + i[r]) * g.stride_out + int64_t{h} * kD + 2 * ti, o, r,
+                  [=](float x) { return x / denominator; });
     if (ti == 0) lse[bh * g.T + i[r]] = m[r] + logf(l[r]);
   }
 }
@@ -259,12 +265,7 @@ __global__ void __launch_bounds__(kThreads)
   load_rows(kf, t.tile(0), 16 * warp, lane);
   load_rows(vf, t.tile(1), 16 * warp, lane);
   const int64_t j[2] = {k0 + 16 * warp + gi, k0 + 16 * warp + gi + 8};  // this lane's key rows
-  MmaC dk[kCols], dv[kCols];
-#pragma unroll
-  for (int n = 0; n < kCols; ++n) {
-    dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.0f;
-    dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
-  }
+  MmaC dk[kCols] = {}, dv[kCols] = {};
   for (int64_t q0 = k0, it = 0; q0 < g.T; q0 += kTile, ++it) {  // causal: query tiles from the diagonal one
     const int cur = static_cast<int>(it % 2), nxt = 1 - cur;
     const bf16* qt = t.tile(2 + 2 * cur);
@@ -280,11 +281,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int qc = 0; qc < kChunks; ++qc) {  // queries [16qc, 16qc + 16) of the tile
       if (q0 == k0 && qc < warp) continue;  // all above the diagonal for this warp's keys
-      MmaC st[2], dpt[2];                   // Sᵀ and dPᵀ: 16 keys × 2 tiles of 8 queries
+      MmaC st[2] = {}, dpt[2] = {};         // Sᵀ and dPᵀ: 16 keys × 2 tiles of 8 queries
 #pragma unroll
       for (int n = 0; n < 2; ++n) {
-        st[n][0] = st[n][1] = st[n][2] = st[n][3] = 0.0f;
-        dpt[n][0] = dpt[n][1] = dpt[n][2] = dpt[n][3] = 0.0f;
         rows_dot(st[n], kf, qt, 16 * qc + 8 * n, lane);
         rows_dot(dpt[n], vf, ot, 16 * qc + 8 * n, lane);
 #pragma unroll
@@ -306,11 +305,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = 0; r < 2; ++r) {
     if (j[r] >= g.T) continue;
     bf16* row = dqkv + (b * g.T + j[r]) * g.stride_qkv + int64_t{h} * kD + 2 * ti;
-#pragma unroll
-    for (int n = 0; n < kCols; ++n) {
-      *reinterpret_cast<uint32_t*>(row + HD + 8 * n) = pack_bf16(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
-      *reinterpret_cast<uint32_t*>(row + 2 * HD + 8 * n) = pack_bf16(dv[n][2 * r], dv[n][2 * r + 1]);
-    }
+    store_acc_row(row + HD, dk, r, [=](float x) { return x * scale; });
+    store_acc_row(row + 2 * HD, dv, r, [](float x) { return x; });
   }
 }
 
@@ -339,9 +335,7 @@ __global__ void __launch_bounds__(kThreads)
   const int rows[2] = {16 * warp + gi, 16 * warp + gi + 8};  // this lane's query rows in the tile
   const float row_lse[2] = {t.lse(0)[rows[0]], t.lse(0)[rows[1]]};
   const float row_delta[2] = {t.delta(0)[rows[0]], t.delta(0)[rows[1]]};
-  MmaC dq[kCols];
-#pragma unroll
-  for (int n = 0; n < kCols; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+  MmaC dq[kCols] = {};
   for (int64_t k0 = 0, it = 0; k0 <= q0; k0 += kTile, ++it) {
     const int cur = static_cast<int>(it % 2), nxt = 1 - cur;
     const bf16* kt = t.tile(2 + 2 * cur);
@@ -356,11 +350,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int kc = 0; kc < kChunks; ++kc) {  // keys [16kc, 16kc + 16) of the tile
       if (k0 == q0 && kc > warp) continue;  // all above the diagonal for this warp's queries
-      MmaC s[2], dp[2];                     // 16 queries × 2 tiles of 8 keys
+      MmaC s[2] = {}, dp[2] = {};           // 16 queries × 2 tiles of 8 keys
 #pragma unroll
       for (int n = 0; n < 2; ++n) {
-        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-        dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
         rows_dot(s[n], qf, kt, 16 * kc + 8 * n, lane);
         rows_dot(dp[n], dof, vt, 16 * kc + 8 * n, lane);
 #pragma unroll
@@ -381,11 +373,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = 0; r < 2; ++r) {
     const int64_t i = q0 + rows[r];
     if (i >= g.T) continue;
-    bf16* row = dqkv + (b * g.T + i) * g.stride_qkv + int64_t{h} * kD + 2 * ti;
-#pragma unroll
-    for (int n = 0; n < kCols; ++n) {
-      *reinterpret_cast<uint32_t*>(row + 8 * n) = pack_bf16(dq[n][2 * r] * scale, dq[n][2 * r + 1] * scale);
-    }
+    store_acc_row(dqkv + (b * g.T + i) * g.stride_qkv + int64_t{h} * kD + 2 * ti, dq, r,
+                  [=](float x) { return x * scale; });
   }
 }
 
