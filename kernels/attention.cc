@@ -1,5 +1,9 @@
 #include "kernels/attention.h"
 
+#include <cmath>
+
+#include "kernels/rope.h"
+
 namespace om {
 namespace {
 
@@ -60,14 +64,23 @@ void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& a) 
   check_tensor(op, a.out, a.qkv.dtype, {B, T, H * D});
   check_tensor(op, a.lse, stat_dtype(ctx, a.qkv), {B, H, T});
   for (const ConstTensorView& t : {ConstTensorView(a.dqkv), a.dout, a.qkv, a.out, a.lse}) check_device(op, ctx, t);
+  OM_CHECK(a.rope_theta == 0.0f || (std::isfinite(a.rope_theta) && a.rope_theta > 0.0f && D % 2 == 0),
+           "%s: rope_theta = %g: 0 (no RoPE to undo) or a finite theta > 0 with an even head dim (D = %ld)", op,
+           static_cast<double>(a.rope_theta), static_cast<long>(D));
   // Per causal pair: s = q·k recomputed, dv += p·dout, dp = dout·v, dq += ds·k, dk += ds·q: 5 × 2·D FLOPs.
   const double pairs = static_cast<double>(B * H) * static_cast<double>(T * (T + 1) / 2);
   const profiler::Scope prof(ctx, op, 10.0 * pairs * static_cast<double>(D),
                              bytes_of({a.qkv, a.out, a.dout, a.lse, a.dqkv}));
   switch (ctx.device.kind) {
-    case DeviceKind::kCpu:
+    case DeviceKind::kCpu: {
       check_cpu_float(op, a.qkv);
-      return a.qkv.dtype == DType::kF32 ? cpu::attention_backward_gemm(a) : cpu::attention_backward(a);
+      AttentionBackwardArgs plain = a;
+      plain.rope_theta = 0.0f;
+      a.qkv.dtype == DType::kF32 ? cpu::attention_backward_gemm(plain) : cpu::attention_backward(plain);
+      // RoPE's transpose on dq and dk: heads [0, 2H) of dqkv as (B, T, 3H, D).
+      if (a.rope_theta > 0.0f) cpu::rope_backward({reshape(a.dqkv, Shape{B, T, 3 * H, D}), 2 * H, a.rope_theta});
+      return;
+    }
     case DeviceKind::kCuda:
       check_cuda_float(op, a.qkv);
       OM_CUDA_OP(op, cuda::attention_backward(a, ctx.stream));

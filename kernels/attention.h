@@ -39,12 +39,19 @@ struct AttentionBackwardArgs {
   ConstTensorView lse;   // (B, H, T)      from the forward
   int64_t n_heads = 0;   // H
   AttentionKind kind = AttentionKind::kSoftmax;
+  float rope_theta = 0;  // > 0: q and k were rotated by RoPE with this theta (kernels/rope.h) before the
+                         // forward, and dq, dk are rotated back (its backward, R(t)ᵀ): the gradients
+                         // with respect to the unrotated q and k. The bits of rope_backward applied to
+                         // dqkv's heads [0, 2H) after a call with 0 (the CUDA tensor-core kernels fuse
+                         // it into their stores). 0: dqkv with respect to qkv as given.
 };
 
 void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& args);
 void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& args);
 
 namespace cpu {
+// attention_backward's rope_theta is applied by the entry point above (cpu::rope_backward after these);
+// the cpu:: functions compute dqkv with respect to qkv as given and REQUIRE rope_theta == 0 (checked).
 // The reference (kernels/cpu/attention.cc): f32 or f64 storage, computes in double with scalar loops.
 // attention_forward / attention_backward above send f64 calls here, so the gradient checks run in f64
 // through the reference; its f32 instantiation stays callable (tests, bench) but is not dispatched to.
@@ -74,9 +81,11 @@ namespace cuda {
 // The backward uses a (B, H, T) f32 stream-ordered scratch for delta (Buffer::AllocateScratch); it does
 // not wait for the device.
 // bf16 with D = 64 (every preset's head width) and 16-byte aligned tensors takes the tensor-core kernels
-// of kernels/cuda/attention_mma.cu instead (FlashAttention-2 tiling, WMMA bf16 products, f32
-// accumulation; p and ds rounded to bf16 before their products), unless switched off here or by
-// OM_ATTENTION_KERNEL=warp in the environment (read once). probs still come from a warp pass.
+// of kernels/cuda/attention_mma.cu instead (FlashAttention-2 tiling, mma.sync bf16 products in registers,
+// f32 accumulation; p and ds rounded to bf16 before their products; rope_theta's rotation fused into
+// the dq and dk stores), unless switched off here or by OM_ATTENTION_KERNEL=warp in the environment (read
+// once). probs still come from a warp pass. The backward also uses a (T, D/2) cos/sin table of doubles
+// as scratch when rope_theta > 0 on that path.
 void attention_forward(const AttentionForwardArgs& args, Stream stream);
 void attention_backward(const AttentionBackwardArgs& args, Stream stream);
 void set_tensor_core_attention(bool allowed);  // process-wide; for tests and comparisons

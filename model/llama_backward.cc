@@ -28,7 +28,6 @@
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
-#include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "model/llama.h"
 #include "parallel/tensor_parallel.h"
@@ -93,7 +92,7 @@ void Llama::BackwardCompute(int64_t B, float dloss) {
 void Llama::BackwardLayer(int64_t i, int64_t B) {
   // Local extents of this tp rank (tp = 1: the full ones); C stays the full hidden size.
   const int64_t T = config_.seq_length, N = B * T, C = config_.hidden, Cl = C / tp_size_, F = config_.ffn / tp_size_,
-                H = config_.n_heads / tp_size_, D = config_.head_dim();
+                H = config_.n_heads / tp_size_;
   const LayerActivations& a = act_.layers[i];
   const LayerTensors& w = w_.layers[i];
   const LayerTensors& g = g_.layers[i];
@@ -119,9 +118,10 @@ void Llama::BackwardLayer(int64_t i, int64_t B) {
   const TensorView dqkv = Scratch(act_.dwide, {B, T, 3 * Cl}, "dqkv");
   matmul(ctx_, {reshape(dattn, Shape{N, Cl}), dx, w.o});
   matmul(ctx_, {g.o, dx, Rows(a.attn_out, B), Transpose::kYes, Transpose::kNo, WriteMode::kAccumulate});
-  attention_backward(ctx_, {dqkv, dattn, First(a.qkv, B), First(a.attn_out, B), First(a.lse, B), H, config_.attention});
-  // RoPE is a rotation: its backward rotates dq and dk back (heads [0, 2H) of (B, T, 3H, D)); dv is untouched.
-  rope_backward(ctx_, {reshape(dqkv, Shape{B, T, 3 * H, D}), 2 * H, config_.rope_theta});
+  // RoPE is a rotation: attention_backward rotates dq and dk back too (its rope_theta; rope_backward's bits,
+  // fused into the stores of the CUDA tensor-core kernels); dv is untouched.
+  attention_backward(ctx_, {dqkv, dattn, First(a.qkv, B), First(a.attn_out, B), First(a.lse, B), H, config_.attention,
+                            config_.rope_theta});
   const TensorView dqkv_rows = reshape(dqkv, Shape{N, 3 * Cl});
   matmul(ctx_, {dnorm, dqkv_rows, w.qkv});
   reduce_input_grad_beside(tp_, dnorm, [&] {

@@ -176,6 +176,8 @@ void attention_forward(const AttentionForwardArgs& a) {
 }
 
 void attention_backward(const AttentionBackwardArgs& a) {
+  OM_CHECK(a.rope_theta == 0.0f, "cpu::attention_backward: rope_theta = %g: RoPE's transpose is applied by "
+           "om::attention_backward, call that", static_cast<double>(a.rope_theta));
   if (a.qkv.dtype == DType::kF64) return backward_impl<double>(a);
   backward_impl<float>(a);
 }

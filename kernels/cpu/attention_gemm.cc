@@ -214,6 +214,8 @@ void attention_forward_gemm(const AttentionForwardArgs& a) {
 }
 
 void attention_backward_gemm(const AttentionBackwardArgs& a) {
+  OM_CHECK(a.rope_theta == 0.0f, "%s: rope_theta = %g: RoPE's transpose is applied by om::attention_backward, "
+           "call that", kBackwardOp, static_cast<double>(a.rope_theta));
   OM_CHECK(a.qkv.dtype == DType::kF32, "%s: '%s' must be f32, got %s", kBackwardOp, a.qkv.name,
            std::string(dtype_name(a.qkv.dtype)).c_str());
   const float* qkv = a.qkv.data_as<const float>();

@@ -9,7 +9,8 @@
 //             attention_backward_dq_warp_per_query:  dq_i = scale sum_{j<=i} ds_ij k_j;
 //             attention_backward_dkdv_warp_per_key:  dk_j = scale sum_{i>=j} ds_ij q_i,
 //                                                     dv_j = sum_{i>=j} p_ij dout_i;
-//             with p_ij = exp(s_ij - lse_i) recomputed and ds_ij = p_ij (dout_i · v_j - delta_i).
+//             with p_ij = exp(s_ij - lse_i) recomputed and ds_ij = p_ij (dout_i · v_j - delta_i);
+//             with rope_theta, rope_backward on dq and dk after them (attention_mma.cu fuses it).
 // Deterministic: every output element is written by exactly one warp, which sums in a fixed order
 // (keys or queries ascending; warp_sum is a fixed butterfly); no atomics. Every kernel computes s_ij
 // with the same code (warp_dot(q_i, k_j) * scale), so all of them see the same s_ij bits.
@@ -24,6 +25,8 @@
 #include "kernels/attention.h"
 #include "kernels/cuda/attention_mma.cuh"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/rope.cuh"
+#include "kernels/rope.h"
 
 namespace om::cuda {
 namespace {
@@ -338,7 +341,17 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
     if constexpr (std::is_same_v<Act, __nv_bfloat16>) {
       if (tensor_core_attention() &&
           attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.dqkv.data, a.dout.data})) {
-        attention_backward_mma(dqkv, dout, qkv, lse, delta, g.B, g.T, g.H, scale, s);
+        // RoPE's transpose in the kernels' stores: its cos/sin table, stream-ordered scratch like delta.
+        Buffer table_buf;
+        if (a.rope_theta > 0.0f) {
+          table_buf = Buffer::AllocateScratch(a.qkv.device, stream,
+                                              static_cast<size_t>(g.T * g.D) * sizeof(double),
+                                              "attention_backward.rope_cos_sin");
+          rope_cos_sin_table(static_cast<double*>(table_buf.data()), g.T, static_cast<int>(g.D),
+                             static_cast<double>(a.rope_theta), s);
+        }
+        attention_backward_mma(dqkv, dout, qkv, lse, delta, static_cast<const double*>(table_buf.data()), g.B,
+                               g.T, g.H, scale, s);
         return;
       }
     }
@@ -349,6 +362,9 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
     attention_backward_dkdv_warp_per_key<Act, kPerLane>
         <<<row_blocks(g), kThreads, 0, s>>>(dqkv, dout, qkv, lse, delta, g, scale);
     OM_CUDA_CHECK_KERNEL(s);
+    if (a.rope_theta > 0.0f) {  // RoPE's transpose on dq and dk: heads [0, 2H) of (B, T, 3H, D)
+      rope_backward(RopeArgs{reshape(a.dqkv, Shape{g.B, g.T, 3 * g.H, g.D}), 2 * g.H, a.rope_theta}, stream);
+    }
   });
 }
 

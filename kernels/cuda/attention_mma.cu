@@ -20,6 +20,8 @@
 //            dQ:    one block per query tile, loops over key tiles up to the diagonal: S = Q·Kᵀ,
 //                   dP = dO·Vᵀ, ds as above, dQ += dS·K; dQ × scale at the end.
 //            On the diagonal tile a warp skips the 16-column groups that lie wholly above the diagonal.
+//            Given RoPE's cos/sin table, dq and dk are stored rotated back by Rᵀ (store_acc_row_rope_t): the
+//            bits of a separate rope_backward, without its read and write of dq and dk.
 // Precision against the warp kernels: the same f32 accumulation, plus one bf16 rounding of each p (the
 // P·V, Pᵀ·dO products) and of each ds (dSᵀ·Q, dS·K), relative 2^-9 each; tests/cuda/attention_test.cc
 // bounds the outputs with that.
@@ -34,6 +36,7 @@
 #include "kernels/cuda/async_copy.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/mma.cuh"
+#include "kernels/cuda/rope.cuh"
 
 namespace om::cuda {
 namespace {
@@ -105,6 +108,33 @@ __device__ __forceinline__ void store_acc_row(bf16* row, const MmaC (&acc)[kCols
 #pragma unroll
   for (int n = 0; n < kCols; ++n) {
     *reinterpret_cast<uint32_t*>(row + 8 * n) = pack_bf16(f(acc[n][2 * r]), f(acc[n][2 * r + 1]));
+  }
+}
+
+// store_acc_row (identity f aside) followed by RoPE's backward, R(t)ᵀ, on the row's (c, c + 32) column
+// pairs, where cs = the position's row of rope_cos_sin_table + 2·(2t) (the lane's first column): each
+// value through f and rounded to bf16 as store_acc_row stores it, the pair rotated in double
+// (rope.cuh's rope_rotate with −sin, as rope.cu's backward) and rounded once to bf16. The same bits as
+// store_acc_row then rope_backward; a lane's columns c and c + 32 are in its tiles n and n + 4.
+template <typename F>
+__device__ __forceinline__ void store_acc_row_rope_t(bf16* row, const MmaC (&acc)[kCols], int r, F f,
+                                                     const double* cs) {
+  constexpr int kHalf = kCols / 2;  // column c + 32 is in tile n + 4
+#pragma unroll
+  for (int n = 0; n < kHalf; ++n) {
+    uint32_t lo = 0, hi = 0;  // two bf16 each, the lower column in the low half (pack_bf16's layout)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const double x0 = __bfloat162float(__float2bfloat16_rn(f(acc[n][2 * r + e])));
+      const double x1 = __bfloat162float(__float2bfloat16_rn(f(acc[n + kHalf][2 * r + e])));
+      const double* c = cs + 2 * (8 * n + e);
+      double y0, y1;
+      rope_rotate(x0, x1, c[0], -c[1], y0, y1);
+      lo |= static_cast<uint32_t>(__bfloat16_as_ushort(__double2bfloat16(y0))) << (16 * e);
+      hi |= static_cast<uint32_t>(__bfloat16_as_ushort(__double2bfloat16(y1))) << (16 * e);
+    }
+    *reinterpret_cast<uint32_t*>(row + 8 * n) = lo;
+    *reinterpret_cast<uint32_t*>(row + 8 * (n + kHalf)) = hi;
   }
 }
 
@@ -241,9 +271,9 @@ __device__ __forceinline__ void p_and_ds(float& p, float& ds, float s, float dp,
   ds = inside ? p * (dp - delta) : 0.0f;
 }
 
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 3)  // <= 168 registers: 3 blocks (12 warps) per SM
     attention_backward_dkdv_mma_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
-                                       const float* delta, Dims g, float scale) {
+                                       const float* delta, const double* rope, Dims g, float scale) {
   extern __shared__ __align__(128) unsigned char smem[];
   BackwardTiles t(smem);
   const int64_t bh = blockIdx.x, b = bh / g.H, k0 = int64_t{blockIdx.y} * kTile;
@@ -301,18 +331,28 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();  // every warp is done with this tile's buffer before the next iteration refills it
   }
+  // dv first: its registers are free before dk's rotation needs some.
+  const auto row_of = [&](int r, int64_t part) { return dqkv + (b * g.T + j[r]) * g.stride_qkv + part + 2 * ti; };
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (j[r] < g.T) store_acc_row(row_of(r, 2 * HD + int64_t{h} * kD), dv, r, [](float x) { return x; });
+  }
+  const auto dk_value = [=](float x) { return x * scale; };
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (j[r] >= g.T) continue;
-    bf16* row = dqkv + (b * g.T + j[r]) * g.stride_qkv + int64_t{h} * kD + 2 * ti;
-    store_acc_row(row + HD, dk, r, [=](float x) { return x * scale; });
-    store_acc_row(row + 2 * HD, dv, r, [](float x) { return x; });
+    bf16* row = row_of(r, HD + int64_t{h} * kD);
+    if (rope != nullptr) {
+      store_acc_row_rope_t(row, dk, r, dk_value, rope + 2 * (j[r] * (kD / 2) + 2 * ti));
+    } else {
+      store_acc_row(row, dk, r, dk_value);
+    }
   }
 }
 
 __global__ void __launch_bounds__(kThreads)
     attention_backward_dq_mma_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
-                                     const float* delta, Dims g, float scale) {
+                                     const float* delta, const double* rope, Dims g, float scale) {
   extern __shared__ __align__(128) unsigned char smem[];
   BackwardTiles t(smem);
   const int64_t bh = blockIdx.x, b = bh / g.H, q0 = int64_t{blockIdx.y} * kTile;
@@ -373,8 +413,13 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = 0; r < 2; ++r) {
     const int64_t i = q0 + rows[r];
     if (i >= g.T) continue;
-    store_acc_row(dqkv + (b * g.T + i) * g.stride_qkv + int64_t{h} * kD + 2 * ti, dq, r,
-                  [=](float x) { return x * scale; });
+    bf16* row = dqkv + (b * g.T + i) * g.stride_qkv + int64_t{h} * kD + 2 * ti;
+    const auto dq_value = [=](float x) { return x * scale; };
+    if (rope != nullptr) {
+      store_acc_row_rope_t(row, dq, r, dq_value, rope + 2 * (i * (kD / 2) + 2 * ti));
+    } else {
+      store_acc_row(row, dq, r, dq_value);
+    }
   }
 }
 
@@ -418,17 +463,18 @@ void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int64_t B, in
 }
 
 void attention_backward_mma(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* delta,
-                            int64_t B, int64_t T, int H, float scale, cudaStream_t stream) {
+                            const double* rope_cos_sin, int64_t B, int64_t T, int H, float scale,
+                            cudaStream_t stream) {
   const Dims g = dims(B, T, H);
   if (B * T * H == 0) return;
   allow_smem(attention_backward_dkdv_mma_kernel, kBackwardSmem);
   allow_smem(attention_backward_dq_mma_kernel, kBackwardSmem);
   // Disjoint parts of dqkv: k and v rows here, q rows below.
-  attention_backward_dkdv_mma_kernel<<<grid(g), kThreads, kBackwardSmem, stream>>>(dqkv, dout, qkv, lse, delta, g,
-                                                                                    scale);
+  attention_backward_dkdv_mma_kernel<<<grid(g), kThreads, kBackwardSmem, stream>>>(dqkv, dout, qkv, lse, delta,
+                                                                                    rope_cos_sin, g, scale);
   OM_CUDA_CHECK_KERNEL(stream);
-  attention_backward_dq_mma_kernel<<<grid(g), kThreads, kBackwardSmem, stream>>>(dqkv, dout, qkv, lse, delta, g,
-                                                                                  scale);
+  attention_backward_dq_mma_kernel<<<grid(g), kThreads, kBackwardSmem, stream>>>(dqkv, dout, qkv, lse, delta,
+                                                                                  rope_cos_sin, g, scale);
   OM_CUDA_CHECK_KERNEL(stream);
 }
 

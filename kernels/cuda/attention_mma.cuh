@@ -27,8 +27,10 @@ void attention_forward_mma(__nv_bfloat16* out, float* lse, const __nv_bfloat16* 
                            float scale, bool plus_one, cudaStream_t stream);
 
 // dqkv from dout, qkv, the forward's lse and delta_i = dout_i · out_i (attention.cu's delta kernel).
+// rope_cos_sin (nullptr: none) is a (T, 32) table of rope.cuh's rope_cos_sin_table: dq and dk are then
+// stored rotated back by RoPE's transpose, the bits of rope_backward applied to them afterwards.
 void attention_backward_mma(__nv_bfloat16* dqkv, const __nv_bfloat16* dout, const __nv_bfloat16* qkv,
-                            const float* lse, const float* delta, int64_t B, int64_t T, int H, float scale,
-                            cudaStream_t stream);
+                            const float* lse, const float* delta, const double* rope_cos_sin, int64_t B,
+                            int64_t T, int H, float scale, cudaStream_t stream);
 
 }  // namespace om::cuda

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/rope.cuh"
 #include "kernels/rope.h"
 
 namespace om::cuda {
@@ -45,10 +46,8 @@ __global__ void __launch_bounds__(kThreads)
   double* cos_t = table;
   double* sin_t = table + half;
   for (int i = threadIdx.x; i < half; i += kThreads) {
-    const double freq = pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(D));
-    const double angle = static_cast<double>(t) * freq;
-    double s, c;
-    sincos(angle, &s, &c);
+    double c, s;
+    rope_cos_sin(t, i, D, theta, c, s);
     cos_t[i] = c;
     sin_t[i] = sign * s;
   }
@@ -62,11 +61,18 @@ __global__ void __launch_bounds__(kThreads)
       const int64_t h = p / half;
       const int i = static_cast<int>(p - h * half);
       T* xh = row + h * D;
-      const double x0 = load_f64(xh + i), x1 = load_f64(xh + i + half);
-      const double c = cos_t[i], s = sin_t[i];
-      store_f64(xh + i, __dadd_rn(__dmul_rn(x0, c), -__dmul_rn(x1, s)));
-      store_f64(xh + i + half, __dadd_rn(__dmul_rn(x1, c), __dmul_rn(x0, s)));
+      double y0, y1;
+      rope_rotate(load_f64(xh + i), load_f64(xh + i + half), cos_t[i], sin_t[i], y0, y1);
+      store_f64(xh + i, y0);
+      store_f64(xh + i + half, y1);
     }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) rope_cos_sin_table_kernel(double* cos_sin, int64_t n, int D, double theta) {
+  const int half = D / 2;
+  for (int64_t k = blockIdx.x * int64_t{kThreads} + threadIdx.x; k < n; k += int64_t{gridDim.x} * kThreads) {
+    rope_cos_sin(k / half, static_cast<int>(k % half), D, theta, cos_sin[2 * k], cos_sin[2 * k + 1]);
   }
 }
 
@@ -100,6 +106,15 @@ void rotate(const char* op, const RopeArgs& a, double sign, Stream stream) {
 }
 
 }  // namespace
+
+void rope_cos_sin_table(double* cos_sin, int64_t T, int D, double theta, cudaStream_t stream) {
+  const int64_t n = T * (D / 2);
+  OM_CHECK(D > 0 && D % 2 == 0 && n < (int64_t{1} << 31), "rope_cos_sin_table (cuda): T = %ld, D = %d",
+           static_cast<long>(T), D);
+  if (n == 0) return;
+  rope_cos_sin_table_kernel<<<grid_blocks(n, kThreads, 1024), kThreads, 0, stream>>>(cos_sin, n, D, theta);
+  OM_CUDA_CHECK_KERNEL(stream);
+}
 
 void rope_forward(const RopeArgs& a, Stream stream) { rotate("rope_forward", a, 1.0, stream); }
 void rope_backward(const RopeArgs& a, Stream stream) { rotate("rope_backward", a, -1.0, stream); }

@@ -5,7 +5,8 @@
 // and (1, 64, 3, 64) a partial and a single tile of the tensor-core path (bf16, D = 64: attention_mma.cu;
 // every case also runs with it switched off, and its extra bf16 roundings are bounded below). Also: probability
 // rows (sum 1 for softmax, < 1 for softmax-1, exactly 0 above the diagonal), asking for probs leaves out
-// and lse unchanged, outputs are overwritten (=), two runs give the same bits, and the CUDA contract
+// and lse unchanged, outputs are overwritten (=), two runs give the same bits, the backward's rope_theta
+// gives the bits of a separate rope_backward (on the tensor cores, fused into the stores), and the CUDA contract
 // (lse f32, D <= 256). Tolerances from kernels/check/tolerance.h: rule 2 for f32 results (lse and probs
 // always, out and dqkv with f32 activations), rule 3 for bf16 ones. Runs under cuda_test_main (exit 77
 // without a GPU).
@@ -20,6 +21,7 @@
 #include "core/cuda_check.h"
 #include "kernels/attention.h"
 #include "kernels/check/gradcheck.h"
+#include "kernels/rope.h"
 #include "tests/support/device_tensor.h"
 #include "tests/support/test_support.h"
 
@@ -109,14 +111,19 @@ HostTensor cpu_backward(const Inputs& in, const Saved& sv, AttentionKind kind, D
   return dqkv;
 }
 
-// The CUDA backward; dqkv starts as garbage, which "written (=)" must replace everywhere.
-HostTensor cuda_backward(const Inputs& in, const Saved& sv, AttentionKind kind, Stream stream = {}) {
+// The CUDA backward; dqkv starts as garbage, which "written (=)" must replace everywhere. rope_theta > 0:
+// dq and dk rotated back by RoPE's transpose (then_rope: by a separate rope_backward after the call).
+HostTensor cuda_backward(const Inputs& in, const Saved& sv, AttentionKind kind, Stream stream = {},
+                         float rope_theta = 0.0f, bool then_rope = false) {
   DeviceTensor qkv = DeviceTensor::Upload(in.qkv), dout = DeviceTensor::Upload(in.dout),
                out = DeviceTensor::Upload(sv.out), lse = DeviceTensor::Upload(sv.lse);
   HostTensor garbage("dqkv", in.qkv.dtype(), in.qkv.shape());
   garbage.Fill(123.0);
   DeviceTensor dqkv = DeviceTensor::Upload(garbage);
-  attention_backward(cuda_ctx(stream), {dqkv.view(), dout.view(), qkv.view(), out.view(), lse.view(), in.s.H, kind});
+  const Shape4 s = in.s;
+  attention_backward(cuda_ctx(stream), {dqkv.view(), dout.view(), qkv.view(), out.view(), lse.view(), s.H, kind,
+                                        then_rope ? 0.0f : rope_theta});
+  if (then_rope) rope_backward(cuda_ctx(stream), {reshape(dqkv.view(), {s.B, s.T, 3 * s.H, s.D}), 2 * s.H, rope_theta});
   sync(stream);
   return dqkv.Download();
 }
@@ -338,6 +345,35 @@ TEST(AttentionCuda, BackwardMatchesCpuReference) {
         }
       }
     }
+  }
+  cuda::set_tensor_core_attention(true);
+  expect_all_ok(results);
+}
+
+// rope_theta: the tensor-core kernels rotate dq and dk back in their stores, the warp path by a
+// rope_backward after its kernels; either way the bits of a separate rope_backward after a theta-0 call.
+TEST(AttentionCuda, BackwardWithRopeThetaIsBackwardThenRopeBackward) {
+  struct Case {
+    bool tensor_cores;
+    DType act;
+    Shape4 s;
+  };
+  const Case cases[] = {{true, DType::kBF16, {2, 100, 2, 64}},  {true, DType::kBF16, {1, 64, 3, 64}},
+                        {false, DType::kBF16, {2, 100, 2, 64}}, {false, DType::kBF16, {2, 17, 3, 32}},
+                        {false, DType::kF32, {2, 17, 3, 32}}};
+  CheckList results;
+  for (const Case& c : cases) {
+    cuda::set_tensor_core_attention(c.tensor_cores);
+    const AttentionKind kind = AttentionKind::kSoftmax1;
+    const std::string name =
+        case_name(kind, c.act, c.s) + (mma_path(c.tensor_cores, c.act, c.s) ? " [tensor cores]" : "");
+    const Inputs in(c.act, c.s, 24);
+    const Saved sv = saved_from(cpu_forward(in, kind, DType::kF64), c.act);
+    const HostTensor fused = cuda_backward(in, sv, kind, {}, 500.0f);
+    const HostTensor separate = cuda_backward(in, sv, kind, {}, 500.0f, /*then_rope=*/true);
+    const HostTensor plain = cuda_backward(in, sv, kind);
+    results.push_back(compare_tensors(name, "dqkv (rope_theta) vs dqkv then rope_backward", fused, separate, exact()));
+    results.push_back(check_fact(name, "the rotation changed dqkv (positions t > 0)", !bitwise_equal(fused, plain)));
   }
   cuda::set_tensor_core_attention(true);
   expect_all_ok(results);

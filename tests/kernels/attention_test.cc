@@ -1,7 +1,8 @@
 // Causal softmax / softmax-1 attention: the checks (kernels/check/attention_check.cc: gradients, and
 // the f32 GEMM variant against the f64 reference) plus the op's own facts: the zero-key equivalence,
 // rows that sum below 1 (down to ~0), large-logit stability where the naive "+1" formula fails,
-// probs = exp(s - lse), overwrite, argument errors, determinism and which CPU path the API runs.
+// probs = exp(s - lse), overwrite, argument errors, determinism, which CPU path the API runs and the
+// backward's rope_theta (rope_backward's bits).
 // Facts stated through the public API run in f64 (the reference) and in f32 (the GEMM variant). The
 // GEMM variant's exp is the shared one, tested in tests/kernels/exp_f32_test.cc.
 #include <omp.h>
@@ -14,6 +15,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/check/checks.h"
+#include "kernels/rope.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -312,6 +314,35 @@ TEST(Attention, BackwardOverwritesDqkv) {
     }
 }
 
+// rope_theta: attention_backward rotates dq and dk back by RoPE's transpose, exactly as rope_backward on
+// heads [0, 2H) of its theta-0 result does; dv stays as it was.
+TEST(Attention, BackwardWithRopeThetaIsBackwardThenRopeBackward) {
+  for (DType dt : kCpuDtypes)
+    for (AttentionKind kind : kBothKinds) {
+      const HostTensor qkv = random_qkv(dt, 2, 9, 2, 8, 19);
+      const Dims m(qkv, 2);
+      HostTensor dout("dout", dt, {m.B, m.T, m.H * m.D});
+      dout.FillNormal(Rng(19, "attention_test/dout"), 0, 1.0);
+      const Forward f = run_forward(qkv, m.H, kind);
+      HostTensor want = run_backward(qkv, f, dout, m.H, kind);
+      const HostTensor plain = want.Clone("dqkv");
+      rope_backward({}, {reshape(want.view(), Shape{m.B, m.T, 3 * m.H, m.D}), 2 * m.H, 500.0f});
+      HostTensor got("dqkv", dt, qkv.shape());
+      got.Fill(123.0);  // garbage the backward must overwrite
+      attention_backward({}, {got.view(), dout.cview(), qkv.cview(), f.out.cview(), f.lse.cview(), m.H, kind, 500.0f});
+      expect_all_ok({compare_tensors("attention", "dqkv (rope_theta) vs dqkv then rope_backward", got, want, exact())});
+      // The premise: the rotation moved dq and dk (t > 0) and left dv alone.
+      EXPECT_FALSE(compare_tensors("attention", "dqkv (rope_theta) vs theta 0", got, plain, exact()).ok());
+      for (int64_t b = 0; b < m.B; ++b)
+        for (int64_t t = 0; t < m.T; ++t)
+          for (int64_t d = 0; d < m.H * m.D; ++d) {
+            const int64_t at = m.qkv(b, t, Part::kV, 0, d);
+            ASSERT_EQ(got.get(at), plain.get(at)) << "dv changed at (b, t, d) = (" << b << ", " << t << ", " << d
+                                                  << ")";
+          }
+    }
+}
+
 // The CPU paths, called directly: the f64 reference on f32 storage, and the f32 GEMM variant.
 enum class CpuPath { kReference, kGemm };
 
@@ -399,6 +430,18 @@ TEST(AttentionDeathTest, QkvWidthNotDivisibleByThreeHeadsNamesTheTensor) {
       dout("dout", DType::kF32, {1, 4, 4}), lse("lse", DType::kF32, {1, 2, 4}), dqkv("dqkv", DType::kF32, {1, 4, 20});
   EXPECT_DEATH(attention_backward({}, {dqkv.view(), dout.cview(), qkv.cview(), out.cview(), lse.cview(), 2}),
                "attention_backward: 'layers.0.attn.qkv' last dim 20 is not 3\\*H\\*D with H=2");
+}
+
+TEST(AttentionDeathTest, NegativeRopeThetaIsRejected) {
+  HostTensor qkv("qkv", DType::kF32, {1, 4, 12}), out("out", DType::kF32, {1, 4, 4}),
+      dout("dout", DType::kF32, {1, 4, 4}), lse("lse", DType::kF32, {1, 1, 4}), dqkv("dqkv", DType::kF32, {1, 4, 12});
+  EXPECT_DEATH(attention_backward({}, {dqkv.view(), dout.cview(), qkv.cview(), out.cview(), lse.cview(), 1,
+                                       AttentionKind::kSoftmax, -1.0f}),
+               "attention_backward: rope_theta = -1: 0 \\(no RoPE to undo\\) or a finite theta > 0");
+  // The cpu:: functions leave RoPE to the entry point and say so rather than ignore it.
+  EXPECT_DEATH(cpu::attention_backward_gemm({dqkv.view(), dout.cview(), qkv.cview(), out.cview(), lse.cview(), 1,
+                                             AttentionKind::kSoftmax, 500.0f}),
+               "rope_theta = 500: RoPE's transpose is applied by om::attention_backward");
 }
 
 TEST(AttentionDeathTest, GemmVariantRejectsF64) {
