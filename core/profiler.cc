@@ -119,7 +119,7 @@ void Reset() {
 std::string FormatTable(const std::vector<OpStats>& ops, int64_t steps, double step_seconds, double peak_flops,
                         double peak_bytes_per_s) {
   const double n = static_cast<double>(std::max<int64_t>(steps, 1));
-  std::string out = format_message("%-28s %10s %10s %6s %9s %6s %9s %6s\n", "op", "calls/step", "ms/step", "step%",
+  std::string out = format_message("%-30s %10s %10s %6s %9s %6s %9s %6s\n", "op", "calls/step", "ms/step", "step%",
                                    "TFLOP/s", "peak%", "GB/s", "peak%");
   double sum = 0;
   for (const OpStats& s : ops) {
@@ -131,12 +131,13 @@ std::string FormatTable(const std::vector<OpStats>& ops, int64_t steps, double s
     const auto share = [](double v, double peak) {
       return v > 0 && peak > 0 ? format_message("%.1f", 100 * v / peak) : std::string("-");
     };
-    out += format_message("%-28s %10.1f %10.3f %6.1f %9s %6s %9s %6s\n", s.name.c_str(), static_cast<double>(s.calls) / n,
-                          1e3 * s.seconds / n, 100 * s.seconds / n / step_seconds, rate(flops, 1e12).c_str(),
-                          share(flops, peak_flops).c_str(), rate(bw, 1e9).c_str(), share(bw, peak_bytes_per_s).c_str());
+    out += format_message("%-30s %10.1f %10.3f %6.1f %9s %6s %9s %6s\n", s.name.c_str(),
+                          static_cast<double>(s.calls) / n, 1e3 * s.seconds / n, 100 * s.seconds / n / step_seconds,
+                          rate(flops, 1e12).c_str(), share(flops, peak_flops).c_str(), rate(bw, 1e9).c_str(),
+                          share(bw, peak_bytes_per_s).c_str());
   }
-  out += format_message("%-28s %10s %10.3f %6.1f\n", "all ops", "", 1e3 * sum / n, 100 * sum / n / step_seconds);
-  out += format_message("%-28s %10s %10.3f %6.1f\n", "outside ops (host, waits)", "", 1e3 * (step_seconds - sum / n),
+  out += format_message("%-30s %10s %10.3f %6.1f\n", "all ops", "", 1e3 * sum / n, 100 * sum / n / step_seconds);
+  out += format_message("%-30s %10s %10.3f %6.1f\n", "outside ops (host, waits)", "", 1e3 * (step_seconds - sum / n),
                         100 * (1 - sum / n / step_seconds));
   return out;
 }
