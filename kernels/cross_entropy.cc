@@ -105,10 +105,11 @@ void cross_entropy_loss(const ExecContext& ctx, const CrossEntropyLossArgs& a) {
   }
 }
 
-// The single-shard composition of the pieces: on the CPU the pieces themselves (each validating its
-// own tensors), on CUDA one fused kernel with the pieces' arithmetic.
-void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs& a) {
-  constexpr const char* op = "cross_entropy_forward";
+namespace {
+
+// A single-shard forward's arguments: the shard covers the whole vocabulary; on CUDA also every tensor
+// (the CPU composes the pieces, which check their own).
+void check_whole_vocabulary_forward(const char* op, const ExecContext& ctx, const CrossEntropyForwardArgs& a) {
   check_logits(op, a.logits);
   check_shard(op, a.shard);
   OM_CHECK(a.shard.vocab_start == 0 && a.logits.dim(1) >= a.shard.vocab_size,
@@ -116,6 +117,24 @@ void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs
            "a vocab-parallel shard composes the cross_entropy_* pieces with all-reduces instead",
            op, a.logits.name, a.logits.shape.ToString().c_str(), static_cast<long>(a.shard.vocab_size),
            static_cast<long>(a.shard.vocab_start));
+  if (ctx.device.kind != DeviceKind::kCuda) return;
+  const int64_t N = a.logits.dim(0), Vl = a.logits.dim(1);
+  check_tensor(op, a.logits, a.logits.dtype, {N, Vl});
+  for (const ConstTensorView& t : {ConstTensorView(a.losses), ConstTensorView(a.row_max), ConstTensorView(a.sum_exp),
+                                   ConstTensorView(a.target_logit)})
+    check_tensor(op, t, DType::kF32, {N});
+  check_tensor(op, a.targets, DType::kI32, {N});
+  check_devices(op, ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.logits, a.targets});
+  check_cuda_float(op, a.logits);
+}
+
+}  // namespace
+
+// The single-shard composition of the pieces: on the CPU the pieces themselves (each validating its
+// own tensors), on CUDA one fused kernel with the pieces' arithmetic.
+void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs& a) {
+  constexpr const char* op = "cross_entropy_forward";
+  check_whole_vocabulary_forward(op, ctx, a);
   const profiler::Scope prof(ctx, op, 0,
                              bytes_of({a.logits, a.targets, a.losses, a.row_max, a.sum_exp, a.target_logit}));
   switch (ctx.device.kind) {
@@ -125,19 +144,33 @@ void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs
       cross_entropy_target_logit(ctx, {a.target_logit, a.logits, a.targets, a.shard});
       cross_entropy_loss(ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.targets});
       return;
-    case DeviceKind::kCuda: {
-      const int64_t N = a.logits.dim(0), Vl = a.logits.dim(1);
-      check_tensor(op, a.logits, a.logits.dtype, {N, Vl});
-      for (const ConstTensorView& t :
-           {ConstTensorView(a.losses), ConstTensorView(a.row_max), ConstTensorView(a.sum_exp),
-            ConstTensorView(a.target_logit)})
-        check_tensor(op, t, DType::kF32, {N});
-      check_tensor(op, a.targets, DType::kI32, {N});
-      check_devices(op, ctx, {a.losses, a.row_max, a.sum_exp, a.target_logit, a.logits, a.targets});
-      check_cuda_float(op, a.logits);
+    case DeviceKind::kCuda:
       OM_CUDA_OP(op, cuda::cross_entropy_forward(a, ctx.stream));
       return;
-    }
+  }
+}
+
+// On the CPU the forward then the backward (each checking its own tensors, their profiler scopes nested
+// in this one); on CUDA one kernel.
+void cross_entropy_forward_backward(const ExecContext& ctx, const CrossEntropyForwardBackwardArgs& a) {
+  constexpr const char* op = "cross_entropy_forward_backward";
+  const CrossEntropyForwardArgs& f = a.forward;
+  check_whole_vocabulary_forward(op, ctx, f);
+  if (ctx.device.kind == DeviceKind::kCuda) {
+    check_tensor(op, a.dlogits, f.logits.dtype, f.logits.shape);
+    check_device(op, ctx, a.dlogits);
+  }
+  // The logits read once and dlogits written once.
+  const profiler::Scope prof(
+      ctx, op, 0, bytes_of({f.logits, f.targets, f.losses, f.row_max, f.sum_exp, f.target_logit, a.dlogits}));
+  switch (ctx.device.kind) {
+    case DeviceKind::kCpu:
+      cross_entropy_forward(ctx, f);
+      cross_entropy_backward(ctx, {a.dlogits, f.logits, f.targets, f.row_max, f.sum_exp, f.shard, a.dloss});
+      return;
+    case DeviceKind::kCuda:
+      OM_CUDA_OP(op, cuda::cross_entropy_forward_backward(a, ctx.stream));
+      return;
   }
 }
 

@@ -90,12 +90,24 @@ struct CrossEntropyBackwardArgs {
   float dloss = 1.0f;       // d(total loss)/d(losses[n]) for every row, e.g. 1/(non-ignored count)
 };
 
+// Training's forward and backward together, for one shard covering the whole vocabulary: the outputs of
+// cross_entropy_forward(forward), then dlogits as cross_entropy_backward with `dloss` writes them, the same
+// bits as those two calls. dlogits may be forward.logits itself (in place). On CUDA one kernel per row that
+// reads the row from memory once and writes it once (the separate calls read it twice: the forward and the
+// backward); on the CPU the two calls.
+struct CrossEntropyForwardBackwardArgs {
+  CrossEntropyForwardArgs forward;
+  TensorView dlogits;  // (N, Vl)  written (=), as CrossEntropyBackwardArgs::dlogits (in place allowed)
+  float dloss = 1.0f;  // as CrossEntropyBackwardArgs::dloss
+};
+
 void cross_entropy_row_max(const ExecContext& ctx, const CrossEntropyRowMaxArgs& args);
 void cross_entropy_sum_exp(const ExecContext& ctx, const CrossEntropySumExpArgs& args);
 void cross_entropy_target_logit(const ExecContext& ctx, const CrossEntropyTargetLogitArgs& args);
 void cross_entropy_loss(const ExecContext& ctx, const CrossEntropyLossArgs& args);
 void cross_entropy_forward(const ExecContext& ctx, const CrossEntropyForwardArgs& args);
 void cross_entropy_backward(const ExecContext& ctx, const CrossEntropyBackwardArgs& args);
+void cross_entropy_forward_backward(const ExecContext& ctx, const CrossEntropyForwardBackwardArgs& args);
 
 namespace cpu {
 void cross_entropy_row_max(const CrossEntropyRowMaxArgs& args);
@@ -132,6 +144,7 @@ void cross_entropy_target_logit(const CrossEntropyTargetLogitArgs& args, Stream 
 void cross_entropy_loss(const CrossEntropyLossArgs& args, Stream stream);
 void cross_entropy_forward(const CrossEntropyForwardArgs& args, Stream stream);  // fused: one launch
 void cross_entropy_backward(const CrossEntropyBackwardArgs& args, Stream stream);
+void cross_entropy_forward_backward(const CrossEntropyForwardBackwardArgs& args, Stream stream);  // one launch
 }  // namespace cuda
 
 }  // namespace om

@@ -349,7 +349,7 @@ void Llama::Upload(ConstTensorView tokens, ConstTensorView targets, ConstTensorV
   batch_ = B;
 }
 
-void Llama::ForwardCompute(int64_t B) {
+bool Llama::ForwardCompute(int64_t B, const float* dloss) {
   const int64_t N = B * config_.seq_length;
   const TensorView ids = First(act_.tokens, B), tgt = First(act_.targets, B);
   if (tp_ != nullptr) {
@@ -370,10 +370,16 @@ void Llama::ForwardCompute(int64_t B) {
     vocab_parallel_cross_entropy_forward(ctx_, *tp_, {losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B),
                                                       Rows(act_.target_logit, B), logits, reshape(tgt, Shape{N}),
                                                       config_.vocab_size});
-  } else {
-    cross_entropy_forward(ctx_, {losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B), Rows(act_.target_logit, B),
-                                 logits, reshape(tgt, Shape{N}), VocabShard{0, config_.vocab_size}});
+    return false;
   }
+  const CrossEntropyForwardArgs ce{losses, Rows(act_.row_max, B), Rows(act_.sum_exp, B), Rows(act_.target_logit, B),
+                                   logits, reshape(tgt, Shape{N}), VocabShard{0, config_.vocab_size}};
+  if (dloss == nullptr) {
+    cross_entropy_forward(ctx_, ce);
+    return false;
+  }
+  cross_entropy_forward_backward(ctx_, {ce, logits, *dloss});  // dlogits over the logits, as BackwardCompute
+  return true;
 }
 
 void Llama::CopyLosses(TensorView losses_out) {

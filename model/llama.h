@@ -147,17 +147,18 @@ class Llama {
 
   void ZeroGrad();  // all gradients to 0 (stream-ordered: one zero_async over the gradient arena)
 
-  // The training step's micro-batch: Forward(tokens, targets, losses) then Backward(loss_scale), the same
-  // work in the same order, so the same bits. With CUDA graphs on (set_cuda_graphs), the device work
-  // between the input copies and the loss copy (embedding .. cross-entropy, its backward .. the
-  // embedding's) is one CUDA graph, launched on a stream of the model's own that is joined to the default
-  // stream before and after (so it is ordered with everything else exactly as the eager work): one launch
-  // instead of ~24 op calls per layer. Graphs are kept per (B, loss gradient 1/target_count·loss_scale), the
-  // values baked into them: the first micro-batch of a kind runs eagerly (it warms up what a capture may
-  // not do: cuBLASLt plans and workspace, lazy kernel loading, the memory pool), the second is captured,
-  // later ones replay it; at most kMaxCudaGraphs kinds are kept (the least recently used goes). Eager
-  // instead, whatever the setting: under the op profiler (per-op times), with a probe or a grad-ready hook, with
-  // OM_SYNC_DEBUG=1 (it synchronizes after every launch, which a capture cannot hold).
+  // The training step's micro-batch: Forward(tokens, targets, losses) then Backward(loss_scale), the same work in the
+  // same order, so the same bits, except that without tp the cross-entropy's backward runs with its forward
+  // (cross_entropy_forward_backward: the same bits in one pass over the logits instead of two, so the logits are
+  // their gradient once the forward is done). With CUDA graphs on (set_cuda_graphs), the device work between the
+  // input copies and the loss copy (embedding .. cross-entropy, its backward .. the embedding's) is one CUDA graph,
+  // launched on a stream of the model's own that is joined to the default stream before and after (so it is ordered
+  // with everything else exactly as the eager work): one launch instead of ~24 op calls per layer. Graphs are kept
+  // per (B, loss gradient 1/target_count·loss_scale), the values baked into them: the first micro-batch of a kind
+  // runs eagerly (it warms up what a capture may not do: cuBLASLt plans and workspace, lazy kernel loading, the
+  // memory pool), the second is captured, later ones replay it; at most kMaxCudaGraphs kinds are kept (the least
+  // recently used goes). Eager instead, whatever the setting: under the op profiler (per-op times), with a probe or a
+  // grad-ready hook, with OM_SYNC_DEBUG=1 (it synchronizes after every launch, which a capture cannot hold).
   void ForwardBackward(ConstTensorView tokens, ConstTensorView targets, TensorView losses, float loss_scale);
   // REQUIRES for on: a CUDA model (any tp: the tp collectives are captured too, llama_graph.cc). Off
   // drops the graphs.
@@ -203,7 +204,7 @@ class Llama {
   size_t memory_bytes() const { return arena_bytes().total(); }
 
   // The logits (B, T, Vl) of the last Forward (this tp rank's vocabulary columns, padding included);
-  // Backward overwrites them with their gradient.
+  // Backward overwrites them with their gradient (ForwardBackward without tp already in its forward).
   ConstTensorView logits() const;
 
  private:
@@ -275,11 +276,14 @@ class Llama {
   // (device work only, from the uploaded ids) + CopyLosses (per-token losses to `losses_out`);
   // Backward = BackwardCompute(batch_, LossGradient(loss_scale)): device work only. The compute parts
   // read nothing from the host but their arguments, so a CUDA graph can hold them (llama_graph.cc).
+  // ForwardCompute with a `dloss` (ForwardBackward's): without tp the cross-entropy's backward with that
+  // loss gradient runs with its forward, and it returns true, which the BackwardCompute after it is told
+  // (logits_are_gradient) so that it does not run it again; otherwise it returns false.
   void Upload(ConstTensorView tokens, ConstTensorView targets, ConstTensorView losses_out);
-  void ForwardCompute(int64_t B);
+  bool ForwardCompute(int64_t B, const float* dloss = nullptr);
   void CopyLosses(TensorView losses_out);
   float LossGradient(float loss_scale) const;
-  void BackwardCompute(int64_t B, float dloss);
+  void BackwardCompute(int64_t B, float dloss, bool logits_are_gradient = false);
 
   LlamaConfig config_;
   int64_t max_micro_batch_;

@@ -55,12 +55,14 @@ float Llama::LossGradient(float loss_scale) const {
   return target_count_ > 0 ? loss_scale / static_cast<float>(target_count_) : 0.0f;
 }
 
-void Llama::BackwardCompute(int64_t B, float dloss) {
+void Llama::BackwardCompute(int64_t B, float dloss, bool logits_are_gradient) {
   const int64_t N = B * config_.seq_length, C = config_.hidden;
   const TensorView logits = Rows(act_.logits, B), dlogits = logits;  // in place (see the header)
   const TensorView final_norm = Rows(act_.final_norm, B), dx = Rows(act_.dx, B);
   const TensorView dnorm = Scratch(act_.dnarrow, {N, C}, "dfinal_norm");
-  if (tp_ != nullptr) {
+  if (logits_are_gradient) {
+    // ForwardCompute ran the cross-entropy's backward already (cross_entropy_forward_backward).
+  } else if (tp_ != nullptr) {
     vocab_parallel_cross_entropy_backward(ctx_, *tp_, {dlogits, logits, Rows(act_.targets, B), Rows(act_.row_max, B),
                                                        Rows(act_.sum_exp, B), config_.vocab_size, dloss});
   } else {

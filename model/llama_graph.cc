@@ -104,30 +104,37 @@ void Llama::set_cuda_graphs(bool on) {
 Llama::GraphCounts Llama::graph_counts() const { return graphs_ != nullptr ? graphs_->counts : GraphCounts{}; }
 
 void Llama::ForwardBackward(ConstTensorView tokens, ConstTensorView targets, TensorView losses, float loss_scale) {
-  if (graphs_ == nullptr || probe_ != nullptr || grad_ready_ || profiler::enabled() || cuda_sync_debug()) {
+  if (probe_ != nullptr) {  // a probe sees Forward's work as Forward does it
     if (graphs_ != nullptr) ++graphs_->counts.eager;
     Forward(tokens, targets, losses);
     Backward(loss_scale);
     return;
   }
-  CudaGraphs& g = *graphs_;
   Upload(tokens, targets, losses);
   const int64_t B = batch_;
   const float dloss = LossGradient(loss_scale);
+  if (graphs_ == nullptr || grad_ready_ || profiler::enabled() || cuda_sync_debug()) {
+    if (graphs_ != nullptr) ++graphs_->counts.eager;
+    const bool done = ForwardCompute(B, &dloss);
+    CopyLosses(losses);
+    BackwardCompute(B, dloss, done);
+    return;
+  }
+  CudaGraphs& g = *graphs_;
   bool fresh = false;
   CudaGraphs::Entry& e = g.Find(B, dloss, &fresh);
   if (fresh) {  // the warm-up: eager
     ++g.counts.eager;
-    ForwardCompute(B);
-    BackwardCompute(B, dloss);
+    const bool done = ForwardCompute(B, &dloss);
+    BackwardCompute(B, dloss, done);
   } else {
     if (e.exec == nullptr) {
       const ExecContext eager = ctx_;
       ctx_.stream = Stream{g.stream};
       if (tp_ != nullptr) tp_->set_compute_stream(ctx_.stream);  // its collectives join the capture
       device_memory::cuda_graph_begin_capture(g.stream);
-      ForwardCompute(B);
-      BackwardCompute(B, dloss);
+      const bool done = ForwardCompute(B, &dloss);
+      BackwardCompute(B, dloss, done);
       std::string error;
       e.exec = device_memory::cuda_graph_end_capture(g.stream, &error);
       if (tp_ != nullptr) tp_->set_compute_stream(Stream{});

@@ -1,5 +1,6 @@
 // CUDA cross-entropy (kernels/cross_entropy.h): bf16 or f32 logits and dlogits, f32 statistics.
-//   row_max, sum_exp, backward, forward (fused)   one block of kRowThreads per row
+//   row_max, sum_exp, backward, forward (fused),  one block of kRowThreads per row
+//   forward_backward (forward then backward)
 //   target_logit, loss                             one thread per row
 // Column layout, shared by every pass over a row: thread t owns the chunks of kChunk consecutive
 // columns [kChunk c, kChunk c + kChunk) with c = t, t + kRowThreads, ..., visited in increasing
@@ -16,7 +17,8 @@
 //   backward  exp(x - m) * fl(dloss / sum_exp), minus dloss on the target column, rounded once to
 //             the dlogits dtype; 0 on padding columns and ignored rows.
 // The fused forward runs the same device functions as the pieces, so it equals them bit for bit;
-// it reads each row twice (max, then exp), the second time mostly from L2.
+// it reads each row twice (max, then exp), the second time mostly from L2. forward_backward adds the
+// backward's pass over the row (a third read, again mostly from L2, and the write of dlogits).
 // No float atomics anywhere. Arguments were validated by kernels/cross_entropy.cc; target ids are
 // checked here (a bad id prints its row and traps: see check_target).
 #include <cmath>
@@ -200,27 +202,21 @@ __global__ void __launch_bounds__(kRowThreads)
   }
 }
 
-// dlogits for one row, written (=) over all Vl columns with the same chunk layout (vector stores
-// where `vector_ok`; both logits and dlogits rows are then 16-byte aligned). Element-wise, so the
-// path taken changes no value.
+// The gradient of one row (x: its logits, dx: its dlogits, possibly x itself), written (=) over all Vl
+// columns with the same chunk layout (vector stores where `vector_ok`; both rows are then 16-byte
+// aligned), given the row's target t, global max m and sum_exp se. Element-wise, so the path taken
+// changes no value; each thread reads a chunk before it writes it, so in place is safe.
 template <typename T>
-__global__ void __launch_bounds__(kRowThreads)
-    cross_entropy_backward_block_per_row(T* dlogits, const T* logits, const int32_t* targets, const float* row_max,
-                                         const float* sum_exp, int64_t Vl, int64_t vocab_start, int64_t vocab_size,
-                                         int64_t valid, bool vector_ok, float dloss) {
-  const int64_t n = blockIdx.x;
-  const int32_t t = targets[n];
-  if (threadIdx.x == 0) check_target("cross_entropy_backward", n, t, vocab_size);
+__device__ __forceinline__ void backward_row(T* dx, const T* x, int32_t t, float m_row, float se, int64_t Vl,
+                                             int64_t vocab_start, int64_t valid, bool vector_ok, float dloss) {
   const bool ignored = t == kIgnoreTarget;
   // Outside this shard `local` is out of [0, valid) and no column gets the -dloss.
   const int64_t local = static_cast<int64_t>(t) - vocab_start;
-  const float m = ignored ? 0.0f : row_max[n];
+  const float m = ignored ? 0.0f : m_row;
   // p * dloss = exp(x - m) * (dloss / sum_exp): one rounding for the factor, one for the product,
   // one for the subtraction on the target column (the CPU simd variant's formula).
-  const float c = ignored ? 0.0f : __fdiv_rn(dloss, sum_exp[n]);
+  const float c = ignored ? 0.0f : __fdiv_rn(dloss, se);
   const int64_t live = ignored ? 0 : valid;  // columns that get a gradient; the rest get 0
-  const T* x = logits + n * Vl;
-  T* dx = dlogits + n * Vl;
   auto grad = [&](float xj, int64_t j) {
     const float p = __fmul_rn(exp_shifted(xj, m), c);
     return j == local ? __fsub_rn(p, dloss) : p;
@@ -245,6 +241,48 @@ __global__ void __launch_bounds__(kRowThreads)
       }
     }
   }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kRowThreads)
+    cross_entropy_backward_block_per_row(T* dlogits, const T* logits, const int32_t* targets, const float* row_max,
+                                         const float* sum_exp, int64_t Vl, int64_t vocab_start, int64_t vocab_size,
+                                         int64_t valid, bool vector_ok, float dloss) {
+  const int64_t n = blockIdx.x;
+  const int32_t t = targets[n];
+  if (threadIdx.x == 0) check_target("cross_entropy_backward", n, t, vocab_size);
+  const bool ignored = t == kIgnoreTarget;
+  backward_row(dlogits + n * Vl, logits + n * Vl, t, ignored ? 0.0f : row_max[n], ignored ? 1.0f : sum_exp[n], Vl,
+               vocab_start, valid, vector_ok, dloss);
+}
+
+// cross_entropy_forward_block_per_row, then backward_row on the same row with the m and sum_exp it
+// found (the values it stores): the bits of the two kernels. The target logit is read before the
+// block reductions, whose barriers order it before any thread overwrites the row (in place).
+template <typename T>
+__global__ void __launch_bounds__(kRowThreads)
+    cross_entropy_forward_backward_block_per_row(T* dlogits, float* losses, float* row_max, float* sum_exp,
+                                                 float* target_logit, const T* logits, const int32_t* targets,
+                                                 int64_t Vl, int64_t vocab_size, int64_t valid, bool vector_ok,
+                                                 float dloss) {
+  __shared__ float scratch[kWarpSize];
+  const int64_t n = blockIdx.x;
+  const T* row = logits + n * Vl;
+  const int32_t t = targets[n];
+  float tl = 0.0f;
+  if (threadIdx.x == 0) {
+    check_target("cross_entropy_forward_backward", n, t, vocab_size);
+    tl = target_logit_of(row, t, 0, valid);
+  }
+  const float m = row_max_of(row, valid, vector_ok, scratch);
+  const float se = row_sum_exp(row, m, valid, vector_ok, scratch);
+  if (threadIdx.x == 0) {
+    row_max[n] = m;
+    sum_exp[n] = se;
+    target_logit[n] = tl;
+    losses[n] = loss_of(m, se, tl, t);
+  }
+  backward_row(dlogits + n * Vl, row, t, m, se, Vl, 0, valid, vector_ok, dloss);
 }
 
 // ---- host side ----
@@ -313,6 +351,21 @@ void forward_impl(const CrossEntropyForwardArgs& a, cudaStream_t s) {
 }
 
 template <typename T>
+void forward_backward_impl(const CrossEntropyForwardBackwardArgs& a, cudaStream_t s) {
+  const CrossEntropyForwardArgs& f = a.forward;
+  const int64_t N = f.logits.dim(0), Vl = f.logits.dim(1);
+  if (N == 0 || Vl == 0) return;
+  const T* x = f.logits.data_as<const T>();
+  T* dx = a.dlogits.data_as<T>();
+  cross_entropy_forward_backward_block_per_row<T>
+      <<<row_blocks("cross_entropy_forward_backward", N), kRowThreads, 0, s>>>(
+          dx, f.losses.data_as<float>(), f.row_max.data_as<float>(), f.sum_exp.data_as<float>(),
+          f.target_logit.data_as<float>(), x, f.targets.data_as<const int32_t>(), Vl, f.shard.vocab_size,
+          valid_columns(f.shard, Vl), rows_16_byte_aligned<T>(x, Vl) && rows_16_byte_aligned<T>(dx, Vl), a.dloss);
+  OM_CUDA_CHECK_KERNEL(s);
+}
+
+template <typename T>
 void backward_impl(const CrossEntropyBackwardArgs& a, cudaStream_t s) {
   const int64_t N = a.logits.dim(0), Vl = a.logits.dim(1);
   if (N == 0 || Vl == 0) return;
@@ -364,6 +417,14 @@ void cross_entropy_backward(const CrossEntropyBackwardArgs& a, Stream stream) {
     case DType::kF32: return backward_impl<float>(a, to_cuda_stream(stream));
     case DType::kBF16: return backward_impl<__nv_bfloat16>(a, to_cuda_stream(stream));
     default: unsupported_dtype("cross_entropy_backward", a.logits, "logits");
+  }
+}
+
+void cross_entropy_forward_backward(const CrossEntropyForwardBackwardArgs& a, Stream stream) {
+  switch (a.forward.logits.dtype) {
+    case DType::kF32: return forward_backward_impl<float>(a, to_cuda_stream(stream));
+    case DType::kBF16: return forward_backward_impl<__nv_bfloat16>(a, to_cuda_stream(stream));
+    default: unsupported_dtype("cross_entropy_forward_backward", a.forward.logits, "logits");
   }
 }
 

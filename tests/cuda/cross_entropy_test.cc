@@ -6,8 +6,8 @@
 // host all-reduces match the full-row reference; an all-padding shard; aligned (vector loads) and
 // unaligned (element loads) rows give the same bits; bitwise determinism; NaN propagation; the
 // CUDA dtype contract and the device-side target check; the in-place backward (dlogits == logits)
-// equals a separate buffer bit for bit. Runs under cuda_test_main (exit 77 without
-// a GPU).
+// equals a separate buffer bit for bit; the one-kernel forward_backward equals forward then backward.
+// Runs under cuda_test_main (exit 77 without a GPU).
 //
 // Tolerances (kernels/check/tolerance.h). row_max and target_logit are copies of inputs: exact.
 // sum_exp sums `valid` terms exp(x - m), each within kCudaExpShiftedUlps of the exact value, in
@@ -363,6 +363,35 @@ TEST(CrossEntropyCuda, InPlaceBackwardEqualsASeparateBuffer) {
       cross_entropy_backward(cuda_ctx(), {x.view(), x.cview(), t.view(), row_max.cview(), sum_exp.cview(), shard,
                                           in.dloss});
       EXPECT_TRUE(bitwise_equal(x.Download(), separate.dlogits));
+    }
+  }
+}
+
+// The training step's one kernel (cross_entropy_forward_backward) gives the bits of the forward and the
+// backward kernels: every statistic, the losses and dlogits, into a separate buffer and over the logits
+// (the target logit is read before the row is overwritten), on rows with and without vector loads.
+TEST(CrossEntropyCuda, ForwardBackwardEqualsForwardThenBackwardBitwise) {
+  for (const CeShape& s : {kShapes[0], kShapes[1], kShapes[2]}) {
+    for (DType act : kActDtypes) {
+      SCOPED_TRACE(case_name(act, s));
+      const VocabShard shard{0, s.V};
+      const Inputs in(act, s, 38);
+      const Outputs want = cuda_run(in, shard);
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(in_place ? "in place" : "separate dlogits");
+        DeviceTensor x = DeviceTensor::Upload(in.logits), dx = garbage_like(in.logits, "dlogits");
+        const DeviceTensor t = DeviceTensor::Upload(in.targets);
+        DeviceTensor losses = stat("losses", s.N), row_max = stat("row_max", s.N), sum_exp = stat("sum_exp", s.N),
+                     target_logit = stat("target_logit", s.N);
+        cross_entropy_forward_backward(cuda_ctx(), {{losses.view(), row_max.view(), sum_exp.view(),
+                                                     target_logit.view(), x.cview(), t.view(), shard},
+                                                    in_place ? x.view() : dx.view(), in.dloss});
+        EXPECT_TRUE(bitwise_equal(losses.Download(), want.losses));
+        EXPECT_TRUE(bitwise_equal(row_max.Download(), want.row_max));
+        EXPECT_TRUE(bitwise_equal(sum_exp.Download(), want.sum_exp));
+        EXPECT_TRUE(bitwise_equal(target_logit.Download(), want.target_logit));
+        EXPECT_TRUE(bitwise_equal((in_place ? x : dx).Download(), want.dlogits));
+      }
     }
   }
 }

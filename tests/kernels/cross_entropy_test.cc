@@ -1,8 +1,8 @@
-// Cross-entropy: gradient checks (kernels/check/cross_entropy_check.cc) plus the op's own facts:
-// the loss is log-softmax, a two-shard (vocab-parallel) composition of the pieces equals the
-// single-shard result, padding and ignored targets are excluded, large logits stay finite, NaN
-// logits give NaN losses. The f32 cpu::*_simd variants (what the f32 dispatch runs) agree with the
-// f64 reference at every width 1..40 and are bit-identical for 1, 2 and 3 threads; their exp
+// Cross-entropy: gradient checks (kernels/check/cross_entropy_check.cc) plus the op's own facts: the loss is
+// log-softmax, a two-shard (vocab-parallel) composition of the pieces equals the single-shard result, padding
+// and ignored targets are excluded, large logits stay finite, NaN logits give NaN losses, forward_backward is
+// forward then backward. The f32 cpu::*_simd variants (what the f32 dispatch runs) agree with the f64
+// reference at every width 1..40 and are bit-identical for 1, 2 and 3 threads; their exp
 // (cpu::exp_shifted_f32) is tested in tests/kernels/exp_f32_test.cc.
 #include <omp.h>
 
@@ -220,6 +220,36 @@ TEST(CrossEntropy, InPlaceBackwardEqualsASeparateBuffer) {
   }
 }
 
+// cross_entropy_forward_backward is the forward then the backward: the same losses, statistics and
+// dlogits, into a separate buffer or over the logits, with padding columns and ignored rows.
+TEST(CrossEntropy, ForwardBackwardEqualsForwardThenBackward) {
+  for (DType dt : {DType::kF64, DType::kF32}) {
+    const int64_t N = 9, Vl = 37;
+    Ce want(dt, N, Vl, {0, 35});
+    fill(want, 71, 2.0, {3});
+    want.forward();
+    want.backward(0.2f);
+    for (bool in_place : {false, true}) {
+      Ce got(dt, N, Vl, {0, 35});
+      fill(got, 71, 2.0, {3});
+      got.dlogits.Fill(123.0);  // garbage the backward must overwrite
+      const TensorView dlogits = in_place ? got.logits.view() : got.dlogits.view();
+      cross_entropy_forward_backward({}, {{got.losses.view(), got.row_max.view(), got.sum_exp.view(),
+                                           got.target_logit.view(), got.logits.view(), got.targets.view(), got.shard},
+                                          dlogits, 0.2f});
+      const std::string what = std::string(dtype_name(dt)) + (in_place ? " in place" : " separate");
+      expect_all_ok({compare_tensors("cross_entropy_forward_backward " + what, "losses", got.losses, want.losses,
+                                     exact()),
+                     compare_tensors("cross_entropy_forward_backward " + what, "sum_exp", got.sum_exp, want.sum_exp,
+                                     exact()),
+                     compare_tensors("cross_entropy_forward_backward " + what, "target_logit", got.target_logit,
+                                     want.target_logit, exact()),
+                     compare_tensors("cross_entropy_forward_backward " + what, "dlogits",
+                                     in_place ? got.logits : got.dlogits, want.dlogits, exact())});
+    }
+  }
+}
+
 TEST(CrossEntropy, LargeLogitsGiveFiniteResults) {
   const int64_t N = 3, Vl = 8;
   Ce c(DType::kF32, N, Vl, {0, Vl});
@@ -344,6 +374,9 @@ TEST(CrossEntropyDeathTest, ForwardRefusesAPartialShard) {
       m("m", DType::kF32, {2}), s("s", DType::kF32, {2}), tl("tl", DType::kF32, {2});
   EXPECT_DEATH(cross_entropy_forward({}, {l.view(), m.view(), s.view(), tl.view(), x.view(), t.view(), {8, 16}}),
                "must cover the whole vocabulary");
+  EXPECT_DEATH(cross_entropy_forward_backward(
+                   {}, {{l.view(), m.view(), s.view(), tl.view(), x.view(), t.view(), {8, 16}}, x.view(), 1.0f}),
+               "cross_entropy_forward_backward: 'logits' \\(2, 8\\) must cover the whole vocabulary");
 }
 
 }  // namespace
