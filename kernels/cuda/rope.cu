@@ -10,6 +10,8 @@
 // Cost: the table (D/2 pow + sincos in double) is built once per block and shared by
 // kBatchRowsPerBlock * n_rot_heads head rows; the pass itself is memory-bound (read and write the
 // rotated heads once). Element-wise, so deterministic. Arguments were validated by kernels/rope.cc.
+// The per-element arithmetic is rope.cuh's, which the tensor-core attention backward shares (it
+// rotates dq and dk as it stores them, from rope_cos_sin_table's (T, D/2) table): the same bits.
 #include <cstdint>
 
 #include "kernels/cuda/cuda_common.cuh"
