@@ -122,6 +122,18 @@ Outputs cpu_run(const Inputs& in, DType dtype, const VocabShard& shard) {
 // A zero-filled f32 statistic per row on the device.
 DeviceTensor stat(const char* name, int64_t N) { return DeviceTensor(name, DType::kF32, {N}); }
 
+// The four statistics of a whole-vocabulary forward; forward() is cross_entropy_forward's arguments
+// writing them.
+struct DeviceStats {
+  DeviceTensor losses, row_max, sum_exp, target_logit;
+  explicit DeviceStats(int64_t N)
+      : losses(stat("losses", N)), row_max(stat("row_max", N)), sum_exp(stat("sum_exp", N)),
+        target_logit(stat("target_logit", N)) {}
+  CrossEntropyForwardArgs forward(ConstTensorView x, ConstTensorView targets, VocabShard shard) {
+    return {losses.view(), row_max.view(), sum_exp.view(), target_logit.view(), x, targets, shard};
+  }
+};
+
 // Garbage the backward's overwrite must replace everywhere (padding and ignored rows included).
 DeviceTensor garbage_like(const HostTensor& x, const char* name) {
   HostTensor g(name, x.dtype(), x.shape());
@@ -133,14 +145,15 @@ DeviceTensor garbage_like(const HostTensor& x, const char* name) {
 Outputs cuda_run(const Inputs& in, const VocabShard& shard, Stream stream = {}) {
   const int64_t N = in.logits.shape()[0];
   const DeviceTensor x = DeviceTensor::Upload(in.logits), t = DeviceTensor::Upload(in.targets);
-  DeviceTensor losses = stat("losses", N), row_max = stat("row_max", N), sum_exp = stat("sum_exp", N),
-               target_logit = stat("target_logit", N), dx = garbage_like(in.logits, "dlogits");
+  DeviceStats st(N);
+  DeviceTensor dx = garbage_like(in.logits, "dlogits");
   const ExecContext ctx = cuda_ctx(stream);
-  cross_entropy_forward(ctx, {losses.view(), row_max.view(), sum_exp.view(), target_logit.view(), x.view(), t.view(),
-                              shard});
-  cross_entropy_backward(ctx, {dx.view(), x.view(), t.view(), row_max.cview(), sum_exp.cview(), shard, in.dloss});
+  cross_entropy_forward(ctx, st.forward(x.view(), t.view(), shard));
+  cross_entropy_backward(ctx,
+                         {dx.view(), x.view(), t.view(), st.row_max.cview(), st.sum_exp.cview(), shard, in.dloss});
   OM_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream.handle)));
-  return {losses.Download(), row_max.Download(), sum_exp.Download(), target_logit.Download(), dx.Download()};
+  return {st.losses.Download(), st.row_max.Download(), st.sum_exp.Download(), st.target_logit.Download(),
+          dx.Download()};
 }
 
 // Exact facts: ignored rows have loss 0 and an all-zero gradient row; padding columns get 0.
@@ -201,17 +214,16 @@ TEST(CrossEntropyCuda, PiecesEqualTheFusedForwardBitwise) {
       const Inputs in(act, s, 32);
       const Outputs fused = cuda_run(in, shard);
       const DeviceTensor x = DeviceTensor::Upload(in.logits), t = DeviceTensor::Upload(in.targets);
-      DeviceTensor losses = stat("losses", s.N), row_max = stat("row_max", s.N), sum_exp = stat("sum_exp", s.N),
-                   target_logit = stat("target_logit", s.N);
-      cross_entropy_row_max(cuda_ctx(), {row_max.view(), x.view(), shard});
-      cross_entropy_sum_exp(cuda_ctx(), {sum_exp.view(), x.view(), row_max.cview(), shard});
-      cross_entropy_target_logit(cuda_ctx(), {target_logit.view(), x.view(), t.view(), shard});
-      cross_entropy_loss(cuda_ctx(),
-                         {losses.view(), row_max.cview(), sum_exp.cview(), target_logit.cview(), t.view()});
-      EXPECT_TRUE(bitwise_equal(row_max.Download(), fused.row_max));
-      EXPECT_TRUE(bitwise_equal(sum_exp.Download(), fused.sum_exp));
-      EXPECT_TRUE(bitwise_equal(target_logit.Download(), fused.target_logit));
-      EXPECT_TRUE(bitwise_equal(losses.Download(), fused.losses));
+      DeviceStats st(s.N);
+      cross_entropy_row_max(cuda_ctx(), {st.row_max.view(), x.view(), shard});
+      cross_entropy_sum_exp(cuda_ctx(), {st.sum_exp.view(), x.view(), st.row_max.cview(), shard});
+      cross_entropy_target_logit(cuda_ctx(), {st.target_logit.view(), x.view(), t.view(), shard});
+      cross_entropy_loss(cuda_ctx(), {st.losses.view(), st.row_max.cview(), st.sum_exp.cview(),
+                                      st.target_logit.cview(), t.view()});
+      EXPECT_TRUE(bitwise_equal(st.row_max.Download(), fused.row_max));
+      EXPECT_TRUE(bitwise_equal(st.sum_exp.Download(), fused.sum_exp));
+      EXPECT_TRUE(bitwise_equal(st.target_logit.Download(), fused.target_logit));
+      EXPECT_TRUE(bitwise_equal(st.losses.Download(), fused.losses));
     }
   }
 }
@@ -330,17 +342,15 @@ TEST(CrossEntropyCuda, AlignedAndUnalignedRowsGiveTheSameBits) {
     const TensorView dx = make_view(static_cast<char*>(dx_flat.view().data) + one, act, {s.N, s.Vl},
                                     Device::Cuda(0), "dlogits (offset 1)");
     const DeviceTensor t = DeviceTensor::Upload(in.targets);
-    DeviceTensor losses = stat("losses", s.N), row_max = stat("row_max", s.N), sum_exp = stat("sum_exp", s.N),
-                 target_logit = stat("target_logit", s.N);
-    cross_entropy_forward(cuda_ctx(), {losses.view(), row_max.view(), sum_exp.view(), target_logit.view(), x,
-                                       t.view(), shard});
-    cross_entropy_backward(cuda_ctx(), {dx, x, t.view(), row_max.cview(), sum_exp.cview(), shard, in.dloss});
+    DeviceStats st(s.N);
+    cross_entropy_forward(cuda_ctx(), st.forward(x, t.view(), shard));
+    cross_entropy_backward(cuda_ctx(), {dx, x, t.view(), st.row_max.cview(), st.sum_exp.cview(), shard, in.dloss});
     const HostTensor dx_host = dx_flat.Download();
     HostTensor dlogits("dlogits", act, {s.N, s.Vl});
     for (int64_t i = 0; i < numel; ++i) dlogits.set(i, dx_host.get(i + 1));
-    EXPECT_TRUE(bitwise_equal(losses.Download(), aligned.losses));
-    EXPECT_TRUE(bitwise_equal(sum_exp.Download(), aligned.sum_exp));
-    EXPECT_TRUE(bitwise_equal(row_max.Download(), aligned.row_max));
+    EXPECT_TRUE(bitwise_equal(st.losses.Download(), aligned.losses));
+    EXPECT_TRUE(bitwise_equal(st.sum_exp.Download(), aligned.sum_exp));
+    EXPECT_TRUE(bitwise_equal(st.row_max.Download(), aligned.row_max));
     EXPECT_TRUE(bitwise_equal(dlogits, aligned.dlogits));
   }
 }
@@ -356,11 +366,9 @@ TEST(CrossEntropyCuda, InPlaceBackwardEqualsASeparateBuffer) {
       const Outputs separate = cuda_run(in, shard);
       DeviceTensor x = DeviceTensor::Upload(in.logits);
       const DeviceTensor t = DeviceTensor::Upload(in.targets);
-      DeviceTensor losses = stat("losses", s.N), row_max = stat("row_max", s.N), sum_exp = stat("sum_exp", s.N),
-                   target_logit = stat("target_logit", s.N);
-      cross_entropy_forward(cuda_ctx(), {losses.view(), row_max.view(), sum_exp.view(), target_logit.view(),
-                                         x.cview(), t.view(), shard});
-      cross_entropy_backward(cuda_ctx(), {x.view(), x.cview(), t.view(), row_max.cview(), sum_exp.cview(), shard,
+      DeviceStats st(s.N);
+      cross_entropy_forward(cuda_ctx(), st.forward(x.cview(), t.view(), shard));
+      cross_entropy_backward(cuda_ctx(), {x.view(), x.cview(), t.view(), st.row_max.cview(), st.sum_exp.cview(), shard,
                                           in.dloss});
       EXPECT_TRUE(bitwise_equal(x.Download(), separate.dlogits));
     }
@@ -381,15 +389,13 @@ TEST(CrossEntropyCuda, ForwardBackwardEqualsForwardThenBackwardBitwise) {
         SCOPED_TRACE(in_place ? "in place" : "separate dlogits");
         DeviceTensor x = DeviceTensor::Upload(in.logits), dx = garbage_like(in.logits, "dlogits");
         const DeviceTensor t = DeviceTensor::Upload(in.targets);
-        DeviceTensor losses = stat("losses", s.N), row_max = stat("row_max", s.N), sum_exp = stat("sum_exp", s.N),
-                     target_logit = stat("target_logit", s.N);
-        cross_entropy_forward_backward(cuda_ctx(), {{losses.view(), row_max.view(), sum_exp.view(),
-                                                     target_logit.view(), x.cview(), t.view(), shard},
-                                                    in_place ? x.view() : dx.view(), in.dloss});
-        EXPECT_TRUE(bitwise_equal(losses.Download(), want.losses));
-        EXPECT_TRUE(bitwise_equal(row_max.Download(), want.row_max));
-        EXPECT_TRUE(bitwise_equal(sum_exp.Download(), want.sum_exp));
-        EXPECT_TRUE(bitwise_equal(target_logit.Download(), want.target_logit));
+        DeviceStats st(s.N);
+        cross_entropy_forward_backward(
+            cuda_ctx(), {st.forward(x.cview(), t.view(), shard), in_place ? x.view() : dx.view(), in.dloss});
+        EXPECT_TRUE(bitwise_equal(st.losses.Download(), want.losses));
+        EXPECT_TRUE(bitwise_equal(st.row_max.Download(), want.row_max));
+        EXPECT_TRUE(bitwise_equal(st.sum_exp.Download(), want.sum_exp));
+        EXPECT_TRUE(bitwise_equal(st.target_logit.Download(), want.target_logit));
         EXPECT_TRUE(bitwise_equal((in_place ? x : dx).Download(), want.dlogits));
       }
     }
