@@ -284,6 +284,8 @@ class Llama {
   void CopyLosses(TensorView losses_out);
   float LossGradient(float loss_scale) const;
   void BackwardCompute(int64_t B, float dloss, bool logits_are_gradient = false);
+  // ForwardBackward's device work: ForwardCompute(B, &dloss), then BackwardCompute told what it did.
+  void ForwardBackwardCompute(int64_t B, float dloss);
 
   LlamaConfig config_;
   int64_t max_micro_batch_;

@@ -55,6 +55,11 @@ float Llama::LossGradient(float loss_scale) const {
   return target_count_ > 0 ? loss_scale / static_cast<float>(target_count_) : 0.0f;
 }
 
+void Llama::ForwardBackwardCompute(int64_t B, float dloss) {
+  const bool logits_are_gradient = ForwardCompute(B, &dloss);
+  BackwardCompute(B, dloss, logits_are_gradient);
+}
+
 void Llama::BackwardCompute(int64_t B, float dloss, bool logits_are_gradient) {
   const int64_t N = B * config_.seq_length, C = config_.hidden;
   const TensorView logits = Rows(act_.logits, B), dlogits = logits;  // in place (see the header)

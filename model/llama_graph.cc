@@ -113,39 +113,31 @@ void Llama::ForwardBackward(ConstTensorView tokens, ConstTensorView targets, Ten
   Upload(tokens, targets, losses);
   const int64_t B = batch_;
   const float dloss = LossGradient(loss_scale);
-  if (graphs_ == nullptr || grad_ready_ || profiler::enabled() || cuda_sync_debug()) {
+  const bool graphed = graphs_ != nullptr && !grad_ready_ && !profiler::enabled() && !cuda_sync_debug();
+  bool fresh = true;  // eager: no graphs, or a kind's first micro-batch (the warm-up)
+  CudaGraphs::Entry* e = graphed ? &graphs_->Find(B, dloss, &fresh) : nullptr;
+  if (fresh) {
     if (graphs_ != nullptr) ++graphs_->counts.eager;
-    const bool done = ForwardCompute(B, &dloss);
-    CopyLosses(losses);
-    BackwardCompute(B, dloss, done);
-    return;
-  }
-  CudaGraphs& g = *graphs_;
-  bool fresh = false;
-  CudaGraphs::Entry& e = g.Find(B, dloss, &fresh);
-  if (fresh) {  // the warm-up: eager
-    ++g.counts.eager;
-    const bool done = ForwardCompute(B, &dloss);
-    BackwardCompute(B, dloss, done);
+    ForwardBackwardCompute(B, dloss);
   } else {
-    if (e.exec == nullptr) {
+    CudaGraphs& g = *graphs_;
+    if (e->exec == nullptr) {
       const ExecContext eager = ctx_;
       ctx_.stream = Stream{g.stream};
       if (tp_ != nullptr) tp_->set_compute_stream(ctx_.stream);  // its collectives join the capture
       device_memory::cuda_graph_begin_capture(g.stream);
-      const bool done = ForwardCompute(B, &dloss);
-      BackwardCompute(B, dloss, done);
+      ForwardBackwardCompute(B, dloss);
       std::string error;
-      e.exec = device_memory::cuda_graph_end_capture(g.stream, &error);
+      e->exec = device_memory::cuda_graph_end_capture(g.stream, &error);
       if (tp_ != nullptr) tp_->set_compute_stream(Stream{});
       ctx_ = eager;
-      OM_CHECK(e.exec != nullptr,
+      OM_CHECK(e->exec != nullptr,
                "Llama: capturing a micro-batch (B = %ld) into a CUDA graph failed: %s. Run without --cuda-graphs",
                static_cast<long>(B), error.c_str());
       ++g.counts.captures;
     }
     device_memory::cuda_stream_join(g.event, ctx_.stream.handle, g.stream);
-    device_memory::cuda_graph_launch(e.exec, g.stream);
+    device_memory::cuda_graph_launch(e->exec, g.stream);
     device_memory::cuda_stream_join(g.event, g.stream, ctx_.stream.handle);
     ++g.counts.launches;
   }
