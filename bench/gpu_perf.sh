@@ -20,6 +20,10 @@
 #      (CUDA events), the same statistic as ours;
 #   3. ours again on the first model with OM_ATTENTION_KERNEL=warp (the reference attention kernels instead
 #      of the tensor-core ones), if the budget leaves room: what the tensor-core attention is worth;
+#      the fallback: a model whose default run failed (exit status not 0) is run so at once, after the
+#      defaults, and so is every model when GPU_PERF_ATTENTION_FAILED=1 (gpu_session.sh sets it when
+#      cuda_attention_test failed: the tensor-core kernels, never run on a GPU before, are then suspect); the
+#      verdict then takes that row as ours, says so, and the later variants run with the warp kernels too;
 #   4. then, budget permitting, ours on the first model with --optimizer orthoadam (the paper's optimizer;
 #      its rotations in fp32) and with --ortho-precision tf32 (on TF32 tensor cores): what OrthoAdam costs
 #      over AdamW per step and at start-up (the rotations, drawn beside the other phases), and what TF32 saves.
@@ -111,6 +115,8 @@ idle_mem() { ((HAVE_SMI)) && nvidia-smi --query-gpu=memory.used --format=csv,noh
 # the tensor-core ones), to measure what those are worth; cuda-graphs: --cuda-graphs (step 1 and the
 # profiled steps run eagerly, the first unprofiled step after them captures, the rest replay);
 # orthoadam: --optimizer orthoadam (fp32 rotations); orthoadam-tf32: the same with --ortho-precision tf32.
+# A variant may be two joined by "+" (cuda-graphs+warp-attention). OURS_RC: the run's exit status, or
+# "skipped".
 ours() {
   local model=$1 variant=${2:-} tag=$1${2:+_$2} limit rc t0 t1 pid idle
   local dir=$WORK/ours_$tag
@@ -118,6 +124,7 @@ ours() {
   if ((limit == 0)); then
     printf '{"kind": "ours", "model": "%s", "variant": "%s", "skipped": "time budget"}\n' "$model" "$variant" \
         >> "$RECORDS"
+    OURS_RC=skipped
     return
   fi
   local optimizer=adamw; [[ $variant == orthoadam* ]] && optimizer=orthoadam
@@ -127,21 +134,22 @@ ours() {
               --profile-steps $((WARM > 1 ? WARM - 1 : 1)))
   # The preset's vocabulary, as the peer's --preset has it (ours would otherwise take the tokenizer's).
   if [[ $model == llama-* ]]; then args+=(--vocab-size 32000); else args+=(--vocab-size 8192); fi
-  [[ $variant == cuda-graphs ]] && args+=(--cuda-graphs)
-  [[ $variant == orthoadam-tf32 ]] && args+=(--ortho-precision tf32)
+  [[ $variant == *cuda-graphs* ]] && args+=(--cuda-graphs)
+  [[ $variant == *orthoadam-tf32* ]] && args+=(--ortho-precision tf32)
   echo "=== ours $model ${variant:-default}: ${args[*]} (timeout ${limit}s)" >> "$LOG"
   idle=$(idle_mem); mem_start "$WORK/mem_ours_$tag"
   t0=$EPOCHREALTIME
   (
     [[ $DEV == cuda ]] && source "$BUNDLE/env.sh"
     [[ $DEV == cpu ]] && export OMP_NUM_THREADS=$(nproc)
-    [[ $variant == warp-attention ]] && export OM_ATTENTION_KERNEL=warp
+    [[ $variant == *warp-attention* ]] && export OM_ATTENTION_KERNEL=warp
     exec timeout "$limit" "$OURS" "${args[@]}"
   ) > "$WORK/ours_$tag.log" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2> /dev/null && [[ ! -s $dir/metrics.jsonl ]]; do sleep 0.02; done
   t1=$EPOCHREALTIME
   wait "$pid"; rc=$?
+  OURS_RC=$rc
   mem_stop
   cat "$WORK/ours_$tag.log" >> "$LOG"
   [[ -f $dir/profile.txt ]] && cp "$dir/profile.txt" "$OUTDIR/profile_$tag.txt"
@@ -185,22 +193,39 @@ echo "$SELFTEST" >> "$LOG"
 # and OrthoAdam in fp32 and TF32 (GPU_PERF_CUDA_GRAPHS, GPU_PERF_WARP_ATTENTION, GPU_PERF_ORTHOADAM: 1 on
 # cuda, 0 on the cpu rehearsal, where --cuda-graphs and tf32 are refused and the warp kernels change
 # nothing but the script path; GPU_PERF_ORTHOADAM=1 there runs the fp32 one).
+# The fallback (3.): WARP ("+warp-attention" or empty) is what the later variants of ours add once the
+# tensor-core attention is suspect and the warp kernels ran. With GPU_PERF_ATTENTION_FAILED=1 the warp runs
+# come first and the suspect default runs last, budget permitting (a hung kernel costs OURS_CAP seconds).
 VARIANT_DEFAULT=0; [[ $DEV == cuda ]] && VARIANT_DEFAULT=1
-for m in $MODELS; do ours "$m"; done
-if [[ ${GPU_PERF_CUDA_GRAPHS:-$VARIANT_DEFAULT} == 1 ]]; then ours "${MODELS%% *}" cuda-graphs; fi
-for v in $VARIANTS; do for m in $MODELS; do peer "$m" "$v"; done; done
-if [[ ${GPU_PERF_WARP_ATTENTION:-$VARIANT_DEFAULT} == 1 ]]; then ours "${MODELS%% *}" warp-attention; fi
-if [[ ${GPU_PERF_ORTHOADAM:-$VARIANT_DEFAULT} == 1 ]]; then
-  ours "${MODELS%% *}" orthoadam
-  [[ $DEV == cuda ]] && ours "${MODELS%% *}" orthoadam-tf32
+ATTENTION_FAILED=${GPU_PERF_ATTENTION_FAILED:-0}
+FIRST=${MODELS%% *} FALLBACK=() WARP= WARP_RAN=0
+if [[ $ATTENTION_FAILED == 1 ]]; then
+  FALLBACK=($MODELS)
+else
+  for m in $MODELS; do
+    ours "$m"
+    [[ $OURS_RC != 0 && $OURS_RC != skipped ]] && FALLBACK+=("$m")
+  done
 fi
+for m in "${FALLBACK[@]}"; do
+  ours "$m" warp-attention
+  [[ $m == "$FIRST" ]] && WARP_RAN=1 && [[ $OURS_RC == 0 ]] && WARP=+warp-attention
+done
+if [[ ${GPU_PERF_CUDA_GRAPHS:-$VARIANT_DEFAULT} == 1 ]]; then ours "$FIRST" "cuda-graphs$WARP"; fi
+for v in $VARIANTS; do for m in $MODELS; do peer "$m" "$v"; done; done
+if [[ ${GPU_PERF_WARP_ATTENTION:-$VARIANT_DEFAULT} == 1 && $WARP_RAN == 0 ]]; then ours "$FIRST" warp-attention; fi
+if [[ ${GPU_PERF_ORTHOADAM:-$VARIANT_DEFAULT} == 1 ]]; then
+  ours "$FIRST" "orthoadam$WARP"
+  [[ $DEV == cuda ]] && ours "$FIRST" "orthoadam-tf32$WARP"
+fi
+if [[ $ATTENTION_FAILED == 1 ]]; then for m in $MODELS; do ours "$m"; done; fi
 
 python3 - "$RECORDS" "$OUTDIR" "$PEAK_TFLOPS" "$WARM" "$GPU_NAME" \
-    "$DEV $DTYPE, seq 256, micro-batch $MB, $STEPS steps" "$SELFTEST" "$BUDGET" "$SECONDS" <<'PY'
+    "$DEV $DTYPE, seq 256, micro-batch $MB, $STEPS steps" "$SELFTEST" "$BUDGET" "$SECONDS" "$ATTENTION_FAILED" <<'PY'
 import datetime, json, os, re, statistics, sys
 
-records_path, outdir, peak, warm, gpu, shape, selftest, budget, took = sys.argv[1:]
-peak, warm = float(peak), int(warm)
+records_path, outdir, peak, warm, gpu, shape, selftest, budget, took, attention_failed = sys.argv[1:]
+peak, warm, attention_failed = float(peak), int(warm), attention_failed == "1"
 SOFTMAX1 = ("eager", "compile", "sdpa-zero-kv", "sdpa-zero-kv-lr")  # the peers the goal is measured against
 GOAL_RATIO, GOAL_FIRST_S = 1.3, 5.0
 
@@ -276,6 +301,21 @@ notes, verdicts, ok = [], [], True
 for model in dict.fromkeys(r["model"] for r in rows):
     mine = [r for r in rows if r["model"] == model]
     ours = next((r for r in mine if r["kind"] == "ours" and not r["variant"]), None)
+    # The fallback: the warp attention kernels' run stands for ours when the default run failed or the
+    # tensor-core attention failed its test; without a good fallback row there is no valid figure.
+    suspect = ("cuda_attention_test failed in gpu_check, so the tensor-core attention kernels are suspect"
+               if attention_failed else None)
+    if not attention_failed and (ours is None or ours["status"] != "ok" or not ours["tps"]):
+        suspect = f"the default run: {ours['status'] if ours else 'missing'}"
+    fallback = None
+    if suspect:
+        warp = next((r for r in mine if r["kind"] == "ours" and r["variant"] == "warp-attention"), None)
+        if ours and ours["tps"] and attention_failed:
+            ours["status"] = "tensor-core attention failed its test: not counted"
+        if warp and warp["status"] == "ok" and warp["tps"]:
+            ours, fallback = warp, suspect
+        elif attention_failed:
+            ours = None
     for r in mine:
         name = r["impl"] + (" (standard softmax)" if r["variant"] == "sdpa-softmax" else "")
         if r.get("backend"):
@@ -292,8 +332,8 @@ for model in dict.fromkeys(r["model"] for r in rows):
     best = max((r for r in mine if r["variant"] in SOFTMAX1 and r["tps"]), key=lambda r: r["tps"], default=None)
     if ours is None or not ours["tps"] or best is None:
         ok = False
-        verdicts.append(f"- {model}: no ratio (ours: {ours['status'] if ours else 'missing'}; softmax-1 peers: "
-                        f"{'none ran' if best is None else 'ok'})")
+        verdicts.append(f"- {model}: no ratio (ours: {suspect or (ours['status'] if ours else 'missing')}; "
+                        f"softmax-1 peers: {'none ran' if best is None else 'ok'})")
     else:
         ratio = ours["tps"] / best["tps"]
         first = ours.get("first_s")
@@ -301,7 +341,9 @@ for model in dict.fromkeys(r["model"] for r in rows):
         verdicts.append(f"- **{model}: ours ÷ best softmax-1 peer ({best['impl']}) = {ratio:.2f}×** "
                         f"(goal ≥ {GOAL_RATIO}×, time to first step {fmt(first, '{:.1f}')} s, "
                         f"goal ≤ {GOAL_FIRST_S:g} s): "
-                        f"{'met' if met else 'not met'}")
+                        f"{'met' if met else 'not met'}" +
+                        (f"; ours is the fallback run with OM_ATTENTION_KERNEL=warp, because {fallback}"
+                         if fallback else ""))
     # Every run of ours: the variants' start-up differs too (orthoadam draws its rotations on a thread of
     # their own meanwhile: the notes say how long, and how long the first step waited for them).
     for r in (r for r in mine if r["kind"] == "ours" and r.get("startup")):

@@ -14,9 +14,11 @@
 # 270; a cut check leaves tests.txt and logs but no table), gpu_perf the rest (GPU_PERF_BUDGET_S = what is
 # left − 30 s, and a hard stop 10 s before the end) when at least 150 s are left. Every GPU_CHECK_* and
 # GPU_PERF_* variable passes through (GPU_PERF_DEVICE=cpu rehearses the flow here: the check then stops at
-# once for want of a bundle). Output under ${OUT:-build-gpu/session}: gpu_check/, gpu_perf/, each script's
-# stdout (gpu_check.out, gpu_perf.out) and session.txt (exit statuses and times). Exit status 0 when both
-# scripts exited 0.
+# once for want of a bundle). When cuda_attention_test failed in the check (or the check was cut during it),
+# gpu_perf gets GPU_PERF_ATTENTION_FAILED=1: the tensor-core attention is then suspect, and ours is measured
+# with the warp kernels too (gpu_perf.sh's fallback, step 3). Output under ${OUT:-build-gpu/session}:
+# gpu_check/, gpu_perf/, each script's stdout (gpu_check.out, gpu_perf.out) and session.txt (exit statuses and
+# times). Exit status 0 when both scripts exited 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${OUT:-build-gpu/session}
@@ -30,15 +32,20 @@ check_rc=$?
 check_s=$((SECONDS - start))
 
 left=$((TOTAL - check_s))
+# Failed, or the check was cut before it finished (a hang: the tests run in name order, it is the second).
+attention_failed=0
+grep -qs '^cuda_attention_test .*FAILED' "$OUTDIR/gpu_check/tests.txt" && attention_failed=1
+[[ $check_rc == 124 ]] && ! grep -qs '^cuda_attention_test ' "$OUTDIR/gpu_check/tests.txt" && attention_failed=1
 perf_rc=skipped
 if ((left >= 150)); then
-  OUT=$OUTDIR/gpu_perf GPU_PERF_BUDGET_S=$((left - 30)) timeout $((left - 10)) bash bench/gpu_perf.sh \
-      > "$OUTDIR/gpu_perf.out" 2>&1
+  OUT=$OUTDIR/gpu_perf GPU_PERF_BUDGET_S=$((left - 30)) GPU_PERF_ATTENTION_FAILED=$attention_failed \
+      timeout $((left - 10)) bash bench/gpu_perf.sh > "$OUTDIR/gpu_perf.out" 2>&1
   perf_rc=$?
 fi
 
 {
   echo "gpu_check.sh run: exit $check_rc in $check_s s$([[ $check_rc == 124 ]] && echo " (cut at ${CHECK} s)")"
+  ((attention_failed)) && echo "cuda_attention_test failed: gpu_perf ran with GPU_PERF_ATTENTION_FAILED=1"
   if [[ $perf_rc == skipped ]]; then echo "gpu_perf.sh: skipped (under 150 s left)"
   else echo "gpu_perf.sh: exit $perf_rc in $((SECONDS - start - check_s)) s"; fi
   echo "session: $((SECONDS - start)) s of $TOTAL"
