@@ -31,7 +31,9 @@
 // the default 48 KiB: opted in) per block.
 #include "kernels/cuda/attention_mma.cuh"
 
+#include <atomic>
 #include <cmath>
+#include <cstdint>
 
 #include "kernels/cuda/async_copy.cuh"
 #include "kernels/cuda/cuda_common.cuh"
@@ -431,10 +433,21 @@ Dims dims(int64_t B, int64_t T, int H) {
   return Dims{B, T, H, 3 * int64_t{H} * kD, int64_t{H} * kD};
 }
 
-// Above 48 KiB a kernel must opt in to its dynamic shared memory (per device; cheap to repeat).
-template <typename Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  OM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+// Above 48 KiB a kernel must opt in to its dynamic shared memory, per device: done once per device (bit d
+// of `done`; devices past 63 opt in at every call), not at every launch, since the runtime call may wait for
+// the device's copies in flight (oneapi-src/unified-runtime#2678 reports cuFuncSetAttribute doing so), and a
+// step launches the backward once per layer and micro-batch.
+void allow_backward_smem() {
+  static std::atomic<uint64_t> done{0};
+  int device = 0;
+  OM_CUDA_CHECK(cudaGetDevice(&device));
+  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+  if ((done.load(std::memory_order_acquire) & bit) != 0) return;
+  for (auto kernel : {attention_backward_dkdv_mma_kernel, attention_backward_dq_mma_kernel}) {
+    OM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(kBackwardSmem)));
+  }
+  done.fetch_or(bit, std::memory_order_release);
 }
 
 dim3 grid(const Dims& g) {
@@ -443,6 +456,7 @@ dim3 grid(const Dims& g) {
            static_cast<long>(g.T));
   return dim3(static_cast<unsigned>(g.B * g.H), static_cast<unsigned>(ceil_div(g.T, kTile)));
 }
+
 
 }  // namespace
 
@@ -467,8 +481,7 @@ void attention_backward_mma(bf16* dqkv, const bf16* dout, const bf16* qkv, const
                             cudaStream_t stream) {
   const Dims g = dims(B, T, H);
   if (B * T * H == 0) return;
-  allow_smem(attention_backward_dkdv_mma_kernel, kBackwardSmem);
-  allow_smem(attention_backward_dq_mma_kernel, kBackwardSmem);
+  allow_backward_smem();
   // Disjoint parts of dqkv: k and v rows here, q rows below.
   attention_backward_dkdv_mma_kernel<<<grid(g), kThreads, kBackwardSmem, stream>>>(dqkv, dout, qkv, lse, delta,
                                                                                     rope_cos_sin, g, scale);
