@@ -12,9 +12,9 @@
 #   0. the peer's --self-test on the device (SDPA with a zero key/value == written-out softmax-1, f32);
 #   1. ours on each model: --train-iters 30; tokens/s and TFLOP/s = the medians of metrics.jsonl's steps 6..30;
 #      steps 2..5 (warm-up, not in the medians) run under --profile-steps 4: the op profiler's table of
-#      device time per op (core/profiler.h) goes to profile_<model>.txt; then the first model again with
-#      --cuda-graphs (each micro-batch replayed from a CUDA graph from step 6 on; its row's last column
-#      is what graphs are worth);
+#      device time per op (core/profiler.h), and of the GEMMs per shape, goes to profile_<model>.txt;
+#      then the first model again with --cuda-graphs (each micro-batch replayed from a CUDA graph from
+#      step 6 on; its row's last column is what graphs are worth);
 #   2. the peer's variants compile, sdpa-zero-kv, sdpa-softmax, eager on each model (python3 there: PyTorch
 #      2.11), 5 warm-up steps (the first compiles) then 25 timed; tokens/s = the median per-step figure
 #      (CUDA events), the same statistic as ours;

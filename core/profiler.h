@@ -18,6 +18,9 @@
 // vocab-parallel cross-entropy's pieces, is counted once per leaf the caller opened, never twice).
 // So Σ seconds over ops is the time the device spent inside ops; the step's wall time minus that sum is
 // what the device spent waiting for the host (launch overhead, host work, synchronisation).
+// Detail: a Scope may also name a finer row (matmul passes its shape, transposes and types), recorded beside
+// its op's: CollectDetails() returns those rows, each named "op detail", and FormatTable prints them under
+// the op table, so a step's GEMM time shows per shape. Their sums are the op's (never added to it twice).
 // Thread safety: Scopes may be opened from any thread; the records are behind a mutex.
 #pragma once
 
@@ -34,9 +37,10 @@ void set_enabled(bool on);
 
 class Scope {
  public:
-  // `name` is the row of the table (e.g. "matmul", "attention_backward", "comm:all_reduce").
+  // `name` is the row of the table (e.g. "matmul", "attention_backward", "comm:all_reduce"); `detail`, if
+  // not empty, the finer row under it (build it only when enabled(): it costs a string otherwise).
   // A CPU `ctx` (or kind collective) is timed by the wall clock.
-  Scope(const ExecContext& ctx, const char* name, double flops, double bytes);
+  Scope(const ExecContext& ctx, const char* name, double flops, double bytes, std::string detail = {});
   ~Scope();
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
@@ -45,6 +49,7 @@ class Scope {
   bool active_ = false;
   ExecContext ctx_;
   const char* name_ = nullptr;
+  std::string detail_;
   double flops_ = 0, bytes_ = 0;
   double start_s_ = 0;        // wall clock (CPU ops)
   void* start_event_ = nullptr;  // CUDA ops
@@ -60,13 +65,16 @@ struct OpStats {
 // Waits for every recorded CUDA event, then returns the totals since the last Reset, sorted by time
 // (largest first). Does not reset.
 std::vector<OpStats> Collect();
-void Reset();
+// The detail rows (names "op detail"), sorted as Collect's; they split rows of Collect, not add to them.
+std::vector<OpStats> CollectDetails();
+void Reset();  // both
 
 // A table of `ops` over `steps` steps of `step_seconds` wall time each (the mean): per op the calls and
 // milliseconds per step, its share of the step, TFLOP/s and the % of `peak_flops`, GB/s and the % of
 // `peak_bytes_per_s`; then the sum and the rest of the step ("outside ops": the device idle, waiting
-// for the host). Lines end with '\n'.
+// for the host); then, if `details` is not empty, a blank line, a header and the detail rows, in the
+// same columns with a wider name. Lines end with '\n'.
 std::string FormatTable(const std::vector<OpStats>& ops, int64_t steps, double step_seconds, double peak_flops,
-                        double peak_bytes_per_s);
+                        double peak_bytes_per_s, const std::vector<OpStats>& details = {});
 
 }  // namespace om::profiler

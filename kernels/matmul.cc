@@ -1,5 +1,11 @@
 #include "kernels/matmul.h"
 
+#include <string>
+#include <utility>
+
+#include "core/check.h"
+#include "core/profiler.h"
+
 namespace om {
 
 void matmul(const ExecContext& ctx, const MatmulArgs& args) {
@@ -31,9 +37,19 @@ void matmul(const ExecContext& ctx, const MatmulArgs& args) {
              "op(a)·op(b))", op, args.c.name, args.residual.name);
   }
   const bool adds_c = args.mode == WriteMode::kAccumulate;
+  // The profile's detail row: "MxNxK", op(a) and op(b) transposed (T) or not (N), the input type, and what
+  // else the call does: "16384x2304x768 NT bf16", "2304x768x16384 TN bf16->f32 +=" (a weight gradient).
+  std::string detail;
+  if (profiler::enabled()) {
+    detail = format_message("%ldx%ldx%ld %s%s %s%s%s%s", static_cast<long>(M), static_cast<long>(N),
+                            static_cast<long>(K), ta ? "T" : "N", tb ? "T" : "N",
+                            std::string(dtype_name(args.a.dtype)).c_str(), bf16_in_f32_out ? "->f32" : "",
+                            adds_c ? " +=" : "", args.residual.data != nullptr ? " +residual" : "");
+  }
   const profiler::Scope prof(ctx, op, 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K),
                              bytes_of({args.a, args.b, args.c, adds_c ? ConstTensorView(args.c) : ConstTensorView{},
-                                       args.residual}));
+                                       args.residual}),
+                             std::move(detail));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, args.a); return cpu::matmul(args);
     case DeviceKind::kCuda: check_cuda_float(op, args.a); OM_CUDA_OP(op, cuda::matmul(args, ctx.stream)); return;

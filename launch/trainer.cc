@@ -481,11 +481,12 @@ void Trainer::Log(const StepStats& s, double elapsed_s, std::optional<double> va
 
 void Trainer::ReportProfile(int64_t steps, double seconds) {
   const std::vector<profiler::OpStats> ops = profiler::Collect();
+  const std::vector<profiler::OpStats> details = profiler::CollectDetails();
   if (!is_logger()) return;
   const double world = parallel() ? static_cast<double>(groups_->dims().world_size) : 1.0;
   const std::string table =
       profiler::FormatTable(ops, steps, seconds / static_cast<double>(steps), peak_flops_ / world,
-                            device_.kind == DeviceKind::kCuda ? kCudaPeakBytesPerS : 0.0);
+                            device_.kind == DeviceKind::kCuda ? kCudaPeakBytesPerS : 0.0, details);
   OM_LOG_INFO("--profile-steps: %ld step(s) of %.1f ms on %s (%s), rank 0; device time per op (core/profiler.h):",
               steps, 1e3 * seconds / static_cast<double>(steps), device_name(device_).c_str(),
               std::string(dtype_name(dtype_)).c_str());

@@ -62,6 +62,46 @@ TEST(Profiler, OffRecordsNothingAndOnCountsOutermostScopesOnce) {
   EXPECT_TRUE(profiler::Collect().empty());
 }
 
+// A Scope's detail is a finer row beside its op's: the op's row is unchanged (one per name, all calls), the
+// detail rows split it, a nested Scope's detail counts nowhere, and the table prints them under the ops.
+TEST(Profiler, DetailRowsSplitTheirOp) {
+  const ExecContext cpu{};
+  profiler::Reset();
+  profiler::set_enabled(true);
+  for (int i = 0; i < 2; ++i) { const profiler::Scope s(cpu, "matmul", 100, 10, "8x8x8 NN f32"); }
+  { const profiler::Scope s(cpu, "matmul", 1000, 30, "16x8x8 NT f32"); }
+  { const profiler::Scope s(cpu, "matmul", 7, 7); }  // no detail: in matmul's row only
+  {
+    const profiler::Scope outer(cpu, "swiglu_forward", 0, 5);
+    const profiler::Scope inner(cpu, "matmul", 50, 50, "4x4x4 NN f32");  // nested: counted nowhere
+  }
+  profiler::set_enabled(false);
+  const std::vector<profiler::OpStats> ops = profiler::Collect();
+  const std::vector<profiler::OpStats> details = profiler::CollectDetails();
+  const profiler::OpStats* mm = find(ops, "matmul");
+  ASSERT_NE(mm, nullptr);
+  EXPECT_EQ(mm->calls, 4);
+  EXPECT_EQ(mm->flops, 1207.0);
+  ASSERT_EQ(details.size(), 2u);
+  const profiler::OpStats* small = find(details, "matmul 8x8x8 NN f32");
+  const profiler::OpStats* tall = find(details, "matmul 16x8x8 NT f32");
+  ASSERT_NE(small, nullptr);
+  ASSERT_NE(tall, nullptr);
+  EXPECT_EQ(small->calls, 2);
+  EXPECT_EQ(small->flops, 200.0);
+  EXPECT_EQ(small->bytes, 20.0);
+  EXPECT_EQ(tall->calls, 1);
+  EXPECT_EQ(tall->flops, 1000.0);
+  const std::string table = profiler::FormatTable(ops, 1, 0.01, 1e12, 1e10, details);
+  const size_t header = table.find("op detail");
+  ASSERT_NE(header, std::string::npos) << table;
+  EXPECT_GT(header, table.find("outside ops")) << table;
+  EXPECT_NE(table.find("matmul 16x8x8 NT f32", header), std::string::npos) << table;
+  EXPECT_EQ(profiler::FormatTable(ops, 1, 0.01, 1e12, 1e10).find("op detail"), std::string::npos);
+  profiler::Reset();
+  EXPECT_TRUE(profiler::CollectDetails().empty());
+}
+
 // A one-rank collective sends nothing: its row carries no bytes, so no GB/s (the emulated GPU run's
 // profile showed dp = 1's reduce_scatter at "4588 GB/s, 95.6 % of peak": 13 MB over the host's enqueue time).
 TEST(Profiler, OneRankCollectivesRecordNoBytes) {

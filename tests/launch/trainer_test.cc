@@ -2,6 +2,7 @@
 // written, runs are reproducible, accumulation matches one big micro-batch, bad data is refused.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -200,11 +201,30 @@ TEST(Trainer, ProfileStepsCountsEveryOpOfTheModelOnce) {
   const double N = static_cast<double>(o.micro_batch_size * c.seq_length);
   const double W = static_cast<double>(L * (4 * C * C + 3 * C * F) + Vp * C);
   EXPECT_EQ(matmul_flops, 3 * 2 * N * W);
+  // The detail rows split matmul by shape: together its calls and FLOPs; the LM head's forward (tokens ×
+  // padded vocabulary × hidden, x·Wᵀ) one call of its own; and every Linear's three GEMMs apart (5 × 3).
+  const std::vector<profiler::OpStats> details = profiler::CollectDetails();
+  int64_t detail_calls = 0;
+  double detail_flops = 0;
+  for (const profiler::OpStats& s : details) {
+    EXPECT_EQ(s.name.rfind("matmul ", 0), 0u) << s.name;
+    detail_calls += s.calls;
+    detail_flops += s.flops;
+  }
+  EXPECT_EQ(detail_calls, calls("matmul"));
+  EXPECT_EQ(detail_flops, matmul_flops);
+  EXPECT_EQ(details.size(), 15u);
+  const std::string lm_head = format_message("matmul %ldx%ldx%ld NT f32", static_cast<long>(N), static_cast<long>(Vp),
+                                             static_cast<long>(C));
+  const auto lm = std::find_if(details.begin(), details.end(), [&](const auto& s) { return s.name == lm_head; });
+  ASSERT_NE(lm, details.end()) << lm_head;
+  EXPECT_EQ(lm->calls, 1);
   std::ifstream f(o.log_dir + "/profile.txt");
   std::stringstream text;
   text << f.rdbuf();
   EXPECT_NE(text.str().find("matmul"), std::string::npos) << text.str();
   EXPECT_NE(text.str().find("outside ops"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find(lm_head), std::string::npos) << text.str();
 }
 
 TEST(Trainer, NonFiniteLossStopsWithoutUpdating) {
