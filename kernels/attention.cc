@@ -1,6 +1,8 @@
 #include "kernels/attention.h"
 
 #include <cmath>
+#include <string>
+#include <type_traits>
 
 #include "kernels/rope.h"
 
@@ -27,6 +29,23 @@ DType stat_dtype(const ExecContext& ctx, const ConstTensorView& qkv) {
   return ctx.device.kind == DeviceKind::kCuda ? DType::kF32 : qkv.dtype;
 }
 
+// The op profiler's detail row: which CUDA kernels the call takes (empty on the CPU and when not profiling).
+template <typename Args>
+std::string profile_detail([[maybe_unused]] const ExecContext& ctx, [[maybe_unused]] const Args& a) {
+#if OM_WITH_CUDA
+  if (profiler::enabled() && ctx.device.kind == DeviceKind::kCuda) {
+    bool tensor_cores = false;
+    if constexpr (std::is_same_v<Args, AttentionForwardArgs>) {
+      tensor_cores = cuda::attention_forward_uses_tensor_cores(a);
+    } else {
+      tensor_cores = cuda::attention_backward_uses_tensor_cores(a);
+    }
+    return tensor_cores ? "tensor cores" : "warp kernels";
+  }
+#endif
+  return {};
+}
+
 }  // namespace
 
 void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& a) {
@@ -43,7 +62,8 @@ void attention_forward(const ExecContext& ctx, const AttentionForwardArgs& a) {
   }
   // Causal: T(T+1)/2 (query, key) pairs per sequence and head, 2·D FLOPs each for q·k and for p·v.
   const double pairs = static_cast<double>(B * H) * static_cast<double>(T * (T + 1) / 2);
-  const profiler::Scope prof(ctx, op, 4.0 * pairs * static_cast<double>(D), bytes_of({a.qkv, a.out, a.lse, a.probs}));
+  const profiler::Scope prof(ctx, op, 4.0 * pairs * static_cast<double>(D), bytes_of({a.qkv, a.out, a.lse, a.probs}),
+                             profile_detail(ctx, a));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu:
       check_cpu_float(op, a.qkv);
@@ -70,7 +90,7 @@ void attention_backward(const ExecContext& ctx, const AttentionBackwardArgs& a) 
   // Per causal pair: s = q·k recomputed, dv += p·dout, dp = dout·v, dq += ds·k, dk += ds·q: 5 × 2·D FLOPs.
   const double pairs = static_cast<double>(B * H) * static_cast<double>(T * (T + 1) / 2);
   const profiler::Scope prof(ctx, op, 10.0 * pairs * static_cast<double>(D),
-                             bytes_of({a.qkv, a.out, a.dout, a.lse, a.dqkv}));
+                             bytes_of({a.qkv, a.out, a.dout, a.lse, a.dqkv}), profile_detail(ctx, a));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: {
       check_cpu_float(op, a.qkv);

@@ -89,6 +89,10 @@ namespace cuda {
 void attention_forward(const AttentionForwardArgs& args, Stream stream);
 void attention_backward(const AttentionBackwardArgs& args, Stream stream);
 void set_tensor_core_attention(bool allowed);  // process-wide; for tests and comparisons
+// Whether attention_forward / attention_backward take the tensor-core kernels for these arguments now (the
+// dispatch's own test: bf16, D = 64, 16-byte aligned, not switched off); the op profiler's detail row.
+bool attention_forward_uses_tensor_cores(const AttentionForwardArgs& args);
+bool attention_backward_uses_tensor_cores(const AttentionBackwardArgs& args);
 }  // namespace cuda
 
 }  // namespace om

@@ -286,6 +286,20 @@ bool tensor_core_attention() {
   return v == 1;
 }
 
+}  // namespace
+
+bool attention_forward_uses_tensor_cores(const AttentionForwardArgs& a) {
+  return a.qkv.dtype == DType::kBF16 && tensor_core_attention() &&
+         attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.out.data});
+}
+
+bool attention_backward_uses_tensor_cores(const AttentionBackwardArgs& a) {
+  return a.qkv.dtype == DType::kBF16 && tensor_core_attention() &&
+         attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.dqkv.data, a.dout.data});
+}
+
+namespace {
+
 template <typename Act>
 void forward_impl(const AttentionForwardArgs& a, Stream stream) {
   const HeadDims g = head_dims("attention_forward", a.qkv, a.n_heads);
@@ -295,7 +309,7 @@ void forward_impl(const AttentionForwardArgs& a, Stream stream) {
   const bool plus_one = a.kind == AttentionKind::kSoftmax1;
   const bool tensor_cores = [&] {  // launched the tensor-core forward (bf16 only: attention_mma.cuh)
     if constexpr (std::is_same_v<Act, __nv_bfloat16>) {
-      if (tensor_core_attention() && attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.out.data})) {
+      if (attention_forward_uses_tensor_cores(a)) {
         attention_forward_mma(a.out.data_as<Act>(), a.lse.data_as<float>(), a.qkv.data_as<const Act>(), g.B, g.T,
                               g.H, scale, plus_one, s);
         return true;
@@ -339,8 +353,7 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
         <<<row_blocks(g), kThreads, 0, s>>>(delta, dout, a.out.data_as<const Act>(), g);
     OM_CUDA_CHECK_KERNEL(s);
     if constexpr (std::is_same_v<Act, __nv_bfloat16>) {
-      if (tensor_core_attention() &&
-          attention_mma_eligible(a.qkv, a.n_heads, {a.qkv.data, a.dqkv.data, a.dout.data})) {
+      if (attention_backward_uses_tensor_cores(a)) {
         // RoPE's transpose in the kernels' stores: its cos/sin table, stream-ordered scratch like delta.
         Buffer table_buf;
         if (a.rope_theta > 0.0f) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/cuda_check.h"
+#include "core/profiler.h"
 #include "kernels/attention.h"
 #include "kernels/check/gradcheck.h"
 #include "kernels/rope.h"
@@ -403,6 +404,37 @@ TEST(AttentionCuda, BitwiseDeterministicOnAnyStream) {
     }
   }
   OM_CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
+// The op profiler's detail rows name the kernels each call took: the tensor cores for bf16 with D = 64, the
+// warp kernels for f32, for another D and when switched off; the predicate is the dispatch's own
+// (attention_*_uses_tensor_cores), and the tensor-core call's bits differ from the warp kernels' (above).
+TEST(AttentionCuda, ProfileNamesTheKernelsEachCallTook) {
+  const Inputs bf16_64(DType::kBF16, {1, 64, 3, 64}, 31), bf16_32(DType::kBF16, {2, 17, 3, 32}, 32),
+      f32_64(DType::kF32, {1, 64, 3, 64}, 33);
+  profiler::Reset();
+  profiler::set_enabled(true);
+  cuda::set_tensor_core_attention(true);
+  for (const Inputs* in : {&bf16_64, &bf16_32, &f32_64}) {
+    const Forward f = cuda_forward(*in, AttentionKind::kSoftmax1, /*with_probs=*/false);
+    cuda_backward(*in, saved_from(f, in->qkv.dtype()), AttentionKind::kSoftmax1);
+  }
+  cuda::set_tensor_core_attention(false);
+  const Forward f = cuda_forward(bf16_64, AttentionKind::kSoftmax1, /*with_probs=*/false);
+  cuda_backward(bf16_64, saved_from(f, DType::kBF16), AttentionKind::kSoftmax1);
+  cuda::set_tensor_core_attention(true);
+  profiler::set_enabled(false);
+  const std::vector<profiler::OpStats> details = profiler::CollectDetails();
+  profiler::Reset();
+  const auto calls = [&](const std::string& name) {
+    for (const profiler::OpStats& s : details)
+      if (s.name == name) return s.calls;
+    return int64_t{0};
+  };
+  EXPECT_EQ(calls("attention_forward tensor cores"), 1);
+  EXPECT_EQ(calls("attention_backward tensor cores"), 1);
+  EXPECT_EQ(calls("attention_forward warp kernels"), 3);
+  EXPECT_EQ(calls("attention_backward warp kernels"), 3);
 }
 
 TEST(AttentionCudaDeathTest, LseMustBeF32NamingTheTensor) {
