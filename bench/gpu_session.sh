@@ -45,7 +45,8 @@ fi
 
 {
   echo "gpu_check.sh run: exit $check_rc in $check_s s$([[ $check_rc == 124 ]] && echo " (cut at ${CHECK} s)")"
-  ((attention_failed)) && echo "cuda_attention_test failed: gpu_perf ran with GPU_PERF_ATTENTION_FAILED=1"
+  ((attention_failed)) &&
+    echo "cuda_attention_test failed or did not finish: gpu_perf ran with GPU_PERF_ATTENTION_FAILED=1"
   if [[ $perf_rc == skipped ]]; then echo "gpu_perf.sh: skipped (under 150 s left)"
   else echo "gpu_perf.sh: exit $perf_rc in $((SECONDS - start - check_s)) s"; fi
   echo "session: $((SECONDS - start)) s of $TOTAL"

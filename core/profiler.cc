@@ -28,8 +28,8 @@ struct Pending {
 std::mutex g_mu;
 std::map<std::string, OpStats> g_totals;   // by name
 std::map<std::string, OpStats> g_details;  // by "name detail"
-std::vector<Pending> g_pending;           // CUDA event pairs not yet read
-std::vector<void*> g_free_events;         // recorded-and-read events for reuse
+std::vector<Pending> g_pending;            // CUDA event pairs not yet read
+std::vector<void*> g_free_events;          // recorded-and-read events for reuse
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
