@@ -204,8 +204,9 @@ __global__ void __launch_bounds__(kRowThreads)
 
 // The gradient of one row (x: its logits, dx: its dlogits, possibly x itself), written (=) over all Vl
 // columns with the same chunk layout (vector stores where `vector_ok`; both rows are then 16-byte
-// aligned), given the row's target t, global max m and sum_exp se. Element-wise, so the path taken
-// changes no value; each thread reads a chunk before it writes it, so in place is safe.
+// aligned), given the row's target t, global max m and sum_exp se (unused when t is ignored).
+// Element-wise, so the path taken changes no value; each thread reads a chunk before it writes it, so in
+// place is safe.
 template <typename T>
 __device__ __forceinline__ void backward_row(T* dx, const T* x, int32_t t, float m_row, float se, int64_t Vl,
                                              int64_t vocab_start, int64_t valid, bool vector_ok, float dloss) {
@@ -251,9 +252,8 @@ __global__ void __launch_bounds__(kRowThreads)
   const int64_t n = blockIdx.x;
   const int32_t t = targets[n];
   if (threadIdx.x == 0) check_target("cross_entropy_backward", n, t, vocab_size);
-  const bool ignored = t == kIgnoreTarget;
-  backward_row(dlogits + n * Vl, logits + n * Vl, t, ignored ? 0.0f : row_max[n], ignored ? 1.0f : sum_exp[n], Vl,
-               vocab_start, valid, vector_ok, dloss);
+  backward_row(dlogits + n * Vl, logits + n * Vl, t, row_max[n], sum_exp[n], Vl, vocab_start, valid, vector_ok,
+               dloss);  // an ignored row's statistics go unused there
 }
 
 // cross_entropy_forward_block_per_row, then backward_row on the same row with the m and sum_exp it
