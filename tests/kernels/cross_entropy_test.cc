@@ -240,6 +240,8 @@ TEST(CrossEntropy, ForwardBackwardEqualsForwardThenBackward) {
       const std::string what = std::string(dtype_name(dt)) + (in_place ? " in place" : " separate");
       expect_all_ok({compare_tensors("cross_entropy_forward_backward " + what, "losses", got.losses, want.losses,
                                      exact()),
+                     compare_tensors("cross_entropy_forward_backward " + what, "row_max", got.row_max, want.row_max,
+                                     exact()),
                      compare_tensors("cross_entropy_forward_backward " + what, "sum_exp", got.sum_exp, want.sum_exp,
                                      exact()),
                      compare_tensors("cross_entropy_forward_backward " + what, "target_logit", got.target_logit,
