@@ -45,12 +45,6 @@ struct Bf16ToF32 {
   __device__ __forceinline__ Out operator()(In b) const { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
 };
 
-// W consecutive elements moved as one aligned access.
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T v[W];
-};
-
 // out[i] = convert(in[i]) for i in [0, n): packs [0, n / W) first, then the n % W tail.
 template <typename Convert, int W>
 __global__ void __launch_bounds__(kThreads)

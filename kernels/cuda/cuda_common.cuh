@@ -63,6 +63,38 @@ __device__ __forceinline__ void store_f32(float* p, float v) { *p = v; }
 // Round to nearest even, the same rounding as the host's float_to_bf16_bits (core/dtype.h).
 __device__ __forceinline__ void store_f32(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
+// W consecutive elements moved as one aligned access (W = kPackWidth<T>: 16 bytes, one 128-bit load or store).
+template <typename T, int W>
+struct alignas(sizeof(T) * W) Pack {
+  T v[W];
+};
+template <typename T>
+inline constexpr int kPackWidth = 16 / static_cast<int>(sizeof(T));
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The W elements at p as a Pack: one vector access (kVector; REQUIRES: p aligned to sizeof(Pack<T, W>)) or W
+// element accesses. Both move the same values, so a kernel's results do not depend on which it took.
+template <int W, bool kVector, typename T>
+__device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
+  if constexpr (kVector) {
+    return *reinterpret_cast<const Pack<T, W>*>(p);
+  } else {
+    Pack<T, W> r;
+#pragma unroll
+    for (int j = 0; j < W; ++j) r.v[j] = p[j];
+    return r;
+  }
+}
+template <int W, bool kVector, typename T>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& v) {
+  if constexpr (kVector) {
+    *reinterpret_cast<Pack<T, W>*>(p) = v;
+  } else {
+#pragma unroll
+    for (int j = 0; j < W; ++j) p[j] = v.v[j];
+  }
+}
+
 // Reduction with a commutative operation over the 32 lanes of a warp; every lane returns the same
 // bits (a butterfly: at each step a lane and its partner combine the same two values, and IEEE
 // addition and fmax are commutative). REQUIRES: all 32 lanes active.

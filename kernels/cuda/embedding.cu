@@ -112,8 +112,6 @@ __global__ void __launch_bounds__(kSumThreads)
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <typename U>
 void launch_row_copy(void* out, const int32_t* ids, const void* weight, int64_t vocab_start, int64_t N, int64_t Vl,
                      int64_t row_bytes, cudaStream_t s) {

@@ -20,12 +20,6 @@ constexpr int kThreads = 256;
 // threads) about four times; larger tensors loop.
 constexpr int64_t kMaxBlocks = 4096;
 
-// W consecutive elements moved as one aligned load/store.
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T v[W];
-};
-
 template <typename T, int W>
 __global__ void __launch_bounds__(kThreads)
     residual_forward_packed(T* out, const T* a, const T* b, int64_t npacks) {
@@ -40,8 +34,6 @@ __global__ void __launch_bounds__(kThreads)
     reinterpret_cast<P*>(out)[p] = po;
   }
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <typename T, int W>
 void launch(T* out, const T* a, const T* b, int64_t n, cudaStream_t s) {

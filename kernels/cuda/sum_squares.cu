@@ -30,14 +30,6 @@ constexpr int kThreads = 256;
 // enough loads in flight to stream x at memory bandwidth, and few enough partials for one block.
 constexpr int64_t kMaxBlocks = 1024;
 
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T v[W];
-};
-
-template <typename T>
-constexpr int kPackWidth = 16 / static_cast<int>(sizeof(T));
-
 // block_reduce (cuda_common.cuh) in f64. REQUIRES: blockDim.x == kThreads; every thread calls it.
 __device__ __forceinline__ double block_sum_f64(double v) {
   __shared__ double scratch[kThreads / kWarpSize];
@@ -93,7 +85,7 @@ __global__ void __launch_bounds__(kThreads) sum_squares_final(double* out, const
 
 template <typename T>
 void launch_partials(double* dst, bool accumulate, const T* x, int64_t n, int64_t blocks, cudaStream_t s) {
-  if (reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+  if (aligned16(x)) {
     sum_squares_block_partials<T, true><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(dst, accumulate, x, n);
   } else {
     sum_squares_block_partials<T, false><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(dst, accumulate, x, n);

@@ -22,11 +22,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 4096;  // 1M threads: several waves of an H100/H200; larger inputs loop
 
-template <typename T, int W>
-struct alignas(sizeof(T) * W) Pack {
-  T v[W];
-};
-
 __device__ __forceinline__ void sigmoid_pair(float x, float& sig, float& sig_neg) {
   const float e = expf(-fabsf(x));
   const float inv = 1.0f / (1.0f + e);
@@ -82,12 +77,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 unsigned grid_for(int64_t npacks) { return grid_blocks(npacks, kThreads, kMaxBlocks); }
-
-template <typename T>
-constexpr int kPackWidth = 16 / static_cast<int>(sizeof(T));
 
 template <typename T>
 void forward_impl(const SwigluForwardArgs& a, Stream stream) {

@@ -24,7 +24,10 @@ namespace {
 struct Shape2 {
   int64_t N, C;
 };
-constexpr Shape2 kShapes[] = {{1, 8}, {7, 768}, {64, 1600}};  // tiny, odd row count, realistic
+// Tiny, odd row count, realistic; C = 100 (bf16 rows not whole 16-byte packs: the kernels' element-wise
+// layout), 66 backward row blocks (each of the partial sum's 32 ranges holds several), and C = 12296 (the
+// backward's per-warp sums need more than the default 48 KiB of shared memory: it opts in).
+constexpr Shape2 kShapes[] = {{1, 8}, {7, 768}, {64, 1600}, {70, 100}, {2100, 64}, {3, 12296}};
 constexpr NormKind kKinds[] = {NormKind::kRmsNorm, NormKind::kRmsNormS};
 constexpr DType kActDtypes[] = {DType::kF32, DType::kBF16};
 
@@ -65,10 +68,16 @@ Forward cpu_forward(const Inputs& in, NormKind kind, DType dtype) {
   return f;
 }
 
-Forward cuda_forward(const Inputs& in, NormKind kind) {
+// Device copies of a host tensor: 256-byte aligned, or one element off (never 16-byte aligned: the
+// kernels' element-by-element loads).
+DeviceTensor upload(const HostTensor& host, bool misaligned) {
+  return misaligned ? DeviceTensor::UploadMisaligned(host) : DeviceTensor::Upload(host);
+}
+
+Forward cuda_forward(const Inputs& in, NormKind kind, bool misaligned = false) {
   const int64_t N = in.inp.shape()[0], C = in.inp.shape()[1];
-  DeviceTensor x = DeviceTensor::Upload(in.inp), g = DeviceTensor::Upload(in.weight);
-  DeviceTensor out("out", in.inp.dtype(), {N, C}), rstd("rstd", DType::kF32, {N});
+  DeviceTensor x = upload(in.inp, misaligned), g = upload(in.weight, misaligned);
+  DeviceTensor out = upload(HostTensor("out", in.inp.dtype(), {N, C}), misaligned), rstd("rstd", DType::kF32, {N});
   rmsnorm_forward(cuda_ctx(), {out.view(), rstd.view(), x.view(), g.view(), kind});
   return {out.Download(), rstd.Download()};
 }
@@ -83,14 +92,17 @@ Backward cpu_backward(const Inputs& in, const HostTensor& rstd, const HostTensor
   return b;
 }
 
-// The CUDA backward; dinp starts as `dinp_init` (garbage an overwrite must replace), dweight as
-// `dweight_init` (a gradient the += must keep). `stream` is synchronized before the download.
+// The CUDA backward; dinp starts as `dinp_init` (garbage an overwrite must replace, or what kAccumulate
+// adds to), dweight as `dweight_init` (a gradient the += must keep). `stream` is synchronized before the
+// download.
 Backward cuda_backward(const Inputs& in, const HostTensor& rstd, const HostTensor& dinp_init,
-                       const HostTensor& dweight_init, NormKind kind, Stream stream = {}) {
-  DeviceTensor x = DeviceTensor::Upload(in.inp), dy = DeviceTensor::Upload(in.dout),
-               g = DeviceTensor::Upload(in.weight), r = DeviceTensor::Upload(rstd),
-               dx = DeviceTensor::Upload(dinp_init), dg = DeviceTensor::Upload(dweight_init);
-  rmsnorm_backward(cuda_ctx(stream), {dx.view(), dg.view(), dy.view(), x.view(), g.view(), r.view(), kind});
+                       const HostTensor& dweight_init, NormKind kind, Stream stream = {},
+                       WriteMode mode = WriteMode::kOverwrite, bool misaligned = false) {
+  DeviceTensor x = upload(in.inp, misaligned), dy = upload(in.dout, misaligned), g = upload(in.weight, misaligned),
+               r = DeviceTensor::Upload(rstd), dx = upload(dinp_init, misaligned),
+               dg = DeviceTensor::Upload(dweight_init);
+  rmsnorm_backward(cuda_ctx(stream),
+                   {dx.view(), dg.view(), dy.view(), x.view(), g.view(), r.view(), kind, mode});
   OM_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream.handle)));
   return {dx.Download(), dg.Download()};
 }
@@ -281,6 +293,39 @@ TEST(RmsNormCuda, BackwardIsBitwiseDeterministicOnAnyStream) {
     EXPECT_GT(a.dweight.max_abs(), 0.0);  // the partials were really written and summed
   }
   OM_CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
+TEST(RmsNormCuda, ResultsDoNotDependOnAlignment) {
+  // The 128-bit loads (aligned tensors) and the element loads (misaligned ones) read the same values
+  // in the same order: forward and backward give the same bits either way.
+  for (NormKind kind : kKinds) {
+    for (DType act : kActDtypes) {
+      const Shape2 s{70, 768};
+      SCOPED_TRACE(case_name(kind, act, s));
+      const Inputs in(act, s, kind, 16);
+      const HostTensor rstd = reference_rstd(in, kind);
+      HostTensor dx_init("dinp", act, {s.N, s.C}), dg_init("dweight", DType::kF32, gain_shape(kind, s.C));
+      dx_init.FillNormal(Rng(16, "rmsnorm/dx_init"), 0, 1.0);  // accumulated into
+      const Forward fa = cuda_forward(in, kind), fb = cuda_forward(in, kind, /*misaligned=*/true);
+      EXPECT_TRUE(bitwise_equal(fb.rstd, fa.rstd));
+      EXPECT_TRUE(bitwise_equal(fb.out, fa.out));
+      const Backward ba = cuda_backward(in, rstd, dx_init, dg_init, kind, {}, WriteMode::kAccumulate);
+      const Backward bb = cuda_backward(in, rstd, dx_init, dg_init, kind, {}, WriteMode::kAccumulate, true);
+      EXPECT_TRUE(bitwise_equal(bb.dinp, ba.dinp));
+      EXPECT_TRUE(bitwise_equal(bb.dweight, ba.dweight));
+    }
+  }
+}
+
+TEST(RmsNormCudaDeathTest, RowsTooWideForSharedMemoryNameTheLimit) {
+  // The backward's per-channel sums need C floats of shared memory per warp; past sm_90's 227 KiB
+  // (C > 58112) the call stops with C and the limit named, before any launch.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const int64_t C = 60000;
+  DeviceTensor x("x", DType::kF32, {1, C}), dy("dy", DType::kF32, {1, C}), dx("dx", DType::kF32, {1, C}),
+      r("rstd", DType::kF32, {1}), g("g", DType::kF32, {C}), dg("dg", DType::kF32, {C});
+  EXPECT_DEATH(rmsnorm_backward(cuda_ctx(), {dx.view(), dg.view(), dy.view(), x.view(), g.view(), r.view()}),
+               "C = 60000 channels need 240000 bytes of shared memory");
 }
 
 TEST(RmsNormCudaDeathTest, F32StatisticsAreRequiredNamingTheTensor) {

@@ -18,22 +18,34 @@ DeviceTensor DeviceTensor::Upload(const HostTensor& host, Device device) {
   return t;
 }
 
-TensorView DeviceTensor::view() { return make_view(buffer_.data(), dtype_, shape_, buffer_.device(), name_.c_str()); }
+DeviceTensor DeviceTensor::UploadMisaligned(const HostTensor& host, Device device) {
+  const size_t es = dtype_size(host.dtype());
+  DeviceTensor t(host.name(), host.dtype(), Shape{host.numel() + 1}, device);
+  t.shape_ = host.shape();
+  t.offset_ = es;
+  t.CopyFrom(host);
+  return t;
+}
+
+TensorView DeviceTensor::view() {
+  return make_view(static_cast<char*>(buffer_.data()) + offset_, dtype_, shape_, buffer_.device(), name_.c_str());
+}
 
 ConstTensorView DeviceTensor::view() const {
-  return make_view(static_cast<const void*>(buffer_.data()), dtype_, shape_, buffer_.device(), name_.c_str());
+  return make_view(static_cast<const void*>(static_cast<const char*>(buffer_.data()) + offset_), dtype_, shape_,
+                   buffer_.device(), name_.c_str());
 }
 
 void DeviceTensor::CopyFrom(const HostTensor& host) {
   OM_CHECK(host.dtype() == dtype_ && host.shape() == shape_, "DeviceTensor '%s' %s %s: cannot copy from '%s' %s %s",
            name_.c_str(), std::string(dtype_name(dtype_)).c_str(), shape_.ToString().c_str(), host.name().c_str(),
            std::string(dtype_name(host.dtype())).c_str(), host.shape().ToString().c_str());
-  copy_bytes(buffer_.data(), buffer_.device(), host.view().data, Device::Cpu(), buffer_.size());
+  copy_bytes(view().data, buffer_.device(), host.view().data, Device::Cpu(), host.view().nbytes());
 }
 
 HostTensor DeviceTensor::Download() const {
   HostTensor host(name_, dtype_, shape_);
-  copy_bytes(host.view().data, Device::Cpu(), buffer_.data(), buffer_.device(), buffer_.size());
+  copy_bytes(host.view().data, Device::Cpu(), view().data, buffer_.device(), host.view().nbytes());
   return host;
 }
 

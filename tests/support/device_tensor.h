@@ -21,6 +21,9 @@ class DeviceTensor {
   DeviceTensor(std::string name, DType dtype, Shape shape, Device device = Device::Cuda(0));  // zero-filled
   // A device copy of `host`: same name, dtype, shape and bytes.
   static DeviceTensor Upload(const HostTensor& host, Device device = Device::Cuda(0));
+  // The same, its data one element past the allocation's start (which is 256-byte aligned), so never 16-byte
+  // aligned: for the kernels' element-by-element path (their 128-bit loads need 16-byte alignment).
+  static DeviceTensor UploadMisaligned(const HostTensor& host, Device device = Device::Cuda(0));
 
   TensorView view();
   ConstTensorView view() const;
@@ -41,6 +44,7 @@ class DeviceTensor {
   DType dtype_ = DType::kF32;
   Shape shape_;
   Buffer buffer_;
+  size_t offset_ = 0;  // bytes from buffer_'s start to the data
 };
 
 }  // namespace om
