@@ -29,7 +29,8 @@ void rope_backward(const RopeArgs& args);
 
 namespace cuda {
 // bf16 or f32 x; the same double arithmetic as the reference, one rounding to the dtype per
-// element. REQUIRES (checked): D <= 6144 (the per-block cos/sin table), B <= 4 * 65535.
+// element. REQUIRES (checked): under 2^31 packs of pairs (B·T·n_rot_heads·D/2 pairs, up to 8 per pack:
+// kernels/cuda/rope.cu), the kernel's 32-bit index.
 void rope_forward(const RopeArgs& args, Stream stream);
 void rope_backward(const RopeArgs& args, Stream stream);
 }  // namespace cuda

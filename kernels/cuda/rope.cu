@@ -1,19 +1,26 @@
 // CUDA rotary position embedding (kernels/rope.h), rotate-half pairing, in place on bf16 or f32
 // (B, T, Hx, D) tensors; heads >= n_rot_heads are never read or written.
-//   rope_rotate_per_position: one block per (position t, group of kBatchRowsPerBlock batch rows).
-//   Its threads first fill a shared table of cos(t freq_i), +-sin(t freq_i) for i in [0, D/2), then
-//   rotate the (head, i) pairs of those rows, consecutive threads on consecutive i (coalesced).
+//   1. rope_cos_sin_table: cos(t freq_i), sin(t freq_i) for every position t < T and i < D/2, made once per
+//      process (rope_cos_sin_table_cached; T D doubles: 128 KiB for T = 256, D = 64).
+//   2. rope_rotate_packed: one thread per pack of W consecutive pairs (i in [i0, i0 + W), the channels
+//      [i0, i0 + W) and [D/2 + i0, D/2 + i0 + W)) of one rotated head of one (b, t) row, W = kPackWidth<T>
+//      (16 bytes) when W divides D/2, else 1; 128-bit accesses when x is 16-byte aligned (kVector). Every
+//      element's arithmetic is the same whatever W and kVector: the same bits.
 // The arithmetic is the header's and the CPU reference's: freq_i = theta^(-2i/D), the angle, its
 // cos and sin and the rotation all in double (CUDA's pow/sin/cos: <= 2 ulp of double), each
 // output rounded once from double to the dtype. The rotation uses __dmul_rn/__dadd_rn so nvcc
 // does not contract it into FMAs: the same roundings as the reference's x0 c - x1 s.
-// Cost: the table (D/2 pow + sincos in double) is built once per block and shared by
-// kBatchRowsPerBlock * n_rot_heads head rows; the pass itself is memory-bound (read and write the
-// rotated heads once). Element-wise, so deterministic. Arguments were validated by kernels/rope.cc.
-// The per-element arithmetic is rope.cuh's, which the tensor-core attention backward shares (it
-// rotates dq and dk as it stores them, from rope_cos_sin_table's (T, D/2) table): the same bits.
+// Cost: the pass is memory-bound (read and write the rotated heads once, 16 bytes per access); the table's
+// T D/2 pow + sincos in double are one small launch per process, its reads hit L1/L2. Element-wise, so
+// deterministic.
+// The per-element arithmetic is rope.cuh's, which the tensor-core attention backward shares (it rotates dq
+// and dk as it stores them, from the same table): the same bits. Arguments were validated by kernels/rope.cc.
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <tuple>
 
+#include "core/buffer.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/rope.cuh"
 #include "kernels/rope.h"
@@ -22,12 +29,7 @@ namespace om::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-// Batch rows per block that share one position's table: amortizes the table 4x while a training
-// batch (B*T/4 blocks, thousands) still fills the GPU.
-constexpr int64_t kBatchRowsPerBlock = 4;
-constexpr int64_t kMaxGridY = 65535;
-// The table is 2 * (D/2) doubles of dynamic shared memory; 48 KiB is the default per-block limit.
-constexpr int64_t kMaxSharedBytes = 48 * 1024;
+constexpr int64_t kMaxBlocks = 4096;  // 1M threads: several waves of an H100/H200; larger inputs loop
 
 __device__ __forceinline__ double load_f64(const float* p) { return static_cast<double>(*p); }
 __device__ __forceinline__ double load_f64(const __nv_bfloat16* p) {
@@ -37,37 +39,34 @@ __device__ __forceinline__ double load_f64(const __nv_bfloat16* p) {
 __device__ __forceinline__ void store_f64(float* p, double v) { *p = __double2float_rn(v); }
 __device__ __forceinline__ void store_f64(__nv_bfloat16* p, double v) { *p = __double2bfloat16(v); }
 
-// sign = +1 rotates by +t freq_i (forward), -1 by -t freq_i (backward: R(t)^T = R(-t)).
-template <typename T>
+// Pack p of the npacks = B T n_rot_heads (D/2)/W packs, in (row = b T + t, head, i0) order; cos_sin is
+// rope_cos_sin_table's (T, D/2) pairs. sign = +1 rotates by +t freq_i (forward), -1 by -t freq_i
+// (backward: R(t)^T = R(-t)). REQUIRES: npacks < 2^31 (checked by the caller), so the index
+// arithmetic below is 32-bit.
+template <typename T, int W, bool kVector>
 __global__ void __launch_bounds__(kThreads)
-    rope_rotate_per_position(T* x, int64_t B, int64_t Tn, int64_t Hx, int D, int64_t n_rot_heads, double theta,
-                             double sign) {
-  extern __shared__ double table[];  // cos in [0, D/2), sign * sin in [D/2, D)
-  const int half = D / 2;
-  const int64_t t = blockIdx.x;
-  double* cos_t = table;
-  double* sin_t = table + half;
-  for (int i = threadIdx.x; i < half; i += kThreads) {
-    double c, s;
-    rope_cos_sin(t, i, D, theta, c, s);
-    cos_t[i] = c;
-    sin_t[i] = sign * s;
-  }
-  __syncthreads();
-  const int64_t b_begin = static_cast<int64_t>(blockIdx.y) * kBatchRowsPerBlock;
-  const int64_t b_end = b_begin + kBatchRowsPerBlock < B ? b_begin + kBatchRowsPerBlock : B;
-  const int64_t pairs = n_rot_heads * half;  // (head, i) pairs to rotate per row
-  for (int64_t b = b_begin; b < b_end; ++b) {
-    T* row = x + (b * Tn + t) * Hx * D;
-    for (int64_t p = threadIdx.x; p < pairs; p += kThreads) {
-      const int64_t h = p / half;
-      const int i = static_cast<int>(p - h * half);
-      T* xh = row + h * D;
+    rope_rotate_packed(T* x, const double* cos_sin, uint32_t npacks, uint32_t Tn, int64_t Hx, int D,
+                       uint32_t n_rot_heads, double sign) {
+  const uint32_t half = static_cast<uint32_t>(D) / 2, per_head = half / W, per_row = n_rot_heads * per_head;
+  const uint32_t stride = gridDim.x * kThreads;
+  for (uint32_t p = blockIdx.x * kThreads + threadIdx.x; p < npacks; p += stride) {
+    const uint32_t row = p / per_row, rem = p - row * per_row;
+    const uint32_t h = rem / per_head, i0 = (rem - h * per_head) * W;
+    const uint32_t t = row % Tn;
+    T* xh = x + (static_cast<int64_t>(row) * Hx + h) * D;
+    Pack<T, W> lo = load_pack<W, kVector>(xh + i0), hi = load_pack<W, kVector>(xh + half + i0);
+    // (cos, sin) of pair i0 + j: 16-byte aligned (the table is, and every entry is 16 bytes).
+    const double2* cs = reinterpret_cast<const double2*>(cos_sin) + static_cast<int64_t>(t) * half + i0;
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      const double2 c = cs[j];
       double y0, y1;
-      rope_rotate(load_f64(xh + i), load_f64(xh + i + half), cos_t[i], sin_t[i], y0, y1);
-      store_f64(xh + i, y0);
-      store_f64(xh + i + half, y1);
+      rope_rotate(load_f64(&lo.v[j]), load_f64(&hi.v[j]), c.x, sign * c.y, y0, y1);
+      store_f64(&lo.v[j], y0);
+      store_f64(&hi.v[j], y1);
     }
+    store_pack<W, kVector>(xh + i0, lo);
+    store_pack<W, kVector>(xh + half + i0, hi);
   }
 }
 
@@ -78,21 +77,35 @@ __global__ void __launch_bounds__(kThreads) rope_cos_sin_table_kernel(double* co
   }
 }
 
+template <typename T, int W, bool kVector>
+void launch_rotate(const RopeArgs& a, const double* table, int64_t npacks, double sign, cudaStream_t s) {
+  rope_rotate_packed<T, W, kVector><<<grid_blocks(npacks, kThreads, kMaxBlocks), kThreads, 0, s>>>(
+      a.x.data_as<T>(), table, static_cast<uint32_t>(npacks), static_cast<uint32_t>(a.x.dim(1)), a.x.dim(2),
+      static_cast<int>(a.x.dim(3)), static_cast<uint32_t>(a.n_rot_heads), sign);
+  OM_CUDA_CHECK_KERNEL(s);
+}
+
 template <typename T>
 void rotate_impl(const char* op, const RopeArgs& a, double sign, Stream stream) {
-  const int64_t B = a.x.dim(0), Tn = a.x.dim(1), Hx = a.x.dim(2), D = a.x.dim(3);
+  const int64_t B = a.x.dim(0), Tn = a.x.dim(1), D = a.x.dim(3);
   if (B == 0 || Tn == 0 || a.n_rot_heads == 0) return;  // nothing to rotate (and no zero-sized grid)
-  const int64_t smem = D * static_cast<int64_t>(sizeof(double));
-  OM_CHECK(smem <= kMaxSharedBytes, "%s (cuda): head dim D = %ld needs a %ld-byte table; the kernel allows %ld",
-           op, static_cast<long>(D), static_cast<long>(smem), static_cast<long>(kMaxSharedBytes));
-  const int64_t groups = ceil_div(B, kBatchRowsPerBlock);
-  OM_CHECK(groups <= kMaxGridY && Tn < (int64_t{1} << 31), "%s (cuda): '%s' %s exceeds the launch grid", op,
-           a.x.name, a.x.shape.ToString().c_str());
+  constexpr int kW = kPackWidth<T>;
+  const int64_t half = D / 2;
+  const bool packed = half % kW == 0;
+  const int64_t npacks = B * Tn * a.n_rot_heads * (packed ? half / kW : half);
+  OM_CHECK(npacks < (int64_t{1} << 31), "%s (cuda): '%s' %s has %ld rotated packs; the kernel indexes < 2^31", op,
+           a.x.name, a.x.shape.ToString().c_str(), static_cast<long>(npacks));
   const cudaStream_t s = to_cuda_stream(stream);
-  const dim3 grid(static_cast<unsigned>(Tn), static_cast<unsigned>(groups));
-  rope_rotate_per_position<T><<<grid, kThreads, static_cast<size_t>(smem), s>>>(
-      a.x.data_as<T>(), B, Tn, Hx, static_cast<int>(D), a.n_rot_heads, static_cast<double>(a.theta), sign);
-  OM_CUDA_CHECK_KERNEL(s);
+  const double* cs = rope_cos_sin_table_cached(Tn, static_cast<int>(D), static_cast<double>(a.theta), s);
+  Buffer table;  // only inside a CUDA graph capture that finds no table made yet
+  if (cs == nullptr) {
+    table = Buffer::AllocateScratch(a.x.device, stream, static_cast<size_t>(Tn * D) * sizeof(double), "rope.cos_sin");
+    rope_cos_sin_table(static_cast<double*>(table.data()), Tn, static_cast<int>(D), static_cast<double>(a.theta), s);
+    cs = static_cast<const double*>(table.data());
+  }
+  if (!packed) return launch_rotate<T, 1, false>(a, cs, npacks, sign, s);
+  if (aligned16(a.x.data)) return launch_rotate<T, kW, true>(a, cs, npacks, sign, s);
+  launch_rotate<T, kW, false>(a, cs, npacks, sign, s);
 }
 
 void rotate(const char* op, const RopeArgs& a, double sign, Stream stream) {
@@ -116,6 +129,26 @@ void rope_cos_sin_table(double* cos_sin, int64_t T, int D, double theta, cudaStr
   if (n == 0) return;
   rope_cos_sin_table_kernel<<<grid_blocks(n, kThreads, 1024), kThreads, 0, stream>>>(cos_sin, n, D, theta);
   OM_CUDA_CHECK_KERNEL(stream);
+}
+
+const double* rope_cos_sin_table_cached(int64_t T, int D, double theta, cudaStream_t stream) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  OM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  int device = 0;
+  OM_CUDA_CHECK(cudaGetDevice(&device));
+  using Key = std::tuple<int, int64_t, int, double>;
+  static std::mutex mu;
+  static auto* tables = new std::map<Key, double*>();  // never freed (rope.cuh)
+  std::lock_guard<std::mutex> lock(mu);
+  const Key key{device, T, D, theta};
+  if (const auto it = tables->find(key); it != tables->end()) return it->second;
+  if (capture != cudaStreamCaptureStatusNone) return nullptr;
+  double* table = nullptr;
+  OM_CUDA_CHECK(cudaMalloc(&table, static_cast<size_t>(T * D) * sizeof(double)));
+  rope_cos_sin_table(table, T, D, theta, stream);
+  OM_CUDA_CHECK(cudaStreamSynchronize(stream));  // readable from any stream from now on
+  tables->emplace(key, table);
+  return table;
 }
 
 void rope_forward(const RopeArgs& a, Stream stream) { rotate("rope_forward", a, 1.0, stream); }

@@ -30,4 +30,12 @@ __device__ __forceinline__ void rope_rotate(double x0, double x1, double c, doub
 // stores. REQUIRES: D even, T·D/2 < 2^31.
 void rope_cos_sin_table(double* cos_sin, int64_t T, int D, double theta, cudaStream_t stream);
 
+// The same table for (the current device, T, D, theta), made on first use and kept for the process: RoPE's
+// forward and the attention backward read it every layer of every step. The first use writes it on `stream`
+// and waits for it, so that any stream may read it afterwards. Never freed (the CUDA runtime may be gone when
+// static destructors run; T·D doubles each: 128 KiB for T = 256, D = 64). Returns nullptr while `stream` is
+// being captured into a CUDA graph and the table is not made yet (a capture may not allocate or wait): the
+// caller then writes its own, in stream-ordered scratch. Thread-safe.
+const double* rope_cos_sin_table_cached(int64_t T, int D, double theta, cudaStream_t stream);
+
 }  // namespace om::cuda

@@ -1,7 +1,7 @@
 // CUDA rotary position embedding (kernels/cuda/rope.cu) against the CPU reference on the same
 // inputs: forward and backward (both in place), f32 and bf16, tiny / odd / realistic shapes, no
-// rotated heads and all heads rotated, Llama-3's theta; heads >= n_rot_heads untouched bit for bit;
-// bitwise determinism on another stream; the D limit of the kernel's table.
+// rotated heads and all heads rotated, Llama-3's theta, a wide head; heads >= n_rot_heads untouched bit
+// for bit; bitwise determinism on another stream; the same bits from the 128-bit and the element loads.
 // Tolerances (kernels/check/tolerance.h): rule 3 for bf16; rule 2 for f32, derived here. Kernel and
 // reference both compute freq_i, the angle t freq_i, its cos and sin and the rotation
 // x0 c -+ x1 s in double. Their double results differ by at most a few eps64 relative to
@@ -17,6 +17,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/buffer.h"
 #include "core/cuda_check.h"
 #include "kernels/check/gradcheck.h"
 #include "kernels/rope.h"
@@ -37,7 +38,10 @@ constexpr RopeCase kCases[] = {
     {5, 7, 4, 8, 4, 10000.0f},         // every head rotated
     {2, 256, 36, 64, 24, 10000.0f},    // Llama-130M fused qkv: 3H = 36 heads of D = 64, q and k rotated
     {1, 2048, 3, 128, 2, 500000.0f},   // long positions, D = 128, Llama-3's theta
+    {1, 4, 2, 6160, 1, 10000.0f},      // D = 6160: wider than the 48 KiB per-block table of the kernel before
 };
+// Pack widths (kernels/cuda/rope.cu): D/2 = 1 and 3 take one pair per thread in both dtypes; D/2 = 4 packs f32
+// (4 pairs) but not bf16; D/2 = 32, 64 and 3080 pack both (8 bf16 pairs).
 constexpr DType kActDtypes[] = {DType::kF32, DType::kBF16};
 enum class Direction { kForward, kBackward };
 constexpr Direction kDirections[] = {Direction::kForward, Direction::kBackward};
@@ -158,11 +162,45 @@ TEST(RopeCuda, BitwiseDeterministicOnAnyStream) {
   OM_CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
-TEST(RopeCudaDeathTest, HeadDimBeyondTheTableIsRejected) {
-  // The per-block cos/sin table holds D doubles in 48 KiB of shared memory: D <= 6144.
-  GTEST_FLAG_SET(death_test_style, "threadsafe");  // re-exec the binary: no fork of a CUDA process
-  DeviceTensor x("qkv", DType::kBF16, {1, 1, 1, 6146});
-  EXPECT_DEATH(rope_forward(cuda_ctx(), {x.view(), 1, 10000.0f}), "head dim D = 6146 needs a 49168-byte table");
+TEST(RopeCuda, ResultsDoNotDependOnAlignment) {
+  // The 128-bit loads (x 16-byte aligned) and the element loads (x one element off) rotate the same values
+  // with the same arithmetic: the same bits.
+  const RopeCase c{3, 16, 6, 64, 4, 10000.0f};
+  for (DType act : kActDtypes) {
+    for (Direction dir : kDirections) {
+      const HostTensor x = make_input(act, c, 44);
+      DeviceTensor y = DeviceTensor::UploadMisaligned(x);
+      apply(cuda_ctx(), dir, {y.view(), c.n_rot, c.theta});
+      const HostTensor got = y.Download();
+      EXPECT_TRUE(bitwise_equal(got, cuda_rope(x, dir, c))) << case_name(dir, act, c);
+      EXPECT_FALSE(bitwise_equal(got, x)) << "nothing was rotated";
+    }
+  }
+}
+
+TEST(RopeCuda, CapturedIntoAGraphBeforeAnyEagerCall) {
+  // The cos/sin table is made once per process, outside any CUDA graph capture; a capture that meets a
+  // (T, D, theta) with no table yet writes its own inside the graph (kernels/cuda/rope.cuh). Both give the
+  // eager bits. This theta is the test's own, so no earlier test made its table: f32 captures the fallback,
+  // then the eager reference makes the table and bf16 captures with it.
+  const RopeCase c{2, 9, 3, 16, 2, 4321.0f};
+  for (DType act : kActDtypes) {
+    SCOPED_TRACE(case_name(Direction::kForward, act, c));
+    const HostTensor x = make_input(act, c, 45);
+    DeviceTensor y = DeviceTensor::Upload(x);
+    OM_CUDA_CHECK(cudaDeviceSynchronize());  // the upload has landed before the non-blocking stream reads it
+    void* stream = device_memory::cuda_stream_create(0);
+    device_memory::cuda_graph_begin_capture(stream);
+    rope_forward(cuda_ctx(Stream{stream}), {y.view(), c.n_rot, c.theta});
+    std::string error;
+    void* exec = device_memory::cuda_graph_end_capture(stream, &error);
+    ASSERT_NE(exec, nullptr) << error;
+    device_memory::cuda_graph_launch(exec, stream);
+    device_memory::cuda_stream_synchronize(0, stream);
+    EXPECT_TRUE(bitwise_equal(y.Download(), cuda_rope(x, Direction::kForward, c)));
+    device_memory::cuda_graph_destroy(exec);
+    device_memory::cuda_stream_destroy(stream);
+  }
 }
 
 }  // namespace
