@@ -5,6 +5,7 @@
 #include <map>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/buffer.h"
 #include "launch/trainer.h"
 #include "model/llama.h"
@@ -126,7 +127,14 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   plan.shard_size = shards.shard_size;
   const size_t S = static_cast<size_t>(shards.shard_size);
   plan.master = plan.exp_avg = plan.exp_avg_sq = kF32 * S;
-  plan.flat_grad = kF32 * static_cast<size_t>(dp) * S;
+  // dp = 1 AdamW steps the gradients in place when the arena lays them out as the shard (the Llama
+  // constructor carves them in this order, each rounded up to Arena::BytesFor): no flat gradient buffer.
+  std::vector<uintptr_t> grad_offset(params.size());
+  for (size_t p = 1; p < params.size(); ++p) {
+    grad_offset[p] = grad_offset[p - 1] + Arena::BytesFor(params[p - 1].grad.dtype, params[p - 1].grad.shape);
+  }
+  plan.gradients_in_place = !ortho && gradients_form_shard(units, shards, [&](size_t p) { return grad_offset[p]; });
+  plan.flat_grad = plan.gradients_in_place ? 0 : kF32 * static_cast<size_t>(dp) * S;
   plan.grad_shard = buckets.size() > 1 ? kF32 * S : 0;
   plan.grad_buckets = static_cast<int64_t>(buckets.size());
   // dp = 1 publishes from the master shard itself; a bf16 model gathers its weights in their own
@@ -191,7 +199,7 @@ std::string format_memory_plan(const MemoryPlan& p) {
   line("optimizer master", p.master, "4*S");
   line("optimizer m", p.exp_avg, "4*S");
   line("optimizer v", p.exp_avg_sq, "4*S");
-  line("zero1 flat grad", p.flat_grad, "4*dp*S");
+  line("zero1 flat grad", p.flat_grad, "4*dp*S; 0 at dp = 1 with AdamW (the gradients, in place)");
   line("zero1 grad shard", p.grad_shard,
        format_message("4*S with --overlap-grad-reduce and > 1 gradient bucket (here %ld); else 0 (reduced in place)",
                       static_cast<long>(p.grad_buckets)));

@@ -80,6 +80,7 @@ struct MemoryPlan {
   size_t parameters = 0, gradients = 0, activations = 0;
   size_t master = 0, exp_avg = 0, exp_avg_sq = 0;
   size_t flat_grad = 0, flat_param = 0;
+  bool gradients_in_place = false;  // dp = 1 AdamW: ZeRO-1 steps the gradients, no flat copy (flat_grad = 0)
   size_t grad_shard = 0;          // --overlap-grad-reduce with more than one bucket
   int64_t grad_buckets = 1;       // gradient buckets (> 1 only with --overlap-grad-reduce at dp > 1)
   size_t grad_norm = 0;

@@ -72,9 +72,19 @@ DistributedOptimizer::DistributedOptimizer(std::span<const Parameter> params, co
   // initially and the master padding (in no unit).
   const Device dev = ctx_.device;
   const int64_t S = plan_.shard_size, total = padded_numel();
-  flat_grad_ = Buffer::Allocate(dev, static_cast<size_t>(total) * kF32, "zero1 flat grad");
-  flat_grad_.Zero();
-  grad_base_ = f32_at(flat_grad_, dp.rank() * S);
+  // dp = 1, one bucket, AdamW, and the gradients lie as the shard would (optimizer_units.h
+  // gradients_form_shard: the model's gradient arena): the shard is the gradients themselves, read in place
+  // (AdamW never writes them; OrthoAdam computes its direction in place over the shard, so it keeps a copy).
+  gradients_in_place_ =
+      config_.kind == OptimizerKind::kAdamW &&
+      gradients_form_shard(units_, plan_, [&](size_t p) { return reinterpret_cast<uintptr_t>(params_[p].grad.data); });
+  if (gradients_in_place_) {
+    grad_base_ = static_cast<float*>(params_[units_[0].param].grad.data) + units_[0].param_offset();
+  } else {
+    flat_grad_ = Buffer::Allocate(dev, static_cast<size_t>(total) * kF32, "zero1 flat grad");
+    flat_grad_.Zero();
+    grad_base_ = f32_at(flat_grad_, dp.rank() * S);
+  }
   if (buckets_.size() > 1) {  // the buckets' reduced parts are not contiguous in flat_grad_: their own shard
     grad_shard_ = Buffer::Allocate(dev, static_cast<size_t>(S) * kF32, "zero1 grad shard");
     grad_shard_.Zero();
@@ -246,6 +256,7 @@ void DistributedOptimizer::CheckFinite(ConstTensorView x) {
 }
 
 void DistributedOptimizer::IssueBucket(size_t b) {
+  if (gradients_in_place_) return;  // dp = 1: the shard is the gradients, nothing to copy or reduce
   const uint64_t bytes_before = dp_->bytes_sent();
   const Device dev = ctx_.device;
   // 1. Unit gradients → the bucket's slice of the flat buffer (every rank fills every rank's part:

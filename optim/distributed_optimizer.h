@@ -72,7 +72,11 @@
 // thread of its own (omp threads − 1 of them) and returns; the first Step waits for it (AwaitRotations), so
 // a checkpoint's load and the first forward and backward run meanwhile. The bits are the same either way.
 //
-// Memory per parameter element: 4 (flat gradient) + the flat parameters, the all_gather target (4; the
+// In place (dp = 1, AdamW): when the parameters' gradients lie in memory exactly as the one shard would
+// (back to back in unit order: the model's gradient arena, optimizer_units.h gradients_form_shard), the
+// shard is the gradients themselves. Step 1 and the flat gradient buffer go (4 bytes per parameter of
+// memory, 8 of traffic per step); the same bits, since step 1 was an exact copy.
+// Memory per parameter element: 4 (flat gradient; 0 in place) + the flat parameters, the all_gather target (4; the
 // value's size, 2 for bf16, when gathering in the values' dtypes; none at dp = 1) + 12/dp (master, m, v
 // of the shard) + 4/dp with more than one gradient bucket (the reduced shard's own buffer), besides the
 // model's own value and grad.
@@ -166,6 +170,8 @@ class DistributedOptimizer {
   // The gradient summed over the dp replicas after ReduceGradients (padding: 0; the mean is this × 1/dp).
   // OrthoAdam's Step rotates it in place, so after Step it holds the last step's U instead.
   ConstTensorView grad_shard() const;
+  // Whether the shard is the parameters' own gradients (dp = 1, AdamW; "In place" above).
+  bool gradients_in_place() const { return gradients_in_place_; }
 
   // Checkpoints (checkpoints/checkpoint.h): the state of local unit u (an index into units() owned by
   // this rank), which = 0 master, 1 m, 2 v, shaped (rows, cols); set_step restores the step counter;
@@ -235,9 +241,10 @@ class DistributedOptimizer {
   std::vector<Run> publish_runs_;      // with narrow_publish_: every unit, contiguous in publish bytes
   std::vector<Run> local_publish_runs_;
 
-  Buffer flat_grad_;    // (dp·S) f32; one bucket: this rank's chunk holds the reduced shard
+  Buffer flat_grad_;    // (dp·S) f32; one bucket: this rank's chunk holds the reduced shard; none in place
+  bool gradients_in_place_ = false;  // dp = 1 AdamW: grad_base_ is the parameters' own gradients
   Buffer grad_shard_;   // (S) f32, the reduced shard, with more than one bucket
-  float* grad_base_ = nullptr;  // this rank's reduced shard: in flat_grad_, or grad_shard_
+  float* grad_base_ = nullptr;  // this rank's reduced shard: in flat_grad_, grad_shard_ or the gradients
   bool overlap_ = false;
   std::vector<bool> param_ready_;  // (params) GradientsReady since the last ReduceGradients
   size_t next_bucket_ = 0;         // the first bucket not issued yet this step

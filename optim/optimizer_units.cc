@@ -125,6 +125,19 @@ ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp, std::span<c
   return plan;
 }
 
+bool gradients_form_shard(std::span<const OptimizerUnit> units, const ShardPlan& plan,
+                          const std::function<uintptr_t(size_t)>& grad_address) {
+  if (units.empty() || plan.dp != 1 || plan.bucket_size.size() != 1 || plan.offset[0] != 0) return false;
+  const auto address = [&](const OptimizerUnit& u) {
+    return grad_address(u.param) + static_cast<uintptr_t>(u.param_offset()) * sizeof(float);
+  };
+  const uintptr_t first = address(units[0]);
+  for (size_t u = 0; u < units.size(); ++u) {
+    if (address(units[u]) != first + static_cast<uintptr_t>(plan.offset[u]) * sizeof(float)) return false;
+  }
+  return true;
+}
+
 PublishLayout publish_layout(std::span<const OptimizerUnit> units, const ShardPlan& plan,
                              std::span<const Parameter> params) {
   OM_CHECK(plan.owner.size() == units.size(), "publish_layout: a plan of %zu units for %zu units", plan.owner.size(),

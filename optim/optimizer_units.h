@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -98,6 +99,14 @@ struct ShardPlan {
 
 // unit_bucket: (units) bucket indices 0..n−1, each used (GradBuckets::unit_bucket); empty: one bucket.
 ShardPlan assign_units(std::span<const OptimizerUnit> units, int dp, std::span<const int> unit_bucket = {});
+
+// Whether the units' f32 gradients, parameter p's first element at byte address grad_address(p), lie in
+// memory exactly as a one-bucket dp = 1 shard: unit u at the first unit's address + 4·plan.offset[u] (the
+// units back to back in unit order, no gaps). So they do in the model's gradient arena when the parameters
+// are carved in order and each but the last fills whole 256-byte blocks (every Llama preset). ZeRO-1 then
+// steps the gradients in place of a flat copy (DistributedOptimizer). Addresses are compared, never read.
+bool gradients_form_shard(std::span<const OptimizerUnit> units, const ShardPlan& plan,
+                          const std::function<uintptr_t(size_t)>& grad_address);
 
 // The byte layout in which ZeRO-1 all-gathers updated weights in the parameters' own dtypes (bf16
 // matrices at 2 bytes, f32 gains at 4; optim/distributed_optimizer.h step 5): shard r holds its units'

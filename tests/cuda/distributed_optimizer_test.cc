@@ -2,7 +2,8 @@
 // a model of many small parameters (bf16 values, f32 gradients, as in mixed-precision training):
 //   - AdamW's master weights and published bf16 values equal the CPU optimizer's bit for bit after two
 //     steps from the same state (the CUDA update is the CPU's, operation for operation, and the bf16
-//     rounding is the same: kernels/adamw.h, kernels/cast.h); the grouped calls change no bit;
+//     rounding is the same: kernels/adamw.h, kernels/cast.h); the grouped calls change no bit; so do the
+//     gradients stepped in place (gains of 64 elements: every gradient fills whole 256-byte blocks);
 //   - a step's device work (ReduceGradients + Step, counted on the emulator: tests/support/host_waits.h)
 //     does not grow with the number of parameters: 12 and 60 parameters cost the same launches, for AdamW
 //     and OrthoAdam, because the per-parameter copies, updates and casts are grouped calls (at most 64 or
@@ -23,16 +24,17 @@
 namespace om {
 namespace {
 
-// n parameters alternating a (48, 40) matrix with weight decay and a (40) gain without, values drawn
-// N(0, 0.5) in f32 and rounded to bf16, gradients N(0, 1) in f32: the same bits on every device.
+// n parameters alternating a (48, 40) matrix with weight decay and a (gain) gain without, values drawn
+// N(0, 0.5) in f32 and rounded to bf16, gradients N(0, 1) in f32: the same bits on every device. A gain of
+// 40 leaves 96-byte gaps between the gradients (the optimizer copies them into its shard), 64 none
+// (DistributedOptimizer::gradients_in_place).
 struct Model {
   Arena values, grads;
   std::vector<Parameter> params;
 };
 
-Shape shape_of(int i) { return i % 2 == 0 ? Shape{48, 40} : Shape{40}; }
-
-Model make_model(Device device, int n) {
+Model make_model(Device device, int n, int64_t gain = 40) {
+  const auto shape_of = [gain](int i) { return i % 2 == 0 ? Shape{48, 40} : Shape{gain}; };
   size_t value_bytes = 0, grad_bytes = 0;
   for (int i = 0; i < n; ++i) {
     value_bytes += Arena::BytesFor(DType::kBF16, shape_of(i));
@@ -82,22 +84,27 @@ TEST(DistributedOptimizerCuda, AdamWEqualsTheCpuOptimizerBitForBit) {
 #if defined(__FMA__) || defined(__aarch64__)
   GTEST_SKIP() << "the host compiler may contract the CPU reference's multiply-adds (tests/cuda/adamw_test.cc)";
 #endif
-  Model gpu = make_model(Device::Cuda(0), 60), cpu = make_model(Device::Cpu(), 60);
-  LocalComm gpu_dp, cpu_dp;
-  DistributedOptimizer g(gpu.params, config_of(OptimizerKind::kAdamW), gpu_dp);
-  DistributedOptimizer c(cpu.params, config_of(OptimizerKind::kAdamW), cpu_dp);
-  const HostTensor before = download(cpu.params[0].value);
-  for (int k = 0; k < 2; ++k) {
-    step(g);
-    step(c);
+  for (const int64_t gain : {40, 64}) {
+    SCOPED_TRACE("gain " + std::to_string(gain));
+    Model gpu = make_model(Device::Cuda(0), 60, gain), cpu = make_model(Device::Cpu(), 60, gain);
+    LocalComm gpu_dp, cpu_dp;
+    DistributedOptimizer g(gpu.params, config_of(OptimizerKind::kAdamW), gpu_dp);
+    DistributedOptimizer c(cpu.params, config_of(OptimizerKind::kAdamW), cpu_dp);
+    EXPECT_EQ(g.gradients_in_place(), gain == 64);
+    EXPECT_EQ(c.gradients_in_place(), gain == 64);
+    const HostTensor before = download(cpu.params[0].value);
+    for (int k = 0; k < 2; ++k) {
+      step(g);
+      step(c);
+    }
+    EXPECT_TRUE(bitwise_equal(download(g.master_shard()), download(c.master_shard()))) << "master shard";
+    EXPECT_TRUE(bitwise_equal(download(g.m_shard()), download(c.m_shard()))) << "first moment";
+    EXPECT_TRUE(bitwise_equal(download(g.v_shard()), download(c.v_shard()))) << "second moment";
+    for (size_t i = 0; i < gpu.params.size(); ++i) {
+      EXPECT_TRUE(bitwise_equal(download(gpu.params[i].value), download(cpu.params[i].value))) << gpu.params[i].name;
+    }
+    EXPECT_FALSE(bitwise_equal(download(cpu.params[0].value), before)) << "the steps changed nothing";
   }
-  EXPECT_TRUE(bitwise_equal(download(g.master_shard()), download(c.master_shard()))) << "master shard";
-  EXPECT_TRUE(bitwise_equal(download(g.m_shard()), download(c.m_shard()))) << "first moment";
-  EXPECT_TRUE(bitwise_equal(download(g.v_shard()), download(c.v_shard()))) << "second moment";
-  for (size_t i = 0; i < gpu.params.size(); ++i) {
-    EXPECT_TRUE(bitwise_equal(download(gpu.params[i].value), download(cpu.params[i].value))) << gpu.params[i].name;
-  }
-  EXPECT_FALSE(bitwise_equal(download(cpu.params[0].value), before)) << "the steps changed nothing";
 }
 
 // Device work of one ReduceGradients + Step after a first step (which builds the rotations' plans).

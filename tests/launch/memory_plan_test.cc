@@ -186,7 +186,14 @@ TEST(MemoryPlan, TensorParallelHalvesTheSplitTensors) {
     // dp = 1: S = N = P (no padding rows); the ZeRO-1 lines follow.
     EXPECT_EQ(tp2.shard_size, tp2.param_elements);
     EXPECT_EQ(tp2.master, 4 * static_cast<size_t>(tp2.shard_size));
-    EXPECT_EQ(tp2.flat_grad, 4 * static_cast<size_t>(tp2.shard_size));
+    // dp = 1 AdamW: the arena's gradients are the shard (every tensor fills whole 256-byte blocks), stepped in
+    // place: no flat gradient buffer. OrthoAdam rotates its shard in place, so it keeps the copy.
+    EXPECT_TRUE(tp2.gradients_in_place);
+    EXPECT_EQ(tp2.flat_grad, 0u);
+    o.optimizer = "orthoadam";
+    const MemoryPlan ortho = plan_or_die(o);
+    EXPECT_FALSE(ortho.gradients_in_place);
+    EXPECT_EQ(ortho.flat_grad, 4 * static_cast<size_t>(ortho.shard_size));
     EXPECT_EQ(tp1.activations, activation_formula(*c, 2, 1, kPresetVocab));
     EXPECT_EQ(tp2.activations, activation_formula(*c, 2, 2, kPresetVocab));
     EXPECT_LT(tp2.total(), tp1.total());

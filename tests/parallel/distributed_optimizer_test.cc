@@ -58,13 +58,13 @@ struct TestModel {
 };
 
 // Initial values depend on `tag` only (one tag per model replica), never on the rank.
-TestModel make_model(const std::string& tag) {
+TestModel make_model(const std::string& tag, const std::vector<ParamSpec>& layout = specs()) {
   size_t bytes = 0;
-  for (const ParamSpec& s : specs()) bytes += Arena::BytesFor(DType::kF32, s.shape);
+  for (const ParamSpec& s : layout) bytes += Arena::BytesFor(DType::kF32, s.shape);
   TestModel m;
   m.values = Arena(Device::Cpu(), bytes, "test values");
   m.grads = Arena(Device::Cpu(), bytes, "test grads");
-  for (const ParamSpec& s : specs()) {
+  for (const ParamSpec& s : layout) {
     Parameter p;
     p.name = s.name;
     p.value = m.values.Carve(s.name, DType::kF32, s.shape);
@@ -366,6 +366,56 @@ TEST(DistributedOptimizer, DpOfOneIsAdamW) {
     EXPECT_EQ(opt.last_step_bytes_sent(), 0u);
   }
   expect_params_bitwise_equal(dist, ref, "dp=1");
+}
+
+// Parameters whose f32 gradients fill whole 256-byte blocks (64 floats; the last one need not): carved
+// back to back, the gradients lie as a dp = 1 shard would.
+TestModel make_blocked_model(const std::string& tag) {
+  const std::vector<ParamSpec> blocked = {
+      {"w1", Shape{8, 16}, true}, {"b1", Shape{64}, false}, {"w2", Shape{4, 48}, true}, {"g", Shape{3}, false}};
+  return make_model(tag, blocked);
+}
+
+TEST(DistributedOptimizer, DpOfOneStepsGradientsThatLieAsTheShardInPlace) {
+  // dp = 1 AdamW over gradients laid out as its shard: no flat gradient buffer (4 bytes per parameter
+  // less), no copy, and the bits of the copy and of AdamW. One gradient moved off its place brings the
+  // copy back; OrthoAdam, which rotates its shard in place, always keeps it.
+  LocalComm local("dp");
+  TestModel in_place = make_blocked_model("inplace"), copied = make_blocked_model("inplace"),
+            ref = make_blocked_model("inplace");
+  Buffer elsewhere = Buffer::Allocate(Device::Cpu(), copied.params[1].grad.nbytes(), "moved grad");
+  copied.params[1].grad.data = elsewhere.data();
+  size_t live = Buffer::live_bytes(DeviceKind::kCpu);
+  DistributedOptimizer a(in_place.params, test_config(), local);
+  const size_t in_place_bytes = Buffer::live_bytes(DeviceKind::kCpu) - live;
+  live = Buffer::live_bytes(DeviceKind::kCpu);
+  DistributedOptimizer b(copied.params, test_config(), local);
+  const size_t copy_bytes = Buffer::live_bytes(DeviceKind::kCpu) - live;
+  EXPECT_TRUE(a.gradients_in_place());
+  EXPECT_EQ(a.grad_shard().data, in_place.params[0].grad.data);
+  EXPECT_FALSE(b.gradients_in_place());
+  EXPECT_EQ(copy_bytes, in_place_bytes + 4 * static_cast<size_t>(a.shard_size()));
+  AdamW ref_opt(ref.params, test_config().adam);
+  for (int k = 0; k < kSteps; ++k) {
+    for (TestModel* m : {&in_place, &copied, &ref}) {
+      for (const Parameter& p : m->params) {
+        Rng(kSeed, "grad/inplace/" + std::to_string(k) + "/" + p.name)
+            .FillNormal(p.grad.data_as<float>(), p.grad.numel(), 0, 0.0f, 1.0f);
+      }
+    }
+    const double norm = a.ReduceGradients();
+    EXPECT_EQ(norm, b.ReduceGradients());
+    EXPECT_GT(norm, 0.0);
+    a.Step(lr_at(k));
+    b.Step(lr_at(k));
+    ref_opt.Step(lr_at(k));
+  }
+  expect_params_bitwise_equal(in_place, ref, "dp=1 in place vs AdamW");
+  expect_params_bitwise_equal(copied, ref, "dp=1 copied vs AdamW");
+
+  TestModel rotated = make_blocked_model("inplace");
+  const DistributedOptimizer ortho(rotated.params, test_config(OptimizerKind::kOrthoAdam), local);
+  EXPECT_FALSE(ortho.gradients_in_place());
 }
 
 TEST(DistributedOptimizer, IndependentDpGroupsOfATpLayout) {
