@@ -129,11 +129,20 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   plan.master = plan.exp_avg = plan.exp_avg_sq = kF32 * S;
   // dp = 1 AdamW steps the gradients in place when the arena lays them out as the shard (the Llama
   // constructor carves them in this order, each rounded up to Arena::BytesFor): no flat gradient buffer.
-  std::vector<uintptr_t> grad_offset(params.size());
-  for (size_t p = 1; p < params.size(); ++p) {
-    grad_offset[p] = grad_offset[p - 1] + Arena::BytesFor(params[p - 1].grad.dtype, params[p - 1].grad.shape);
+  // Planned only when every tp rank's layout allows it (vocabulary padding rows, in no unit, break it on
+  // the last tp rank), so that the plan is never below a rank's use.
+  plan.gradients_in_place = !ortho && dp == 1;
+  for (int r = 0; r < tp && plan.gradients_in_place; ++r) {
+    const std::vector<Parameter> rank_params = Llama::ParameterLayout(config, dtype, tp, r);
+    std::vector<uintptr_t> grad_offset(rank_params.size());
+    for (size_t p = 1; p < rank_params.size(); ++p) {
+      const Parameter& before = rank_params[p - 1];
+      grad_offset[p] = grad_offset[p - 1] + Arena::BytesFor(before.grad.dtype, before.grad.shape);
+    }
+    const std::vector<OptimizerUnit> rank_units = make_units(rank_params, opt.block);
+    plan.gradients_in_place = gradients_form_shard(rank_units, assign_units(rank_units, 1),
+                                                   [&](size_t p) { return grad_offset[p]; });
   }
-  plan.gradients_in_place = !ortho && gradients_form_shard(units, shards, [&](size_t p) { return grad_offset[p]; });
   plan.flat_grad = plan.gradients_in_place ? 0 : kF32 * static_cast<size_t>(dp) * S;
   plan.grad_shard = buckets.size() > 1 ? kF32 * S : 0;
   plan.grad_buckets = static_cast<int64_t>(buckets.size());

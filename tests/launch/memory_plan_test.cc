@@ -159,6 +159,19 @@ size_t activation_formula(const LlamaConfig& c, int64_t Bm, int64_t tp, int64_t 
   return static_cast<size_t>(4 * Bm * T * per_token + 4 * L * Bm * Hl * T + 8 * Bm * T);
 }
 
+TEST(MemoryPlan, GradientsInPlaceOnlyWhereEveryTpRankAllowsIt) {
+  // dp = 1 AdamW steps the gradients in place where the arena lays them out as the shard. V = 8000 at
+  // tp = 2 pads the vocabulary to 8192: tp rank 1's last 192 vocabulary rows are in no optimizer unit, so
+  // its units leave gaps and it keeps the flat copy; the per-rank plan then counts the copy.
+  TrainOptions o = options_for("tiny", "adamw", 1024);
+  o.tp = 2;
+  EXPECT_TRUE(plan_or_die(o).gradients_in_place);
+  o.vocab_size = 8000;
+  const MemoryPlan padded = plan_or_die(o);
+  EXPECT_FALSE(padded.gradients_in_place);
+  EXPECT_EQ(padded.flat_grad, 4 * static_cast<size_t>(padded.shard_size));
+}
+
 TEST(MemoryPlan, TensorParallelHalvesTheSplitTensors) {
   for (const char* model : {"tiny", "small"}) {
     SCOPED_TRACE(model);
