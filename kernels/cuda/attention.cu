@@ -354,20 +354,13 @@ void backward_impl(const AttentionBackwardArgs& a, Stream stream) {
     OM_CUDA_CHECK_KERNEL(s);
     if constexpr (std::is_same_v<Act, __nv_bfloat16>) {
       if (attention_backward_uses_tensor_cores(a)) {
-        // RoPE's transpose in the kernels' stores: its cos/sin table, made once per process (rope.cuh), or
-        // stream-ordered scratch like delta inside a CUDA graph capture that finds none made yet.
-        const double* cos_sin = nullptr;
-        Buffer table_buf;
-        if (a.rope_theta > 0.0f) {
-          cos_sin = rope_cos_sin_table_cached(g.T, static_cast<int>(g.D), static_cast<double>(a.rope_theta), s);
-          if (cos_sin == nullptr) {
-            table_buf = Buffer::AllocateScratch(a.qkv.device, stream, static_cast<size_t>(g.T * g.D) * sizeof(double),
-                                                "attention_backward.rope_cos_sin");
-            rope_cos_sin_table(static_cast<double*>(table_buf.data()), g.T, static_cast<int>(g.D),
-                               static_cast<double>(a.rope_theta), s);
-            cos_sin = static_cast<const double*>(table_buf.data());
-          }
-        }
+        // RoPE's transpose in the kernels' stores: its cos/sin table, made once per process (rope.cuh).
+        Buffer scratch;
+        const double* cos_sin = a.rope_theta > 0.0f
+                                    ? rope_cos_sin_table_cached(g.T, static_cast<int>(g.D),
+                                                                static_cast<double>(a.rope_theta), a.qkv.device,
+                                                                stream, &scratch)
+                                    : nullptr;
         attention_backward_mma(dqkv, dout, qkv, lse, delta, cos_sin, g.B, g.T, g.H, scale, s);
         return;
       }

@@ -433,21 +433,12 @@ Dims dims(int64_t B, int64_t T, int H) {
   return Dims{B, T, H, 3 * int64_t{H} * kD, int64_t{H} * kD};
 }
 
-// Above 48 KiB a kernel must opt in to its dynamic shared memory, per device: done once per device (bit d
-// of `done`; devices past 63 opt in at every call), not at every launch, since the runtime call may wait for
-// the device's copies in flight (oneapi-src/unified-runtime#2678 reports cuFuncSetAttribute doing so), and a
+// Above 48 KiB a kernel must opt in to its dynamic shared memory: once per device (cuda_common.cuh), since a
 // step launches the backward once per layer and micro-batch.
 void allow_backward_smem() {
   static std::atomic<uint64_t> done{0};
-  int device = 0;
-  OM_CUDA_CHECK(cudaGetDevice(&device));
-  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
-  if ((done.load(std::memory_order_acquire) & bit) != 0) return;
-  for (auto kernel : {attention_backward_dkdv_mma_kernel, attention_backward_dq_mma_kernel}) {
-    OM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(kBackwardSmem)));
-  }
-  done.fetch_or(bit, std::memory_order_release);
+  opt_in_dynamic_smem(done, static_cast<int>(kBackwardSmem),
+                      {attention_backward_dkdv_mma_kernel, attention_backward_dq_mma_kernel});
 }
 
 dim3 grid(const Dims& g) {
@@ -456,7 +447,6 @@ dim3 grid(const Dims& g) {
            static_cast<long>(g.T));
   return dim3(static_cast<unsigned>(g.B * g.H), static_cast<unsigned>(ceil_div(g.T, kTile)));
 }
-
 
 }  // namespace
 

@@ -7,9 +7,11 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 #include "core/cuda_check.h"
@@ -93,6 +95,22 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& v) {
 #pragma unroll
     for (int j = 0; j < W; ++j) p[j] = v.v[j];
   }
+}
+
+// Opts `kernels` in to `bytes` of dynamic shared memory (required above the default 48 KiB) on the current
+// device, once per device for each `done` (the caller's static: bit d is set once device d has opted in;
+// devices past 63 opt in at every call) rather than before every launch: the runtime call may wait for the
+// device's copies in flight (oneapi-src/unified-runtime#2678 reports cuFuncSetAttribute doing so).
+template <typename Kernel>
+void opt_in_dynamic_smem(std::atomic<uint64_t>& done, int bytes, std::initializer_list<Kernel> kernels) {
+  int device = 0;
+  OM_CUDA_CHECK(cudaGetDevice(&device));
+  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+  if ((done.load(std::memory_order_acquire) & bit) != 0) return;
+  for (Kernel kernel : kernels) {
+    OM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  }
+  done.fetch_or(bit, std::memory_order_release);
 }
 
 // Reduction with a commutative operation over the 32 lanes of a warp; every lane returns the same

@@ -18,6 +18,7 @@
 // Every sum has a fixed order (no float atomics), so two runs on the same inputs give the same bits.
 // Arguments were validated by kernels/rmsnorm.cc.
 #include <algorithm>
+#include <atomic>
 #include <initializer_list>
 
 #include "core/buffer.h"
@@ -248,8 +249,8 @@ void launch_backward(const RmsNormBackwardArgs& a, float* partial, int64_t N, in
              "sums; the kernel allows %ld (C <= %ld)",
              C, static_cast<long>(blk.shared_bytes), static_cast<long>(kMaxSharedBytes),
              static_cast<long>(kMaxSharedBytes / sizeof(float)));
-    OM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(blk.shared_bytes)));
+    static std::atomic<uint64_t> done{0};  // per kernel instance: opted in to the most it may take
+    opt_in_dynamic_smem(done, static_cast<int>(kMaxSharedBytes), {kernel});
   }
   const int64_t nblocks = ceil_div(N, kRowsPerWarp * blk.warps);
   kernel<<<static_cast<unsigned>(nblocks), blk.warps * kWarpSize, static_cast<size_t>(blk.shared_bytes), s>>>(

@@ -96,13 +96,9 @@ void rotate_impl(const char* op, const RopeArgs& a, double sign, Stream stream) 
   OM_CHECK(npacks < (int64_t{1} << 31), "%s (cuda): '%s' %s has %ld rotated packs; the kernel indexes < 2^31", op,
            a.x.name, a.x.shape.ToString().c_str(), static_cast<long>(npacks));
   const cudaStream_t s = to_cuda_stream(stream);
-  const double* cs = rope_cos_sin_table_cached(Tn, static_cast<int>(D), static_cast<double>(a.theta), s);
-  Buffer table;  // only inside a CUDA graph capture that finds no table made yet
-  if (cs == nullptr) {
-    table = Buffer::AllocateScratch(a.x.device, stream, static_cast<size_t>(Tn * D) * sizeof(double), "rope.cos_sin");
-    rope_cos_sin_table(static_cast<double*>(table.data()), Tn, static_cast<int>(D), static_cast<double>(a.theta), s);
-    cs = static_cast<const double*>(table.data());
-  }
+  Buffer scratch;  // only inside a CUDA graph capture that finds no table made yet
+  const double* cs =
+      rope_cos_sin_table_cached(Tn, static_cast<int>(D), static_cast<double>(a.theta), a.x.device, stream, &scratch);
   if (!packed) return launch_rotate<T, 1, false>(a, cs, npacks, sign, s);
   if (aligned16(a.x.data)) return launch_rotate<T, kW, true>(a, cs, npacks, sign, s);
   launch_rotate<T, kW, false>(a, cs, npacks, sign, s);
@@ -131,22 +127,29 @@ void rope_cos_sin_table(double* cos_sin, int64_t T, int D, double theta, cudaStr
   OM_CUDA_CHECK_KERNEL(stream);
 }
 
-const double* rope_cos_sin_table_cached(int64_t T, int D, double theta, cudaStream_t stream) {
+const double* rope_cos_sin_table_cached(int64_t T, int D, double theta, Device device, Stream stream,
+                                        Buffer* scratch) {
+  const cudaStream_t s = to_cuda_stream(stream);
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  OM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  int device = 0;
-  OM_CUDA_CHECK(cudaGetDevice(&device));
+  OM_CUDA_CHECK(cudaStreamIsCapturing(s, &capture));
+  int current_device = 0;
+  OM_CUDA_CHECK(cudaGetDevice(&current_device));
   using Key = std::tuple<int, int64_t, int, double>;
   static std::mutex mu;
   static auto* tables = new std::map<Key, double*>();  // never freed (rope.cuh)
   std::lock_guard<std::mutex> lock(mu);
-  const Key key{device, T, D, theta};
+  const Key key{current_device, T, D, theta};
   if (const auto it = tables->find(key); it != tables->end()) return it->second;
-  if (capture != cudaStreamCaptureStatusNone) return nullptr;
+  const size_t bytes = static_cast<size_t>(T * D) * sizeof(double);
+  if (capture != cudaStreamCaptureStatusNone) {
+    *scratch = Buffer::AllocateScratch(device, stream, bytes, "rope.cos_sin (in a graph capture)");
+    rope_cos_sin_table(static_cast<double*>(scratch->data()), T, D, theta, s);
+    return static_cast<const double*>(scratch->data());
+  }
   double* table = nullptr;
-  OM_CUDA_CHECK(cudaMalloc(&table, static_cast<size_t>(T * D) * sizeof(double)));
-  rope_cos_sin_table(table, T, D, theta, stream);
-  OM_CUDA_CHECK(cudaStreamSynchronize(stream));  // readable from any stream from now on
+  OM_CUDA_CHECK(cudaMalloc(&table, bytes));
+  rope_cos_sin_table(table, T, D, theta, s);
+  OM_CUDA_CHECK(cudaStreamSynchronize(s));  // readable from any stream from now on
   tables->emplace(key, table);
   return table;
 }

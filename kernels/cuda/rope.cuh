@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "core/buffer.h"
+
 namespace om::cuda {
 
 // c = cos(t·freq_i), s = sin(t·freq_i) with freq_i = theta^(-2i/D), all in double (CUDA's pow and sincos,
@@ -33,9 +35,11 @@ void rope_cos_sin_table(double* cos_sin, int64_t T, int D, double theta, cudaStr
 // The same table for (the current device, T, D, theta), made on first use and kept for the process: RoPE's
 // forward and the attention backward read it every layer of every step. The first use writes it on `stream`
 // and waits for it, so that any stream may read it afterwards. Never freed (the CUDA runtime may be gone when
-// static destructors run; T·D doubles each: 128 KiB for T = 256, D = 64). Returns nullptr while `stream` is
-// being captured into a CUDA graph and the table is not made yet (a capture may not allocate or wait): the
-// caller then writes its own, in stream-ordered scratch. Thread-safe.
-const double* rope_cos_sin_table_cached(int64_t T, int D, double theta, cudaStream_t stream);
+// static destructors run; T·D doubles each: 128 KiB for T = 256, D = 64). While `stream` is being captured
+// into a CUDA graph and the table is not made yet (a capture may not allocate or wait), the table is written
+// into `*scratch` instead: stream-ordered scratch on `device`, which the caller keeps until its kernels are
+// issued. Thread-safe.
+const double* rope_cos_sin_table_cached(int64_t T, int D, double theta, Device device, Stream stream,
+                                        Buffer* scratch);
 
 }  // namespace om::cuda
