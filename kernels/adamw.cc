@@ -20,6 +20,29 @@ void check_cuda_f32(const char* op, const ConstTensorView& t) {
            t.name, std::string(dtype_name(t.dtype)).c_str());
 }
 
+// The optional fused publish (kernels/adamw.h): f32 or bf16, contiguous, as many elements as param
+// (f32), on the op's device, and no byte shared with the entry's other tensors.
+void check_value(const char* op, const ExecContext& ctx, const TensorView& value, const ConstTensorView& param,
+                 std::initializer_list<ConstTensorView> others) {
+  if (value.empty()) return;
+  OM_CHECK(value.dtype == DType::kF32 || value.dtype == DType::kBF16,
+           "%s: value '%s' is %s; the fused publish writes f32 or bf16", op, value.name,
+           std::string(dtype_name(value.dtype)).c_str());
+  OM_CHECK(param.dtype == DType::kF32, "%s: the fused publish into '%s' casts f32 master weights; '%s' is %s", op,
+           value.name, param.name, std::string(dtype_name(param.dtype)).c_str());
+  check_tensor(op, value, value.dtype, value.shape);
+  OM_CHECK(value.numel() == param.numel(), "%s: value '%s' has %ld elements but '%s' has %ld", op, value.name,
+           static_cast<long>(value.numel()), param.name, static_cast<long>(param.numel()));
+  check_device(op, ctx, value);
+  for (const ConstTensorView& t : others) {
+    OM_CHECK(!overlaps(value, t), "%s: value '%s' overlaps '%s'; the publish needs its own memory", op, value.name,
+             t.name);
+  }
+}
+
+// The fused publish's bytes, written once (none without it).
+double value_bytes(const TensorView& value) { return value.empty() ? 0.0 : bytes_of({value}); }
+
 }  // namespace
 
 void adamw_update(const ExecContext& ctx, const AdamWArgs& a) {
@@ -30,7 +53,9 @@ void adamw_update(const ExecContext& ctx, const AdamWArgs& a) {
     check_device(op, ctx, t);
   }
   check_betas(op, a.beta1, a.beta2, a.step);
-  const profiler::Scope prof(ctx, op, 0, bytes_of({a.param, a.m, a.v, a.grad, a.param, a.m, a.v}));
+  check_value(op, ctx, a.value, a.param, {a.param, a.m, a.v, a.grad});
+  const profiler::Scope prof(ctx, op, 0,
+                             bytes_of({a.param, a.m, a.v, a.grad, a.param, a.m, a.v}) + value_bytes(a.value));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.param); return cpu::adamw_update(a);
     case DeviceKind::kCuda: check_cuda_f32(op, a.param); OM_CUDA_OP(op, cuda::adamw_update(a, ctx.stream)); return;
@@ -61,7 +86,8 @@ void adam_apply(const ExecContext& ctx, const AdamApplyArgs& a) {
   check_tensor(op, a.direction, a.param.dtype, a.param.shape);
   check_device(op, ctx, a.param);
   check_device(op, ctx, a.direction);
-  const profiler::Scope prof(ctx, op, 0, bytes_of({a.param, a.direction, a.param}));
+  check_value(op, ctx, a.value, a.param, {a.param, a.direction});
+  const profiler::Scope prof(ctx, op, 0, bytes_of({a.param, a.direction, a.param}) + value_bytes(a.value));
   switch (ctx.device.kind) {
     case DeviceKind::kCpu: check_cpu_float(op, a.param); return cpu::adam_apply(a);
     case DeviceKind::kCuda: check_cuda_f32(op, a.param); OM_CUDA_OP(op, cuda::adam_apply(a, ctx.stream)); return;
@@ -98,13 +124,15 @@ void adamw_update_group(const ExecContext& ctx, std::span<const AdamWArgs> list)
     }
     check_betas(op, a.beta1, a.beta2, a.step);
     check_same_step(op, i, a, list[0]);
+    check_value(op, ctx, a.value, a.param, {a.param, a.m, a.v, a.grad});
     if (ctx.device.kind == DeviceKind::kCpu) check_cpu_float(op, a.param);
     if (ctx.device.kind == DeviceKind::kCuda) check_cuda_f32(op, a.param);
     tensors.push_back({a.param, i, true});
     tensors.push_back({a.m, i, true});
     tensors.push_back({a.v, i, true});
     tensors.push_back({a.grad, i, false});
-    bytes += bytes_of({a.param, a.m, a.v, a.grad, a.param, a.m, a.v});
+    if (!a.value.empty()) tensors.push_back({a.value, i, true});
+    bytes += bytes_of({a.param, a.m, a.v, a.grad, a.param, a.m, a.v}) + value_bytes(a.value);
   }
   check_group_disjoint(op, std::move(tensors));
   const profiler::Scope prof(ctx, op, 0, bytes);
@@ -130,11 +158,13 @@ void adam_apply_group(const ExecContext& ctx, std::span<const AdamApplyArgs> lis
     OM_CHECK(a.lr == list[0].lr,
              "%s: entry %zu ('%s') has lr %g but entry 0 ('%s') has lr %g: one grouped call is one step with one lr",
              op, i, a.param.name, static_cast<double>(a.lr), list[0].param.name, static_cast<double>(list[0].lr));
+    check_value(op, ctx, a.value, a.param, {a.param, a.direction});
     if (ctx.device.kind == DeviceKind::kCpu) check_cpu_float(op, a.param);
     if (ctx.device.kind == DeviceKind::kCuda) check_cuda_f32(op, a.param);
     tensors.push_back({a.param, i, true});
     tensors.push_back({a.direction, i, false});
-    bytes += bytes_of({a.param, a.direction, a.param});
+    if (!a.value.empty()) tensors.push_back({a.value, i, true});
+    bytes += bytes_of({a.param, a.direction, a.param}) + value_bytes(a.value);
   }
   check_group_disjoint(op, std::move(tensors));
   const profiler::Scope prof(ctx, op, 0, bytes);

@@ -20,6 +20,11 @@
 // contract multiply-adds (the x86-64 baseline this project builds for); where it does, a few double
 // intermediates differ in their last bits and results may differ by 1 ulp (tests/cuda/adamw_test.cc).
 // Asynchronous on the given stream; no scratch memory.
+//
+// Publish, fused: adamw_update and adam_apply may also write the updated param into `value`, the
+// model's copy of the weights in its own dtype (f32: the same bits; bf16: rounded to nearest even,
+// the bits kernels/cast.h gives). That is the step's publish at dp = 1 (optim/distributed_optimizer.h)
+// without its second pass, which re-read 4 bytes of master per parameter.
 #pragma once
 
 #include <span>
@@ -36,6 +41,8 @@ struct AdamWArgs {
   float lr = 0.0f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
   int64_t step = 1;        // 1-based step for the bias corrections
   float grad_scale = 1.0f; // multiplies grad first (the gradient-clipping coefficient)
+  TensorView value = {};   // (n)  optional (data == nullptr: none); f32 or bf16, param f32; written (=):
+                           //      the updated param, cast; overlaps none of the other tensors
 };
 
 void adamw_update(const ExecContext& ctx, const AdamWArgs& args);
@@ -55,6 +62,7 @@ struct AdamApplyArgs {
   TensorView param;          // (n)  updated in place
   ConstTensorView direction; // (n)  u
   float lr = 0.0f, weight_decay = 0.0f;
+  TensorView value = {};     // (n)  optional, as AdamWArgs::value
 };
 void adam_apply(const ExecContext& ctx, const AdamApplyArgs& args);
 
@@ -66,7 +74,7 @@ void adam_apply(const ExecContext& ctx, const AdamApplyArgs& args);
 // bandwidth-bound optimizer step when most tensors are small (norm gains, biases, tp shards).
 // REQUIRES: every entry valid on its own (the checks of the single call); every entry has the first
 // entry's lr, betas, eps, step and grad_scale (only weight_decay may differ); no tensor an entry writes
-// (param, m, v) intersects a tensor of another entry. An empty list does nothing.
+// (param, m, v, value) intersects a tensor of another entry. An empty list does nothing.
 constexpr int kAdamGroupMax = 64;
 void adamw_update_group(const ExecContext& ctx, std::span<const AdamWArgs> list);
 void adam_apply_group(const ExecContext& ctx, std::span<const AdamApplyArgs> list);
@@ -78,7 +86,7 @@ void adam_apply(const AdamApplyArgs& args);
 }  // namespace cpu
 
 namespace cuda {
-// f32 tensors only (kernels/adamw.cc checks); element-wise, one thread per element.
+// f32 tensors only, `value` f32 or bf16 (kernels/adamw.cc checks); element-wise, one thread per element.
 void adamw_update(const AdamWArgs& args, Stream stream);
 void adam_direction(const AdamDirectionArgs& args, Stream stream);
 void adam_apply(const AdamApplyArgs& args, Stream stream);

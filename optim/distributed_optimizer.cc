@@ -354,7 +354,11 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
   auto decay = [&](const OptimizerUnit& unit) { return params_[unit.param].weight_decay ? a.weight_decay : 0.0f; };
 
   // 4. The update of every unit of the shard; the padding is in no unit and never changes. One grouped
-  // call over the runs (a run: one parameter's units, one weight decay), a few launches on a GPU.
+  // call over the runs (a run: one parameter's units, one weight decay), a few launches on a GPU. At
+  // dp = 1 the update also writes the model's values (the publish, fused: kernels/adamw.h), so step 5
+  // has nothing left to do.
+  const bool fused_publish = dp_->size() == 1;
+  const auto value = [&](const Run& run) { return fused_publish ? RunValue(run) : TensorView{}; };
   if (config_.kind == OptimizerKind::kAdamW) {
     std::vector<AdamWArgs> updates;
     updates.reserve(local_runs_.size());
@@ -364,6 +368,7 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
       updates.push_back(make_adamw_args(a, p.weight_decay, ShardView(0, off, n, p.name.c_str()),
                                         ShardView(1, off, n, "zero1.exp_avg"), ShardView(2, off, n, "zero1.exp_avg_sq"),
                                         GradView(off, n), lr, step_, grad_scale));
+      updates.back().value = value(run);
     }
     adamw_update_group(ctx_, updates);
   } else {
@@ -384,13 +389,14 @@ void DistributedOptimizer::Step(float lr, float grad_scale) {
     for (const Run& run : local_runs_) {
       const OptimizerUnit& unit = units_[run.first];
       const int64_t off = plan_.offset[run.first], n = run.numel;
-      applies.push_back({ShardView(0, off, n, params_[unit.param].name.c_str()), GradView(off, n), lr, decay(unit)});
+      applies.push_back(
+          {ShardView(0, off, n, params_[unit.param].name.c_str()), GradView(off, n), lr, decay(unit), value(run)});
     }
     adam_apply_group(ctx_, applies);
   }
 
   // 5. Every rank's updated shard → every rank's flat parameters → the model's tensors.
-  PublishMaster();
+  if (!fused_publish) PublishMaster();
   step_bytes_ = dp_->bytes_sent() - bytes_before;
 }
 

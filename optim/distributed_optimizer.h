@@ -25,8 +25,9 @@
 //                       adam_direction over the shard (Ũ, in place), block_rotate inverse (U), then
 //                       adam_apply per unit (θ −= lr·(U + λθ)); optim/orthoadam.h has the algorithm
 //                    5. all_gather the master shard into the flat parameter buffer; copy every unit
-//                       into its Parameter::value (dp = 1: straight from the master shard, which is
-//                       then every unit at its flat offset; no flat parameter buffer is allocated)
+//                       into its Parameter::value. dp = 1: nothing, as step 4's kernels wrote every value
+//                       (the fused publish, kernels/adamw.h: no flat parameter buffer, no second pass
+//                       over the master); PublishMaster casts the master shard into the values
 // Splitting the step lets the trainer log the norm and skip a non-finite step before anything changes.
 // Overlap (config.grad_bucket > 0 at dp > 1, --overlap-grad-reduce): steps 1–2 run per gradient bucket
 // (optim/optimizer_units.h GradBuckets: whole parameters, the last ones first), each bucket's copy and
@@ -36,7 +37,7 @@
 // left, joins, and goes on with step 3. Each bucket's reduced part lands in a separate (S) gradient
 // shard (4·S bytes more; in place with one bucket). Element-wise this is the same arithmetic: the CPU
 // path gives the same bits as without overlap, and as dp = 1 (tests/parallel/distributed_optimizer_test.cc).
-// Launches: steps 1, 4 and 5 work on runs of consecutive units of one parameter (Run below), and each is
+// Launches: steps 1, 4 and 5 (not at dp = 1) work on runs of consecutive units of one parameter (Run below), and each is
 // one grouped call over all its runs (kernels/adamw.h adamw_update_group, adam_apply_group;
 // kernels/cast.h cast_group: up to 64 or 96 tensors per launch), so on a GPU a step is a few launches
 // whatever the parameter count (before: one per run and op, ~3 per parameter), with the same bits
@@ -183,6 +184,9 @@ class DistributedOptimizer {
 
   // Bytes of cached f32 rotations on this rank (0 for AdamW).
   size_t rotation_bytes() const { return rotations_.size(); }
+  // Bytes of the flat gradient and parameter buffers, the reduced shard and the state (master, m, v) as
+  // allocated on this rank: what "Memory per parameter element" below adds up to, rotations aside.
+  size_t buffer_bytes() const { return flat_grad_.size() + grad_shard_.size() + flat_param_.size() + state_.size(); }
   // OrthoAdam with config().background_rotations: waits for the drawing thread and, on a GPU, copies the
   // rotations to it (copy_bytes: waits for the device). The first Step calls it; later calls, and calls
   // without a background draw (the constructor has done both), return at once.

@@ -2,7 +2,9 @@
 // checks). Each element is updated in double; the direction u and the new param, m and v are each
 // rounded to T once, so the f32 path's only errors are those four roundings per step.
 #include <cmath>
+#include <type_traits>
 
+#include "core/dtype.h"
 #include "kernels/adamw.h"
 
 namespace om::cpu {
@@ -35,6 +37,32 @@ T apply_one(double pi, T u, double lr, double wd) {
   return static_cast<T>(pi - lr * (static_cast<double>(u) + wd * pi));
 }
 
+// The fused publish (kernels/adamw.h): the updated param i into `value`, f32 as is or bf16 through
+// core/dtype.h's rounding (kernels/cpu/cast.cc's, so the bits of a cast after the step). Only f32
+// params have one (kernels/adamw.cc checks).
+class ValueOut {
+ public:
+  explicit ValueOut(const TensorView& v) {
+    if (v.empty()) return;
+    if (v.dtype == DType::kBF16) {
+      bf16_ = static_cast<uint16_t*>(v.data);  // raw bits (data_as<uint16_t> would check for kU16)
+    } else {
+      f32_ = v.data_as<float>();
+    }
+  }
+  template <typename T>
+  void Put(int64_t i, T p) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (f32_ != nullptr) f32_[i] = p;
+      if (bf16_ != nullptr) bf16_[i] = float_to_bf16_bits(p);
+    }
+  }
+
+ private:
+  float* f32_ = nullptr;
+  uint16_t* bf16_ = nullptr;
+};
+
 template <typename T>
 void update_impl(const AdamWArgs& a) {
   const int64_t n = a.param.numel();
@@ -45,11 +73,13 @@ void update_impl(const AdamWArgs& a) {
   const double lr = a.lr, wd = a.weight_decay;
   const Moments mo{a.beta1, a.beta2, a.eps, a.grad_scale, bias_correction(a.beta1, a.step),
                    bias_correction(a.beta2, a.step)};
+  const ValueOut out(a.value);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     double mi = m[i], vi = v[i];
     const T u = static_cast<T>(mo.Direction(static_cast<double>(g[i]), mi, vi));
     p[i] = apply_one<T>(p[i], u, lr, wd);
+    out.Put(i, p[i]);
     m[i] = static_cast<T>(mi);
     v[i] = static_cast<T>(vi);
   }
@@ -80,8 +110,12 @@ void apply_impl(const AdamApplyArgs& a) {
   T* p = a.param.data_as<T>();
   const T* u = a.direction.data_as<const T>();
   const double lr = a.lr, wd = a.weight_decay;
+  const ValueOut out(a.value);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) p[i] = apply_one<T>(p[i], u[i], lr, wd);
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = apply_one<T>(p[i], u[i], lr, wd);
+    out.Put(i, p[i]);
+  }
 }
 
 }  // namespace

@@ -11,7 +11,9 @@
 // The double arithmetic costs ~60 FP64 operations per element; at H200 FP64 rates that is well
 // under the time to stream the 28 bytes per element the update reads and writes.
 // The grouped calls (adamw_update_group, adam_apply_group) run the same per-element code over up to
-// kAdamGroupMax tensors per launch, their pointers and sizes in the kernel's arguments.
+// kAdamGroupMax tensors per launch, their pointers and sizes in the kernel's arguments; adamw_update and
+// adam_apply are groups of one. An entry with a `value` also writes its updated param there, cast by
+// f32_to_bf16_bits (the fused publish: 2 bytes more written per element instead of a cast pass's 6).
 // Arguments were validated by kernels/adamw.cc.
 #include <cmath>
 
@@ -59,19 +61,6 @@ __device__ __forceinline__ float adam_apply_one(double pi, float u, double lr, d
   return __double2float_rn(__dsub_rn(pi, __dmul_rn(lr, __dadd_rn(static_cast<double>(u), __dmul_rn(wd, pi)))));
 }
 
-__global__ void __launch_bounds__(kThreads)
-    adamw_update_kernel(float* __restrict__ param, float* __restrict__ m, float* __restrict__ v,
-                        const float* __restrict__ grad, int64_t n, MomentConsts c, double lr, double wd) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    double mi = m[i], vi = v[i];
-    const float u = __double2float_rn(adam_direction_one(c, grad[i], mi, vi));
-    param[i] = adam_apply_one(param[i], u, lr, wd);
-    m[i] = __double2float_rn(mi);
-    v[i] = __double2float_rn(vi);
-  }
-}
-
 // `direction` may alias `grad` (in place), so neither is __restrict__: element i is read before it
 // is written, by the same thread.
 __global__ void __launch_bounds__(kThreads)
@@ -87,37 +76,47 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-__global__ void __launch_bounds__(kThreads)
-    adam_apply_kernel(float* __restrict__ param, const float* __restrict__ direction, int64_t n, double lr,
-                      double wd) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    param[i] = adam_apply_one(param[i], direction[i], lr, wd);
-  }
+// The fused publish's destination (kernels/adamw.h AdamWArgs::value) of one entry.
+enum ValueKind : uint8_t { kNoValue = 0, kValueF32 = 1, kValueBf16 = 2 };
+
+ValueKind value_kind(const TensorView& value) {
+  if (value.empty()) return kNoValue;
+  return value.dtype == DType::kBF16 ? kValueBf16 : kValueF32;
 }
 
-// A grouped call's entries, passed by value as the kernel's arguments: kAdamGroupMax of them at 48 bytes
-// (AdamW) or 32 bytes (apply) each, under the 4 KB that every CUDA version accepts; end as
-// kernels/cuda/cuda_common.cuh group_index reads it.
+// Element j of an entry's updated param into its value, cast as kernels/cuda/cast.cu casts.
+__device__ __forceinline__ void put_value(void* value, uint8_t kind, int64_t j, float p) {
+  if (kind == kValueF32) static_cast<float*>(value)[j] = p;
+  if (kind == kValueBf16) static_cast<uint16_t*>(value)[j] = f32_to_bf16_bits(p);
+}
+
+// A grouped call's entries, passed by value as the kernel's arguments: kAdamGroupMax of them at 57 bytes
+// (AdamW) or 41 bytes (apply) each, with the constants under the 4 KB that every CUDA version accepts;
+// end as kernels/cuda/cuda_common.cuh group_index reads it. A single call is a group of one.
 struct AdamWGroup {
   int count = 0;
   float* param[kAdamGroupMax];
   float* m[kAdamGroupMax];
   float* v[kAdamGroupMax];
   const float* grad[kAdamGroupMax];
+  void* value[kAdamGroupMax];
   int64_t end[kAdamGroupMax];
   double wd[kAdamGroupMax];
+  uint8_t kind[kAdamGroupMax];
 };
 
 struct AdamApplyGroup {
   int count = 0;
   float* param[kAdamGroupMax];
   const float* direction[kAdamGroupMax];
+  void* value[kAdamGroupMax];
   int64_t end[kAdamGroupMax];
   double wd[kAdamGroupMax];
+  uint8_t kind[kAdamGroupMax];
 };
+static_assert(sizeof(AdamWGroup) + sizeof(MomentConsts) + sizeof(double) <= 4096, "kernel arguments over 4 KB");
 
-// adamw_update_kernel over every entry of `g`: the same per-element code, so the same bits.
+// AdamW over every entry of `g`, each element by the CPU reference's operations (so the same bits).
 __global__ void __launch_bounds__(kThreads) adamw_update_group_kernel(const AdamWGroup g, MomentConsts c, double lr) {
   const int64_t total = g.end[g.count - 1];
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -126,20 +125,24 @@ __global__ void __launch_bounds__(kThreads) adamw_update_group_kernel(const Adam
     const int64_t j = group_index(g.end, i, e);
     double mi = g.m[e][j], vi = g.v[e][j];
     const float u = __double2float_rn(adam_direction_one(c, g.grad[e][j], mi, vi));
-    g.param[e][j] = adam_apply_one(g.param[e][j], u, lr, g.wd[e]);
+    const float p = adam_apply_one(g.param[e][j], u, lr, g.wd[e]);
+    g.param[e][j] = p;
+    put_value(g.value[e], g.kind[e], j, p);
     g.m[e][j] = __double2float_rn(mi);
     g.v[e][j] = __double2float_rn(vi);
   }
 }
 
-// adam_apply_kernel over every entry of `g`.
+// adam_apply over every entry of `g`.
 __global__ void __launch_bounds__(kThreads) adam_apply_group_kernel(const AdamApplyGroup g, double lr) {
   const int64_t total = g.end[g.count - 1];
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   int e = 0;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const int64_t j = group_index(g.end, i, e);
-    g.param[e][j] = adam_apply_one(g.param[e][j], g.direction[e][j], lr, g.wd[e]);
+    const float p = adam_apply_one(g.param[e][j], g.direction[e][j], lr, g.wd[e]);
+    g.param[e][j] = p;
+    put_value(g.value[e], g.kind[e], j, p);
   }
 }
 
@@ -147,15 +150,7 @@ unsigned grid_for(int64_t n) { return grid_blocks(n, kThreads, kMaxBlocks); }
 
 }  // namespace
 
-void adamw_update(const AdamWArgs& a, Stream stream) {
-  const int64_t n = a.param.numel();
-  if (n == 0) return;  // a zero-sized grid is a launch error
-  const cudaStream_t s = to_cuda_stream(stream);
-  adamw_update_kernel<<<grid_for(n), kThreads, 0, s>>>(
-      a.param.data_as<float>(), a.m.data_as<float>(), a.v.data_as<float>(), a.grad.data_as<const float>(), n,
-      moment_consts(a.beta1, a.beta2, a.eps, a.grad_scale, a.step), a.lr, a.weight_decay);
-  OM_CUDA_CHECK_KERNEL(s);
-}
+void adamw_update(const AdamWArgs& a, Stream stream) { adamw_update_group(std::span(&a, 1), stream); }
 
 void adam_direction(const AdamDirectionArgs& a, Stream stream) {
   const int64_t n = a.direction.numel();
@@ -167,14 +162,7 @@ void adam_direction(const AdamDirectionArgs& a, Stream stream) {
   OM_CUDA_CHECK_KERNEL(s);
 }
 
-void adam_apply(const AdamApplyArgs& a, Stream stream) {
-  const int64_t n = a.param.numel();
-  if (n == 0) return;
-  const cudaStream_t s = to_cuda_stream(stream);
-  adam_apply_kernel<<<grid_for(n), kThreads, 0, s>>>(a.param.data_as<float>(), a.direction.data_as<const float>(),
-                                                      n, a.lr, a.weight_decay);
-  OM_CUDA_CHECK_KERNEL(s);
-}
+void adam_apply(const AdamApplyArgs& a, Stream stream) { adam_apply_group(std::span(&a, 1), stream); }
 
 void adamw_update_group(std::span<const AdamWArgs> list, Stream stream) {
   if (list.empty()) return;
@@ -195,6 +183,8 @@ void adamw_update_group(std::span<const AdamWArgs> list, Stream stream) {
     g.m[k] = a.m.data_as<float>();
     g.v[k] = a.v.data_as<float>();
     g.grad[k] = a.grad.data_as<const float>();
+    g.value[k] = a.value.data;
+    g.kind[k] = value_kind(a.value);
     group_add_end(g.end, k, a.param.numel());
     g.wd[k] = a.weight_decay;
     if (++g.count == kAdamGroupMax) launch();
@@ -218,6 +208,8 @@ void adam_apply_group(std::span<const AdamApplyArgs> list, Stream stream) {
     const int k = g.count;
     g.param[k] = a.param.data_as<float>();
     g.direction[k] = a.direction.data_as<const float>();
+    g.value[k] = a.value.data;
+    g.kind[k] = value_kind(a.value);
     group_add_end(g.end, k, a.param.numel());
     g.wd[k] = a.weight_decay;
     if (++g.count == kAdamGroupMax) launch();

@@ -6,7 +6,8 @@
 // f32 -> bf16 is __float2bfloat16_rn (cvt.rn.bf16.f32: round to nearest even, no flush of
 // subnormals, overflow to ±inf), the same rounding as core/dtype.h's float_to_bf16_bits. NaN is
 // handled before it, exactly as the host does ((bits >> 16) | 0x40: sign and top payload bits kept,
-// quiet bit set), because which NaN the cvt instruction returns is not what we want to depend on.
+// quiet bit set), because which NaN the cvt instruction returns is not what we want to depend on
+// (f32_to_bf16_bits in kernels/cuda/cuda_common.cuh, which AdamW's fused publish shares).
 // bf16 -> f32 moves the bits into the high half of a 32-bit word: exact for every input.
 // A same-dtype cast is a device-to-device cudaMemcpyAsync. cast_group packs up to kCastGroupMax small
 // entries of one dtype pair into one launch of cast_group_kernel (a scalar loop over the entries'
@@ -33,11 +34,7 @@ constexpr int kPack = 8;
 struct F32ToBf16 {
   using In = float;
   using Out = uint16_t;
-  __device__ __forceinline__ Out operator()(In v) const {
-    const uint32_t u = __float_as_uint(v);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<Out>((u >> 16) | 0x40u);  // quiet NaN
-    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-  }
+  __device__ __forceinline__ Out operator()(In v) const { return f32_to_bf16_bits(v); }
 };
 struct Bf16ToF32 {
   using In = uint16_t;

@@ -64,6 +64,13 @@ __device__ __forceinline__ float load_f32(const __nv_bfloat16* p) { return __bfl
 __device__ __forceinline__ void store_f32(float* p, float v) { *p = v; }
 // Round to nearest even, the same rounding as the host's float_to_bf16_bits (core/dtype.h).
 __device__ __forceinline__ void store_f32(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+// kernels/cast.h's f32 -> bf16 on raw bits, equal to the host's float_to_bf16_bits (core/dtype.h) for every
+// input: round to nearest even, and a NaN keeps its sign and top payload bits with the quiet bit set.
+__device__ __forceinline__ uint16_t f32_to_bf16_bits(float v) {
+  const uint32_t u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
+  return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
 
 // W consecutive elements moved as one aligned access (W = kPackWidth<T>: 16 bytes, one 128-bit load or store).
 template <typename T, int W>

@@ -3,7 +3,8 @@
 // realistic sizes (one larger than the kernel's grid, so the grid-stride loop wraps) and steps 1, 2,
 // 1000; the split path equals the fused one on CUDA; bitwise determinism; the f32-only contract; the
 // grouped calls (adamw_update_group, adam_apply_group) equal the CPU's single calls entry by entry, in
-// ceil(entries / kAdamGroupMax) launches each (counted on the emulator).
+// ceil(entries / kAdamGroupMax) launches each (counted on the emulator); the fused publish (`value`,
+// f32 and bf16 entries mixed in one launch) writes the bits a cast of the updated param would.
 // Runs under cuda_test_main (exit 77 without a GPU).
 //
 // Tolerance (rule 1, exact by construction; kMaxUlps below). Both sides evaluate the same IEEE
@@ -31,6 +32,7 @@
 #include "core/cuda_check.h"
 #include "core/rng.h"
 #include "kernels/adamw.h"
+#include "kernels/cast.h"
 #include "kernels/check/gradcheck.h"
 #include "tests/support/device_tensor.h"
 #include "tests/support/host_waits.h"
@@ -305,6 +307,89 @@ TEST(AdamWCuda, GroupedUpdateAndApplyMatchTheCpuEntryByEntryInFewLaunches) {
     EXPECT_EQ(after - between, expected_launches(nonempty, kAdamGroupMax)) << "adam_apply_group launches";
     EXPECT_EQ(emu_counts_now().device_launches, after) << "an empty group launched something";
   }
+}
+
+TEST(AdamWCuda, FusedPublishWritesTheCastOfTheUpdatedParamEntryByEntry) {
+  // The group's slices, entry i publishing into bf16 (i % 3 == 0), f32 (i % 3 == 1) or nowhere, so one
+  // launch mixes all three. Each value must hold cast(updated param), bit for bit (cast is exact
+  // arithmetic on the param's bits, on either device: kernels/cast.h), and the state must equal a group
+  // without values; a value's bytes outside the entries stay 0.
+  int64_t total = 0;
+  const std::vector<Slice> slices = group_slices(total);
+  const Hyper& h = kHypers[0];
+  const State in = make_state(total, 26);
+  HostTensor direction("direction", DType::kF32, {total});
+  direction.FillNormal(Rng(26, "adamw-cuda/direction"), 0, 1e-2);
+  DeviceTensor p = DeviceTensor::Upload(in.param), m = DeviceTensor::Upload(in.m), v = DeviceTensor::Upload(in.v),
+               g = DeviceTensor::Upload(in.grad), pa = DeviceTensor::Upload(in.param),
+               u = DeviceTensor::Upload(direction);
+  DeviceTensor vb("value bf16", DType::kBF16, {total}), vf("value f32", DType::kF32, {total}),
+      ab("applied bf16", DType::kBF16, {total}), af("applied f32", DType::kF32, {total});
+  const auto dev_slice = [](DeviceTensor& t, const Slice& sl) {
+    return make_view(static_cast<char*>(t.view().data) + sl.offset * dtype_size(t.dtype()), t.dtype(),
+                     Shape{sl.numel}, Device::Cuda(0), t.name().c_str());
+  };
+  std::vector<AdamWArgs> updates;
+  std::vector<AdamApplyArgs> applies;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const Slice& sl = slices[i];
+    updates.push_back({dev_slice(p, sl), dev_slice(m, sl), dev_slice(v, sl), dev_slice(g, sl), h.lr, h.beta1, h.beta2,
+                       h.eps, sl.weight_decay, h.step, h.grad_scale});
+    applies.push_back({dev_slice(pa, sl), dev_slice(u, sl), h.lr, sl.weight_decay});
+    if (i % 3 == 0) updates.back().value = dev_slice(vb, sl), applies.back().value = dev_slice(ab, sl);
+    if (i % 3 == 1) updates.back().value = dev_slice(vf, sl), applies.back().value = dev_slice(af, sl);
+  }
+  adamw_update_group(cuda_ctx(), updates);
+  adam_apply_group(cuda_ctx(), applies);
+  OM_CUDA_CHECK(cudaDeviceSynchronize());
+
+  // The same group without values gives the same state.
+  DeviceTensor p0 = DeviceTensor::Upload(in.param), m0 = DeviceTensor::Upload(in.m), v0 = DeviceTensor::Upload(in.v),
+               pa0 = DeviceTensor::Upload(in.param);
+  for (size_t i = 0; i < slices.size(); ++i) {
+    updates[i].param = dev_slice(p0, slices[i]), updates[i].m = dev_slice(m0, slices[i]);
+    updates[i].v = dev_slice(v0, slices[i]), updates[i].value = {};
+    applies[i].param = dev_slice(pa0, slices[i]), applies[i].value = {};
+  }
+  adamw_update_group(cuda_ctx(), updates);
+  adam_apply_group(cuda_ctx(), applies);
+  OM_CUDA_CHECK(cudaDeviceSynchronize());
+  const HostTensor param = p.Download(), applied = pa.Download();
+  EXPECT_TRUE(bitwise_equal(param, p0.Download()));
+  EXPECT_TRUE(bitwise_equal(m.Download(), m0.Download()));
+  EXPECT_TRUE(bitwise_equal(v.Download(), v0.Download()));
+  EXPECT_TRUE(bitwise_equal(applied, pa0.Download()));
+  EXPECT_FALSE(bitwise_equal(param, in.param));  // the update really ran
+
+  // Expected values: the CPU cast of the downloaded params over each publishing entry, 0 elsewhere.
+  HostTensor want_vb("want bf16", DType::kBF16, {total}), want_vf("want f32", DType::kF32, {total}),
+      want_ab("want applied bf16", DType::kBF16, {total}), want_af("want applied f32", DType::kF32, {total});
+  const auto host_slice = [](const HostTensor& t, const Slice& sl) {
+    return make_view(static_cast<char*>(const_cast<HostTensor&>(t).view().data) + sl.offset * dtype_size(t.dtype()),
+                     t.dtype(), Shape{sl.numel}, Device::Cpu(), t.name().c_str());
+  };
+  for (size_t i = 0; i < slices.size(); ++i) {
+    if (i % 3 == 2) continue;
+    HostTensor& wv = i % 3 == 0 ? want_vb : want_vf;
+    HostTensor& wa = i % 3 == 0 ? want_ab : want_af;
+    cast(ExecContext{}, {host_slice(wv, slices[i]), host_slice(param, slices[i])});
+    cast(ExecContext{}, {host_slice(wa, slices[i]), host_slice(applied, slices[i])});
+  }
+  EXPECT_TRUE(bitwise_equal(vb.Download(), want_vb)) << "adamw_update_group bf16 values";
+  EXPECT_TRUE(bitwise_equal(vf.Download(), want_vf)) << "adamw_update_group f32 values";
+  EXPECT_TRUE(bitwise_equal(ab.Download(), want_ab)) << "adam_apply_group bf16 values";
+  EXPECT_TRUE(bitwise_equal(af.Download(), want_af)) << "adam_apply_group f32 values";
+  EXPECT_GT(want_vb.max_abs(), 0.0);
+
+  // A single call is a group of one: the same kernel, the same value.
+  DeviceTensor one_p = DeviceTensor::Upload(in.param), one_m = DeviceTensor::Upload(in.m),
+               one_v = DeviceTensor::Upload(in.v), one_value("one value", DType::kBF16, {total});
+  adamw_update(cuda_ctx(), {one_p.view(), one_m.view(), one_v.view(), g.cview(), h.lr, h.beta1, h.beta2, h.eps, 0.1f,
+                            h.step, h.grad_scale, one_value.view()});
+  OM_CUDA_CHECK(cudaDeviceSynchronize());
+  HostTensor want_one("want one", DType::kBF16, {total});
+  cast(ExecContext{}, {want_one.view(), one_p.Download().view()});
+  EXPECT_TRUE(bitwise_equal(one_value.Download(), want_one)) << "adamw_update value";
 }
 
 TEST(AdamWCudaDeathTest, MasterWeightsMustBeF32NamingTheTensor) {

@@ -1,11 +1,14 @@
 // AdamW: the long-double reference check (kernels/check/adamw_check.cc) plus the optimizer's own
 // facts: decoupled decay, Adam's sign-like first step, grad_scale, determinism, argument errors; the
-// grouped calls equal the single ones and refuse mixed steps and overlapping entries.
+// grouped calls equal the single ones and refuse mixed steps and overlapping entries; the fused publish
+// (`value`) writes what a cast after the step would.
 #include <omp.h>
 
+#include <bit>
 #include <cmath>
 
 #include "kernels/adamw.h"
+#include "kernels/cast.h"
 #include "kernels/check/checks.h"
 #include "tests/support/test_support.h"
 
@@ -205,6 +208,80 @@ TEST(AdamW, GroupedCallsEqualTheSingleCallsBitForBit) {
   EXPECT_EQ(grouped.m.get(97), 0.0);  // the gap [95, 100) is in no entry
   EXPECT_NE(grouped.m.get(0), 0.0);   // the entries really ran
   adamw_update_group({}, {});         // an empty list does nothing
+}
+
+TEST(AdamW, FusedPublishWritesTheCastOfTheUpdatedParam) {
+  // kernels/adamw.h `value`: the state evolves exactly as without it, and value holds the updated param
+  // as cast() writes it (f32: the bits; bf16: rounded to nearest even), for adamw_update and adam_apply,
+  // single and grouped. One element is a NaN with a payload, so the NaN path of the cast is covered too.
+  const int64_t n = 1031, half = 500;
+  for (const DType vt : {DType::kF32, DType::kBF16}) {
+    AdamState plain(DType::kF32, n), fused(DType::kF32, n);
+    plain.p.FillNormal(Rng(15, "adamw/p"), 0, 1.0);
+    plain.p.data<float>()[7] = std::bit_cast<float>(0xffc12345u);
+    fused.p = plain.p.Clone();
+    HostTensor value("value", vt, {n}), want("cast of param", vt, {n});
+    const auto slice = [&](HostTensor& t, int64_t off, int64_t len) {
+      return make_view(static_cast<char*>(t.view().data) + off * dtype_size(t.dtype()), t.dtype(), Shape{len},
+                       Device::Cpu(), t.name().c_str());
+    };
+    const std::string what = "value " + std::string(dtype_name(vt));
+    const auto expect_published = [&](const std::string& step) {
+      cast({}, {want.view(), plain.p.view()});
+      EXPECT_TRUE(bitwise_equal(fused.p, plain.p)) << step;
+      EXPECT_TRUE(bitwise_equal(fused.m, plain.m)) << step;
+      EXPECT_TRUE(bitwise_equal(fused.v, plain.v)) << step;
+      EXPECT_TRUE(bitwise_equal(value, want)) << what << ", " << step;
+    };
+    for (int64_t k = 1; k <= 3; ++k) {
+      HostTensor g("grad", DType::kF32, {n});
+      g.FillNormal(Rng(15, "adamw/g"), static_cast<uint64_t>(k) * n, 1.0);
+      AdamWArgs a = plain.args(g, 1e-2f, k), b = fused.args(g, 1e-2f, k);
+      a.weight_decay = b.weight_decay = 0.1f;
+      b.value = value.view();
+      adamw_update({}, a);
+      adamw_update({}, b);
+      expect_published("adamw_update " + std::to_string(k));
+      adam_apply({}, {plain.p.view(), g.view(), 1e-2f, 0.1f});
+      adam_apply({}, {fused.p.view(), g.view(), 1e-2f, 0.1f, value.view()});
+      expect_published("adam_apply " + std::to_string(k));
+      // Grouped: two entries, each with its slice of value.
+      std::vector<AdamWArgs> list = slices_of(fused, g, {0, half}, {half, n - half}, 1e-2f, k + 3);
+      std::vector<AdamApplyArgs> applies;
+      for (size_t e = 0; e < 2; ++e) {
+        list[e].value = e == 0 ? slice(value, 0, half) : slice(value, half, n - half);
+        applies.push_back({list[e].param, list[e].grad, 1e-2f, list[e].weight_decay, list[e].value});
+      }
+      adamw_update_group({}, list);
+      for (const AdamWArgs& e : slices_of(plain, g, {0, half}, {half, n - half}, 1e-2f, k + 3)) adamw_update({}, e);
+      expect_published("adamw_update_group " + std::to_string(k));
+      adam_apply_group({}, applies);
+      adam_apply({}, {slice(plain.p, 0, half), slice(g, 0, half), 1e-2f, list[0].weight_decay});
+      adam_apply({}, {slice(plain.p, half, n - half), slice(g, half, n - half), 1e-2f, list[1].weight_decay});
+      expect_published("adam_apply_group " + std::to_string(k));
+    }
+    EXPECT_TRUE(std::isnan(plain.p.get(7)));
+    EXPECT_NE(plain.p.get(0), 0.0);
+  }
+}
+
+TEST(AdamWDeathTest, FusedPublishNeedsItsOwnMemoryOfTheParamsSize) {
+  HostTensor p("w", DType::kF32, {8}), m("w.m", DType::kF32, {8}), v("w.v", DType::kF32, {8}), g("w.grad", DType::kF32, {8});
+  HostTensor short_value("w.value", DType::kBF16, {7}), f64_value("w.value", DType::kF64, {8});
+  AdamWArgs a{p.view(), m.view(), v.view(), g.view(), 1e-3f};
+  a.value = short_value.view();
+  EXPECT_DEATH(adamw_update({}, a), "adamw_update: value 'w.value' has 7 elements but 'w' has 8");
+  a.value = f64_value.view();
+  EXPECT_DEATH(adamw_update({}, a), "adamw_update: value 'w.value' is f64; the fused publish writes f32 or bf16");
+  a.value = m.view();
+  EXPECT_DEATH(adamw_update({}, a), "adamw_update: value 'w.m' overlaps 'w.m'; the publish needs its own memory");
+  EXPECT_DEATH(adam_apply({}, {p.view(), g.view(), 1e-3f, 0.0f, g.view()}),
+               "adam_apply: value 'w.grad' overlaps 'w.grad'");
+  HostTensor p64("w64", DType::kF64, {8}), m64("m", DType::kF64, {8}), v64("v", DType::kF64, {8}), g64("g", DType::kF64, {8});
+  AdamWArgs b{p64.view(), m64.view(), v64.view(), g64.view(), 1e-3f};
+  b.value = p.view();
+  EXPECT_DEATH(adamw_update_group({}, std::span(&b, 1)), "adamw_update_group: the fused publish into 'w' casts f32 master weights; "
+                                            "'w64' is f64");
 }
 
 TEST(AdamWDeathTest, GroupedEntriesShareOneStep) {

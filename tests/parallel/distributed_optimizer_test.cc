@@ -395,6 +395,8 @@ TEST(DistributedOptimizer, DpOfOneStepsGradientsThatLieAsTheShardInPlace) {
   EXPECT_EQ(a.grad_shard().data, in_place.params[0].grad.data);
   EXPECT_FALSE(b.gradients_in_place());
   EXPECT_EQ(copy_bytes, in_place_bytes + 4 * static_cast<size_t>(a.shard_size()));
+  EXPECT_EQ(a.buffer_bytes(), 12 * static_cast<size_t>(a.shard_size()));  // master, m, v: no flat buffer at all
+  EXPECT_EQ(b.buffer_bytes(), 16 * static_cast<size_t>(a.shard_size()));  // and the flat gradient
   AdamW ref_opt(ref.params, test_config().adam);
   for (int k = 0; k < kSteps; ++k) {
     for (TestModel* m : {&in_place, &copied, &ref}) {
