@@ -30,6 +30,7 @@ DTYPE=${GPU_CHECK_DTYPE:-bf16}
 GPU_BUILD=${GPU_BUILD:-build-gpu}  # prepare's CUDA build directory (any Release build with CUDA on will do)
 MODE=${1:-run}
 BUNDLE=.gpu
+CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # the machine's (nproc alone obeys OMP_NUM_THREADS)
 
 if [[ $MODE == prepare ]]; then
   set -e
@@ -91,7 +92,7 @@ ARGS=(--model llama-60m --vocab-size 32000 --attention softmax1 --norm rmsnorm-s
 rm -rf "$OUTDIR"/gpu_run "$OUTDIR"/gpu_resume "$OUTDIR"/cpu_run
 ortho_megatron "${ARGS[@]}" --device "$DEV" --dtype "$DTYPE" --train-iters 50 --save "$OUTDIR/gpu_run" --save-interval 25 \
     > "$OUTDIR/gpu_run.log" 2>&1 || fail "GPU training (gpu_run.log)"
-OMP_NUM_THREADS=$(nproc) ortho_megatron "${ARGS[@]}" --device cpu --dtype f32 --train-iters 5 --log-dir "$OUTDIR/cpu_run" \
+OMP_NUM_THREADS=$CORES ortho_megatron "${ARGS[@]}" --device cpu --dtype f32 --train-iters 5 --log-dir "$OUTDIR/cpu_run" \
     > "$OUTDIR/cpu_run.log" 2>&1 || fail "CPU training (cpu_run.log)"
 ortho_megatron "${ARGS[@]}" --device "$DEV" --dtype "$DTYPE" --train-iters 50 --load "$OUTDIR/gpu_run/step_00000025" \
     --log-dir "$OUTDIR/gpu_resume" > "$OUTDIR/gpu_resume.log" 2>&1 || fail "GPU resume (gpu_resume.log)"
@@ -127,7 +128,7 @@ last=$(field loss "$OUTDIR/gpu_run/metrics.jsonl" 2> /dev/null | tail -n 1)
   echo "| save at 25, reload, steps 26..50 equal | $([[ -n $resume_a && $resume_a == "$resume_b" ]] && echo yes || echo NO) |"
   echo "| loss after 50 GPU steps | ${last:-n/a} |"
   echo "| tokens/s, GPU (median of steps 2..50; $DTYPE model) | ${tok_s:-n/a} |"
-  echo "| tokens/s, CPU $(nproc) threads (median of steps 2..5) | ${cpu_tok_s:-n/a} |"
+  echo "| tokens/s, CPU $CORES threads (median of steps 2..5) | ${cpu_tok_s:-n/a} |"
   echo "| verdict | $([[ $FAILED == 0 ]] && echo PASS || echo FAIL) |"
 } > "$OUTDIR/gpu_check.md"
 cat "$OUTDIR/gpu_check.md"

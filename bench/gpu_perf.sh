@@ -46,6 +46,7 @@ cd "$(dirname "$0")/.."
 DEV=${GPU_PERF_DEVICE:-cuda}
 OUTDIR=${OUT:-build-gpu/gpu_perf}
 BUNDLE=.gpu
+CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # the machine's (nproc alone obeys OMP_NUM_THREADS)
 if [[ $DEV == cuda ]]; then
   MODELS=${GPU_PERF_MODELS:-llama-130m llama-350m}
   DTYPE=bf16 MB=${GPU_PERF_MICRO_BATCH:-64} STEPS=${GPU_PERF_STEPS:-30} WARM=${GPU_PERF_WARMUP:-5}
@@ -81,7 +82,7 @@ command -v nvidia-smi > /dev/null && nvidia-smi > /dev/null 2>&1 && HAVE_SMI=1
 if ((HAVE_SMI)); then
   GPU_NAME=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -n 1)
 else
-  GPU_NAME="no GPU ($(nproc) CPU cores)"
+  GPU_NAME="no GPU ($CORES CPU cores)"
 fi
 
 DATA=${GPU_PERF_DATA:-$BUNDLE/data/moby_train}
@@ -143,7 +144,7 @@ ours() {
   t0=$EPOCHREALTIME
   (
     [[ $DEV == cuda ]] && source "$BUNDLE/env.sh"
-    [[ $DEV == cpu ]] && export OMP_NUM_THREADS=$(nproc)
+    [[ $DEV == cpu ]] && export OMP_NUM_THREADS=$CORES
     [[ $variant == *warp-attention* ]] && export OM_ATTENTION_KERNEL=warp
     exec timeout "$limit" "$OURS" "${args[@]}"
   ) > "$WORK/ours_$tag.log" 2>&1 &
@@ -171,7 +172,7 @@ peer() {
     return
   fi
   local args=(--preset "$model" --device "$DEV" --dtype "$DTYPE" --seq 256 --batch "$MB"
-              --warmup "$WARM" --steps $((STEPS - WARM)) --threads "$(nproc)")
+              --warmup "$WARM" --steps $((STEPS - WARM)) --threads "$CORES")
   if [[ $variant == sdpa-zero-kv-lr ]]; then args+=(--variant sdpa-zero-kv --zero-kv-mask lower-right)
   else args+=(--variant "$variant"); fi
   echo "=== peer $model $variant: ${args[*]} (timeout ${limit}s)" >> "$LOG"

@@ -335,8 +335,8 @@ BlockResult run_block(TrainStep& train, int64_t block, int rounds) {
   DistributedOptimizer ortho(params, co, comm);
   res.ctor_ortho_s = t.Seconds();
   res.rotation_mb = static_cast<double>(ortho.rotation_bytes()) / 1e6;
-  // flat gradient + flat parameters + master, m, v (distributed_optimizer.h "Memory"), dp = 1
-  res.optimizer_mb = 4.0 * static_cast<double>(2 * ortho.padded_numel() + 3 * ortho.shard_size()) / 1e6;
+  // flat gradient + master, m, v as allocated (distributed_optimizer.h "Memory"; dp = 1: no flat parameters)
+  res.optimizer_mb = static_cast<double>(ortho.buffer_bytes()) / 1e6;
   checks.push_back(check_haar_moves(ortho));
   const CheckList rotate_checks = check_rotations(co, adamw.units(), rot);
   double worst = 0.0;
