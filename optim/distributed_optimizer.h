@@ -37,8 +37,8 @@
 // left, joins, and goes on with step 3. Each bucket's reduced part lands in a separate (S) gradient
 // shard (4·S bytes more; in place with one bucket). Element-wise this is the same arithmetic: the CPU
 // path gives the same bits as without overlap, and as dp = 1 (tests/parallel/distributed_optimizer_test.cc).
-// Launches: steps 1, 4 and 5 (not at dp = 1) work on runs of consecutive units of one parameter (Run below), and each is
-// one grouped call over all its runs (kernels/adamw.h adamw_update_group, adam_apply_group;
+// Launches: steps 1, 4 and 5 (5 at dp > 1 only) work on runs of consecutive units of one parameter (Run below),
+// and each is one grouped call over all its runs (kernels/adamw.h adamw_update_group, adam_apply_group;
 // kernels/cast.h cast_group: up to 64 or 96 tensors per launch), so on a GPU a step is a few launches
 // whatever the parameter count (before: one per run and op, ~3 per parameter), with the same bits
 // (tests/cuda/distributed_optimizer_test.cc counts them on the emulator).
@@ -60,7 +60,7 @@
 // norm back (so everything issued before it, the trainer's loss copies included, has finished).
 // Precision. Gradients are f32 always; values f32 or bf16 (a bf16 Llama's matrices, model/llama.h
 // "Precision"). The master shard is f32 and is the truth: it starts as the model's values (bf16
-// converts exactly), and step 5 writes every value as the f32 master (f32: a copy) or its
+// converts exactly), and step 5 (step 4 at dp = 1) writes every value as the f32 master (f32: a copy) or its
 // round-to-nearest-even bf16 (kernels/cast.h). At dp > 1 with any non-f32 value, step 5 gathers the
 // weights in their own dtypes instead of f32 (PublishLayout, optim/optimizer_units.h): each rank casts
 // its units into its chunk of a byte buffer (bf16 values rounded there, once), all_gathers the chunks

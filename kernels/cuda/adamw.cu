@@ -13,7 +13,7 @@
 // The grouped calls (adamw_update_group, adam_apply_group) run the same per-element code over up to
 // kAdamGroupMax tensors per launch, their pointers and sizes in the kernel's arguments; adamw_update and
 // adam_apply are groups of one. An entry with a `value` also writes its updated param there, cast by
-// f32_to_bf16_bits (the fused publish: 2 bytes more written per element instead of a cast pass's 6).
+// f32_to_bf16_bits (the fused publish: for bf16, 2 bytes more written per element instead of a cast pass's 6).
 // Arguments were validated by kernels/adamw.cc.
 #include <cmath>
 

@@ -266,7 +266,8 @@ TEST(AdamW, FusedPublishWritesTheCastOfTheUpdatedParam) {
 }
 
 TEST(AdamWDeathTest, FusedPublishNeedsItsOwnMemoryOfTheParamsSize) {
-  HostTensor p("w", DType::kF32, {8}), m("w.m", DType::kF32, {8}), v("w.v", DType::kF32, {8}), g("w.grad", DType::kF32, {8});
+  HostTensor p("w", DType::kF32, {8}), m("w.m", DType::kF32, {8}), v("w.v", DType::kF32, {8}),
+      g("w.grad", DType::kF32, {8});
   HostTensor short_value("w.value", DType::kBF16, {7}), f64_value("w.value", DType::kF64, {8});
   AdamWArgs a{p.view(), m.view(), v.view(), g.view(), 1e-3f};
   a.value = short_value.view();
@@ -277,11 +278,12 @@ TEST(AdamWDeathTest, FusedPublishNeedsItsOwnMemoryOfTheParamsSize) {
   EXPECT_DEATH(adamw_update({}, a), "adamw_update: value 'w.m' overlaps 'w.m'; the publish needs its own memory");
   EXPECT_DEATH(adam_apply({}, {p.view(), g.view(), 1e-3f, 0.0f, g.view()}),
                "adam_apply: value 'w.grad' overlaps 'w.grad'");
-  HostTensor p64("w64", DType::kF64, {8}), m64("m", DType::kF64, {8}), v64("v", DType::kF64, {8}), g64("g", DType::kF64, {8});
+  HostTensor p64("w64", DType::kF64, {8}), m64("m", DType::kF64, {8}), v64("v", DType::kF64, {8}),
+      g64("g", DType::kF64, {8});
   AdamWArgs b{p64.view(), m64.view(), v64.view(), g64.view(), 1e-3f};
   b.value = p.view();
-  EXPECT_DEATH(adamw_update_group({}, std::span(&b, 1)), "adamw_update_group: the fused publish into 'w' casts f32 master weights; "
-                                            "'w64' is f64");
+  EXPECT_DEATH(adamw_update_group({}, std::span(&b, 1)),
+               "adamw_update_group: the fused publish into 'w' casts f32 master weights; 'w64' is f64");
 }
 
 TEST(AdamWDeathTest, GroupedEntriesShareOneStep) {
