@@ -247,6 +247,35 @@ int64_t expected_launches(size_t entries, int max_per_launch) {
   return static_cast<int64_t>((entries + static_cast<size_t>(max_per_launch) - 1) / max_per_launch);
 }
 
+// Entry `sl` of a flat tensor of any dtype: its elements [offset, offset + numel).
+TensorView slice_of(void* base, DType dtype, Device device, const Slice& sl, const char* name) {
+  return make_view(static_cast<char*>(base) + sl.offset * static_cast<int64_t>(dtype_size(dtype)), dtype,
+                   Shape{sl.numel}, device, name);
+}
+TensorView slice_of(HostTensor& t, const Slice& sl) {
+  return slice_of(t.view().data, t.dtype(), Device::Cpu(), sl, t.name().c_str());
+}
+TensorView slice_of(DeviceTensor& t, const Slice& sl) {
+  return slice_of(t.view().data, t.dtype(), t.device(), sl, t.name().c_str());
+}
+
+// The grouped calls over `slices` of flat device tensors: AdamW on (p, m, v, g) with h's hyper-parameters and
+// each slice's decay, and adam_apply of direction u to pa; no values.
+struct GroupCalls {
+  std::vector<AdamWArgs> updates;
+  std::vector<AdamApplyArgs> applies;
+};
+GroupCalls group_calls(const std::vector<Slice>& slices, const Hyper& h, DeviceTensor& p, DeviceTensor& m,
+                       DeviceTensor& v, DeviceTensor& g, DeviceTensor& pa, DeviceTensor& u) {
+  GroupCalls calls;
+  for (const Slice& sl : slices) {
+    calls.updates.push_back({slice_of(p, sl), slice_of(m, sl), slice_of(v, sl), slice_of(g, sl), h.lr, h.beta1,
+                             h.beta2, h.eps, sl.weight_decay, h.step, h.grad_scale});
+    calls.applies.push_back({slice_of(pa, sl), slice_of(u, sl), h.lr, sl.weight_decay});
+  }
+  return calls;
+}
+
 TEST(AdamWCuda, GroupedUpdateAndApplyMatchTheCpuEntryByEntryInFewLaunches) {
   int64_t total = 0;
   const std::vector<Slice> slices = group_slices(total);
@@ -259,37 +288,24 @@ TEST(AdamWCuda, GroupedUpdateAndApplyMatchTheCpuEntryByEntryInFewLaunches) {
   direction.FillNormal(Rng(25, "adamw-cuda/direction"), 0, 1e-2);
 
   // CPU: one single call per entry (the reference the grouped call must equal).
-  const auto host_slice = [](HostTensor& t, const Slice& sl) {
-    return make_view(t.data<float>() + sl.offset, DType::kF32, Shape{sl.numel}, Device::Cpu(),
-                     t.name().c_str());
-  };
   State ref = in.Clone();
   HostTensor ref_applied = in.param.Clone("applied");
   for (const Slice& sl : slices) {
-    adamw_update(ExecContext{}, {host_slice(ref.param, sl), host_slice(ref.m, sl), host_slice(ref.v, sl),
-                                 host_slice(ref.grad, sl), h.lr, h.beta1, h.beta2, h.eps, sl.weight_decay, h.step,
+    adamw_update(ExecContext{}, {slice_of(ref.param, sl), slice_of(ref.m, sl), slice_of(ref.v, sl),
+                                 slice_of(ref.grad, sl), h.lr, h.beta1, h.beta2, h.eps, sl.weight_decay, h.step,
                                  h.grad_scale});
-    adam_apply(ExecContext{}, {host_slice(ref_applied, sl), host_slice(direction, sl), h.lr, sl.weight_decay});
+    adam_apply(ExecContext{}, {slice_of(ref_applied, sl), slice_of(direction, sl), h.lr, sl.weight_decay});
   }
 
   // CUDA: one grouped call each.
   DeviceTensor p = DeviceTensor::Upload(in.param), m = DeviceTensor::Upload(in.m), v = DeviceTensor::Upload(in.v),
                g = DeviceTensor::Upload(in.grad), pa = DeviceTensor::Upload(in.param),
                u = DeviceTensor::Upload(direction);
-  const auto dev_slice = [](DeviceTensor& t, const Slice& sl) {
-    return make_view(t.view().data_as<float>() + sl.offset, DType::kF32, Shape{sl.numel}, Device::Cuda(0), "slice");
-  };
-  std::vector<AdamWArgs> updates;
-  std::vector<AdamApplyArgs> applies;
-  for (const Slice& sl : slices) {
-    updates.push_back({dev_slice(p, sl), dev_slice(m, sl), dev_slice(v, sl), dev_slice(g, sl), h.lr, h.beta1, h.beta2,
-                       h.eps, sl.weight_decay, h.step, h.grad_scale});
-    applies.push_back({dev_slice(pa, sl), dev_slice(u, sl), h.lr, sl.weight_decay});
-  }
+  const GroupCalls calls = group_calls(slices, h, p, m, v, g, pa, u);
   const int64_t before = emu_counts_now().device_launches;
-  adamw_update_group(cuda_ctx(), updates);
+  adamw_update_group(cuda_ctx(), calls.updates);
   const int64_t between = emu_counts_now().device_launches;
-  adam_apply_group(cuda_ctx(), applies);
+  adam_apply_group(cuda_ctx(), calls.applies);
   const int64_t after = emu_counts_now().device_launches;
   adamw_update_group(cuda_ctx(), {});  // an empty list does nothing
   OM_CUDA_CHECK(cudaDeviceSynchronize());
@@ -325,36 +341,24 @@ TEST(AdamWCuda, FusedPublishWritesTheCastOfTheUpdatedParamEntryByEntry) {
                u = DeviceTensor::Upload(direction);
   DeviceTensor vb("value bf16", DType::kBF16, {total}), vf("value f32", DType::kF32, {total}),
       ab("applied bf16", DType::kBF16, {total}), af("applied f32", DType::kF32, {total});
-  const auto dev_slice = [](DeviceTensor& t, const Slice& sl) {
-    return make_view(static_cast<char*>(t.view().data) + sl.offset * dtype_size(t.dtype()), t.dtype(),
-                     Shape{sl.numel}, Device::Cuda(0), t.name().c_str());
-  };
-  std::vector<AdamWArgs> updates;
-  std::vector<AdamApplyArgs> applies;
+  GroupCalls calls = group_calls(slices, h, p, m, v, g, pa, u);
   for (size_t i = 0; i < slices.size(); ++i) {
-    const Slice& sl = slices[i];
-    updates.push_back({dev_slice(p, sl), dev_slice(m, sl), dev_slice(v, sl), dev_slice(g, sl), h.lr, h.beta1, h.beta2,
-                       h.eps, sl.weight_decay, h.step, h.grad_scale});
-    applies.push_back({dev_slice(pa, sl), dev_slice(u, sl), h.lr, sl.weight_decay});
-    if (i % 3 == 0) updates.back().value = dev_slice(vb, sl), applies.back().value = dev_slice(ab, sl);
-    if (i % 3 == 1) updates.back().value = dev_slice(vf, sl), applies.back().value = dev_slice(af, sl);
+    if (i % 3 == 2) continue;
+    calls.updates[i].value = slice_of(i % 3 == 0 ? vb : vf, slices[i]);
+    calls.applies[i].value = slice_of(i % 3 == 0 ? ab : af, slices[i]);
   }
-  adamw_update_group(cuda_ctx(), updates);
-  adam_apply_group(cuda_ctx(), applies);
+  adamw_update_group(cuda_ctx(), calls.updates);
+  adam_apply_group(cuda_ctx(), calls.applies);
   OM_CUDA_CHECK(cudaDeviceSynchronize());
 
   // The same group without values gives the same state.
   DeviceTensor p0 = DeviceTensor::Upload(in.param), m0 = DeviceTensor::Upload(in.m), v0 = DeviceTensor::Upload(in.v),
                pa0 = DeviceTensor::Upload(in.param);
-  for (size_t i = 0; i < slices.size(); ++i) {
-    updates[i].param = dev_slice(p0, slices[i]), updates[i].m = dev_slice(m0, slices[i]);
-    updates[i].v = dev_slice(v0, slices[i]), updates[i].value = {};
-    applies[i].param = dev_slice(pa0, slices[i]), applies[i].value = {};
-  }
-  adamw_update_group(cuda_ctx(), updates);
-  adam_apply_group(cuda_ctx(), applies);
+  const GroupCalls plain = group_calls(slices, h, p0, m0, v0, g, pa0, u);
+  adamw_update_group(cuda_ctx(), plain.updates);
+  adam_apply_group(cuda_ctx(), plain.applies);
   OM_CUDA_CHECK(cudaDeviceSynchronize());
-  const HostTensor param = p.Download(), applied = pa.Download();
+  HostTensor param = p.Download(), applied = pa.Download();
   EXPECT_TRUE(bitwise_equal(param, p0.Download()));
   EXPECT_TRUE(bitwise_equal(m.Download(), m0.Download()));
   EXPECT_TRUE(bitwise_equal(v.Download(), v0.Download()));
@@ -364,16 +368,12 @@ TEST(AdamWCuda, FusedPublishWritesTheCastOfTheUpdatedParamEntryByEntry) {
   // Expected values: the CPU cast of the downloaded params over each publishing entry, 0 elsewhere.
   HostTensor want_vb("want bf16", DType::kBF16, {total}), want_vf("want f32", DType::kF32, {total}),
       want_ab("want applied bf16", DType::kBF16, {total}), want_af("want applied f32", DType::kF32, {total});
-  const auto host_slice = [](const HostTensor& t, const Slice& sl) {
-    return make_view(static_cast<char*>(const_cast<HostTensor&>(t).view().data) + sl.offset * dtype_size(t.dtype()),
-                     t.dtype(), Shape{sl.numel}, Device::Cpu(), t.name().c_str());
-  };
   for (size_t i = 0; i < slices.size(); ++i) {
     if (i % 3 == 2) continue;
     HostTensor& wv = i % 3 == 0 ? want_vb : want_vf;
     HostTensor& wa = i % 3 == 0 ? want_ab : want_af;
-    cast(ExecContext{}, {host_slice(wv, slices[i]), host_slice(param, slices[i])});
-    cast(ExecContext{}, {host_slice(wa, slices[i]), host_slice(applied, slices[i])});
+    cast(ExecContext{}, {slice_of(wv, slices[i]), slice_of(param, slices[i])});
+    cast(ExecContext{}, {slice_of(wa, slices[i]), slice_of(applied, slices[i])});
   }
   EXPECT_TRUE(bitwise_equal(vb.Download(), want_vb)) << "adamw_update_group bf16 values";
   EXPECT_TRUE(bitwise_equal(vf.Download(), want_vf)) << "adamw_update_group f32 values";
