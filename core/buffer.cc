@@ -2,9 +2,14 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "core/profiler.h"
@@ -219,5 +224,81 @@ void synchronize(const ExecContext& ctx) {
 }
 
 uint64_t synchronous_calls() { return g_synchronous_calls.load(std::memory_order_relaxed); }
+
+namespace {
+
+// The first whitespace-separated number of `path`, or nullopt ("max", missing, unreadable).
+std::optional<uint64_t> read_number(const std::string& path) {
+  std::ifstream in(path);
+  uint64_t v = 0;
+  if (!(in >> v)) return std::nullopt;
+  return v;
+}
+
+// MemAvailable of /proc/meminfo in bytes.
+std::optional<uint64_t> mem_available() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return std::nullopt;
+}
+
+// A `key value` line of a cgroup's memory.stat, or nullopt.
+std::optional<uint64_t> stat_value(const std::string& path, const std::string& want) {
+  std::ifstream in(path);
+  std::string key;
+  uint64_t v = 0;
+  while (in >> key >> v) {
+    if (key == want) return v;
+  }
+  return std::nullopt;
+}
+
+// What this process's memory cgroup still allows: its limit − its usage, the usage less the inactive
+// file cache, which the kernel reclaims before it refuses (the "working set" of container runtimes).
+// cgroup v2 ("0::/path" in /proc/self/cgroup): memory.max, memory.current, memory.stat inactive_file.
+// v1 ("N:memory:/path"): memory.limit_in_bytes, memory.usage_in_bytes, memory.stat total_inactive_file.
+// The path is tried under the mount, then the mount itself (a container's own cgroup under a cgroup
+// namespace). nullopt without a limit ("max" in v2, 2^63 rounded down to a page in v1) or a readable one.
+std::optional<uint64_t> cgroup_headroom() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    const bool v2 = line.rfind("0::", 0) == 0;
+    const size_t memory = line.find(":memory:");
+    if (!v2 && memory == std::string::npos) continue;
+    const std::string mount = v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+    const std::string path = v2 ? line.substr(3) : line.substr(memory + 8);
+    for (const std::string& dir : {mount + path, mount}) {
+      const std::optional<uint64_t> max = read_number(dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes"));
+      const std::optional<uint64_t> used = read_number(dir + (v2 ? "/memory.current" : "/memory.usage_in_bytes"));
+      if (!max || !used) continue;
+      if (*max >= (uint64_t{1} << 62)) return std::nullopt;  // no limit
+      const uint64_t inactive =
+          stat_value(dir + "/memory.stat", v2 ? "inactive_file" : "total_inactive_file").value_or(0);
+      const uint64_t working = *used > inactive ? *used - inactive : 0;
+      return *max > working ? *max - working : 0;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+StatusOr<size_t> available_bytes(Device device) {
+  if (device.kind == DeviceKind::kCuda) {
+    size_t free_bytes = 0, total_bytes = 0;
+    OM_RETURN_IF_ERROR(device_memory::cuda_mem_get_info(device.index, &free_bytes, &total_bytes));
+    return free_bytes;
+  }
+  const std::optional<uint64_t> host = mem_available(), cgroup = cgroup_headroom();
+  if (!host && !cgroup) return Status::Unavailable("neither /proc/meminfo nor this process's cgroup can be read");
+  return static_cast<size_t>(std::min(host.value_or(UINT64_MAX), cgroup.value_or(UINT64_MAX)));
+}
 
 }  // namespace om

@@ -100,6 +100,12 @@ void zero_async(const ExecContext& ctx, void* dst, size_t n);
 // training step to a fixed number, whatever the depth of the model or the number of micro-batches.
 uint64_t synchronous_calls();
 
+// Bytes a new allocation on `device` can still get now, so that a run too large for its device is refused
+// before it allocates (launch/trainer.cc). CUDA: cudaMemGetInfo's free bytes of that device. CPU:
+// /proc/meminfo's MemAvailable, or less where this process's cgroup (v2) allows less: memory.max −
+// memory.current, as under SLURM's task/cgroup plugin. Unavailable where none of these can be read.
+StatusOr<size_t> available_bytes(Device device);
+
 // Low-level device memory primitives behind Buffer; implemented in cuda_runtime.cc (CUDA builds)
 // or cuda_runtime_none.cc (CPU-only builds, where they report Unavailable).
 namespace device_memory {
@@ -122,6 +128,7 @@ double cuda_event_elapsed_s(void* start, void* end);
 void* cuda_malloc_host(size_t bytes);
 void cuda_free_host(void* ptr) noexcept;
 int cuda_device_count();  // 0 in CPU-only builds or without a visible GPU
+Status cuda_mem_get_info(int device_index, size_t* free_bytes, size_t* total_bytes);  // cudaMemGetInfo
 // CUDA graphs (model/llama_graph.cc). A non-blocking stream of the caller's own on `device_index` (not
 // ordered with the legacy default stream: join it with cuda_stream_join); an event without timing.
 void* cuda_stream_create(int device_index);

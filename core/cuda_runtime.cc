@@ -146,6 +146,20 @@ int cuda_device_count() {
   return n;
 }
 
+Status cuda_mem_get_info(int device_index, size_t* free_bytes, size_t* total_bytes) {
+  *free_bytes = *total_bytes = 0;
+  const int count = cuda_device_count();
+  if (device_index < 0 || device_index >= count) {
+    return Status::Unavailable(format_message("CUDA device %d requested but %d visible", device_index, count));
+  }
+  OM_CUDA_CHECK(cudaSetDevice(device_index));
+  if (const cudaError_t e = cudaMemGetInfo(free_bytes, total_bytes); e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return Status::Unavailable(format_message("cudaMemGetInfo failed: %s", cudaGetErrorString(e)));
+  }
+  return Status::Ok();
+}
+
 void* cuda_stream_create(int device_index) {
   OM_CUDA_CHECK(cudaSetDevice(device_index));
   cudaStream_t s = nullptr;

@@ -29,6 +29,10 @@ double cuda_event_elapsed_s(void*, void*) {
 void* cuda_malloc_host(size_t) { return nullptr; }
 void cuda_free_host(void*) noexcept {}
 int cuda_device_count() { return 0; }
+Status cuda_mem_get_info(int, size_t* free_bytes, size_t* total_bytes) {
+  *free_bytes = *total_bytes = 0;
+  return Status::Unavailable("this binary was built without CUDA (OM_WITH_CUDA=OFF)");
+}
 void* cuda_stream_create(int) {
   OM_CHECK(false, "CUDA stream in a CPU-only build");
   return nullptr;

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cuda_emu/internal.h"
@@ -18,11 +20,48 @@ namespace om_emu {
 // ---- Memory for the API below ------------------------------------------------------------------------
 namespace {
 
+// The emulated device memory's size: OM_EMU_DEVICE_MEMORY_MIB, else an H200's 143771 MiB or the host's
+// MemAvailable at the first call if that is less (the emulated memory is host memory, touched as it is
+// allocated: filled with the uninitialised pattern). cudaMalloc fails past it, as on a GPU, and
+// cudaMemGetInfo reports it less the device memory allocated.
+size_t device_memory_bytes() {
+  static const size_t bytes = [] {
+    const char* v = std::getenv("OM_EMU_DEVICE_MEMORY_MIB");
+    if (v != nullptr) {
+      const long long mib = std::atoll(v);
+      if (mib < 1) fail("OM_EMU_DEVICE_MEMORY_MIB=%s: give the device memory in MiB (>= 1)", v);
+      return static_cast<size_t>(mib) << 20;
+    }
+    size_t limit = size_t{143771} << 20;
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    size_t kib = 0;
+    while (meminfo >> key >> kib) {
+      if (key == "MemAvailable:") limit = std::min(limit, kib * 1024);
+      meminfo.ignore(64, '\n');
+    }
+    return limit;
+  }();
+  return bytes;
+}
+
+size_t device_bytes_allocated() {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mu);
+  size_t used = 0;
+  for (const auto& [addr, m] : s.allocations) used += m.kind == Kind::kDevice ? m.bytes : 0;
+  return used;
+}
+
 cudaError_t allocate(void** ptr, size_t bytes, Kind kind) {
   if (ptr == nullptr) return cudaErrorInvalidValue;
   install_fault_handler();  // a host dereference of this memory must be reported, not only a kernel's
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mu);
+  if (kind == Kind::kDevice) {
+    const size_t total = device_memory_bytes(), used = std::min(total, device_bytes_allocated());
+    if (bytes > total - used) return cudaErrorMemoryAllocation;
+  }
   Mapping m = map_guarded(bytes, kind);
   if (m.base == nullptr) return cudaErrorMemoryAllocation;
   if (kind == Kind::kDevice && !s.device_open) mprotect(m.base + kPage, m.region - 2 * kPage, PROT_NONE);
@@ -268,6 +307,13 @@ const char* cudaGetErrorString(cudaError_t error) {
 }
 
 cudaError_t cudaMalloc(void** ptr, size_t size) { return om_emu::allocate(ptr, size, om_emu::Kind::kDevice); }
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  if (free_bytes == nullptr || total_bytes == nullptr) return cudaErrorInvalidValue;
+  *total_bytes = om_emu::device_memory_bytes();
+  *free_bytes = *total_bytes - std::min(*total_bytes, om_emu::device_bytes_allocated());
+  return cudaSuccess;
+}
 
 cudaError_t cudaFree(void* ptr) {
   if (const cudaError_t e = device_wait(); e != cudaSuccess) return e;  // cudaFree waits for the device

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "core/arena.h"
@@ -101,6 +102,7 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   plan.tp = dims.tp;
   plan.dp = dims.dp;
   plan.micro_batch = o.micro_batch_size;
+  plan.seq_length = config.seq_length;
   plan.model = config.ToString();
   plan.optimizer = std::string(optimizer_kind_name(opt.kind)) +
                    (ortho ? format_message(" (%s, B = %ld)", std::string(ortho_transform_name(opt.transform)).c_str(),
@@ -181,6 +183,40 @@ StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device) 
   }
   if (o.eval_metrics) plan.eval_probs = Llama::ProbeBytes(config, o.micro_batch_size, dtype, tp);
   return plan;
+}
+
+Status check_memory_fits(const MemoryPlan& p, size_t available, int sharing) {
+  const size_t share = available / static_cast<size_t>(std::max(sharing, 1));
+  if (p.total() <= share) return Status::Ok();
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  const bool cuda = p.device.kind == DeviceKind::kCuda;
+  std::string where =
+      format_message("%.2f GiB %s", static_cast<double>(available) / gib, cuda ? "free" : "available");
+  if (sharing > 1) {
+    where += format_message(", %.2f GiB for each of this node's %d ranks", static_cast<double>(share) / gib, sharing);
+  }
+  std::vector<std::string> fixes = {
+      "lower --micro-batch-size (--global-batch-size stays: more micro-batches per step)"};
+  if (cuda) {
+    if (p.dtype != DType::kBF16) fixes.push_back("use --dtype bf16");
+    fixes.push_back("split the model over more GPUs with --tp");
+    if (p.optimizer_bytes() > p.model_bytes() / 2) {
+      fixes.push_back("shard the optimizer state over more GPUs with --dp");
+    }
+  } else {
+    if (sharing > 1) fixes.push_back("start fewer ranks per node");
+    fixes.push_back("train on a GPU (--device cuda)");
+  }
+  std::string fix;
+  for (size_t i = 0; i < fixes.size(); ++i) fix += (i == 0 ? "" : i + 1 == fixes.size() ? " or " : ", ") + fixes[i];
+  return Status::ResourceExhausted(format_message(
+      "this rank's training needs %.2f GiB (activations %.2f GiB for --micro-batch-size %ld x --seq-length %ld, "
+      "parameters and gradients %.2f GiB, optimizer state %.2f GiB, %s), but %s has %s; %s. "
+      "ortho_megatron --dry-run prints the whole plan",
+      static_cast<double>(p.total()) / gib, static_cast<double>(p.activations) / gib, static_cast<long>(p.micro_batch),
+      static_cast<long>(p.seq_length), static_cast<double>(p.parameters + p.gradients) / gib,
+      static_cast<double>(p.optimizer_bytes()) / gib, p.model.c_str(), device_name(p.device).c_str(), where.c_str(),
+      fix.c_str()));
 }
 
 std::string format_memory_plan(const MemoryPlan& p) {

@@ -67,6 +67,7 @@ struct MemoryPlan {
   DType dtype = DType::kF32;      // the model's (resolve_dtype of --dtype on device)
   int64_t tp = 1, dp = 1;
   int64_t micro_batch = 0;        // Bm
+  int64_t seq_length = 0;         // T
   std::string model;              // LlamaConfig::ToString()
   std::string optimizer;          // e.g. "orthoadam (haar, B = 1024)"
   bool eval_metrics = false;
@@ -104,6 +105,13 @@ struct MemoryPlan {
 // (optimizer_config_for), the lr schedule, the layout (ParallelDims::Make, ValidateModel). Errors name
 // the flag.
 StatusOr<MemoryPlan> plan_training_memory(const TrainOptions& o, Device device);
+
+// Whether the plan fits in `available` bytes of its device (core/buffer.h available_bytes) shared by
+// `sharing` ranks (a node's ranks share its host memory; each GPU is one rank's): OK, or ResourceExhausted
+// naming what the rank needs and has, its largest lines with the flags that size them, and the fixes.
+// The Trainer checks this before it allocates, so a run too large for its device fails with this message
+// instead of an allocation failure part-way through the set-up.
+Status check_memory_fits(const MemoryPlan& plan, size_t available, int sharing);
 
 // A table in MiB, one line per entry above with its formula and the letters' values; ends with the
 // total. Multi-line, each line ending in '\n'.

@@ -14,6 +14,7 @@
 #include "data/dataset_info.h"
 #include "checkpoints/checkpoint.h"
 #include "eval/metrics.h"
+#include "launch/memory_plan.h"
 #include "launch/preemption.h"
 #include "optim/grad_clip.h"
 
@@ -150,6 +151,14 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   }
 
   t->startup_.Mark("data");
+  // A run too large for its device is refused here, before any of it is allocated (launch/memory_plan.h).
+  // Where the plan or the free memory cannot be had, the checks below and the allocations report instead.
+  if (StatusOr<MemoryPlan> plan = plan_training_memory(o, t->device_); plan.ok()) {
+    if (StatusOr<size_t> free = available_bytes(t->device_); free.ok()) {
+      const bool host = t->device_.kind == DeviceKind::kCpu;
+      OM_RETURN_IF_ERROR(check_memory_fits(*plan, *free, host && groups != nullptr ? groups->local_size() : 1));
+    }
+  }
   Comm* tp = t->device_tp();
   t->model_ = std::make_unique<Llama>(t->config_, o.micro_batch_size, t->device_, t->dtype_, tp);
   t->startup_.Mark("model");

@@ -52,6 +52,10 @@ StatusOr<ProcessGroups> ProcessGroups::Create(const ParallelDims& dims, Device d
   MPI_Comm world = MPI_COMM_NULL, tp = MPI_COMM_NULL, dp = MPI_COMM_NULL;
   OM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &world));
   groups.world_ = std::make_unique<MpiComm>(world, "world", CommOwnership::kOwned);
+  MPI_Comm node = MPI_COMM_NULL;
+  OM_MPI_CHECK(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  OM_MPI_CHECK(MPI_Comm_size(node, &groups.local_size_));
+  OM_MPI_CHECK(MPI_Comm_free(&node));
   // Split by colour (which group) and key (the order inside it): the key is the group rank we want,
   // so MPI's numbering of each group matches the layout's tp_rank / dp_rank.
   OM_MPI_CHECK(MPI_Comm_split(world, /*color=*/dp_rank, /*key=*/tp_rank, &tp));

@@ -43,6 +43,7 @@ class ProcessGroups {
   const ParallelDims& dims() const { return dims_; }
   Device device() const { return device_; }  // the training tensors' device given to Create
   int rank() const { return rank_; }  // in the world
+  int local_size() const { return local_size_; }  // the job's ranks on this node (MPI_COMM_TYPE_SHARED)
   int tp_rank() const { return dims_.tp_rank(rank_); }
   int dp_rank() const { return dims_.dp_rank(rank_); }
 
@@ -62,6 +63,7 @@ class ProcessGroups {
   ParallelDims dims_;
   Device device_;
   int rank_ = 0;
+  int local_size_ = 1;
   std::unique_ptr<Comm> world_, tp_, dp_;
   std::unique_ptr<Comm> tp_device_, dp_device_;  // NCCL on CUDA; declared last, destroyed first
 };

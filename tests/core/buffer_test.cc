@@ -1,6 +1,8 @@
 // Buffer ownership (move-only, frees once) and Arena carving (alignment, bounds, names).
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <type_traits>
 
 #include "core/arena.h"
@@ -77,6 +79,23 @@ TEST(Buffer, CudaRequestWithoutDeviceIsAStatusNotACrash) {
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(b.status().message().find("activations"), std::string::npos) << b.status().ToString();
+}
+
+// What the Trainer compares its memory plan with (launch/memory_plan.h check_memory_fits): on the host,
+// MemAvailable or the cgroup's headroom, so positive and at most the machine's MemTotal.
+TEST(Buffer, AvailableHostBytesArePositiveAndAtMostMemTotal) {
+  StatusOr<size_t> available = available_bytes(Device::Cpu());
+  ASSERT_TRUE(available.ok()) << available.status().ToString();
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t total_kib = 0;
+  ASSERT_TRUE(meminfo >> key >> total_kib);
+  ASSERT_EQ(key, "MemTotal:");
+  EXPECT_GT(*available, 0u);
+  EXPECT_LE(*available, total_kib * 1024);
+  if (!cuda_available()) {
+    EXPECT_EQ(available_bytes(Device::Cuda(0)).status().code(), StatusCode::kUnavailable);
+  }
 }
 
 TEST(Buffer, HugeHostAllocationIsResourceExhausted) {

@@ -1,6 +1,6 @@
 // Buffer and Arena on a CUDA device: allocation, Zero(), byte-exact copies in every direction,
-// aligned Arena views, and out-of-memory as a Status. Runs under cuda_test_main (exit 77 without
-// a GPU); tests/core/buffer_test.cc covers the host side.
+// aligned Arena views, the free bytes (available_bytes), and out-of-memory as a Status. Runs under
+// cuda_test_main (exit 77 without a GPU); tests/core/buffer_test.cc covers the host side.
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -54,6 +54,26 @@ TEST(CudaBuffer, MoveKeepsTheDevicePointer) {
   EXPECT_TRUE(a.empty());  // NOLINT(bugprone-use-after-move): the moved-from state is specified
   b = Buffer::Allocate(Device::Cuda(0), 16, "b");  // frees the first allocation
   EXPECT_NE(b.data(), nullptr);
+}
+
+// available_bytes (cudaMemGetInfo's free bytes, what the Trainer's memory check compares its plan with)
+// falls by at least an allocation's size while it lives, by less than twice that (the driver rounds up to
+// its pages, here 2 MiB at most), and comes back within a page once it is freed.
+TEST(CudaBuffer, FreeBytesFallByAnAllocationAndComeBack) {
+  constexpr size_t kBytes = size_t{64} << 20, kPage = size_t{2} << 20;
+  StatusOr<size_t> before = available_bytes(Device::Cuda(0));
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  {
+    const Buffer b = Buffer::Allocate(Device::Cuda(0), kBytes, "free_bytes");
+    StatusOr<size_t> during = available_bytes(Device::Cuda(0));
+    ASSERT_TRUE(during.ok()) << during.status().ToString();
+    ASSERT_LE(*during, *before);
+    EXPECT_GE(*before - *during, kBytes);
+    EXPECT_LT(*before - *during, 2 * kBytes);
+  }
+  StatusOr<size_t> after = available_bytes(Device::Cuda(0));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_GE(*after + kPage, *before);
 }
 
 TEST(CudaBuffer, AbsurdAllocationIsResourceExhaustedAndLeavesCudaUsable) {

@@ -12,6 +12,7 @@
 //   - the initial weights are the CPU's bits (drawn on the GPU: kernels/normal_init.h);
 //   - a step waits for the GPU once (core/buffer.h synchronous_calls), kernels included, and after the
 //     first step makes no cuBLASLt heuristic query (counted on the emulator).
+//   - a micro-batch too large for the GPU's free memory is refused before anything is allocated.
 // Skipped (exit 77) without a GPU, like every CUDA test (tests/support/cuda_test_main.cc).
 #include <algorithm>
 #include <cmath>
@@ -166,6 +167,22 @@ TEST(TrainerCuda, TheHostWaitsOncePerStepAndKernelsAllocateNoPlainDeviceMemory) 
       }
     }
   }
+}
+
+// A micro-batch no GPU holds (2^20 sequences of 32 tokens: ~1.2 TB of tiny's bf16 activations) is refused
+// against cudaMemGetInfo's free bytes before any device Buffer is allocated (launch/memory_plan.h).
+TEST(TrainerCuda, ARunLargerThanTheGpuIsRefusedBeforeItAllocates) {
+  TrainOptions o = options("too_big", "cuda", false, "bf16");
+  o.micro_batch_size = o.global_batch_size = int64_t{1} << 20;
+  Buffer::reset_peak(DeviceKind::kCuda);
+  const size_t before = Buffer::live_bytes(DeviceKind::kCuda);
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kResourceExhausted) << t.status().ToString();
+  for (const char* want : {"--micro-batch-size 1048576 x --seq-length 32", "cuda:0 has", "GiB free", "--tp"}) {
+    EXPECT_NE(t.status().message().find(want), std::string::npos) << want << " in " << t.status().ToString();
+  }
+  EXPECT_EQ(Buffer::peak_bytes(DeviceKind::kCuda), before);
 }
 
 TEST(TrainerCuda, AutoDtypeIsBf16OnTheGpu) {

@@ -400,6 +400,52 @@ TEST(MemoryPlan, RefusesWhatTheTrainerRefuses) {
   EXPECT_FALSE(plan_training_memory(o, Device::Cpu()).ok());
 }
 
+// The Trainer's check before it allocates: a plan fits when its total is at most the device's free
+// bytes divided among the ranks that share them, and is refused one byte past that with the numbers, the
+// flags that size the plan and the fixes for its device.
+TEST(MemoryPlan, CheckMemoryFitsRefusesOneBytePastTheRanksShare) {
+  TrainOptions o = options_for("tiny", "adamw", 1024);
+  const MemoryPlan cpu = plan_or_die(o);
+  const size_t total = cpu.total();
+  EXPECT_TRUE(check_memory_fits(cpu, total, 1).ok());
+  EXPECT_TRUE(check_memory_fits(cpu, 3 * total, 3).ok());
+  Status s = check_memory_fits(cpu, total - 1, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  for (const char* want : {"--micro-batch-size 2 x --seq-length 256", "cpu has", "available", "--device cuda",
+                           "--dry-run", "tiny"}) {
+    EXPECT_NE(s.message().find(want), std::string::npos) << want << " in " << s.ToString();
+  }
+  EXPECT_EQ(s.message().find("--dtype bf16"), std::string::npos) << s.ToString();  // not a CPU fix
+  s = check_memory_fits(cpu, 3 * total - 1, 3);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("for each of this node's 3 ranks"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("fewer ranks per node"), std::string::npos) << s.ToString();
+
+  // On a GPU in f32: bf16 and --tp are the fixes, no CPU-only advice.
+  o.dtype = "f32";
+  const MemoryPlan gpu = plan_or_die(o, Device::Cuda(0));
+  EXPECT_TRUE(check_memory_fits(gpu, gpu.total(), 1).ok());
+  s = check_memory_fits(gpu, gpu.total() - 1, 1);
+  ASSERT_FALSE(s.ok());
+  for (const char* want : {"cuda:0 has", "free", "--dtype bf16", "--tp"}) {
+    EXPECT_NE(s.message().find(want), std::string::npos) << want << " in " << s.ToString();
+  }
+  EXPECT_EQ(s.message().find("--device cuda"), std::string::npos) << s.ToString();
+
+  // bf16 already, and an optimizer state over half the model's bytes: --dp (ZeRO-1 shards it), not bf16.
+  MemoryPlan heavy;
+  heavy.device = Device::Cuda(0);
+  heavy.dtype = DType::kBF16;
+  heavy.parameters = heavy.gradients = heavy.activations = 100;
+  heavy.master = heavy.exp_avg = heavy.exp_avg_sq = 100;
+  s = check_memory_fits(heavy, 599, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("more GPUs with --dp"), std::string::npos) << s.ToString();
+  EXPECT_EQ(s.message().find("--dtype bf16"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(check_memory_fits(heavy, 600, 1).ok());
+}
+
 TEST(MemoryPlan, FormatListsEveryLineInMiB) {
   const MemoryPlan plan = plan_or_die(options_for("tiny", "orthoadam", 1024), Device::Cuda(0));
   const std::string text = format_memory_plan(plan);

@@ -243,6 +243,22 @@ TEST(Trainer, NonFiniteLossStopsWithoutUpdating) {
   EXPECT_EQ(p.value.data_as<float>()[1], 1.0f);  // untouched
 }
 
+// A micro-batch no host holds (2^20 sequences of 32 tokens: ~2.5 TB of tiny's activations) is refused
+// by the memory plan before any Buffer is allocated, with the flag to lower (launch/memory_plan.h).
+TEST(Trainer, ARunLargerThanTheHostIsRefusedBeforeItAllocates) {
+  TrainOptions o = small_options(make_dataset("too_big", 20, 200));
+  o.micro_batch_size = o.global_batch_size = int64_t{1} << 20;
+  Buffer::reset_peak(DeviceKind::kCpu);
+  const size_t before = Buffer::live_bytes(DeviceKind::kCpu);
+  StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kResourceExhausted) << t.status().ToString();
+  EXPECT_NE(t.status().message().find("--micro-batch-size 1048576 x --seq-length 32"), std::string::npos)
+      << t.status().ToString();
+  EXPECT_NE(t.status().message().find("cpu has"), std::string::npos) << t.status().ToString();
+  EXPECT_EQ(Buffer::peak_bytes(DeviceKind::kCpu), before);  // nothing was allocated on the way
+}
+
 TEST(Trainer, BadDataIsAStatusNamingTheFlag) {
   TrainOptions o = small_options("/nonexistent/prefix");
   StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(o);
