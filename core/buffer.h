@@ -102,8 +102,9 @@ uint64_t synchronous_calls();
 
 // Bytes a new allocation on `device` can still get now, so that a run too large for its device is refused
 // before it allocates (launch/trainer.cc). CUDA: cudaMemGetInfo's free bytes of that device. CPU:
-// /proc/meminfo's MemAvailable, or less where this process's cgroup (v2) allows less: memory.max −
-// memory.current, as under SLURM's task/cgroup plugin. Unavailable where none of these can be read.
+// /proc/meminfo's MemAvailable, or less where this process's memory cgroup (v1 or v2, as under SLURM's
+// task/cgroup plugin) allows less: its limit − its usage without the inactive file cache. The whole
+// host's (or cgroup's) figure: ranks sharing it divide it themselves. Unavailable where none can be read.
 StatusOr<size_t> available_bytes(Device device);
 
 // Low-level device memory primitives behind Buffer; implemented in cuda_runtime.cc (CUDA builds)
