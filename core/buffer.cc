@@ -235,26 +235,14 @@ std::optional<uint64_t> read_number(const std::string& path) {
   return v;
 }
 
-// MemAvailable of /proc/meminfo in bytes.
-std::optional<uint64_t> mem_available() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib) {
-    std::getline(in, unit);
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return std::nullopt;
-}
-
-// A `key value` line of a cgroup's memory.stat, or nullopt.
-std::optional<uint64_t> stat_value(const std::string& path, const std::string& want) {
+// The value of the `want value [unit]` line of `path` (/proc/meminfo, a cgroup's memory.stat), or nullopt.
+std::optional<uint64_t> keyed_value(const std::string& path, const std::string& want) {
   std::ifstream in(path);
-  std::string key;
+  std::string key, rest;
   uint64_t v = 0;
   while (in >> key >> v) {
     if (key == want) return v;
+    std::getline(in, rest);  // a unit ("kB"), if any
   }
   return std::nullopt;
 }
@@ -280,7 +268,7 @@ std::optional<uint64_t> cgroup_headroom() {
       if (!max || !used) continue;
       if (*max >= (uint64_t{1} << 62)) return std::nullopt;  // no limit
       const uint64_t inactive =
-          stat_value(dir + "/memory.stat", v2 ? "inactive_file" : "total_inactive_file").value_or(0);
+          keyed_value(dir + "/memory.stat", v2 ? "inactive_file" : "total_inactive_file").value_or(0);
       const uint64_t working = *used > inactive ? *used - inactive : 0;
       return *max > working ? *max - working : 0;
     }
@@ -296,7 +284,9 @@ StatusOr<size_t> available_bytes(Device device) {
     OM_RETURN_IF_ERROR(device_memory::cuda_mem_get_info(device.index, &free_bytes, &total_bytes));
     return free_bytes;
   }
-  const std::optional<uint64_t> host = mem_available(), cgroup = cgroup_headroom();
+  std::optional<uint64_t> host = keyed_value("/proc/meminfo", "MemAvailable:");  // kB
+  if (host) *host *= 1024;
+  const std::optional<uint64_t> cgroup = cgroup_headroom();
   if (!host && !cgroup) return Status::Unavailable("neither /proc/meminfo nor this process's cgroup can be read");
   return static_cast<size_t>(std::min(host.value_or(UINT64_MAX), cgroup.value_or(UINT64_MAX)));
 }

@@ -10,14 +10,26 @@
 
 namespace om {
 
-int ProcessGroups::LocalRank() {
+namespace {
+
+// This process's rank among the ranks of `comm` on its node, and their number (MPI_COMM_TYPE_SHARED).
+// Collective over `comm`.
+struct NodePlace {
+  int rank = 0, size = 1;
+};
+NodePlace node_place(MPI_Comm comm) {
   MPI_Comm node = MPI_COMM_NULL;
-  OM_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  int local = 0;
-  OM_MPI_CHECK(MPI_Comm_rank(node, &local));
+  OM_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  NodePlace place;
+  OM_MPI_CHECK(MPI_Comm_rank(node, &place.rank));
+  OM_MPI_CHECK(MPI_Comm_size(node, &place.size));
   OM_MPI_CHECK(MPI_Comm_free(&node));
-  return local;
+  return place;
 }
+
+}  // namespace
+
+int ProcessGroups::LocalRank() { return node_place(MPI_COMM_WORLD).rank; }
 
 StatusOr<ProcessGroups> ProcessGroups::Create(const ParallelDims& dims, Device device) {
 #if !OM_WITH_CUDA
@@ -52,10 +64,7 @@ StatusOr<ProcessGroups> ProcessGroups::Create(const ParallelDims& dims, Device d
   MPI_Comm world = MPI_COMM_NULL, tp = MPI_COMM_NULL, dp = MPI_COMM_NULL;
   OM_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &world));
   groups.world_ = std::make_unique<MpiComm>(world, "world", CommOwnership::kOwned);
-  MPI_Comm node = MPI_COMM_NULL;
-  OM_MPI_CHECK(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  OM_MPI_CHECK(MPI_Comm_size(node, &groups.local_size_));
-  OM_MPI_CHECK(MPI_Comm_free(&node));
+  groups.local_size_ = node_place(world).size;
   // Split by colour (which group) and key (the order inside it): the key is the group rank we want,
   // so MPI's numbering of each group matches the layout's tp_rank / dp_rank.
   OM_MPI_CHECK(MPI_Comm_split(world, /*color=*/dp_rank, /*key=*/tp_rank, &tp));
