@@ -306,17 +306,36 @@ const char* state_name(FiberState s) {
   return "?";
 }
 
-// OM_EMU_THREAD_ORDER=reverse runs a block's threads from the last to the first between barriers: a
-// missing __syncthreads shows when a reader runs before its writer, so each order catches one direction.
-bool reverse_thread_order() {
-  static const bool reverse = [] {
+// The order in which a block's runnable threads run between barriers. A missing barrier shows when a
+// reader runs before its writer (it reads the fresh NaN bytes or a stale value), so first-to-last
+// catches a thread reading what a higher-numbered thread wrote and last-to-first the other direction.
+// OM_EMU_THREAD_ORDER: "forward" (every block first to last), "reverse" (every block last to first), or
+// unset / "alternate" (the default): block b of the k-th launch in this process runs last to first
+// when k + b is odd (b the block's linear index), so every multi-block launch, and successive launches
+// of a one-block kernel, meet both orders in one test run. Any other value is a fatal error.
+enum class ThreadOrder { kForward, kReverse, kAlternate };
+
+ThreadOrder thread_order() {
+  static const ThreadOrder order = [] {
     const char* v = std::getenv("OM_EMU_THREAD_ORDER");
-    return v != nullptr && std::strcmp(v, "reverse") == 0;
+    if (v == nullptr || std::strcmp(v, "alternate") == 0) return ThreadOrder::kAlternate;
+    if (std::strcmp(v, "forward") == 0) return ThreadOrder::kForward;
+    if (std::strcmp(v, "reverse") == 0) return ThreadOrder::kReverse;
+    fail("OM_EMU_THREAD_ORDER=%s: expected forward, reverse or alternate (the default)", v);
   }();
-  return reverse;
+  return order;
 }
 
-void run_block(BlockRun& r) {
+bool reverse_block(uint64_t launch, uint64_t block) {
+  switch (thread_order()) {
+    case ThreadOrder::kForward: return false;
+    case ThreadOrder::kReverse: return true;
+    case ThreadOrder::kAlternate: return ((launch + block) & 1u) != 0;
+  }
+  return false;
+}
+
+void run_block(BlockRun& r, bool reverse) {
   std::vector<Fiber>& fibers = *r.fibers;
   for (int t = 0; t < r.n; ++t) {
     Fiber& f = fibers[static_cast<size_t>(t)];
@@ -328,7 +347,6 @@ void run_block(BlockRun& r) {
     for (int k = 0; k < 2; ++k) r.slot_shuffle[k][t / 32][t % 32] = ~0u;
   }
   const int warps = (r.n + 31) / 32;
-  const bool reverse = reverse_thread_order();
   for (;;) {
     for (int i = 0; i < r.n; ++i) {
       const int t = reverse ? r.n - 1 - i : i;
@@ -409,13 +427,16 @@ void run_grid(const char* name, const LaunchConfig& cfg, const std::function<voi
   t_run = &r;
   blockDim = cfg.block;
   gridDim = cfg.grid;
+  static uint64_t launches = 0;  // this process's kernel launches (they run one at a time, under the queue's lock)
+  const uint64_t launch = launches++;
+  uint64_t block = 0;
   for (unsigned z = 0; z < cfg.grid.z; ++z) {
     for (unsigned y = 0; y < cfg.grid.y; ++y) {
       for (unsigned x = 0; x < cfg.grid.x; ++x) {
         blockIdx = uint3{x, y, z};
         if (r.smem != nullptr) std::memset(r.smem, kUninitialised, cfg.smem);
         std::memset(r.static_smem, kUninitialised, g_static_shared_bytes);  // the reserved part (the rest is fresh)
-        run_block(r);
+        run_block(r, reverse_block(launch, block++));
         if (r.trapped) break;
       }
       if (r.trapped) break;

@@ -1,5 +1,6 @@
 // The device side of the CUDA emulator (cuda_emu/device.h): that kernels run with CUDA's semantics where the
-// project's cuda tests depend on them — __syncthreads ordering shared memory, warp shuffles, WMMA, PTX mma.sync
+// project's cuda tests depend on them — __syncthreads ordering shared memory (and a missing one showing in either
+// direction in one run: the default thread order alternates by block and launch), warp shuffles, WMMA, PTX mma.sync
 // m16n8k16 and ldmatrix x4 with the PTX ISA's lane layouts and kernels/cuda/mma.cuh's fragment loads built on
 // them, cp.async groups — and that it reports the device-code bugs it exists to catch (a missing
 // __syncthreads, divergent barriers, a shuffle from an exited lane, misaligned WMMA tiles, ldmatrix rows and
@@ -10,8 +11,10 @@
 #include <gtest/gtest.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
 #include "kernels/cuda/async_copy.cuh"
@@ -33,6 +36,16 @@ __global__ void neighbour_through_shared(float* out, bool with_barrier) {
   smem[t] = static_cast<float>(t);
   if (with_barrier) __syncthreads();
   out[t] = smem[(t + 1) % n];
+}
+
+// Thread t writes smem[t] and, with no barrier, reads smem[t + step] (its own value when that is outside
+// the block): out[block·n + t]. step = +1 reads a higher-numbered thread's write, step = -1 a lower one's.
+__global__ void neighbour_without_barrier(float* out, int step) {
+  __shared__ float smem[64];
+  const int t = static_cast<int>(threadIdx.x), n = static_cast<int>(blockDim.x);
+  smem[t] = static_cast<float>(t);
+  const int from = t + step >= 0 && t + step < n ? t + step : t;
+  out[static_cast<int>(blockIdx.x) * n + t] = smem[from];
 }
 
 // Lanes 0-15 wait at __syncthreads while lanes 16-31 wait at __syncwarp: a hang on a GPU.
@@ -194,6 +207,36 @@ TEST(CudaEmulator, SyncthreadsOrdersSharedMemoryAndItsAbsenceShows) {
   int stale = 0;
   for (int t = 0; t < n; ++t) stale += std::isnan(h[static_cast<size_t>(t)]) ? 1 : 0;
   EXPECT_GE(stale, 1);
+  cudaFree(d);
+}
+
+// The default order (OM_EMU_THREAD_ORDER unset: alternate) runs block b of launch k last to first when
+// k + b is odd, so one test run catches a missing barrier in either direction: of two blocks, exactly one
+// reads stale bytes (the n - 1 threads whose neighbour had not written yet), and so does exactly one of
+// two successive one-block launches.
+TEST(CudaEmulator, AMissingBarrierShowsInEitherDirectionInOneRun) {
+  if (std::getenv("OM_EMU_THREAD_ORDER") != nullptr) GTEST_SKIP() << "OM_EMU_THREAD_ORDER is set";
+  constexpr int n = 64;
+  float* d = device_alloc<float>(2 * n);
+  auto stale_in = [&](const std::vector<float>& h, int block) {
+    int stale = 0;
+    for (int t = 0; t < n; ++t) stale += std::isnan(h[static_cast<size_t>(block * n + t)]) ? 1 : 0;
+    return stale;
+  };
+  for (const int step : {1, -1}) {
+    SCOPED_TRACE(step);
+    neighbour_without_barrier<<<2, n>>>(d, step);
+    const std::vector<float> two = download(d, 2 * n);
+    const int a = stale_in(two, 0), b = stale_in(two, 1);
+    EXPECT_EQ(std::min(a, b), 0);
+    EXPECT_EQ(std::max(a, b), n - 1);
+    int stale_launches = 0;
+    for (int launch = 0; launch < 2; ++launch) {
+      neighbour_without_barrier<<<1, n>>>(d, step);
+      stale_launches += stale_in(download(d, n), 0) == n - 1 ? 1 : 0;
+    }
+    EXPECT_EQ(stale_launches, 1);
+  }
   cudaFree(d);
 }
 
@@ -368,6 +411,18 @@ TEST(CudaEmulatorDeathTest, DivergentBarriersAreReported) {
         cudaDeviceSynchronize();
       },
       "kernel divergent_barriers.*wait at different barriers");
+}
+
+TEST(CudaEmulatorDeathTest, AnUnknownThreadOrderIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: the order is read at its first launch
+  EXPECT_DEATH(
+      {
+        setenv("OM_EMU_THREAD_ORDER", "sideways", 1);
+        float* d = device_alloc<float>(64);
+        neighbour_without_barrier<<<1, 64>>>(d, 1);
+        cudaDeviceSynchronize();
+      },
+      "OM_EMU_THREAD_ORDER=sideways: expected forward, reverse or alternate");
 }
 
 TEST(CudaEmulatorDeathTest, ShuffleFromAnExitedLaneIsReported) {
