@@ -28,7 +28,6 @@ using om::emu_test::download;
 
 // ---- Kernels -------------------------------------------------------------------------------------
 
-
 // Thread t writes smem[t], then reads smem[(t + 1) mod n]: correct only with the barrier between.
 __global__ void neighbour_through_shared(float* out, bool with_barrier) {
   __shared__ float smem[64];
@@ -200,8 +199,8 @@ TEST(CudaEmulator, SyncthreadsOrdersSharedMemoryAndItsAbsenceShows) {
   neighbour_through_shared<<<1, n>>>(d, true);
   std::vector<float> h = download(d, n);
   for (int t = 0; t < n; ++t) ASSERT_EQ(h[static_cast<size_t>(t)], static_cast<float>((t + 1) % n)) << t;
-  // Without the barrier a reader runs before its writer (thread 0 before 1; or, with
-  // OM_EMU_THREAD_ORDER=reverse, thread 63 before 0) and reads the block's fresh NaN bytes.
+  // Without the barrier a reader runs before its writer (thread 0 before 1 in a block run first to last,
+  // thread 63 before 0 in one run last to first) and reads the block's fresh NaN bytes.
   neighbour_through_shared<<<1, n>>>(d, false);
   h = download(d, n);
   int stale = 0;
