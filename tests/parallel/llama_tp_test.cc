@@ -19,6 +19,7 @@
 #include "parallel/process_groups.h"
 #include "parallel/tensor_parallel.h"
 #include "tests/support/llama_config.h"
+#include "tests/support/llama_tolerance.h"
 #include "tests/support/test_support.h"
 
 namespace om {
@@ -118,19 +119,10 @@ TEST(LlamaTp, InitialWeightsAreBitwiseSlicesOfTheSingleProcessModel) {
 // Loss and gradients. The two models compute the same functions with the same f-dtype operations,
 // except that the tp model splits some reductions into tp partial sums added by the all-reduce
 // (qkv, gate_up and LM-head input gradients; O and down outputs; the cross-entropy's sum-exp), i.e.
-// only the summation order differs. Rule 2 (kernels/check/tolerance.h) bounds each reduction's
-// error by len·eps·Σ|terms|; along the forward and backward chain the reductions are, per layer,
-// the qkv (C), attention (T), O (C), gate_up (C) and down (F) products, plus the LM head (C) and the
-// cross-entropy (Vp), each met in both passes. Bounding every reduction by the total length
-// R = 2·(L·(3C + T + F) + C + Vp) and Σ|terms| by 1 + max|want| (RMSNorm keeps activations O(1); the
-// compared quantities are O(max|want|)) gives atol = R·eps·(1 + max|want|), rtol = 8 eps: a loose
-// bound on re-association (observed errors are far below it) that any wrong slice, missing
-// all-reduce or double count (errors of order |want|) exceeds.
+// only the summation order differs: tests/support/llama_tolerance.h derives the bound (Vp: 128 rows of
+// the padded vocabulary per rank).
 Tolerance reassociation(const LlamaConfig& c, DType dtype, double max_want) {
-  const int64_t R = 2 * (c.n_layers * (3 * c.hidden + c.seq_length + c.ffn) + c.hidden + 128);
-  Tolerance t = for_reduction(dtype, R, 1.0 + max_want);
-  t.rule = "re-association: " + t.rule;
-  return t;
+  return llama_reassociation(c, 128, dtype, max_want);
 }
 
 TEST(LlamaTp, LossAndGradientsMatchTheSingleProcessModel) {
