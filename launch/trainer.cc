@@ -21,9 +21,15 @@
 namespace om {
 namespace {
 
-// fp32 FMA peak of the 2-core development machine, measured by bench/kernels/fma_peak_bench
-// (bench/results/2026-11-28_cpu-2core_matmul.md), scaled per core. Override with --peak-tflops.
-constexpr double kCpuPeakFlopsPerCore = 222.5e9;
+// fp32 FMA peak per core, by the CPU's widest FMA, as bench/kernels/fma_peak_bench measured it on every
+// core at once: 222.5 GFLOP/s with AVX-512 (445 on the 2-core development machine: bench/results/
+// 2026-11-28_cpu-2core_matmul.md), 95 with AVX2 only (187-192 on a 2-core AMD EPYC: bench/results/
+// 2026-12-01_cpu-2core-avx2_fma_peak.md). Other CPUs differ; --peak-tflops overrides it.
+double cpu_peak_flops_per_core() { return __builtin_cpu_supports("avx512f") ? 222.5e9 : 95.0e9; }
+const char* cpu_peak_source() {
+  return __builtin_cpu_supports("avx512f") ? "fp32 FMA peak per AVX-512 core x threads"
+                                           : "fp32 FMA peak per AVX2 core x threads";
+}
 // The dense bf16 GEMM limit measured on the lent H200 (≈ 790 TFLOP/s, ../shared/ENVIRONMENT.md): MFU is
 // quoted against what the product's bf16 path could reach; give --peak-tflops for another GPU.
 constexpr double kCudaPeakFlops = 790e12;
@@ -215,7 +221,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
   }
   t->peak_flops_ = o.peak_tflops > 0 ? o.peak_tflops * 1e12
                    : cuda            ? kCudaPeakFlops
-                                     : kCpuPeakFlopsPerCore * omp_get_max_threads();
+                                     : cpu_peak_flops_per_core() * omp_get_max_threads();
   // The logged throughput is the job's (global batch tokens per second), so MFU is against every rank.
   if (t->parallel()) t->peak_flops_ *= static_cast<double>(groups->dims().world_size);
 
@@ -263,7 +269,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& o, Proces
               o.lr_warmup_iters);
   const char* peak_source = o.peak_tflops > 0 ? "--peak-tflops"
                             : cuda            ? "the H200 bf16 GEMM limit; --peak-tflops for other GPUs"
-                                              : "fp32 FMA peak measured per core x threads";
+                                              : cpu_peak_source();
   OM_LOG_INFO("device %s, %s; memory %.1f MiB (parameters, gradients, activations); %d threads; MFU against %.1f "
               "GFLOP/s (%s%s)",
               device_name(t->device_).c_str(),
