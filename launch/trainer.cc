@@ -25,10 +25,17 @@ namespace {
 // core at once: 222.5 GFLOP/s with AVX-512 (445 on the 2-core development machine: bench/results/
 // 2026-11-28_cpu-2core_matmul.md), 95 with AVX2 only (187-192 on a 2-core AMD EPYC: bench/results/
 // 2026-12-01_cpu-2core-avx2_fma_peak.md). Other CPUs differ; --peak-tflops overrides it.
-double cpu_peak_flops_per_core() { return __builtin_cpu_supports("avx512f") ? 222.5e9 : 95.0e9; }
+bool cpu_has_avx512() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512f") != 0;
+#else
+  return false;
+#endif
+}
+double cpu_peak_flops_per_core() { return cpu_has_avx512() ? 222.5e9 : 95.0e9; }
 const char* cpu_peak_source() {
-  return __builtin_cpu_supports("avx512f") ? "fp32 FMA peak per AVX-512 core x threads"
-                                           : "fp32 FMA peak per AVX2 core x threads";
+  return cpu_has_avx512() ? "fp32 FMA peak per AVX-512 core x threads"
+                          : "fp32 FMA peak per AVX2 core x threads: no AVX-512";
 }
 // The dense bf16 GEMM limit measured on the lent H200 (≈ 790 TFLOP/s, ../shared/ENVIRONMENT.md): MFU is
 // quoted against what the product's bf16 path could reach; give --peak-tflops for another GPU.
