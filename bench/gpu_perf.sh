@@ -59,10 +59,16 @@ if [[ $DEV == cuda ]]; then
   OURS=$BUNDLE/bin/ortho_megatron
 elif [[ $DEV == cpu ]]; then
   MODELS=${GPU_PERF_MODELS:-tiny}
-  DTYPE=f32 MB=2 STEPS=3 WARM=1 PEAK_TFLOPS=${GPU_PERF_PEAK_TFLOPS:-0.345}  # 2-core fp32 FMA peak (ENVIRONMENT.md)
+  # The trainer's CPU peak (launch/trainer.cc): 222.5 GFLOP/s per AVX-512 core, 95 per AVX2 core.
+  AVX512=0; grep -qw avx512f /proc/cpuinfo 2> /dev/null && AVX512=1
+  CORE_TFLOPS=0.095; ((AVX512)) && CORE_TFLOPS=0.2225
+  DTYPE=f32 MB=2 STEPS=3 WARM=1
+  PEAK_TFLOPS=${GPU_PERF_PEAK_TFLOPS:-$(python3 -c "print($CORES * $CORE_TFLOPS)")}
   BUDGET=${GPU_PERF_BUDGET_S:-300} OURS_CAP=60 PEER_CAP=60
   PY=/usr/bin/python3  # Debian's, with torch (ENVIRONMENT.md)
-  PEER_ENV=OPENBLAS_CORETYPE=SKYLAKEX  # its OpenBLAS misdetects this CPU: the fast kernel, as ours has (ENVIRONMENT.md)
+  # Debian's OpenBLAS misdetects the AVX-512 development CPU (ENVIRONMENT.md): the fast kernel there, as
+  # ours has. Not elsewhere: on an AVX2-only CPU that kernel dies of an illegal instruction.
+  PEER_ENV=; ((AVX512)) && PEER_ENV=OPENBLAS_CORETYPE=SKYLAKEX
   OURS=${OM_BUILD_DIR:-build}/launch/ortho_megatron
   [[ -x $OURS ]] || { echo "gpu_perf: no $OURS: build ortho_megatron first" >&2; exit 2; }
 else

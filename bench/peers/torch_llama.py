@@ -34,7 +34,8 @@ Prints one JSON line: {"tokens_per_s", "step_ms", "median_tokens_per_s", "tflops
 "time_to_first_step_s", "first_step_unix", "variant", "device_name", "torch", ...}; on an unsupported
 request (torch.compile or SDPA on torch < 2.0) one {"error": ...} line and exit status 2.
     CPU:  OPENBLAS_CORETYPE=SKYLAKEX /usr/bin/python3 bench/peers/torch_llama.py --threads 2 ...
-          (the fast GEMM, ENVIRONMENT.md: Debian's OpenBLAS misdetects this CPU otherwise)
+          (on an AVX-512 CPU: the fast GEMM, ENVIRONMENT.md, as Debian's OpenBLAS misdetects the development
+          CPU; on an AVX2-only CPU leave it out, that kernel dies of an illegal instruction there)
     GPU:  python3 bench/peers/torch_llama.py --device cuda --dtype bf16 --preset llama-130m --batch 64 \
               --variant compile --warmup 5 --steps 25
     Self-test of the zero key/value formulation: ... torch_llama.py --self-test [--device cuda]
